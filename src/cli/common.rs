@@ -1,0 +1,38 @@
+//! What every subcommand shares: how failures map to exit codes and how they are rendered.
+
+use std::process::ExitCode;
+
+/// Why a command did not succeed; the variant picks the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad input or usage (rule files, arguments, a corrupt store): exit code 2.
+    BadInput(miette::Report),
+    /// A build, an action or a check failed: exit code 1.
+    Failed(miette::Report),
+    /// The message was already printed; exit with this code.
+    Exit(u8),
+}
+
+impl Failure {
+    pub fn bad_input(report: impl Into<miette::Report>) -> Self {
+        Failure::BadInput(report.into())
+    }
+    pub fn failed(report: impl Into<miette::Report>) -> Self {
+        Failure::Failed(report.into())
+    }
+}
+
+/// Renders a failure on stderr and returns the exit code it stands for.
+pub fn report(failure: Failure) -> ExitCode {
+    match failure {
+        Failure::BadInput(report) => {
+            eprintln!("{report:?}");
+            ExitCode::from(2)
+        }
+        Failure::Failed(report) => {
+            eprintln!("{report:?}");
+            ExitCode::from(1)
+        }
+        Failure::Exit(code) => ExitCode::from(code),
+    }
+}

@@ -1,0 +1,80 @@
+//! Argument parsing and dispatch; each subcommand lives in its own module.
+
+mod common;
+mod doctor;
+mod fmt;
+mod graph;
+mod query;
+mod sandbox;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+pub use common::{Failure, report};
+
+/// refine: a declarative build-graph engine, and a wheel refinery for IBM Z (s390x).
+///
+/// Rules live in KDL files under a workspace (the folder holding `workspace.kdl`); refine
+/// finds it by walking up from the current folder. Targets are named by labels such as
+/// `//wheels:numpy-py312`, and by patterns: `//wheels:all`, `//wheels/...`, `//...`.
+#[derive(Parser, Debug)]
+#[command(
+    name = "refine",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Run as if refine was started in DIR.
+    #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
+    pub directory: Option<std::path::PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Query the target graph: `deps(X)`, `rdeps(U, X)`, `kind(K, X)`, `+`, `-`, `^`.
+    Query(query::QueryArgs),
+    /// Print the graph of the targets a pattern matches, in Graphviz DOT.
+    Graph(graph::GraphArgs),
+    /// Format rule files canonically, keeping comments.
+    Fmt(fmt::FmtArgs),
+    /// Run a command in the namespace sandbox, by hand.
+    Sandbox(sandbox::SandboxArgs),
+    /// Report what this host can do: kernel, namespaces, binfmt registrations, qemu.
+    Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Query(args) => query::run(cli.directory.as_deref(), args),
+        Command::Graph(args) => graph::run(cli.directory.as_deref(), args),
+        Command::Fmt(args) => fmt::run(cli.directory.as_deref(), args),
+        Command::Sandbox(args) => sandbox::run(args),
+        Command::Doctor(args) => doctor::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "refine", &mut std::io::stdout());
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => report(failure),
+    }
+}

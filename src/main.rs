@@ -1,0 +1,16 @@
+//! The `refine` command line: a thin layer that parses arguments and calls the engine.
+//!
+//! Exit codes: 0 success, 1 a build or action failed, 2 bad input or usage.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // The sandbox helper must run before anything starts a thread: namespace setup is only
+    // sound in a single-threaded process, so the re-executed binary branches off here.
+    if let Some(code) = refine_sandbox::helper::run_if_helper() {
+        return ExitCode::from(code);
+    }
+    cli::main()
+}
