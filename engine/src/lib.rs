@@ -1,2 +1,9 @@
 //! refine-engine: from rule files to a typed, validated target graph; keys; planning;
 //! execution; stores.
+
+pub mod diag;
+pub mod fmt;
+pub mod graph;
+pub mod label;
+pub mod query;
+pub mod rules;

@@ -1,12 +1,23 @@
-//! `refine graph`.
+//! `refine graph PATTERN`: the targets a pattern matches and everything they depend on, in
+//! Graphviz DOT.
 
 use std::path::Path;
 
 use super::Failure;
+use super::common::load_graph;
+use super::query::{OutputFormat, print};
 
 #[derive(clap::Args, Debug)]
-pub struct GraphArgs {}
+#[command(after_help = "Example:\n  refine graph //repairs:pyyaml-py311 | dot -Tsvg > pyyaml.svg")]
+pub struct GraphArgs {
+    /// Target patterns, such as `//wheels:all` or `//...`.
+    #[arg(required = true)]
+    pub patterns: Vec<String>,
+}
 
-pub fn run(_dir: Option<&Path>, _args: GraphArgs) -> Result<(), Failure> {
-    Err(Failure::failed(miette::miette!("not built yet")))
+pub fn run(dir: Option<&Path>, args: GraphArgs) -> Result<(), Failure> {
+    let graph = load_graph(dir)?;
+    let expr = format!("deps({})", args.patterns.join(" + "));
+    let ids = refine_engine::query::query(&graph, &expr).map_err(Failure::bad_input)?;
+    print(&graph, &ids, OutputFormat::Dot)
 }

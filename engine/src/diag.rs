@@ -1,0 +1,186 @@
+//! Diagnostics for user input: every error points at a file, line and column, with a label
+//! and a help line, and all errors of one load are reported together.
+
+use std::fmt;
+use std::sync::Arc;
+
+use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
+
+/// The text of one input (a rule file, or a pattern given on the command line), shared by
+/// every diagnostic that points into it.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub name: Arc<str>,
+    pub text: Arc<String>,
+}
+
+impl Source {
+    pub fn new(name: impl Into<Arc<str>>, text: impl Into<String>) -> Self {
+        Self { name: name.into(), text: Arc::new(text.into()) }
+    }
+
+    fn named(&self) -> NamedSource<Arc<String>> {
+        NamedSource::new(self.name.as_ref(), self.text.clone())
+    }
+}
+
+/// One error in user input.
+#[derive(Clone, Debug)]
+pub struct InputError {
+    code: &'static str,
+    message: String,
+    at: Option<(NamedSource<Arc<String>>, SourceSpan, String)>,
+    help: Option<String>,
+}
+
+impl InputError {
+    /// An error at a place in a source, with a label under it.
+    pub fn at(
+        code: &'static str,
+        source: &Source,
+        span: SourceSpan,
+        message: impl Into<String>,
+        label: impl Into<String>,
+    ) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            at: Some((source.named(), span, label.into())),
+            help: None,
+        }
+    }
+
+    /// An error about the workspace as a whole, with no place to point at.
+    pub fn global(code: &'static str, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), at: None, help: None }
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn code_str(&self) -> &'static str {
+        self.code
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for InputError {}
+
+impl Diagnostic for InputError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(format!("refine::{}", self.code)))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        self.at.as_ref().map(|(src, _, _)| src as &dyn SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.at.as_ref().map(|(_, span, label)| {
+            Box::new(std::iter::once(LabeledSpan::new_primary_with_span(
+                Some(label.clone()),
+                *span,
+            ))) as Box<dyn Iterator<Item = LabeledSpan>>
+        })
+    }
+}
+
+/// All the errors found in one pass over user input.
+#[derive(Clone, Debug, Default)]
+pub struct Errors(pub Vec<InputError>);
+
+impl Errors {
+    pub fn push(&mut self, error: InputError) {
+        self.0.push(error);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn extend(&mut self, other: Errors) {
+        self.0.extend(other.0);
+    }
+
+    /// `Ok(value)` when nothing was reported, else the errors.
+    pub fn into_result<T>(self, value: T) -> Result<T, Errors> {
+        if self.0.is_empty() { Ok(value) } else { Err(self) }
+    }
+}
+
+impl fmt::Display for Errors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_slice() {
+            [one] => write!(f, "{one}"),
+            many => write!(f, "Found {} errors in the input", many.len()),
+        }
+    }
+}
+
+impl std::error::Error for Errors {}
+
+impl Diagnostic for Errors {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        match self.0.as_slice() {
+            [one] => one.code(),
+            _ => None,
+        }
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        match self.0.as_slice() {
+            [one] => one.help(),
+            _ => None,
+        }
+    }
+
+    fn source_code(&self) -> Option<&dyn SourceCode> {
+        match self.0.as_slice() {
+            [one] => one.source_code(),
+            _ => None,
+        }
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        match self.0.as_slice() {
+            [one] => one.labels(),
+            _ => None,
+        }
+    }
+
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
+        match self.0.as_slice() {
+            [_] => None,
+            many => Some(Box::new(many.iter().map(|e| e as &dyn Diagnostic))),
+        }
+    }
+}
+
+/// The closest of `candidates` to `word`, if any is close enough to suggest.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

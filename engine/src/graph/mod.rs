@@ -1,0 +1,112 @@
+//! The target graph (petgraph): every reference resolved to a target of the right kind,
+//! matrix references matched to the referrer's Python version, and cycles reported with
+//! their full path. Edges point from a dependency to what depends on it, so a topological
+//! order builds dependencies first.
+
+mod resolve;
+
+use std::collections::HashMap;
+
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+
+use crate::diag::Errors;
+use crate::label::{Label, Pattern};
+use crate::rules::{Kind, Target, Workspace};
+
+/// Index of a target in [`TargetGraph::targets`].
+pub type TargetId = usize;
+
+#[derive(Debug)]
+pub struct TargetGraph {
+    pub workspace: Workspace,
+    graph: DiGraph<TargetId, ()>,
+    /// For each target, the targets it depends on, in the order [`crate::rules::Spec::deps`]
+    /// lists its references.
+    deps: Vec<Vec<TargetId>>,
+    by_label: HashMap<Label, TargetId>,
+}
+
+impl TargetGraph {
+    /// Resolves every reference of a loaded workspace; all errors are reported together.
+    pub fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
+        resolve::build(workspace)
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.workspace.targets
+    }
+
+    pub fn target(&self, id: TargetId) -> &Target {
+        &self.workspace.targets[id]
+    }
+
+    pub fn len(&self) -> usize {
+        self.workspace.targets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.workspace.targets.is_empty()
+    }
+
+    pub fn find(&self, label: &Label) -> Option<TargetId> {
+        self.by_label.get(label).copied()
+    }
+
+    /// Direct dependencies of a target.
+    pub fn deps(&self, id: TargetId) -> &[TargetId] {
+        &self.deps[id]
+    }
+
+    /// Direct dependents of a target.
+    pub fn dependents(&self, id: TargetId) -> impl Iterator<Item = TargetId> + '_ {
+        self.graph.edges(NodeIndex::new(id)).map(|e| self.graph[e.target()])
+    }
+
+    /// Targets a pattern matches, in label order.
+    pub fn matching(&self, pattern: &Pattern) -> Vec<TargetId> {
+        if let Pattern::Target(label) = pattern {
+            return self.find(label).into_iter().collect();
+        }
+        let mut ids: Vec<TargetId> =
+            (0..self.len()).filter(|&id| pattern.matches(&self.target(id).label)).collect();
+        ids.sort_by(|a, b| self.target(*a).label.cmp(&self.target(*b).label));
+        ids
+    }
+
+    /// The targets of `kind`.
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = TargetId> + '_ {
+        (0..self.len()).filter(move |&id| self.target(id).kind() == kind)
+    }
+
+    /// Every target, dependencies before dependents. The graph is acyclic once built.
+    pub fn topo_order(&self) -> Vec<TargetId> {
+        petgraph::algo::toposort(&self.graph, None)
+            .map(|order| order.into_iter().map(|n| self.graph[n]).collect())
+            .unwrap_or_default()
+    }
+
+    /// The set closed under dependencies (`deps(X)`), as a membership vector.
+    pub fn deps_closure(&self, roots: &[bool]) -> Vec<bool> {
+        self.closure(roots, |id| self.deps[id].to_vec())
+    }
+
+    /// The set closed under dependents.
+    pub fn rdeps_closure(&self, roots: &[bool]) -> Vec<bool> {
+        self.closure(roots, |id| self.dependents(id).collect())
+    }
+
+    fn closure(&self, roots: &[bool], next: impl Fn(TargetId) -> Vec<TargetId>) -> Vec<bool> {
+        let mut seen = roots.to_vec();
+        let mut stack: Vec<TargetId> = (0..seen.len()).filter(|&i| seen[i]).collect();
+        while let Some(id) = stack.pop() {
+            for n in next(id) {
+                if !seen[n] {
+                    seen[n] = true;
+                    stack.push(n);
+                }
+            }
+        }
+        seen
+    }
+}

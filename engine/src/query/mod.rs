@@ -1,0 +1,102 @@
+//! The query language of `refine query`:
+//!
+//! ```text
+//! expr := term (op term)*          op: `+` `-` `^` (or `union` `except` `intersect`),
+//!                                   left to right, all of equal precedence
+//! term := PATTERN | ( expr ) | deps(expr) | rdeps(expr, expr) | kind(KIND, expr)
+//! ```
+//!
+//! Operators stand apart from their operands by spaces, since `-` and `+` may appear in
+//! target names. `deps(X)` is X and everything it depends on; `rdeps(U, X)` is the targets of
+//! U that depend on X, X's members of U included; `kind(K, X)` keeps the targets of kind K.
+
+mod parse;
+
+use crate::diag::{Errors, InputError, Source};
+use crate::graph::{TargetGraph, TargetId};
+use crate::label::Pattern;
+use crate::rules::Kind;
+
+pub use parse::Expr;
+
+/// Parses and evaluates `text` against the graph, returning matching targets in label order.
+pub fn query(graph: &TargetGraph, text: &str) -> Result<Vec<TargetId>, Errors> {
+    let source = Source::new("query", text);
+    let expr = parse::parse(&source)?;
+    let mut errors = Errors::default();
+    let set = eval(graph, &source, &expr, &mut errors);
+    let mut ids: Vec<TargetId> = (0..set.len()).filter(|&i| set[i]).collect();
+    ids.sort_by(|a, b| graph.target(*a).label.cmp(&graph.target(*b).label));
+    errors.into_result(ids)
+}
+
+/// The targets several patterns match, each pattern required to match something.
+pub fn resolve_patterns(graph: &TargetGraph, patterns: &[String]) -> Result<Vec<TargetId>, Errors> {
+    let joined = patterns.join(" + ");
+    query(graph, &joined)
+}
+
+fn eval(graph: &TargetGraph, source: &Source, expr: &Expr, errors: &mut Errors) -> Vec<bool> {
+    let n = graph.len();
+    match expr {
+        Expr::Pattern(pattern, span) => {
+            let mut set = vec![false; n];
+            let ids = graph.matching(pattern);
+            if ids.is_empty() {
+                errors.push(no_match(graph, source, pattern, *span));
+            }
+            for id in ids {
+                set[id] = true;
+            }
+            set
+        }
+        Expr::Deps(x) => graph.deps_closure(&eval(graph, source, x, errors)),
+        Expr::Rdeps(u, x) => {
+            let universe = eval(graph, source, u, errors);
+            let reached = graph.rdeps_closure(&eval(graph, source, x, errors));
+            universe.iter().zip(reached).map(|(a, b)| *a && b).collect()
+        }
+        Expr::Kind(kind, x) => {
+            let set = eval(graph, source, x, errors);
+            (0..n).map(|i| set[i] && graph.target(i).kind() == *kind).collect()
+        }
+        Expr::Union(a, b) => zip(eval(graph, source, a, errors), eval(graph, source, b, errors), |x, y| x || y),
+        Expr::Except(a, b) => zip(eval(graph, source, a, errors), eval(graph, source, b, errors), |x, y| x && !y),
+        Expr::Intersect(a, b) => zip(eval(graph, source, a, errors), eval(graph, source, b, errors), |x, y| x && y),
+    }
+}
+
+fn zip(a: Vec<bool>, b: Vec<bool>, f: impl Fn(bool, bool) -> bool) -> Vec<bool> {
+    a.into_iter().zip(b).map(|(x, y)| f(x, y)).collect()
+}
+
+fn no_match(graph: &TargetGraph, source: &Source, pattern: &Pattern, span: miette::SourceSpan) -> InputError {
+    let help = match pattern {
+        Pattern::Target(label) => {
+            let names: Vec<String> = graph.targets().iter().map(|t| t.label.to_string()).collect();
+            let rule_variants: Vec<String> = graph
+                .targets()
+                .iter()
+                .filter(|t| t.label.package == label.package && t.rule == label.name)
+                .map(|t| t.label.to_string())
+                .collect();
+            if !rule_variants.is_empty() {
+                format!("`{label}` is a matrix rule; its targets are {}", rule_variants.join(", "))
+            } else {
+                match crate::diag::did_you_mean(&label.to_string(), names.iter().map(String::as_str)) {
+                    Some(near) => format!("Did you mean `{near}`?"),
+                    None => "Run `refine query //...` to list every target".into(),
+                }
+            }
+        }
+        _ => "Run `refine query //...` to list every target".into(),
+    };
+    InputError::at("no-match", source, span, format!("`{pattern}` matches no target"), "matches nothing").with_help(help)
+}
+
+impl Kind {
+    /// Names for help texts.
+    pub fn names() -> String {
+        Kind::ALL.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    }
+}

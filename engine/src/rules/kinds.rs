@@ -1,0 +1,600 @@
+//! The five rule kinds, read from their KDL nodes into targets. Matrix rules (runtimes and
+//! wheels over Python versions) give one target per version, named `<rule>-pyXY`.
+
+use std::collections::BTreeMap;
+
+use kdl::KdlNode;
+use uv_pep440::Version;
+
+use crate::label::{Label, valid_name};
+
+use super::model::*;
+use super::reader::{FileReader, Spanned, rule_name};
+use super::source::read_source;
+
+pub const KINDS: &[&str] = &["base", "runtime", "pack", "wheel", "repair"];
+
+/// A repair whose targets are known only once every wheel rule is read: it gets one target
+/// per variant of the wheel rule it names.
+pub struct PendingRepair {
+    pub package: String,
+    pub name: Spanned<String>,
+    pub at: Loc,
+    pub spec: RepairSpec,
+}
+
+/// What one rule node gives.
+pub enum Read {
+    Targets(Vec<Target>),
+    Repair(PendingRepair),
+}
+
+/// The `-pyXY` suffix of a matrix variant.
+pub fn py_suffix(v: &Version) -> String {
+    let r = v.release();
+    format!("py{}{}", r.first().copied().unwrap_or(0), r.get(1).copied().unwrap_or(0))
+}
+
+/// Reads one top-level node of a rule file.
+pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<Read> {
+    let kind = node.name().value();
+    if !KINDS.contains(&kind) {
+        let help = match crate::diag::did_you_mean(kind, KINDS.iter().copied()) {
+            Some(near) => format!("Did you mean `{near}`?"),
+            None => "Rule files declare `base`, `runtime`, `pack`, `wheel` and `repair` rules".into(),
+        };
+        r.error("unknown-rule-kind", node.name().span(), format!("Unknown rule kind `{kind}`"), "not a rule kind", help);
+        return None;
+    }
+    r.check_props(node, &[]);
+    let name = r.one_arg(node)?;
+    if !valid_name(&name.value) {
+        r.error(
+            "bad-name",
+            name.span,
+            format!("`{}` is not a valid target name", name.value),
+            "invalid name",
+            "Target names use letters, digits, `_`, `-`, `.` and `+`, and do not start with `.`".into(),
+        );
+        return None;
+    }
+    let at = r.loc(node.name().span());
+    let package = r.package.unwrap_or_default().to_string();
+    let label = |n: &str| Label { package: package.clone(), name: n.to_string() };
+    let single = |spec: Spec| Read::Targets(vec![Target { label: label(&name.value), rule: name.value.clone(), at, spec }]);
+    match kind {
+        "base" => read_base(r, node).map(|s| single(Spec::Base(s))),
+        "pack" => read_pack(r, node, ws).map(|s| single(Spec::Pack(s))),
+        "runtime" => {
+            let variants = read_runtime(r, node, ws)?;
+            Some(Read::Targets(
+                variants
+                    .into_iter()
+                    .map(|s| Target {
+                        label: label(&format!("{}-{}", name.value, py_suffix(&s.python))),
+                        rule: name.value.clone(),
+                        at,
+                        spec: Spec::Runtime(s),
+                    })
+                    .collect(),
+            ))
+        }
+        "wheel" => {
+            let variants = read_wheel(r, node, ws, &name.value)?;
+            Some(Read::Targets(
+                variants
+                    .into_iter()
+                    .map(|s| Target {
+                        label: label(&format!("{}-{}", name.value, py_suffix(&s.python))),
+                        rule: name.value.clone(),
+                        at,
+                        spec: Spec::Wheel(s),
+                    })
+                    .collect(),
+            ))
+        }
+        _ => read_repair(r, node, ws).map(|spec| Read::Repair(PendingRepair { package: package.clone(), name, at, spec })),
+    }
+}
+
+/// `base "//bases:x"` or `platform "name"`, else the workspace's default platform.
+fn read_base_ref(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<LabelRef> {
+    r.unique_children(node, &["base", "platform"]);
+    let base = r.child(node, "base");
+    let platform = r.child(node, "platform");
+    match (base, platform) {
+        (Some(b), Some(p)) => {
+            let _ = b;
+            r.error(
+                "conflicting-fields",
+                p.name().span(),
+                format!("`{}` gives both `base` and `platform`", rule_name(node)),
+                "one too many",
+                "Keep `base` (a label) or `platform` (a name from workspace.kdl), not both".into(),
+            );
+            None
+        }
+        (Some(b), None) => {
+            check_leaf(r, b);
+            let text = r.one_arg(b)?;
+            r.label(&text, false)
+        }
+        (None, Some(p)) => {
+            check_leaf(r, p);
+            let text = r.one_arg(p)?;
+            platform_base(r, ws, &text)
+        }
+        (None, None) => match &ws.defaults.platform {
+            Some(name) => ws.platforms.iter().find(|p| &p.name == name).map(|p| p.base.clone()),
+            None => {
+                r.error(
+                    "missing-field",
+                    node.name().span(),
+                    format!("`{} \"{}\"` needs a `base` or a `platform`", node.name().value(), rule_name(node)),
+                    "no base",
+                    "Add `platform \"NAME\"` (from workspace.kdl), `base \"//bases:NAME\"`, or set `defaults { platform \"NAME\" }` in workspace.kdl".into(),
+                );
+                None
+            }
+        },
+    }
+}
+
+fn platform_base(r: &mut FileReader<'_>, ws: &WorkspaceConfig, name: &Spanned<String>) -> Option<LabelRef> {
+    if let Some(p) = ws.platforms.iter().find(|p| p.name == name.value) {
+        return Some(p.base.clone());
+    }
+    let names: Vec<&str> = ws.platforms.iter().map(|p| p.name.as_str()).collect();
+    let help = match crate::diag::did_you_mean(&name.value, names.iter().copied()) {
+        Some(near) => format!("Did you mean `{near}`?"),
+        None if names.is_empty() => "Declare it in workspace.kdl: `platform \"NAME\" arch=\"s390x\" policy=\"manylinux_2_28\" base=\"//bases:NAME\"`".into(),
+        None => format!("workspace.kdl declares: {}", names.join(", ")),
+    };
+    r.error("unknown-platform", name.span, format!("Unknown platform `{}`", name.value), "not in workspace.kdl", help);
+    None
+}
+
+fn check_leaf(r: &mut FileReader<'_>, node: &KdlNode) {
+    r.check_props(node, &[]);
+    r.check_children(node, &[]);
+}
+
+fn one_leaf(r: &mut FileReader<'_>, node: &KdlNode, name: &str) -> Option<Spanned<String>> {
+    let child = r.child(node, name)?;
+    check_leaf(r, child);
+    r.one_arg(child)
+}
+
+fn required_leaf(r: &mut FileReader<'_>, node: &KdlNode, name: &str, example: &str) -> Option<Spanned<String>> {
+    let child = r.required_child(node, name, example)?;
+    check_leaf(r, child);
+    r.one_arg(child)
+}
+
+fn pack_refs(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<LabelRef> {
+    let mut out = Vec::new();
+    for child in r.children(node, "packs").collect::<Vec<_>>() {
+        check_leaf(r, child);
+        out.extend(r.labels(child));
+    }
+    out
+}
+
+const ARCHES: &[&str] = &["s390x", "x86_64", "aarch64", "ppc64le"];
+
+fn read_arch(r: &mut FileReader<'_>, text: &Spanned<String>) -> Option<String> {
+    if ARCHES.contains(&text.value.as_str()) {
+        return Some(text.value.clone());
+    }
+    let help = match crate::diag::did_you_mean(&text.value, ARCHES.iter().copied()) {
+        Some(near) => format!("Did you mean `{near}`?"),
+        None => format!("Known architectures: {}", ARCHES.join(", ")),
+    };
+    r.error("unknown-arch", text.span, format!("Unknown architecture `{}`", text.value), "not an architecture", help);
+    None
+}
+
+/// Policies are PEP 600 manylinux tags (`manylinux_2_28`), or `linux` for no policy.
+pub fn read_policy(r: &mut FileReader<'_>, text: &Spanned<String>) -> Option<String> {
+    let v = &text.value;
+    let ok = v == "linux"
+        || v.strip_prefix("manylinux_").is_some_and(|rest| {
+            let mut parts = rest.split('_');
+            matches!((parts.next(), parts.next(), parts.next()),
+                (Some(a), Some(b), None) if a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
+        })
+        || v.strip_prefix("musllinux_").is_some_and(|rest| {
+            let mut parts = rest.split('_');
+            matches!((parts.next(), parts.next(), parts.next()),
+                (Some(a), Some(b), None) if a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
+        });
+    if ok {
+        return Some(v.clone());
+    }
+    r.error(
+        "bad-policy",
+        text.span,
+        format!("`{v}` is not a platform policy"),
+        "not a PEP 600 tag",
+        "Write a PEP 600 policy such as `manylinux_2_28` or `musllinux_1_2`, or `linux` for none".into(),
+    );
+    None
+}
+
+fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
+    r.check_children(node, &["arch", "policy", "bootstrap", "packages", "image", "layout"]);
+    r.unique_children(node, &["arch", "policy", "bootstrap", "image", "layout"]);
+    let arch = required_leaf(r, node, "arch", "arch \"s390x\"").and_then(|a| read_arch(r, &a));
+    let policy = required_leaf(r, node, "policy", "policy \"manylinux_2_28\"").and_then(|p| read_policy(r, &p));
+    let origins: Vec<&KdlNode> =
+        node.iter_children().filter(|c| matches!(c.name().value(), "bootstrap" | "image" | "layout")).collect();
+    let origin_node = match origins.as_slice() {
+        [one] => *one,
+        [] => {
+            r.error(
+                "missing-field",
+                node.name().span(),
+                format!("`base \"{}\"` needs `bootstrap`, `image` or `layout`", rule_name(node)),
+                "where does the root come from?",
+                "Add `bootstrap \"debootstrap\" version=\"…\" suite=\"bookworm\"`, `image \"REPOSITORY\" digest=\"sha256:…\"` or `layout \"PATH\" digest=\"sha256:…\"`".into(),
+            );
+            return None;
+        }
+        [_, second, ..] => {
+            r.error(
+                "conflicting-fields",
+                second.name().span(),
+                format!("`base \"{}\"` has more than one origin", rule_name(node)),
+                "second origin",
+                "Keep one of `bootstrap`, `image` or `layout`".into(),
+            );
+            return None;
+        }
+    };
+    let packages_node = r.child(node, "packages");
+    if packages_node.is_some() && origin_node.name().value() != "bootstrap" {
+        r.error(
+            "conflicting-fields",
+            packages_node.map(|p| p.name().span()).unwrap_or(node.span()),
+            "`packages` applies only to a `bootstrap` base".into(),
+            "not used",
+            "Remove `packages`, or bootstrap the base".into(),
+        );
+    }
+    let origin = match origin_node.name().value() {
+        "bootstrap" => {
+            r.check_props(origin_node, &["version", "suite", "snapshot", "variant"]);
+            r.check_children(origin_node, &[]);
+            let tool = r.one_arg(origin_node);
+            let version = r.required_prop(origin_node, "version", "\"1.0.128+nmu2+deb12u2\"");
+            let suite = r.required_prop(origin_node, "suite", "\"bookworm\"");
+            let snapshot = r.prop(origin_node, "snapshot");
+            let variant = r.prop(origin_node, "variant").map(|v| v.value).unwrap_or_else(|| "minbase".into());
+            if let Some(t) = &tool
+                && t.value != "debootstrap"
+                && t.value != "mmdebstrap"
+            {
+                r.error(
+                    "bad-bootstrap",
+                    t.span,
+                    format!("Unknown bootstrap tool `{}`", t.value),
+                    "not a bootstrap tool",
+                    "Use `debootstrap` or `mmdebstrap`".into(),
+                );
+                return None;
+            }
+            if let Some(s) = &snapshot {
+                let ok = s.value.len() == 16
+                    && s.value.as_bytes()[8] == b'T'
+                    && s.value.ends_with('Z')
+                    && s.value.bytes().enumerate().all(|(i, b)| i == 8 || i == 15 || b.is_ascii_digit());
+                if !ok {
+                    r.error(
+                        "bad-snapshot",
+                        s.span,
+                        format!("`{}` is not a snapshot timestamp", s.value),
+                        "expected YYYYMMDDTHHMMSSZ",
+                        "Write a snapshot.debian.org timestamp such as `20250520T000000Z`".into(),
+                    );
+                }
+            }
+            let mut packages: Vec<String> = match packages_node {
+                Some(p) => {
+                    check_leaf(r, p);
+                    r.some_args(p).into_iter().map(|s| s.value).collect()
+                }
+                None => Vec::new(),
+            };
+            packages.sort();
+            packages.dedup();
+            BaseOrigin::Bootstrap {
+                tool: tool?.value,
+                tool_version: version?.value,
+                suite: suite?.value,
+                snapshot: snapshot.map(|s| s.value),
+                variant,
+                packages,
+            }
+        }
+        "image" => {
+            r.check_props(origin_node, &["digest", "tag"]);
+            r.check_children(origin_node, &[]);
+            let repository = r.one_arg(origin_node);
+            let digest = r.prop(origin_node, "digest");
+            let tag = r.prop(origin_node, "tag");
+            let pin = match (digest, tag) {
+                (Some(d), _) => r.oci_digest(&d).map(ImagePin::Digest),
+                (None, Some(t)) => Some(ImagePin::Tag(t.value)),
+                (None, None) => {
+                    r.error(
+                        "missing-field",
+                        origin_node.name().span(),
+                        "`image` needs `digest` (or, unpinned, `tag`)".into(),
+                        "not pinned",
+                        "Add `digest=\"sha256:…\"` as `skopeo inspect` prints it".into(),
+                    );
+                    None
+                }
+            };
+            if let Some(repo) = &repository
+                && (repo.value.contains(':') || repo.value.contains('@'))
+            {
+                r.error(
+                    "bad-image",
+                    repo.span,
+                    format!("`{}` should be a repository without a tag or digest", repo.value),
+                    "tag or digest in the name",
+                    "Write the repository alone (`pypa/manylinux_2_28_s390x`) and pin it with `digest=\"sha256:…\"`".into(),
+                );
+                return None;
+            }
+            BaseOrigin::Image { repository: repository?.value, pin: pin? }
+        }
+        _ => {
+            r.check_props(origin_node, &["digest"]);
+            r.check_children(origin_node, &[]);
+            let path = r.one_arg(origin_node);
+            let digest = r.required_prop(origin_node, "digest", "\"sha256:…\"").and_then(|d| r.oci_digest(&d));
+            BaseOrigin::Layout { path: path?.value, digest: digest? }
+        }
+    };
+    Some(BaseSpec { arch: arch?, policy: policy?, origin })
+}
+
+fn read_runtime(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<Vec<RuntimeSpec>> {
+    r.check_children(node, &["base", "platform", "python", "configure", "pgo", "toolchain", "packs"]);
+    r.unique_children(node, &["configure", "pgo", "toolchain"]);
+    let base = read_base_ref(r, node, ws);
+    let configure: Vec<String> = match r.child(node, "configure") {
+        Some(c) => {
+            check_leaf(r, c);
+            r.string_args(c).into_iter().map(|s| s.value).collect()
+        }
+        None => vec!["--disable-shared".into()],
+    };
+    let pgo = match r.child(node, "pgo") {
+        Some(p) => {
+            check_leaf(r, p);
+            match p.entries().first().map(|e| e.value()) {
+                Some(kdl::KdlValue::Bool(b)) if p.entries().len() == 1 => *b,
+                _ => {
+                    r.error("wrong-type", p.span(), "`pgo` takes `#true` or `#false`".into(), "expected a boolean", "Write `pgo #true`".into());
+                    false
+                }
+            }
+        }
+        None => false,
+    };
+    let toolchain = one_leaf(r, node, "toolchain").map(|t| t.value).unwrap_or_else(|| "base".into());
+    let packs = pack_refs(r, node);
+    let pythons: Vec<&KdlNode> = r.children(node, "python").collect();
+    if pythons.is_empty() {
+        r.error(
+            "missing-field",
+            node.name().span(),
+            format!("`runtime \"{}\"` needs at least one `python`", rule_name(node)),
+            "no Python version",
+            "Add `python \"3.12.13\" { source url=\"…\" sha256=\"…\" }` or `python \"3.11\" adopt=\"/usr/bin/python3.11\"`".into(),
+        );
+        return None;
+    }
+    let mut seen: BTreeMap<String, ()> = BTreeMap::new();
+    let mut out = Vec::new();
+    for py in pythons {
+        r.check_props(py, &["adopt"]);
+        r.check_children(py, &["source"]);
+        let Some(text) = r.one_arg(py) else { continue };
+        let Some(version) = r.version(&text) else { continue };
+        let suffix = py_suffix(&version);
+        if seen.insert(suffix.clone(), ()).is_some() {
+            r.error(
+                "duplicate-target",
+                text.span,
+                format!("Python {} is given twice in `runtime \"{}\"`", text.value, rule_name(node)),
+                "same minor version again",
+                format!("Each minor version gives one target (`{}-{suffix}`); keep one", rule_name(node)),
+            );
+            continue;
+        }
+        let adopt = r.prop(py, "adopt");
+        let sources: Vec<&KdlNode> = r.children(py, "source").collect();
+        let build = match (adopt, sources.as_slice()) {
+            (Some(a), []) => RuntimeBuild::Adopt { interpreter: a.value },
+            (None, [s]) => match read_source(r, s) {
+                Some(source) => RuntimeBuild::Source { source, configure: configure.clone(), pgo },
+                None => continue,
+            },
+            (Some(_), _) => {
+                r.error("conflicting-fields", py.span(), "`python` has both `adopt` and a `source`".into(), "one too many", "Either build from `source` or `adopt` the base's interpreter".into());
+                continue;
+            }
+            (None, []) => {
+                r.error(
+                    "missing-field",
+                    py.name().span(),
+                    format!("`python \"{}\"` needs a `source` or `adopt`", text.value),
+                    "how is it made?",
+                    "Add `{ source url=\"…/Python-X.Y.Z.tgz\" sha256=\"…\" }` or `adopt=\"/usr/bin/python3\"`".into(),
+                );
+                continue;
+            }
+            (None, [_, second, ..]) => {
+                r.error("duplicate-field", second.name().span(), "`python` has more than one `source`".into(), "second source", "Keep one `source`".into());
+                continue;
+            }
+        };
+        if let Some(base) = &base {
+            out.push(RuntimeSpec { base: base.clone(), python: version, build, toolchain: toolchain.clone(), packs: packs.clone() });
+        }
+    }
+    base?;
+    Some(out)
+}
+
+fn read_pack(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<PackSpec> {
+    r.check_children(node, &["base", "platform", "version", "source", "recipe", "packs", "env"]);
+    r.unique_children(node, &["version", "recipe"]);
+    let name = rule_name(node);
+    let base = read_base_ref(r, node, ws);
+    let version = required_leaf(r, node, "version", "version \"1.0\"");
+    let recipe = required_leaf(r, node, "recipe", "recipe \"recipes/NAME.sh\"");
+    if let Some(rec) = &recipe {
+        let bad = rec.value.starts_with('/') || rec.value.split('/').any(|s| s == "..");
+        if bad {
+            r.error(
+                "bad-recipe",
+                rec.span,
+                format!("`{}` is not a path inside the workspace", rec.value),
+                "must be relative, without `..`",
+                "Recipes live in the workspace, such as `recipes/libyaml.sh`".into(),
+            );
+        }
+    }
+    let sources: Vec<SourceSpec> =
+        r.children(node, "source").collect::<Vec<_>>().into_iter().filter_map(|s| read_source(r, s)).collect();
+    let packs = pack_refs(r, node);
+    let env = r.env(node);
+    let mut versions = BTreeMap::new();
+    versions.insert(name, version?.value);
+    Some(PackSpec { base: base?, versions, recipe: recipe?.value, sources, packs, env })
+}
+
+fn read_wheel(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig, name: &str) -> Option<Vec<WheelSpec>> {
+    r.check_children(
+        node,
+        &["source", "python", "runtime", "packs", "backend", "config-setting", "env", "requires", "frontend"],
+    );
+    r.unique_children(node, &["source", "python", "runtime", "backend", "frontend"]);
+    let source = r.required_child(node, "source", "source pypi=\"NAME\" version=\"V\" sha256=\"…\"").and_then(|s| read_source(r, s));
+    let runtime = r
+        .required_child(node, "runtime", "runtime \"//runtimes:cpython\"")
+        .and_then(|c| {
+            check_leaf(r, c);
+            r.one_arg(c)
+        })
+        .and_then(|t| r.label(&t, true));
+    let packs = pack_refs(r, node);
+    let backend = one_leaf(r, node, "backend").map(|b| b.value);
+    let mut config_settings = Vec::new();
+    for c in r.children(node, "config-setting").collect::<Vec<_>>() {
+        check_leaf(r, c);
+        match r.string_args(c).as_slice() {
+            [k, v] => config_settings.push((k.value.clone(), v.value.clone())),
+            _ => r.error(
+                "bad-config-setting",
+                c.span(),
+                "`config-setting` takes a key and a value".into(),
+                "expected two strings",
+                "Write it as `config-setting \"setup-args\" \"-Dblas=openblas\"`".into(),
+            ),
+        }
+    }
+    let env = r.env(node);
+    let requires: Vec<Pinned> =
+        r.children(node, "requires").collect::<Vec<_>>().into_iter().filter_map(|c| r.pinned(c)).collect();
+    let frontend = match r.child(node, "frontend") {
+        Some(f) => r.pinned(f),
+        None => match &ws.defaults.frontend {
+            Some(f) => Some(f.clone()),
+            None => {
+                r.error(
+                    "missing-field",
+                    node.name().span(),
+                    format!("`wheel \"{name}\"` has no build frontend"),
+                    "no `frontend`",
+                    "Add `frontend \"build==1.2.2.post1\" sha256=\"…\"` here or under `defaults` in workspace.kdl".into(),
+                );
+                None
+            }
+        },
+    };
+    let pythons = r.required_child(node, "python", "python \"3.12\"").map(|p| {
+        check_leaf(r, p);
+        r.some_args(p)
+    })?;
+    let mut versions = Vec::new();
+    for p in &pythons {
+        let Some(v) = r.version(p) else { continue };
+        if v.release().len() != 2 || v.any_prerelease() || v.is_post() || v.is_local() {
+            r.error(
+                "bad-version",
+                p.span,
+                format!("`{}` is not a Python minor version", p.value),
+                "expected MAJOR.MINOR",
+                "Wheels are built per minor version, such as `3.12`; the runtime gives the exact patch release".into(),
+            );
+            continue;
+        }
+        if versions.iter().any(|(w, _): &(Version, _)| w == &v) {
+            r.error("duplicate-target", p.span, format!("Python {} is listed twice", p.value), "listed again", "Keep one".into());
+            continue;
+        }
+        versions.push((v, p.span));
+    }
+    let (source, runtime, frontend) = (source?, runtime?, frontend?);
+    Some(
+        versions
+            .into_iter()
+            .map(|(python, _)| WheelSpec {
+                source: source.clone(),
+                python,
+                runtime: runtime.clone(),
+                packs: packs.clone(),
+                backend: backend.clone(),
+                config_settings: config_settings.clone(),
+                env: env.clone(),
+                requires: requires.clone(),
+                frontend: frontend.clone(),
+            })
+            .collect(),
+    )
+}
+
+fn read_repair(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<RepairSpec> {
+    r.check_children(node, &["wheel", "policy", "tool", "patchelf"]);
+    r.unique_children(node, &["wheel", "policy", "tool"]);
+    let wheel = required_leaf(r, node, "wheel", "wheel \"//wheels:NAME\"").and_then(|t| r.label(&t, true));
+    let policy = one_leaf(r, node, "policy").and_then(|p| read_policy(r, &p));
+    let tool = match r.child(node, "tool") {
+        Some(t) => r.pinned(t),
+        None => match &ws.defaults.repair_tool {
+            Some(t) => Some(t.clone()),
+            None => {
+                r.error(
+                    "missing-field",
+                    node.name().span(),
+                    format!("`repair \"{}\"` has no repair tool", rule_name(node)),
+                    "no `tool`",
+                    "Add `tool \"auditwheel==6.1.0\" sha256=\"…\"` here or `repair-tool` under `defaults` in workspace.kdl".into(),
+                );
+                None
+            }
+        },
+    };
+    let patchelf: Vec<Pinned> = {
+        let own: Vec<Pinned> =
+            r.children(node, "patchelf").collect::<Vec<_>>().into_iter().filter_map(|c| r.pinned(c)).collect();
+        if own.is_empty() { ws.defaults.patchelf.clone() } else { own }
+    };
+    Some(RepairSpec { wheel: wheel?, policy, tool: tool?, patchelf })
+}

@@ -1,0 +1,367 @@
+//! Finding a workspace and loading it: every rule file is parsed (in parallel), read against
+//! its schema, and checked; all errors of all files come back together.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use kdl::KdlDocument;
+use miette::SourceSpan;
+use rayon::prelude::*;
+
+use crate::diag::{Errors, InputError, Source};
+use crate::label::Label;
+
+use super::catalog::read_catalog;
+use super::kinds::{PendingRepair, Read, py_suffix, read_rule};
+use super::model::*;
+use super::reader::{FileReader, relabel};
+use super::workspace_file::read_workspace;
+
+/// Rule files nest blocks only a few levels deep; a limit keeps hostile input from
+/// exhausting the parser's stack.
+const MAX_NESTING: usize = 64;
+
+/// A loaded, checked workspace.
+#[derive(Debug)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub files: Vec<Source>,
+    pub config: WorkspaceConfig,
+    pub catalog: Catalog,
+    pub targets: Vec<Target>,
+}
+
+/// Walks up from `start` to the nearest folder holding `workspace.kdl`.
+pub fn find_root(start: &Path) -> Result<PathBuf, InputError> {
+    let start = std::path::absolute(start).unwrap_or_else(|_| start.to_path_buf());
+    let mut dir = start.as_path();
+    loop {
+        if dir.join("workspace.kdl").is_file() {
+            return Ok(dir.to_path_buf());
+        }
+        match dir.parent() {
+            Some(parent) => dir = parent,
+            None => {
+                return Err(InputError::global(
+                    "no-workspace",
+                    format!("No `workspace.kdl` in `{}` or any folder above it", start.display()),
+                )
+                .with_help("Run refine inside a workspace, pass `-C DIR`, or create `workspace.kdl` with `workspace \"NAME\"`"));
+            }
+        }
+    }
+}
+
+fn read_file(root: &Path, rel: &str) -> Result<Source, InputError> {
+    let text = fs_err::read_to_string(root.join(rel))
+        .map_err(|e| InputError::global("unreadable-file", format!("Cannot read `{rel}`: {e}")).with_help("Check the file's permissions and that it is UTF-8 text"))?;
+    Ok(Source::new(rel, text))
+}
+
+/// Rule files under `rules/` (recursively) or catalog files, as paths relative to the root,
+/// sorted so that loading is deterministic.
+fn list_kdl(root: &Path, folder: &str, recursive: bool) -> Result<Vec<String>, InputError> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.join(folder)];
+    while let Some(dir) = stack.pop() {
+        let entries = match fs_err::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(InputError::global("unreadable-file", format!("Cannot list `{}`: {e}", dir.display()))),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| InputError::global("unreadable-file", format!("Cannot list `{}`: {e}", dir.display())))?;
+            let path = entry.path();
+            let ft = entry.file_type().map_err(|e| InputError::global("unreadable-file", format!("Cannot stat `{}`: {e}", path.display())))?;
+            if ft.is_dir() && recursive {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "kdl") {
+                let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+                out.push(rel);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every KDL file refine reads in this workspace (for `refine fmt`).
+pub fn workspace_files(root: &Path) -> Result<Vec<String>, InputError> {
+    let mut files = vec!["workspace.kdl".to_string()];
+    files.extend(list_kdl(root, "rules", true)?);
+    files.extend(list_kdl(root, "catalog", false)?);
+    Ok(files)
+}
+
+/// Finds where `{` blocks or `/*` comments nest deeper than [`MAX_NESTING`], skipping strings
+/// and comments the way the KDL v2 lexer does.
+fn check_nesting(source: &Source) -> Result<(), InputError> {
+    let b = source.text.as_bytes();
+    let (mut i, mut depth, mut comment) = (0usize, 0usize, 0usize);
+    let too_deep = |at: usize| {
+        InputError::at("too-deep", source, SourceSpan::from(at..at + 1), format!("Blocks nest more than {MAX_NESTING} levels deep"), "too deep")
+            .with_help("Rule files need only a few levels of `{ }`; flatten this file")
+    };
+    while i < b.len() {
+        let next = b.get(i + 1).copied();
+        if comment > 0 {
+            if b[i] == b'/' && next == Some(b'*') {
+                comment += 1;
+                if comment > MAX_NESTING {
+                    return Err(too_deep(i));
+                }
+                i += 2;
+            } else if b[i] == b'*' && next == Some(b'/') {
+                comment -= 1;
+                i += 2;
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        match b[i] {
+            b'/' if next == Some(b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if next == Some(b'*') => {
+                comment = 1;
+                i += 2;
+            }
+            b'"' => {
+                let triple = b[i..].starts_with(b"\"\"\"");
+                i += if triple { 3 } else { 1 };
+                while i < b.len() {
+                    if b[i] == b'\\' {
+                        i += 2;
+                    } else if triple && b[i..].starts_with(b"\"\"\"") {
+                        i += 3;
+                        break;
+                    } else if !triple && b[i] == b'"' {
+                        i += 1;
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'#' if matches!(next, Some(b'#') | Some(b'"')) => {
+                let hashes = b[i..].iter().take_while(|c| **c == b'#').count();
+                i += hashes;
+                if b.get(i) == Some(&b'"') {
+                    let mut close = vec![b'"'];
+                    close.extend(std::iter::repeat_n(b'#', hashes));
+                    i += 1;
+                    while i < b.len() && !b[i..].starts_with(&close) {
+                        i += 1;
+                    }
+                    i += close.len();
+                }
+            }
+            b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(too_deep(i));
+                }
+                i += 1;
+            }
+            b'}' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    Ok(())
+}
+
+/// Parses one KDL v2 document, turning parse errors into diagnostics that name the file.
+pub fn parse_kdl(source: &Source) -> Result<KdlDocument, Errors> {
+    check_nesting(source).map_err(|e| Errors(vec![e]))?;
+    KdlDocument::parse_v2(&source.text).map_err(|err| {
+        let mut errors = Errors::default();
+        for d in err.diagnostics {
+            let message = d.message.clone().unwrap_or_else(|| "Invalid KDL".into());
+            let message = match message.strip_suffix('.') {
+                Some(m) => m.to_string(),
+                None => message,
+            };
+            let label = d.label.clone().unwrap_or_else(|| "here".into());
+            let help = d.help.clone().unwrap_or_else(|| "See docs/rules.md for the KDL v2 syntax refine reads".into());
+            errors.push(InputError::at("kdl-syntax", source, d.span, message, label).with_help(help));
+        }
+        if errors.is_empty() {
+            errors.push(InputError::at("kdl-syntax", source, SourceSpan::from(0..0), "Invalid KDL", "here"));
+        }
+        errors
+    })
+}
+
+fn package_of(rel: &str) -> Option<&str> {
+    rel.strip_prefix("rules/")?.strip_suffix(".kdl")
+}
+
+struct FileResult {
+    targets: Vec<Target>,
+    repairs: Vec<PendingRepair>,
+    errors: Errors,
+}
+
+impl Workspace {
+    /// Loads the workspace at `root`: `workspace.kdl`, `rules/**/*.kdl` and `catalog/*.kdl`.
+    pub fn load(root: &Path) -> Result<Workspace, Errors> {
+        let mut errors = Errors::default();
+        let mut files = Vec::new();
+
+        let ws_source = read_file(root, "workspace.kdl").map_err(|e| Errors(vec![e]))?;
+        files.push(ws_source);
+        let config = match parse_kdl(&files[0]) {
+            Ok(doc) => {
+                let mut r = FileReader { file: 0, source: &files[0], package: None, errors: Errors::default() };
+                let config = read_workspace(&mut r, &doc);
+                errors.extend(r.errors);
+                config
+            }
+            Err(e) => {
+                errors.extend(e);
+                WorkspaceConfig::default()
+            }
+        };
+
+        let rule_paths = list_kdl(root, "rules", true).map_err(|e| Errors(vec![e]))?;
+        let catalog_paths = list_kdl(root, "catalog", false).map_err(|e| Errors(vec![e]))?;
+        let read: Vec<Result<Source, InputError>> =
+            rule_paths.par_iter().chain(catalog_paths.par_iter()).map(|rel| read_file(root, rel)).collect();
+        for r in read {
+            match r {
+                Ok(s) => files.push(s),
+                Err(e) => errors.push(e),
+            }
+        }
+
+        let results: Vec<FileResult> = files
+            .par_iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, s)| s.name.starts_with("rules/"))
+            .map(|(id, source)| load_rule_file(id, source, &config))
+            .collect();
+
+        let mut catalog = Catalog::default();
+        for (id, source) in files.iter().enumerate().filter(|(_, s)| s.name.starts_with("catalog/")) {
+            match parse_kdl(source) {
+                Ok(doc) => {
+                    let mut r = FileReader { file: id, source, package: None, errors: Errors::default() };
+                    read_catalog(&mut r, &doc, &mut catalog);
+                    errors.extend(r.errors);
+                }
+                Err(e) => errors.extend(e),
+            }
+        }
+
+        let mut targets = Vec::new();
+        let mut repairs = Vec::new();
+        for r in results {
+            targets.extend(r.targets);
+            repairs.extend(r.repairs);
+            errors.extend(r.errors);
+        }
+        expand_repairs(&mut targets, repairs);
+        check_duplicates(&targets, &files, &mut errors);
+
+        errors.into_result(Workspace { root: root.to_path_buf(), files, config, catalog, targets })
+    }
+
+    /// Where a location is, as `file:line:column`, for messages outside miette.
+    pub fn describe(&self, at: Loc) -> String {
+        let source = &self.files[at.file];
+        let offset = at.span.offset().min(source.text.len());
+        let before = &source.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        format!("{}:{line}:{column}", source.name)
+    }
+}
+
+fn load_rule_file(id: FileId, source: &Source, config: &WorkspaceConfig) -> FileResult {
+    let mut out = FileResult { targets: Vec::new(), repairs: Vec::new(), errors: Errors::default() };
+    let Some(package) = package_of(&source.name) else { return out };
+    if !package.split('/').all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))) {
+        out.errors.push(
+            InputError::global("bad-package", format!("`{}` cannot be a package: its path has characters labels cannot hold", source.name))
+                .with_help("Rename the file using letters, digits, `_`, `-` and `.`"),
+        );
+        return out;
+    }
+    let doc = match parse_kdl(source) {
+        Ok(doc) => doc,
+        Err(e) => {
+            out.errors = e;
+            return out;
+        }
+    };
+    let mut r = FileReader { file: id, source, package: Some(package), errors: Errors::default() };
+    for node in doc.nodes() {
+        match read_rule(&mut r, node, config) {
+            Some(Read::Targets(t)) => out.targets.extend(t),
+            Some(Read::Repair(p)) => out.repairs.push(p),
+            None => {}
+        }
+    }
+    out.errors = r.errors;
+    out
+}
+
+/// Gives each repair one target per variant of the wheel rule it names.
+fn expand_repairs(targets: &mut Vec<Target>, repairs: Vec<PendingRepair>) {
+    let mut variants: HashMap<(String, String), Vec<(String, Label)>> = HashMap::new();
+    for t in targets.iter() {
+        if let Spec::Wheel(w) = &t.spec {
+            variants
+                .entry((t.label.package.clone(), t.rule.clone()))
+                .or_default()
+                .push((py_suffix(&w.python), t.label.clone()));
+        }
+    }
+    for p in repairs {
+        let package = p.package.clone();
+        let key = (p.spec.wheel.label.package.clone(), p.spec.wheel.label.name.clone());
+        match variants.get(&key) {
+            Some(vs) if p.spec.wheel.follow_matrix => {
+                for (suffix, wheel_label) in vs {
+                    let mut spec = p.spec.clone();
+                    spec.wheel = relabel(&p.spec.wheel, wheel_label.clone());
+                    targets.push(Target {
+                        label: Label { package: package.clone(), name: format!("{}-{suffix}", p.name.value) },
+                        rule: p.name.value.clone(),
+                        at: p.at,
+                        spec: Spec::Repair(spec),
+                    });
+                }
+            }
+            _ => targets.push(Target {
+                label: Label { package, name: p.name.value.clone() },
+                rule: p.name.value.clone(),
+                at: p.at,
+                spec: Spec::Repair(p.spec),
+            }),
+        }
+    }
+}
+
+fn check_duplicates(targets: &[Target], files: &[Source], errors: &mut Errors) {
+    let mut seen: HashMap<&Label, Loc> = HashMap::with_capacity(targets.len());
+    for t in targets {
+        if let Some(first) = seen.get(&t.label) {
+            let source = &files[t.at.file];
+            let first_line = files[first.file].text[..first.span.offset()].matches('\n').count() + 1;
+            errors.push(
+                InputError::at("duplicate-target", source, t.at.span, format!("Target `{}` is declared twice", t.label), "declared again here")
+                    .with_help(format!("It is first declared at {}:{first_line}; rename one of them", files[first.file].name)),
+            );
+        } else {
+            seen.insert(&t.label, t.at);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The rule language: `workspace.kdl`, `rules/**/*.kdl` and `catalog/*.kdl`, read into typed
+//! targets. The grammar is documented in `docs/rules.md`.
+
+mod catalog;
+mod kinds;
+mod load;
+pub mod model;
+mod reader;
+mod source;
+mod workspace_file;
+
+pub use catalog::{glob_match, normalize};
+pub use kinds::py_suffix;
+pub use load::{Workspace, find_root, parse_kdl, workspace_files};
+pub use model::*;

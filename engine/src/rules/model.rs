@@ -1,0 +1,314 @@
+//! The typed rules: what a rule file says once it has been read and checked. Each kind holds
+//! exactly the fields its key needs (DESIGN.md, "The graph").
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use miette::SourceSpan;
+use serde::Serialize;
+use uv_pep440::Version;
+
+use crate::label::Label;
+
+/// The five kinds of target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Base,
+    Runtime,
+    Pack,
+    Wheel,
+    Repair,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [Kind::Base, Kind::Runtime, Kind::Pack, Kind::Wheel, Kind::Repair];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Base => "base",
+            Kind::Runtime => "runtime",
+            Kind::Pack => "pack",
+            Kind::Wheel => "wheel",
+            Kind::Repair => "repair",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Index of a file in [`crate::rules::Workspace::files`].
+pub type FileId = usize;
+
+/// Where something was written: a file and a span in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Loc {
+    pub file: FileId,
+    pub span: SourceSpan,
+}
+
+/// A reference to another target, as written.
+#[derive(Clone, Debug)]
+pub struct LabelRef {
+    pub label: Label,
+    pub at: Loc,
+    /// Names a matrix rule: resolved to the variant for the referring target's Python
+    /// version (`//runtimes:cpython` → `//runtimes:cpython-py312`) when such a variant exists.
+    pub follow_matrix: bool,
+}
+
+/// A lowercase hex sha256, checked when read.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Sha256(pub String);
+
+/// A fixed-output input: its content is known by digest before it is fetched.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum SourceSpec {
+    /// An sdist from the Python package index the user's pip is configured for.
+    Pypi { name: String, version: String, sha256: Sha256 },
+    /// A file fetched over HTTP(S).
+    Url { url: String, file: String, sha256: Sha256 },
+    /// A file of a Debian source package, fetched with apt.
+    Debian { package: String, version: String, file: String, sha256: Sha256 },
+    /// A folder of the workspace; its digest is a tree hash taken when it is used.
+    Path { path: String },
+}
+
+/// A tool or build requirement pinned to one version and one wheel file's sha256.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pinned {
+    pub name: String,
+    pub version: String,
+    pub sha256: Sha256,
+}
+
+impl Pinned {
+    pub fn requirement(&self) -> String {
+        format!("{}=={}", self.name, self.version)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum BaseOrigin {
+    /// A Debian root made by `tool` (debootstrap or mmdebstrap).
+    Bootstrap {
+        tool: String,
+        tool_version: String,
+        suite: String,
+        snapshot: Option<String>,
+        variant: String,
+        packages: Vec<String>,
+    },
+    /// An OCI image pulled by repository and digest (the registry comes from the user's
+    /// configuration, never from rules).
+    /// `digest` pins it; a `tag` alone is resolved when the image is fetched, which is not
+    /// hermetic, and the digest it resolved to goes into provenance.
+    Image { repository: String, pin: ImagePin },
+    /// An OCI image layout or image tarball on disk, by manifest digest.
+    Layout { path: String, digest: String },
+}
+
+#[derive(Clone, Debug)]
+pub enum ImagePin {
+    Digest(String),
+    Tag(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct BaseSpec {
+    pub arch: String,
+    pub policy: String,
+    pub origin: BaseOrigin,
+}
+
+#[derive(Clone, Debug)]
+pub enum RuntimeBuild {
+    /// Build CPython from a source tarball.
+    Source { source: SourceSpec, configure: Vec<String>, pgo: bool },
+    /// Use the interpreter the base already has at this path.
+    Adopt { interpreter: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct RuntimeSpec {
+    pub base: LabelRef,
+    pub python: Version,
+    pub build: RuntimeBuild,
+    pub toolchain: String,
+    pub packs: Vec<LabelRef>,
+}
+
+#[derive(Clone, Debug)]
+pub struct PackSpec {
+    pub base: LabelRef,
+    /// The versions the pack bundles, by library name.
+    pub versions: BTreeMap<String, String>,
+    /// The build script, relative to the workspace root.
+    pub recipe: String,
+    pub sources: Vec<SourceSpec>,
+    pub packs: Vec<LabelRef>,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct WheelSpec {
+    pub source: SourceSpec,
+    pub python: Version,
+    pub runtime: LabelRef,
+    /// Declared packs, then those the catalog adds.
+    pub packs: Vec<LabelRef>,
+    pub backend: Option<String>,
+    pub config_settings: Vec<(String, String)>,
+    pub env: BTreeMap<String, String>,
+    pub requires: Vec<Pinned>,
+    pub frontend: Pinned,
+}
+
+#[derive(Clone, Debug)]
+pub struct RepairSpec {
+    pub wheel: LabelRef,
+    /// The manylinux policy; when absent, the policy of the wheel's base.
+    pub policy: Option<String>,
+    pub tool: Pinned,
+    pub patchelf: Vec<Pinned>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Spec {
+    Base(BaseSpec),
+    Runtime(RuntimeSpec),
+    Pack(PackSpec),
+    Wheel(WheelSpec),
+    Repair(RepairSpec),
+}
+
+impl Spec {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Spec::Base(_) => Kind::Base,
+            Spec::Runtime(_) => Kind::Runtime,
+            Spec::Pack(_) => Kind::Pack,
+            Spec::Wheel(_) => Kind::Wheel,
+            Spec::Repair(_) => Kind::Repair,
+        }
+    }
+
+    /// Every reference to another target, with the kind it must have.
+    pub fn deps(&self) -> Vec<(&LabelRef, Kind)> {
+        let mut out = Vec::new();
+        match self {
+            Spec::Base(_) => {}
+            Spec::Runtime(r) => {
+                out.push((&r.base, Kind::Base));
+                out.extend(r.packs.iter().map(|p| (p, Kind::Pack)));
+            }
+            Spec::Pack(p) => {
+                out.push((&p.base, Kind::Base));
+                out.extend(p.packs.iter().map(|d| (d, Kind::Pack)));
+            }
+            Spec::Wheel(w) => {
+                out.push((&w.runtime, Kind::Runtime));
+                out.extend(w.packs.iter().map(|p| (p, Kind::Pack)));
+            }
+            Spec::Repair(r) => out.push((&r.wheel, Kind::Wheel)),
+        }
+        out
+    }
+}
+
+/// One buildable node: a rule, or one variant of a matrix rule.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub label: Label,
+    /// The rule's own name (for a matrix variant, without the `-pyXY` suffix).
+    pub rule: String,
+    pub at: Loc,
+    pub spec: Spec,
+}
+
+impl Target {
+    pub fn kind(&self) -> Kind {
+        self.spec.kind()
+    }
+
+    /// The Python version of a matrix variant.
+    pub fn python(&self) -> Option<&Version> {
+        match &self.spec {
+            Spec::Runtime(r) => Some(&r.python),
+            Spec::Wheel(w) => Some(&w.python),
+            _ => None,
+        }
+    }
+}
+
+/// A platform of the workspace: what a wheel is built for.
+#[derive(Clone, Debug)]
+pub struct Platform {
+    pub name: String,
+    pub arch: String,
+    pub policy: String,
+    pub base: LabelRef,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StoreConfig {
+    /// The local store's folder (relative paths are relative to the workspace root).
+    pub local: Option<String>,
+    /// `oci://HOST:PORT/PREFIX`
+    pub remote: Option<String>,
+    pub mirror: Option<Mirror>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Mirror {
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Defaults {
+    pub platform: Option<String>,
+    pub frontend: Option<Pinned>,
+    pub repair_tool: Option<Pinned>,
+    pub patchelf: Vec<Pinned>,
+}
+
+/// What `workspace.kdl` says.
+#[derive(Clone, Debug, Default)]
+pub struct WorkspaceConfig {
+    pub name: String,
+    pub platforms: Vec<Platform>,
+    pub store: StoreConfig,
+    pub defaults: Defaults,
+}
+
+/// The pack catalog: which packs a source or build backend needs.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub entries: Vec<CatalogEntry>,
+}
+
+#[derive(Clone, Debug)]
+pub enum CatalogMatch {
+    /// A glob over normalized source names (`py*yaml`).
+    Source(String),
+    /// A build backend a wheel declares (`mesonpy`).
+    Backend(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct CatalogEntry {
+    pub matches: CatalogMatch,
+    pub packs: Vec<LabelRef>,
+}

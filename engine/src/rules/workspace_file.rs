@@ -1,0 +1,121 @@
+//! `workspace.kdl`: the workspace's name, platforms, stores and defaults.
+
+use kdl::KdlDocument;
+
+use super::kinds::read_policy;
+use super::model::*;
+use super::reader::FileReader;
+
+const TOP: &[&str] = &["workspace", "platform", "store", "defaults"];
+
+pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceConfig {
+    let mut ws = WorkspaceConfig::default();
+    let mut seen_name = false;
+    for node in doc.nodes() {
+        let name = node.name().value();
+        match name {
+            "workspace" => {
+                r.check_props(node, &[]);
+                r.check_children(node, &[]);
+                if seen_name {
+                    r.error("duplicate-field", node.name().span(), "`workspace` is given more than once".into(), "again here", "Keep one `workspace` node".into());
+                }
+                seen_name = true;
+                if let Some(n) = r.one_arg(node) {
+                    ws.name = n.value;
+                }
+            }
+            "platform" => {
+                r.check_props(node, &["arch", "policy", "base"]);
+                r.check_children(node, &[]);
+                let pname = r.one_arg(node);
+                let arch = r.required_prop(node, "arch", "\"s390x\"");
+                let policy = r.required_prop(node, "policy", "\"manylinux_2_28\"").and_then(|p| read_policy(r, &p));
+                let base = r.required_prop(node, "base", "\"//bases:NAME\"").and_then(|b| r.label(&b, false));
+                if let (Some(pname), Some(arch), Some(policy), Some(base)) = (pname, arch, policy, base) {
+                    if ws.platforms.iter().any(|p| p.name == pname.value) {
+                        r.error("duplicate-platform", pname.span, format!("Platform `{}` is declared twice", pname.value), "declared again", "Give each platform its own name".into());
+                    } else {
+                        ws.platforms.push(Platform { name: pname.value, arch: arch.value, policy, base });
+                    }
+                }
+            }
+            "store" => {
+                r.check_props(node, &[]);
+                r.check_children(node, &["local", "remote", "mirror"]);
+                r.unique_children(node, &["local", "remote", "mirror"]);
+                for child in node.iter_children() {
+                    match child.name().value() {
+                        "local" => {
+                            r.check_props(child, &[]);
+                            ws.store.local = r.one_arg(child).map(|s| s.value);
+                        }
+                        "remote" => {
+                            r.check_props(child, &[]);
+                            if let Some(url) = r.one_arg(child) {
+                                if url.value.strip_prefix("oci://").is_some_and(|rest| !rest.is_empty()) {
+                                    ws.store.remote = Some(url.value);
+                                } else {
+                                    r.error("bad-store", url.span, format!("`{}` is not an OCI registry URL", url.value), "expected oci://HOST[:PORT][/PREFIX]", "Write it as `remote \"oci://registry.example:5000/artifacts\"`".into());
+                                }
+                            }
+                        }
+                        "mirror" => {
+                            r.check_props(child, &["endpoint", "region"]);
+                            let url = r.one_arg(child);
+                            let endpoint = r.prop(child, "endpoint").map(|e| e.value);
+                            let region = r.prop(child, "region").map(|e| e.value);
+                            if let Some(url) = url {
+                                if url.value.strip_prefix("s3://").is_some_and(|b| !b.is_empty()) {
+                                    ws.store.mirror = Some(Mirror { url: url.value, endpoint, region });
+                                } else {
+                                    r.error("bad-store", url.span, format!("`{}` is not an S3 bucket URL", url.value), "expected s3://BUCKET", "Write it as `mirror \"s3://wheels\" endpoint=\"http://127.0.0.1:9000\"`".into());
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            "defaults" => {
+                r.check_props(node, &[]);
+                r.check_children(node, &["platform", "frontend", "repair-tool", "patchelf"]);
+                r.unique_children(node, &["platform", "frontend", "repair-tool"]);
+                for child in node.iter_children() {
+                    match child.name().value() {
+                        "platform" => {
+                            r.check_props(child, &[]);
+                            ws.defaults.platform = r.one_arg(child).map(|s| s.value);
+                        }
+                        "frontend" => ws.defaults.frontend = r.pinned(child),
+                        "repair-tool" => ws.defaults.repair_tool = r.pinned(child),
+                        "patchelf" => ws.defaults.patchelf.extend(r.pinned(child)),
+                        _ => {}
+                    }
+                }
+            }
+            other => {
+                let help = match crate::diag::did_you_mean(other, TOP.iter().copied()) {
+                    Some(near) => format!("Did you mean `{near}`?"),
+                    None => "workspace.kdl holds `workspace`, `platform`, `store` and `defaults`; rules go in `rules/*.kdl`".into(),
+                };
+                r.error("unknown-field", node.name().span(), format!("Unknown node `{other}` in workspace.kdl"), "not a workspace setting", help);
+            }
+        }
+    }
+    if !seen_name {
+        r.error("missing-field", miette::SourceSpan::from(0..0), "workspace.kdl does not name the workspace".into(), "expected `workspace \"NAME\"`", "Add `workspace \"NAME\"` at the top".into());
+    }
+    if let Some(default) = &ws.defaults.platform
+        && !ws.platforms.iter().any(|p| &p.name == default)
+    {
+        let span = doc
+            .get("defaults")
+            .and_then(|d| d.children())
+            .and_then(|c| c.get("platform"))
+            .map(|p| p.span())
+            .unwrap_or(miette::SourceSpan::from(0..0));
+        r.error("unknown-platform", span, format!("The default platform `{default}` is not declared"), "no such platform", "Declare it with `platform \"NAME\" arch=… policy=… base=…`".into());
+    }
+    ws
+}

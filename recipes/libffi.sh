@@ -1,0 +1,4 @@
+#!/bin/sh
+set -eu
+# recipe for libffi: written in issue 7
+

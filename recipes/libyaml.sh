@@ -1,0 +1,4 @@
+#!/bin/sh
+set -eu
+# recipe for libyaml: written in issue 7
+

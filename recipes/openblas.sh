@@ -1,0 +1,4 @@
+#!/bin/sh
+set -eu
+# recipe for openblas: written in issue 7
+
