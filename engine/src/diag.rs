@@ -16,7 +16,10 @@ pub struct Source {
 
 impl Source {
     pub fn new(name: impl Into<Arc<str>>, text: impl Into<String>) -> Self {
-        Self { name: name.into(), text: Arc::new(text.into()) }
+        Self {
+            name: name.into(),
+            text: Arc::new(text.into()),
+        }
     }
 
     fn named(&self) -> NamedSource<Arc<String>> {
@@ -24,12 +27,15 @@ impl Source {
     }
 }
 
+/// Where an error points: the source, the span, and the label under it.
+type Place = (NamedSource<Arc<String>>, SourceSpan, String);
+
 /// One error in user input.
 #[derive(Clone, Debug)]
 pub struct InputError {
     code: &'static str,
     message: String,
-    at: Option<(NamedSource<Arc<String>>, SourceSpan, String)>,
+    at: Option<Box<Place>>,
     help: Option<String>,
 }
 
@@ -45,14 +51,19 @@ impl InputError {
         Self {
             code,
             message: message.into(),
-            at: Some((source.named(), span, label.into())),
+            at: Some(Box::new((source.named(), span, label.into()))),
             help: None,
         }
     }
 
     /// An error about the workspace as a whole, with no place to point at.
     pub fn global(code: &'static str, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), at: None, help: None }
+        Self {
+            code,
+            message: message.into(),
+            at: None,
+            help: None,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -83,15 +94,18 @@ impl Diagnostic for InputError {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.at.as_ref().map(|(src, _, _)| src as &dyn SourceCode)
+        self.at.as_ref().map(|at| &at.0 as &dyn SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.at.as_ref().map(|(_, span, label)| {
+        self.at.as_ref().map(|at| {
+            let (_, span, label) = at.as_ref();
             Box::new(std::iter::once(LabeledSpan::new_primary_with_span(
                 Some(label.clone()),
                 *span,
@@ -123,7 +137,11 @@ impl Errors {
 
     /// `Ok(value)` when nothing was reported, else the errors.
     pub fn into_result<T>(self, value: T) -> Result<T, Errors> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 }
 
@@ -176,7 +194,10 @@ impl Diagnostic for Errors {
 }
 
 /// The closest of `candidates` to `word`, if any is close enough to suggest.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

@@ -34,13 +34,21 @@ fn prepare(doc: &mut KdlDocument) -> Vec<(bool, Option<String>)> {
 
 /// After autoformat: one space before each entry (comments between entries kept), and the
 /// end-of-line comments back in place.
-fn finish(doc: &mut KdlDocument, comments: &mut std::vec::IntoIter<(bool, Option<String>)>, level: usize) {
+fn finish(
+    doc: &mut KdlDocument,
+    comments: &mut std::vec::IntoIter<(bool, Option<String>)>,
+    level: usize,
+) {
     for node in doc.nodes_mut() {
         let (blank, comment) = comments.next().unwrap_or_default();
         for entry in node.entries_mut() {
             if let Some(f) = entry.format_mut() {
                 let kept = f.leading.trim();
-                f.leading = if kept.is_empty() { " ".into() } else { format!(" {kept} ") };
+                f.leading = if kept.is_empty() {
+                    " ".into()
+                } else {
+                    format!(" {kept} ")
+                };
             }
         }
         if let Some(f) = node.format_mut() {
@@ -58,8 +66,13 @@ fn finish(doc: &mut KdlDocument, comments: &mut std::vec::IntoIter<(bool, Option
                 && let Some(f) = children.format_mut()
             {
                 let inner = "    ".repeat(level + 1);
-                let lines: String =
-                    f.leading.lines().map(str::trim).filter(|l| !l.is_empty()).map(|l| format!("{inner}{l}\n")).collect();
+                let lines: String = f
+                    .leading
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(|l| format!("{inner}{l}\n"))
+                    .collect();
                 f.leading = format!("\n{lines}");
                 f.trailing = "    ".repeat(level);
             }

@@ -76,14 +76,16 @@ fn valid_segment(s: &str) -> bool {
     !s.is_empty()
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Whether `s` can be a target's name: letters, digits and `_ - . +`, not starting with `.`.
 pub fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && !s.starts_with('.')
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'+'))
 }
 
 fn check_package(package: &str, text: &str) -> Result<(), LabelError> {
@@ -119,23 +121,32 @@ pub fn parse_label(text: &str, current: Option<&str>) -> Result<Label, LabelErro
             });
         };
         check_name(name, text)?;
-        return Ok(Label { package: package.to_string(), name: name.to_string() });
+        return Ok(Label {
+            package: package.to_string(),
+            name: name.to_string(),
+        });
     }
     let Some(rest) = text.strip_prefix("//") else {
         return Err(LabelError {
             message: format!("`{text}` is not a label"),
-            help: "Labels look like `//wheels:numpy-py312`, or `:numpy-py312` within the same file".into(),
+            help: "Labels look like `//wheels:numpy-py312`, or `:numpy-py312` within the same file"
+                .into(),
         });
     };
     let Some((package, name)) = rest.split_once(':') else {
         return Err(LabelError {
             message: format!("`{text}` has no target name"),
-            help: format!("Name a target after a colon, as in `//{rest}:NAME`, or use `//{rest}:all`"),
+            help: format!(
+                "Name a target after a colon, as in `//{rest}:NAME`, or use `//{rest}:all`"
+            ),
         });
     };
     check_package(package, text)?;
     check_name(name, text)?;
-    Ok(Label { package: package.to_string(), name: name.to_string() })
+    Ok(Label {
+        package: package.to_string(),
+        name: name.to_string(),
+    })
 }
 
 /// Parses a target pattern as given on the command line or in a query.
@@ -156,7 +167,9 @@ pub fn parse_pattern(text: &str) -> Result<Pattern, LabelError> {
     }
     Err(LabelError {
         message: format!("`{text}` is not a target pattern"),
-        help: "Patterns look like `//wheels:numpy-py312`, `//wheels:all`, `//wheels/...` or `//...`".into(),
+        help:
+            "Patterns look like `//wheels:numpy-py312`, `//wheels:all`, `//wheels/...` or `//...`"
+                .into(),
     })
 }
 
@@ -176,7 +189,12 @@ mod tests {
     #[test]
     fn bad_labels_say_why() {
         assert!(parse_label("wheels:numpy", None).is_err());
-        assert!(parse_label("//wheels", None).unwrap_err().help.contains("//wheels:all"));
+        assert!(
+            parse_label("//wheels", None)
+                .unwrap_err()
+                .help
+                .contains("//wheels:all")
+        );
         assert!(parse_label("//wheels/../x:y", None).is_err());
         assert!(parse_label("//wheels:", None).is_err());
         assert!(parse_label(":x", None).is_err());

@@ -38,10 +38,14 @@ pub fn report(failure: Failure) -> ExitCode {
 }
 
 /// Finds the workspace (from `-C DIR` or the current folder), loads it and builds its graph.
-pub fn load_graph(dir: Option<&std::path::Path>) -> Result<refine_engine::graph::TargetGraph, Failure> {
+pub fn load_graph(
+    dir: Option<&std::path::Path>,
+) -> Result<refine_engine::graph::TargetGraph, Failure> {
     let start = match dir {
         Some(d) => d.to_path_buf(),
-        None => std::env::current_dir().map_err(|e| Failure::bad_input(miette::miette!("Cannot read the current folder: {e}")))?,
+        None => std::env::current_dir().map_err(|e| {
+            Failure::bad_input(miette::miette!("Cannot read the current folder: {e}"))
+        })?,
     };
     let root = refine_engine::rules::find_root(&start).map_err(Failure::bad_input)?;
     let workspace = refine_engine::rules::Workspace::load(&root).map_err(Failure::bad_input)?;

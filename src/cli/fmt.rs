@@ -8,7 +8,9 @@ use refine_engine::diag::{Errors, Source};
 use super::Failure;
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Without FILE, formats workspace.kdl, rules/**/*.kdl and catalog/*.kdl.\nWith --check, writes nothing and exits 1 if any file would change.")]
+#[command(
+    after_help = "Without FILE, formats workspace.kdl, rules/**/*.kdl and catalog/*.kdl.\nWith --check, writes nothing and exits 1 if any file would change."
+)]
 pub struct FmtArgs {
     /// Write nothing; list the files that are not formatted and exit 1 if there are any.
     #[arg(long)]
@@ -20,7 +22,9 @@ pub struct FmtArgs {
 pub fn run(dir: Option<&Path>, args: FmtArgs) -> Result<(), Failure> {
     let cwd = match dir {
         Some(d) => d.to_path_buf(),
-        None => std::env::current_dir().map_err(|e| Failure::bad_input(miette::miette!("Cannot read the current folder: {e}")))?,
+        None => std::env::current_dir().map_err(|e| {
+            Failure::bad_input(miette::miette!("Cannot read the current folder: {e}"))
+        })?,
     };
     let files: Vec<(PathBuf, String)> = if args.files.is_empty() {
         let root = refine_engine::rules::find_root(&cwd).map_err(Failure::bad_input)?;
@@ -30,13 +34,17 @@ pub fn run(dir: Option<&Path>, args: FmtArgs) -> Result<(), Failure> {
             .map(|rel| (root.join(&rel), rel))
             .collect()
     } else {
-        args.files.iter().map(|f| (cwd.join(f), f.display().to_string())).collect()
+        args.files
+            .iter()
+            .map(|f| (cwd.join(f), f.display().to_string()))
+            .collect()
     };
 
     let mut errors = Errors::default();
     let mut changed = Vec::new();
     for (path, name) in &files {
-        let text = fs_err::read_to_string(path).map_err(|e| Failure::bad_input(miette::miette!("{e}")))?;
+        let text =
+            fs_err::read_to_string(path).map_err(|e| Failure::bad_input(miette::miette!("{e}")))?;
         let source = Source::new(name.as_str(), text);
         match refine_engine::fmt::format_kdl(&source) {
             Ok(formatted) if formatted != *source.text => changed.push((path, name, formatted)),
@@ -52,13 +60,17 @@ pub fn run(dir: Option<&Path>, args: FmtArgs) -> Result<(), Failure> {
             println!("{name}");
         }
         if !changed.is_empty() {
-            eprintln!("{} file(s) are not formatted; run `refine fmt` to format them", changed.len());
+            eprintln!(
+                "{} file(s) are not formatted; run `refine fmt` to format them",
+                changed.len()
+            );
             return Err(Failure::Exit(1));
         }
         return Ok(());
     }
     for (path, name, formatted) in changed {
-        write_atomic(path, formatted.as_bytes()).map_err(|e| Failure::failed(miette::miette!("Cannot write `{name}`: {e}")))?;
+        write_atomic(path, formatted.as_bytes())
+            .map_err(|e| Failure::failed(miette::miette!("Cannot write `{name}`: {e}")))?;
         println!("formatted {name}");
     }
     Ok(())

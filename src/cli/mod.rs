@@ -53,7 +53,26 @@ pub enum Command {
     },
 }
 
+/// Plain, uncoloured diagnostics when stderr is not a terminal or `NO_COLOR` is set, so
+/// that logs and CI output stay readable.
+fn install_report_hook() {
+    use std::io::IsTerminal;
+    let plain = std::env::var_os("NO_COLOR").is_some() || !std::io::stderr().is_terminal();
+    let _ = miette::set_hook(Box::new(move |_| {
+        let opts = miette::MietteHandlerOpts::new()
+            .terminal_links(false)
+            .width(100);
+        let opts = if plain {
+            opts.color(false).unicode(true)
+        } else {
+            opts
+        };
+        Box::new(opts.build())
+    }));
+}
+
 pub fn main() -> ExitCode {
+    install_report_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

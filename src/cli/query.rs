@@ -45,7 +45,9 @@ pub fn print(graph: &TargetGraph, ids: &[TargetId], format: OutputFormat) -> Res
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     let result = match format {
-        OutputFormat::Label => ids.iter().try_for_each(|&id| writeln!(out, "{}", graph.target(id).label)),
+        OutputFormat::Label => ids
+            .iter()
+            .try_for_each(|&id| writeln!(out, "{}", graph.target(id).label)),
         OutputFormat::Json => {
             let list: Vec<serde_json::Value> = ids
                 .iter()
@@ -61,7 +63,9 @@ pub fn print(graph: &TargetGraph, ids: &[TargetId], format: OutputFormat) -> Res
                     })
                 })
                 .collect();
-            serde_json::to_writer_pretty(&mut out, &list).map_err(std::io::Error::other).and_then(|()| writeln!(out))
+            serde_json::to_writer_pretty(&mut out, &list)
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(out))
         }
         OutputFormat::Dot => write_dot(&mut out, graph, ids),
     };
@@ -69,12 +73,18 @@ pub fn print(graph: &TargetGraph, ids: &[TargetId], format: OutputFormat) -> Res
         Ok(()) => Ok(()),
         // A closed pipe (`refine query //... | head`) is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::failed(miette::miette!("Cannot write the output: {e}"))),
+        Err(e) => Err(Failure::failed(miette::miette!(
+            "Cannot write the output: {e}"
+        ))),
     }
 }
 
 /// DOT of the given targets and the edges among them, dependency → dependent.
-pub fn write_dot(out: &mut impl Write, graph: &TargetGraph, ids: &[TargetId]) -> std::io::Result<()> {
+pub fn write_dot(
+    out: &mut impl Write,
+    graph: &TargetGraph,
+    ids: &[TargetId],
+) -> std::io::Result<()> {
     let mut member = vec![false; graph.len()];
     for &id in ids {
         member[id] = true;
@@ -84,12 +94,23 @@ pub fn write_dot(out: &mut impl Write, graph: &TargetGraph, ids: &[TargetId]) ->
     writeln!(out, "  node [shape=box, fontname=\"monospace\"];")?;
     for &id in ids {
         let t = graph.target(id);
-        writeln!(out, "  \"{}\" [label=\"{}\\n{}\"];", t.label, t.label, t.kind())?;
+        writeln!(
+            out,
+            "  \"{}\" [label=\"{}\\n{}\"];",
+            t.label,
+            t.label,
+            t.kind()
+        )?;
     }
     for &id in ids {
         for &d in graph.deps(id) {
             if member[d] {
-                writeln!(out, "  \"{}\" -> \"{}\";", graph.target(d).label, graph.target(id).label)?;
+                writeln!(
+                    out,
+                    "  \"{}\" -> \"{}\";",
+                    graph.target(d).label,
+                    graph.target(id).label
+                )?;
             }
         }
     }

@@ -60,7 +60,9 @@ impl TargetGraph {
 
     /// Direct dependents of a target.
     pub fn dependents(&self, id: TargetId) -> impl Iterator<Item = TargetId> + '_ {
-        self.graph.edges(NodeIndex::new(id)).map(|e| self.graph[e.target()])
+        self.graph
+            .edges(NodeIndex::new(id))
+            .map(|e| self.graph[e.target()])
     }
 
     /// Targets a pattern matches, in label order.
@@ -68,8 +70,9 @@ impl TargetGraph {
         if let Pattern::Target(label) = pattern {
             return self.find(label).into_iter().collect();
         }
-        let mut ids: Vec<TargetId> =
-            (0..self.len()).filter(|&id| pattern.matches(&self.target(id).label)).collect();
+        let mut ids: Vec<TargetId> = (0..self.len())
+            .filter(|&id| pattern.matches(&self.target(id).label))
+            .collect();
         ids.sort_by(|a, b| self.target(*a).label.cmp(&self.target(*b).label));
         ids
     }

@@ -20,21 +20,45 @@ struct Resolver<'a> {
 }
 
 impl Resolver<'_> {
-    fn error(&mut self, r: &LabelRef, code: &'static str, message: String, label: &str, help: String) {
+    fn error(
+        &mut self,
+        r: &LabelRef,
+        code: &'static str,
+        message: String,
+        label: &str,
+        help: String,
+    ) {
         let source = &self.ws.files[r.at.file];
-        self.errors.push(InputError::at(code, source, r.at.span, message, label).with_help(help));
+        self.errors
+            .push(InputError::at(code, source, r.at.span, message, label).with_help(help));
     }
 
-    fn resolve(&mut self, r: &LabelRef, want: Kind, python: Option<&uv_pep440::Version>) -> Option<TargetId> {
+    fn resolve(
+        &mut self,
+        r: &LabelRef,
+        want: Kind,
+        python: Option<&uv_pep440::Version>,
+    ) -> Option<TargetId> {
         let label = &r.label;
-        let variants = self.matrix.get(&(label.package.as_str(), label.name.as_str())).cloned();
+        let variants = self
+            .matrix
+            .get(&(label.package.as_str(), label.name.as_str()))
+            .cloned();
         let found = match (&variants, python) {
             (Some(vs), Some(py)) if r.follow_matrix => {
                 let suffix = py_suffix(py);
-                let hit = vs.iter().copied().find(|&id| self.ws.targets[id].label.name.ends_with(&format!("-{suffix}")));
+                let hit = vs.iter().copied().find(|&id| {
+                    self.ws.targets[id]
+                        .label
+                        .name
+                        .ends_with(&format!("-{suffix}"))
+                });
                 if hit.is_none() {
-                    let have: Vec<String> =
-                        vs.iter().filter_map(|&id| self.ws.targets[id].python()).map(|v| v.to_string()).collect();
+                    let have: Vec<String> = vs
+                        .iter()
+                        .filter_map(|&id| self.ws.targets[id].python())
+                        .map(|v| v.to_string())
+                        .collect();
                     self.error(
                         r,
                         "no-variant",
@@ -51,7 +75,10 @@ impl Resolver<'_> {
         };
         let Some(id) = found else {
             if let Some(vs) = variants {
-                let names: Vec<String> = vs.iter().map(|&id| self.ws.targets[id].label.to_string()).collect();
+                let names: Vec<String> = vs
+                    .iter()
+                    .map(|&id| self.ws.targets[id].label.to_string())
+                    .collect();
                 self.error(
                     r,
                     "ambiguous-label",
@@ -65,12 +92,26 @@ impl Resolver<'_> {
             let text = label.to_string();
             let help = match did_you_mean(&text, candidates.iter().map(String::as_str)) {
                 Some(near) => format!("Did you mean `{near}`?"),
-                None if !self.ws.files.iter().any(|f| *f.name == *format!("rules/{}.kdl", label.package)) => {
+                None if !self
+                    .ws
+                    .files
+                    .iter()
+                    .any(|f| *f.name == *format!("rules/{}.kdl", label.package)) =>
+                {
                     format!("There is no rule file `rules/{}.kdl`", label.package)
                 }
-                None => format!("`rules/{}.kdl` declares no target `{}`", label.package, label.name),
+                None => format!(
+                    "`rules/{}.kdl` declares no target `{}`",
+                    label.package, label.name
+                ),
             };
-            self.error(r, "unknown-label", format!("Unknown target `{label}`"), "no such target", help);
+            self.error(
+                r,
+                "unknown-label",
+                format!("Unknown target `{label}`"),
+                "no such target",
+                help,
+            );
             return None;
         };
         let target = &self.ws.targets[id];
@@ -78,7 +119,10 @@ impl Resolver<'_> {
             self.error(
                 r,
                 "wrong-kind",
-                format!("`{label}` is a {}, but a {want} is needed here", target.kind()),
+                format!(
+                    "`{label}` is a {}, but a {want} is needed here",
+                    target.kind()
+                ),
                 &format!("expected a {want}"),
                 format!("Name a `{want}` rule here"),
             );
@@ -92,7 +136,8 @@ impl Resolver<'_> {
                 "python-mismatch",
                 format!("`{label}` is Python {have}, but this target is built for Python {py}"),
                 "different Python",
-                "Name the runtime rule without its suffix so that each variant gets its own match".into(),
+                "Name the runtime rule without its suffix so that each variant gets its own match"
+                    .into(),
             );
             return None;
         }
@@ -110,10 +155,18 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
         let mut matrix: HashMap<(&str, &str), Vec<TargetId>> = HashMap::new();
         for (id, t) in workspace.targets.iter().enumerate() {
             if t.label.name != t.rule {
-                matrix.entry((t.label.package.as_str(), t.rule.as_str())).or_default().push(id);
+                matrix
+                    .entry((t.label.package.as_str(), t.rule.as_str()))
+                    .or_default()
+                    .push(id);
             }
         }
-        let mut r = Resolver { ws: &workspace, by_label: &by_label, matrix, errors: Errors::default() };
+        let mut r = Resolver {
+            ws: &workspace,
+            by_label: &by_label,
+            matrix,
+            errors: Errors::default(),
+        };
         for platform in &workspace.config.platforms {
             r.resolve(&platform.base, Kind::Base, None);
         }
@@ -122,11 +175,19 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
                 Spec::Wheel(w) => Some(&w.python),
                 _ => None,
             };
-            let resolved: Vec<TargetId> =
-                t.spec.deps().into_iter().filter_map(|(dep, kind)| r.resolve(dep, kind, python)).collect();
+            let resolved: Vec<TargetId> = t
+                .spec
+                .deps()
+                .into_iter()
+                .filter_map(|(dep, kind)| r.resolve(dep, kind, python))
+                .collect();
             deps.push(resolved);
         }
-        let added = if r.errors.is_empty() { catalog_packs(&mut r, &deps) } else { Vec::new() };
+        let added = if r.errors.is_empty() {
+            catalog_packs(&mut r, &deps)
+        } else {
+            Vec::new()
+        };
         (r.errors, added)
     };
     let (mut errors, added) = errors;
@@ -141,7 +202,8 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
         check_arches(&workspace, &deps, &mut errors);
     }
 
-    let mut graph = DiGraph::with_capacity(workspace.targets.len(), deps.iter().map(Vec::len).sum());
+    let mut graph =
+        DiGraph::with_capacity(workspace.targets.len(), deps.iter().map(Vec::len).sum());
     for id in 0..workspace.targets.len() {
         graph.add_node(id);
     }
@@ -153,12 +215,20 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
     if errors.is_empty() {
         find_cycles(&workspace, &deps, &mut errors);
     }
-    errors.into_result(TargetGraph { workspace, graph, deps, by_label })
+    errors.into_result(TargetGraph {
+        workspace,
+        graph,
+        deps,
+        by_label,
+    })
 }
 
 /// The packs the catalog adds to each wheel: those it names for the wheel's source or backend
 /// that are built for the wheel's architecture and not already declared.
-fn catalog_packs(r: &mut Resolver<'_>, deps: &[Vec<TargetId>]) -> Vec<(TargetId, LabelRef, TargetId)> {
+fn catalog_packs(
+    r: &mut Resolver<'_>,
+    deps: &[Vec<TargetId>],
+) -> Vec<(TargetId, LabelRef, TargetId)> {
     let ws = r.ws;
     let mut added = Vec::new();
     for (id, t) in ws.targets.iter().enumerate() {
@@ -171,10 +241,23 @@ fn catalog_packs(r: &mut Resolver<'_>, deps: &[Vec<TargetId>]) -> Vec<(TargetId,
         let mut candidates = ws.catalog.packs_for(name, w.backend.as_deref());
         candidates.dedup_by(|a, b| a.label == b.label);
         for c in candidates {
-            let Some(pack) = r.resolve(c, Kind::Pack, None) else { continue };
+            let Some(pack) = r.resolve(c, Kind::Pack, None) else {
+                continue;
+            };
             let same_arch = arch_of(ws, deps, pack, 0) == arch;
-            if same_arch && !deps[id].contains(&pack) && !added.iter().any(|(i, _, p)| *i == id && *p == pack) {
-                added.push((id, LabelRef { label: c.label.clone(), at: c.at, follow_matrix: false }, pack));
+            if same_arch
+                && !deps[id].contains(&pack)
+                && !added.iter().any(|(i, _, p)| *i == id && *p == pack)
+            {
+                added.push((
+                    id,
+                    LabelRef {
+                        label: c.label.clone(),
+                        at: c.at,
+                        follow_matrix: false,
+                    },
+                    pack,
+                ));
             }
         }
     }
@@ -188,19 +271,25 @@ fn arch_of(ws: &Workspace, deps: &[Vec<TargetId>], id: TargetId, depth: usize) -
     }
     match &ws.targets[id].spec {
         Spec::Base(b) => Some(b.arch.clone()),
-        _ => deps[id].first().and_then(|&d| arch_of(ws, deps, d, depth + 1)),
+        _ => deps[id]
+            .first()
+            .and_then(|&d| arch_of(ws, deps, d, depth + 1)),
     }
 }
 
 /// A wheel's packs and a runtime's packs must be built for the same architecture as it.
 fn check_arches(ws: &Workspace, deps: &[Vec<TargetId>], errors: &mut Errors) {
     for (id, t) in ws.targets.iter().enumerate() {
-        let (Some(arch), refs) = (arch_of(ws, deps, id, 0), t.spec.deps()) else { continue };
+        let (Some(arch), refs) = (arch_of(ws, deps, id, 0), t.spec.deps()) else {
+            continue;
+        };
         for (pos, (r, kind)) in refs.iter().enumerate() {
             if *kind != Kind::Pack {
                 continue;
             }
-            let Some(&dep) = deps[id].get(pos) else { continue };
+            let Some(&dep) = deps[id].get(pos) else {
+                continue;
+            };
             if let Some(dep_arch) = arch_of(ws, deps, dep, 0)
                 && dep_arch != arch
             {
@@ -210,7 +299,10 @@ fn check_arches(ws: &Workspace, deps: &[Vec<TargetId>], errors: &mut Errors) {
                         "arch-mismatch",
                         source,
                         r.at.span,
-                        format!("`{}` is built for {dep_arch}, but `{}` is built for {arch}", r.label, t.label),
+                        format!(
+                            "`{}` is built for {dep_arch}, but `{}` is built for {arch}",
+                            r.label, t.label
+                        ),
                         "different architecture",
                     )
                     .with_help(format!("Use a pack whose base is {arch}")),
@@ -247,12 +339,15 @@ fn find_cycles(ws: &Workspace, deps: &[Vec<TargetId>], errors: &mut Errors) {
                     }
                     Mark::Open => {
                         let from = stack.iter().position(|(t, _)| *t == dep).unwrap_or(0);
-                        let mut path: Vec<String> =
-                            stack[from..].iter().map(|(t, _)| ws.targets[*t].label.to_string()).collect();
+                        let mut path: Vec<String> = stack[from..]
+                            .iter()
+                            .map(|(t, _)| ws.targets[*t].label.to_string())
+                            .collect();
                         path.push(ws.targets[dep].label.to_string());
                         let refs = ws.targets[id].spec.deps();
                         let r = refs.iter().map(|(r, _)| *r).find(|r| {
-                            r.label == ws.targets[dep].label || ws.targets[dep].label.name.starts_with(&r.label.name)
+                            r.label == ws.targets[dep].label
+                                || ws.targets[dep].label.name.starts_with(&r.label.name)
                         });
                         let (source, span) = match r {
                             Some(r) => (&ws.files[r.at.file], r.at.span),

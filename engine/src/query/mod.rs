@@ -58,11 +58,25 @@ fn eval(graph: &TargetGraph, source: &Source, expr: &Expr, errors: &mut Errors) 
         }
         Expr::Kind(kind, x) => {
             let set = eval(graph, source, x, errors);
-            (0..n).map(|i| set[i] && graph.target(i).kind() == *kind).collect()
+            (0..n)
+                .map(|i| set[i] && graph.target(i).kind() == *kind)
+                .collect()
         }
-        Expr::Union(a, b) => zip(eval(graph, source, a, errors), eval(graph, source, b, errors), |x, y| x || y),
-        Expr::Except(a, b) => zip(eval(graph, source, a, errors), eval(graph, source, b, errors), |x, y| x && !y),
-        Expr::Intersect(a, b) => zip(eval(graph, source, a, errors), eval(graph, source, b, errors), |x, y| x && y),
+        Expr::Union(a, b) => zip(
+            eval(graph, source, a, errors),
+            eval(graph, source, b, errors),
+            |x, y| x || y,
+        ),
+        Expr::Except(a, b) => zip(
+            eval(graph, source, a, errors),
+            eval(graph, source, b, errors),
+            |x, y| x && !y,
+        ),
+        Expr::Intersect(a, b) => zip(
+            eval(graph, source, a, errors),
+            eval(graph, source, b, errors),
+            |x, y| x && y,
+        ),
     }
 }
 
@@ -70,10 +84,19 @@ fn zip(a: Vec<bool>, b: Vec<bool>, f: impl Fn(bool, bool) -> bool) -> Vec<bool> 
     a.into_iter().zip(b).map(|(x, y)| f(x, y)).collect()
 }
 
-fn no_match(graph: &TargetGraph, source: &Source, pattern: &Pattern, span: miette::SourceSpan) -> InputError {
+fn no_match(
+    graph: &TargetGraph,
+    source: &Source,
+    pattern: &Pattern,
+    span: miette::SourceSpan,
+) -> InputError {
     let help = match pattern {
         Pattern::Target(label) => {
-            let names: Vec<String> = graph.targets().iter().map(|t| t.label.to_string()).collect();
+            let names: Vec<String> = graph
+                .targets()
+                .iter()
+                .map(|t| t.label.to_string())
+                .collect();
             let rule_variants: Vec<String> = graph
                 .targets()
                 .iter()
@@ -81,9 +104,15 @@ fn no_match(graph: &TargetGraph, source: &Source, pattern: &Pattern, span: miett
                 .map(|t| t.label.to_string())
                 .collect();
             if !rule_variants.is_empty() {
-                format!("`{label}` is a matrix rule; its targets are {}", rule_variants.join(", "))
+                format!(
+                    "`{label}` is a matrix rule; its targets are {}",
+                    rule_variants.join(", ")
+                )
             } else {
-                match crate::diag::did_you_mean(&label.to_string(), names.iter().map(String::as_str)) {
+                match crate::diag::did_you_mean(
+                    &label.to_string(),
+                    names.iter().map(String::as_str),
+                ) {
                     Some(near) => format!("Did you mean `{near}`?"),
                     None => "Run `refine query //...` to list every target".into(),
                 }
@@ -91,12 +120,23 @@ fn no_match(graph: &TargetGraph, source: &Source, pattern: &Pattern, span: miett
         }
         _ => "Run `refine query //...` to list every target".into(),
     };
-    InputError::at("no-match", source, span, format!("`{pattern}` matches no target"), "matches nothing").with_help(help)
+    InputError::at(
+        "no-match",
+        source,
+        span,
+        format!("`{pattern}` matches no target"),
+        "matches nothing",
+    )
+    .with_help(help)
 }
 
 impl Kind {
     /// Names for help texts.
     pub fn names() -> String {
-        Kind::ALL.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        Kind::ALL
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }

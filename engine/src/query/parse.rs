@@ -54,7 +54,10 @@ fn tokenize(text: &str) -> Vec<(Tok, SourceSpan)> {
                     end = j + c.len_utf8();
                     chars.next();
                 }
-                out.push((Tok::Word(text[i..end].to_string()), SourceSpan::from(i..end)));
+                out.push((
+                    Tok::Word(text[i..end].to_string()),
+                    SourceSpan::from(i..end),
+                ));
             }
         }
     }
@@ -71,7 +74,13 @@ struct Parser<'a> {
 type PResult<T> = Result<T, InputError>;
 
 impl Parser<'_> {
-    fn err(&self, span: SourceSpan, message: impl Into<String>, label: &str, help: &str) -> InputError {
+    fn err(
+        &self,
+        span: SourceSpan,
+        message: impl Into<String>,
+        label: &str,
+        help: &str,
+    ) -> InputError {
         InputError::at("bad-query", self.source, span, message, label).with_help(help)
     }
 
@@ -90,8 +99,18 @@ impl Parser<'_> {
                 self.pos += 1;
                 Ok(())
             }
-            Some((_, span)) => Err(self.err(*span, format!("Expected {what}"), &format!("expected {what}"), "Check the parentheses and commas of the query")),
-            None => Err(self.err(self.end_span(), format!("Expected {what}, but the query ends"), "query ends here", "Close every `(` with `)`")),
+            Some((_, span)) => Err(self.err(
+                *span,
+                format!("Expected {what}"),
+                &format!("expected {what}"),
+                "Check the parentheses and commas of the query",
+            )),
+            None => Err(self.err(
+                self.end_span(),
+                format!("Expected {what}, but the query ends"),
+                "query ends here",
+                "Close every `(` with `)`",
+            )),
         }
     }
 
@@ -99,7 +118,12 @@ impl Parser<'_> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             let span = self.peek().map(|t| t.1).unwrap_or(self.end_span());
-            return Err(self.err(span, format!("The query nests more than {MAX_DEPTH} levels deep"), "too deep", "Simplify the query"));
+            return Err(self.err(
+                span,
+                format!("The query nests more than {MAX_DEPTH} levels deep"),
+                "too deep",
+                "Simplify the query",
+            ));
         }
         let mut left = self.term()?;
         while let Some((Tok::Word(w), _)) = self.peek() {
@@ -119,7 +143,12 @@ impl Parser<'_> {
 
     fn term(&mut self) -> PResult<Expr> {
         let Some((tok, span)) = self.toks.get(self.pos).cloned() else {
-            return Err(self.err(self.end_span(), "Expected a pattern or a function, but the query ends", "query ends here", "Finish the expression, such as `deps(//wheels:all)`"));
+            return Err(self.err(
+                self.end_span(),
+                "Expected a pattern or a function, but the query ends",
+                "query ends here",
+                "Finish the expression, such as `deps(//wheels:all)`",
+            ));
         };
         self.pos += 1;
         match tok {
@@ -172,10 +201,20 @@ impl Parser<'_> {
 }
 
 pub fn parse(source: &Source) -> Result<Expr, Errors> {
-    let mut p = Parser { source, toks: tokenize(&source.text), pos: 0, depth: 0 };
+    let mut p = Parser {
+        source,
+        toks: tokenize(&source.text),
+        pos: 0,
+        depth: 0,
+    };
     let e = p.expr().map_err(|e| Errors(vec![e]))?;
     if let Some((_, span)) = p.peek() {
-        let err = p.err(*span, "Unexpected text after the query", "unexpected", "Join expressions with ` + `, ` - ` or ` ^ `, separated by spaces");
+        let err = p.err(
+            *span,
+            "Unexpected text after the query",
+            "unexpected",
+            "Join expressions with ` + `, ` - ` or ` ^ `, separated by spaces",
+        );
         return Err(Errors(vec![err]));
     }
     Ok(e)

@@ -14,19 +14,33 @@ pub fn read_catalog(r: &mut FileReader<'_>, doc: &KdlDocument, into: &mut Catalo
                 Some(near) => format!("Did you mean `{near}`?"),
                 None => "Catalog files hold `source \"GLOB\" { packs … }` and `backend \"NAME\" { packs … }`".into(),
             };
-            r.error("unknown-field", node.name().span(), format!("Unknown catalog entry `{kind}`"), "not a catalog entry", help);
+            r.error(
+                "unknown-field",
+                node.name().span(),
+                format!("Unknown catalog entry `{kind}`"),
+                "not a catalog entry",
+                help,
+            );
             continue;
         }
         r.check_props(node, &[]);
         r.check_children(node, &["packs"]);
-        let Some(pattern) = r.one_arg(node) else { continue };
+        let Some(pattern) = r.one_arg(node) else {
+            continue;
+        };
         let mut packs = Vec::new();
         for p in r.children(node, "packs").collect::<Vec<_>>() {
             r.check_props(p, &[]);
             packs.extend(r.labels(p));
         }
         if packs.is_empty() {
-            r.error("missing-field", node.name().span(), format!("Catalog entry `{}` names no packs", pattern.value), "no `packs`", "Add `{ packs \"//packs:NAME\" }`".into());
+            r.error(
+                "missing-field",
+                node.name().span(),
+                format!("Catalog entry `{}` names no packs", pattern.value),
+                "no `packs`",
+                "Add `{ packs \"//packs:NAME\" }`".into(),
+            );
             continue;
         }
         let matches = if kind == "source" {

@@ -26,13 +26,17 @@ pub struct PendingRepair {
 /// What one rule node gives.
 pub enum Read {
     Targets(Vec<Target>),
-    Repair(PendingRepair),
+    Repair(Box<PendingRepair>),
 }
 
 /// The `-pyXY` suffix of a matrix variant.
 pub fn py_suffix(v: &Version) -> String {
     let r = v.release();
-    format!("py{}{}", r.first().copied().unwrap_or(0), r.get(1).copied().unwrap_or(0))
+    format!(
+        "py{}{}",
+        r.first().copied().unwrap_or(0),
+        r.get(1).copied().unwrap_or(0)
+    )
 }
 
 /// Reads one top-level node of a rule file.
@@ -41,9 +45,17 @@ pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -
     if !KINDS.contains(&kind) {
         let help = match crate::diag::did_you_mean(kind, KINDS.iter().copied()) {
             Some(near) => format!("Did you mean `{near}`?"),
-            None => "Rule files declare `base`, `runtime`, `pack`, `wheel` and `repair` rules".into(),
+            None => {
+                "Rule files declare `base`, `runtime`, `pack`, `wheel` and `repair` rules".into()
+            }
         };
-        r.error("unknown-rule-kind", node.name().span(), format!("Unknown rule kind `{kind}`"), "not a rule kind", help);
+        r.error(
+            "unknown-rule-kind",
+            node.name().span(),
+            format!("Unknown rule kind `{kind}`"),
+            "not a rule kind",
+            help,
+        );
         return None;
     }
     r.check_props(node, &[]);
@@ -54,14 +66,25 @@ pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -
             name.span,
             format!("`{}` is not a valid target name", name.value),
             "invalid name",
-            "Target names use letters, digits, `_`, `-`, `.` and `+`, and do not start with `.`".into(),
+            "Target names use letters, digits, `_`, `-`, `.` and `+`, and do not start with `.`"
+                .into(),
         );
         return None;
     }
     let at = r.loc(node.name().span());
     let package = r.package.unwrap_or_default().to_string();
-    let label = |n: &str| Label { package: package.clone(), name: n.to_string() };
-    let single = |spec: Spec| Read::Targets(vec![Target { label: label(&name.value), rule: name.value.clone(), at, spec }]);
+    let label = |n: &str| Label {
+        package: package.clone(),
+        name: n.to_string(),
+    };
+    let single = |spec: Spec| {
+        Read::Targets(vec![Target {
+            label: label(&name.value),
+            rule: name.value.clone(),
+            at,
+            spec,
+        }])
+    };
     match kind {
         "base" => read_base(r, node).map(|s| single(Spec::Base(s))),
         "pack" => read_pack(r, node, ws).map(|s| single(Spec::Pack(s))),
@@ -93,7 +116,14 @@ pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -
                     .collect(),
             ))
         }
-        _ => read_repair(r, node, ws).map(|spec| Read::Repair(PendingRepair { package: package.clone(), name, at, spec })),
+        _ => read_repair(r, node, ws).map(|spec| {
+            Read::Repair(Box::new(PendingRepair {
+                package: package.clone(),
+                name,
+                at,
+                spec,
+            }))
+        }),
     }
 }
 
@@ -125,7 +155,11 @@ fn read_base_ref(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -
             platform_base(r, ws, &text)
         }
         (None, None) => match &ws.defaults.platform {
-            Some(name) => ws.platforms.iter().find(|p| &p.name == name).map(|p| p.base.clone()),
+            Some(name) => ws
+                .platforms
+                .iter()
+                .find(|p| &p.name == name)
+                .map(|p| p.base.clone()),
             None => {
                 r.error(
                     "missing-field",
@@ -140,7 +174,11 @@ fn read_base_ref(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -
     }
 }
 
-fn platform_base(r: &mut FileReader<'_>, ws: &WorkspaceConfig, name: &Spanned<String>) -> Option<LabelRef> {
+fn platform_base(
+    r: &mut FileReader<'_>,
+    ws: &WorkspaceConfig,
+    name: &Spanned<String>,
+) -> Option<LabelRef> {
     if let Some(p) = ws.platforms.iter().find(|p| p.name == name.value) {
         return Some(p.base.clone());
     }
@@ -150,7 +188,13 @@ fn platform_base(r: &mut FileReader<'_>, ws: &WorkspaceConfig, name: &Spanned<St
         None if names.is_empty() => "Declare it in workspace.kdl: `platform \"NAME\" arch=\"s390x\" policy=\"manylinux_2_28\" base=\"//bases:NAME\"`".into(),
         None => format!("workspace.kdl declares: {}", names.join(", ")),
     };
-    r.error("unknown-platform", name.span, format!("Unknown platform `{}`", name.value), "not in workspace.kdl", help);
+    r.error(
+        "unknown-platform",
+        name.span,
+        format!("Unknown platform `{}`", name.value),
+        "not in workspace.kdl",
+        help,
+    );
     None
 }
 
@@ -165,7 +209,12 @@ fn one_leaf(r: &mut FileReader<'_>, node: &KdlNode, name: &str) -> Option<Spanne
     r.one_arg(child)
 }
 
-fn required_leaf(r: &mut FileReader<'_>, node: &KdlNode, name: &str, example: &str) -> Option<Spanned<String>> {
+fn required_leaf(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    name: &str,
+    example: &str,
+) -> Option<Spanned<String>> {
     let child = r.required_child(node, name, example)?;
     check_leaf(r, child);
     r.one_arg(child)
@@ -190,7 +239,13 @@ fn read_arch(r: &mut FileReader<'_>, text: &Spanned<String>) -> Option<String> {
         Some(near) => format!("Did you mean `{near}`?"),
         None => format!("Known architectures: {}", ARCHES.join(", ")),
     };
-    r.error("unknown-arch", text.span, format!("Unknown architecture `{}`", text.value), "not an architecture", help);
+    r.error(
+        "unknown-arch",
+        text.span,
+        format!("Unknown architecture `{}`", text.value),
+        "not an architecture",
+        help,
+    );
     None
 }
 
@@ -216,18 +271,25 @@ pub fn read_policy(r: &mut FileReader<'_>, text: &Spanned<String>) -> Option<Str
         text.span,
         format!("`{v}` is not a platform policy"),
         "not a PEP 600 tag",
-        "Write a PEP 600 policy such as `manylinux_2_28` or `musllinux_1_2`, or `linux` for none".into(),
+        "Write a PEP 600 policy such as `manylinux_2_28` or `musllinux_1_2`, or `linux` for none"
+            .into(),
     );
     None
 }
 
 fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
-    r.check_children(node, &["arch", "policy", "bootstrap", "packages", "image", "layout"]);
+    r.check_children(
+        node,
+        &["arch", "policy", "bootstrap", "packages", "image", "layout"],
+    );
     r.unique_children(node, &["arch", "policy", "bootstrap", "image", "layout"]);
     let arch = required_leaf(r, node, "arch", "arch \"s390x\"").and_then(|a| read_arch(r, &a));
-    let policy = required_leaf(r, node, "policy", "policy \"manylinux_2_28\"").and_then(|p| read_policy(r, &p));
-    let origins: Vec<&KdlNode> =
-        node.iter_children().filter(|c| matches!(c.name().value(), "bootstrap" | "image" | "layout")).collect();
+    let policy = required_leaf(r, node, "policy", "policy \"manylinux_2_28\"")
+        .and_then(|p| read_policy(r, &p));
+    let origins: Vec<&KdlNode> = node
+        .iter_children()
+        .filter(|c| matches!(c.name().value(), "bootstrap" | "image" | "layout"))
+        .collect();
     let origin_node = match origins.as_slice() {
         [one] => *one,
         [] => {
@@ -255,7 +317,9 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
     if packages_node.is_some() && origin_node.name().value() != "bootstrap" {
         r.error(
             "conflicting-fields",
-            packages_node.map(|p| p.name().span()).unwrap_or(node.span()),
+            packages_node
+                .map(|p| p.name().span())
+                .unwrap_or(node.span()),
             "`packages` applies only to a `bootstrap` base".into(),
             "not used",
             "Remove `packages`, or bootstrap the base".into(),
@@ -269,7 +333,10 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
             let version = r.required_prop(origin_node, "version", "\"1.0.128+nmu2+deb12u2\"");
             let suite = r.required_prop(origin_node, "suite", "\"bookworm\"");
             let snapshot = r.prop(origin_node, "snapshot");
-            let variant = r.prop(origin_node, "variant").map(|v| v.value).unwrap_or_else(|| "minbase".into());
+            let variant = r
+                .prop(origin_node, "variant")
+                .map(|v| v.value)
+                .unwrap_or_else(|| "minbase".into());
             if let Some(t) = &tool
                 && t.value != "debootstrap"
                 && t.value != "mmdebstrap"
@@ -287,7 +354,10 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
                 let ok = s.value.len() == 16
                     && s.value.as_bytes()[8] == b'T'
                     && s.value.ends_with('Z')
-                    && s.value.bytes().enumerate().all(|(i, b)| i == 8 || i == 15 || b.is_ascii_digit());
+                    && s.value
+                        .bytes()
+                        .enumerate()
+                        .all(|(i, b)| i == 8 || i == 15 || b.is_ascii_digit());
                 if !ok {
                     r.error(
                         "bad-snapshot",
@@ -348,21 +418,48 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
                 );
                 return None;
             }
-            BaseOrigin::Image { repository: repository?.value, pin: pin? }
+            BaseOrigin::Image {
+                repository: repository?.value,
+                pin: pin?,
+            }
         }
         _ => {
             r.check_props(origin_node, &["digest"]);
             r.check_children(origin_node, &[]);
             let path = r.one_arg(origin_node);
-            let digest = r.required_prop(origin_node, "digest", "\"sha256:…\"").and_then(|d| r.oci_digest(&d));
-            BaseOrigin::Layout { path: path?.value, digest: digest? }
+            let digest = r
+                .required_prop(origin_node, "digest", "\"sha256:…\"")
+                .and_then(|d| r.oci_digest(&d));
+            BaseOrigin::Layout {
+                path: path?.value,
+                digest: digest?,
+            }
         }
     };
-    Some(BaseSpec { arch: arch?, policy: policy?, origin })
+    Some(BaseSpec {
+        arch: arch?,
+        policy: policy?,
+        origin,
+    })
 }
 
-fn read_runtime(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<Vec<RuntimeSpec>> {
-    r.check_children(node, &["base", "platform", "python", "configure", "pgo", "toolchain", "packs"]);
+fn read_runtime(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    ws: &WorkspaceConfig,
+) -> Option<Vec<RuntimeSpec>> {
+    r.check_children(
+        node,
+        &[
+            "base",
+            "platform",
+            "python",
+            "configure",
+            "pgo",
+            "toolchain",
+            "packs",
+        ],
+    );
     r.unique_children(node, &["configure", "pgo", "toolchain"]);
     let base = read_base_ref(r, node, ws);
     let configure: Vec<String> = match r.child(node, "configure") {
@@ -378,14 +475,22 @@ fn read_runtime(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) ->
             match p.entries().first().map(|e| e.value()) {
                 Some(kdl::KdlValue::Bool(b)) if p.entries().len() == 1 => *b,
                 _ => {
-                    r.error("wrong-type", p.span(), "`pgo` takes `#true` or `#false`".into(), "expected a boolean", "Write `pgo #true`".into());
+                    r.error(
+                        "wrong-type",
+                        p.span(),
+                        "`pgo` takes `#true` or `#false`".into(),
+                        "expected a boolean",
+                        "Write `pgo #true`".into(),
+                    );
                     false
                 }
             }
         }
         None => false,
     };
-    let toolchain = one_leaf(r, node, "toolchain").map(|t| t.value).unwrap_or_else(|| "base".into());
+    let toolchain = one_leaf(r, node, "toolchain")
+        .map(|t| t.value)
+        .unwrap_or_else(|| "base".into());
     let packs = pack_refs(r, node);
     let pythons: Vec<&KdlNode> = r.children(node, "python").collect();
     if pythons.is_empty() {
@@ -404,28 +509,49 @@ fn read_runtime(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) ->
         r.check_props(py, &["adopt"]);
         r.check_children(py, &["source"]);
         let Some(text) = r.one_arg(py) else { continue };
-        let Some(version) = r.version(&text) else { continue };
+        let Some(version) = r.version(&text) else {
+            continue;
+        };
         let suffix = py_suffix(&version);
         if seen.insert(suffix.clone(), ()).is_some() {
             r.error(
                 "duplicate-target",
                 text.span,
-                format!("Python {} is given twice in `runtime \"{}\"`", text.value, rule_name(node)),
+                format!(
+                    "Python {} is given twice in `runtime \"{}\"`",
+                    text.value,
+                    rule_name(node)
+                ),
                 "same minor version again",
-                format!("Each minor version gives one target (`{}-{suffix}`); keep one", rule_name(node)),
+                format!(
+                    "Each minor version gives one target (`{}-{suffix}`); keep one",
+                    rule_name(node)
+                ),
             );
             continue;
         }
         let adopt = r.prop(py, "adopt");
         let sources: Vec<&KdlNode> = r.children(py, "source").collect();
         let build = match (adopt, sources.as_slice()) {
-            (Some(a), []) => RuntimeBuild::Adopt { interpreter: a.value },
+            (Some(a), []) => RuntimeBuild::Adopt {
+                interpreter: a.value,
+            },
             (None, [s]) => match read_source(r, s) {
-                Some(source) => RuntimeBuild::Source { source, configure: configure.clone(), pgo },
+                Some(source) => RuntimeBuild::Source {
+                    source,
+                    configure: configure.clone(),
+                    pgo,
+                },
                 None => continue,
             },
             (Some(_), _) => {
-                r.error("conflicting-fields", py.span(), "`python` has both `adopt` and a `source`".into(), "one too many", "Either build from `source` or `adopt` the base's interpreter".into());
+                r.error(
+                    "conflicting-fields",
+                    py.span(),
+                    "`python` has both `adopt` and a `source`".into(),
+                    "one too many",
+                    "Either build from `source` or `adopt` the base's interpreter".into(),
+                );
                 continue;
             }
             (None, []) => {
@@ -439,12 +565,24 @@ fn read_runtime(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) ->
                 continue;
             }
             (None, [_, second, ..]) => {
-                r.error("duplicate-field", second.name().span(), "`python` has more than one `source`".into(), "second source", "Keep one `source`".into());
+                r.error(
+                    "duplicate-field",
+                    second.name().span(),
+                    "`python` has more than one `source`".into(),
+                    "second source",
+                    "Keep one `source`".into(),
+                );
                 continue;
             }
         };
         if let Some(base) = &base {
-            out.push(RuntimeSpec { base: base.clone(), python: version, build, toolchain: toolchain.clone(), packs: packs.clone() });
+            out.push(RuntimeSpec {
+                base: base.clone(),
+                python: version,
+                build,
+                toolchain: toolchain.clone(),
+                packs: packs.clone(),
+            });
         }
     }
     base?;
@@ -452,7 +590,12 @@ fn read_runtime(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) ->
 }
 
 fn read_pack(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<PackSpec> {
-    r.check_children(node, &["base", "platform", "version", "source", "recipe", "packs", "env"]);
+    r.check_children(
+        node,
+        &[
+            "base", "platform", "version", "source", "recipe", "packs", "env",
+        ],
+    );
     r.unique_children(node, &["version", "recipe"]);
     let name = rule_name(node);
     let base = read_base_ref(r, node, ws);
@@ -470,22 +613,57 @@ fn read_pack(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Op
             );
         }
     }
-    let sources: Vec<SourceSpec> =
-        r.children(node, "source").collect::<Vec<_>>().into_iter().filter_map(|s| read_source(r, s)).collect();
+    let sources: Vec<SourceSpec> = r
+        .children(node, "source")
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|s| read_source(r, s))
+        .collect();
     let packs = pack_refs(r, node);
     let env = r.env(node);
     let mut versions = BTreeMap::new();
     versions.insert(name, version?.value);
-    Some(PackSpec { base: base?, versions, recipe: recipe?.value, sources, packs, env })
+    Some(PackSpec {
+        base: base?,
+        versions,
+        recipe: recipe?.value,
+        sources,
+        packs,
+        env,
+    })
 }
 
-fn read_wheel(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig, name: &str) -> Option<Vec<WheelSpec>> {
+fn read_wheel(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    ws: &WorkspaceConfig,
+    name: &str,
+) -> Option<Vec<WheelSpec>> {
     r.check_children(
         node,
-        &["source", "python", "runtime", "packs", "backend", "config-setting", "env", "requires", "frontend"],
+        &[
+            "source",
+            "python",
+            "runtime",
+            "packs",
+            "backend",
+            "config-setting",
+            "env",
+            "requires",
+            "frontend",
+        ],
     );
-    r.unique_children(node, &["source", "python", "runtime", "backend", "frontend"]);
-    let source = r.required_child(node, "source", "source pypi=\"NAME\" version=\"V\" sha256=\"…\"").and_then(|s| read_source(r, s));
+    r.unique_children(
+        node,
+        &["source", "python", "runtime", "backend", "frontend"],
+    );
+    let source = r
+        .required_child(
+            node,
+            "source",
+            "source pypi=\"NAME\" version=\"V\" sha256=\"…\"",
+        )
+        .and_then(|s| read_source(r, s));
     let runtime = r
         .required_child(node, "runtime", "runtime \"//runtimes:cpython\"")
         .and_then(|c| {
@@ -510,8 +688,12 @@ fn read_wheel(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig, name
         }
     }
     let env = r.env(node);
-    let requires: Vec<Pinned> =
-        r.children(node, "requires").collect::<Vec<_>>().into_iter().filter_map(|c| r.pinned(c)).collect();
+    let requires: Vec<Pinned> = r
+        .children(node, "requires")
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|c| r.pinned(c))
+        .collect();
     let frontend = match r.child(node, "frontend") {
         Some(f) => r.pinned(f),
         None => match &ws.defaults.frontend {
@@ -528,10 +710,12 @@ fn read_wheel(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig, name
             }
         },
     };
-    let pythons = r.required_child(node, "python", "python \"3.12\"").map(|p| {
-        check_leaf(r, p);
-        r.some_args(p)
-    })?;
+    let pythons = r
+        .required_child(node, "python", "python \"3.12\"")
+        .map(|p| {
+            check_leaf(r, p);
+            r.some_args(p)
+        })?;
     let mut versions = Vec::new();
     for p in &pythons {
         let Some(v) = r.version(p) else { continue };
@@ -546,7 +730,13 @@ fn read_wheel(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig, name
             continue;
         }
         if versions.iter().any(|(w, _): &(Version, _)| w == &v) {
-            r.error("duplicate-target", p.span, format!("Python {} is listed twice", p.value), "listed again", "Keep one".into());
+            r.error(
+                "duplicate-target",
+                p.span,
+                format!("Python {} is listed twice", p.value),
+                "listed again",
+                "Keep one".into(),
+            );
             continue;
         }
         versions.push((v, p.span));
@@ -573,7 +763,8 @@ fn read_wheel(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig, name
 fn read_repair(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<RepairSpec> {
     r.check_children(node, &["wheel", "policy", "tool", "patchelf"]);
     r.unique_children(node, &["wheel", "policy", "tool"]);
-    let wheel = required_leaf(r, node, "wheel", "wheel \"//wheels:NAME\"").and_then(|t| r.label(&t, true));
+    let wheel =
+        required_leaf(r, node, "wheel", "wheel \"//wheels:NAME\"").and_then(|t| r.label(&t, true));
     let policy = one_leaf(r, node, "policy").and_then(|p| read_policy(r, &p));
     let tool = match r.child(node, "tool") {
         Some(t) => r.pinned(t),
@@ -592,9 +783,22 @@ fn read_repair(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> 
         },
     };
     let patchelf: Vec<Pinned> = {
-        let own: Vec<Pinned> =
-            r.children(node, "patchelf").collect::<Vec<_>>().into_iter().filter_map(|c| r.pinned(c)).collect();
-        if own.is_empty() { ws.defaults.patchelf.clone() } else { own }
+        let own: Vec<Pinned> = r
+            .children(node, "patchelf")
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter_map(|c| r.pinned(c))
+            .collect();
+        if own.is_empty() {
+            ws.defaults.patchelf.clone()
+        } else {
+            own
+        }
     };
-    Some(RepairSpec { wheel: wheel?, policy, tool: tool?, patchelf })
+    Some(RepairSpec {
+        wheel: wheel?,
+        policy,
+        tool: tool?,
+        patchelf,
+    })
 }

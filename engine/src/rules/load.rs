@@ -53,8 +53,10 @@ pub fn find_root(start: &Path) -> Result<PathBuf, InputError> {
 }
 
 fn read_file(root: &Path, rel: &str) -> Result<Source, InputError> {
-    let text = fs_err::read_to_string(root.join(rel))
-        .map_err(|e| InputError::global("unreadable-file", format!("Cannot read `{rel}`: {e}")).with_help("Check the file's permissions and that it is UTF-8 text"))?;
+    let text = fs_err::read_to_string(root.join(rel)).map_err(|e| {
+        InputError::global("unreadable-file", format!("Cannot read `{rel}`: {e}"))
+            .with_help("Check the file's permissions and that it is UTF-8 text")
+    })?;
     Ok(Source::new(rel, text))
 }
 
@@ -67,16 +69,35 @@ fn list_kdl(root: &Path, folder: &str, recursive: bool) -> Result<Vec<String>, I
         let entries = match fs_err::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(InputError::global("unreadable-file", format!("Cannot list `{}`: {e}", dir.display()))),
+            Err(e) => {
+                return Err(InputError::global(
+                    "unreadable-file",
+                    format!("Cannot list `{}`: {e}", dir.display()),
+                ));
+            }
         };
         for entry in entries {
-            let entry = entry.map_err(|e| InputError::global("unreadable-file", format!("Cannot list `{}`: {e}", dir.display())))?;
+            let entry = entry.map_err(|e| {
+                InputError::global(
+                    "unreadable-file",
+                    format!("Cannot list `{}`: {e}", dir.display()),
+                )
+            })?;
             let path = entry.path();
-            let ft = entry.file_type().map_err(|e| InputError::global("unreadable-file", format!("Cannot stat `{}`: {e}", path.display())))?;
+            let ft = entry.file_type().map_err(|e| {
+                InputError::global(
+                    "unreadable-file",
+                    format!("Cannot stat `{}`: {e}", path.display()),
+                )
+            })?;
             if ft.is_dir() && recursive {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "kdl") {
-                let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
                 out.push(rel);
             }
         }
@@ -99,8 +120,14 @@ fn check_nesting(source: &Source) -> Result<(), InputError> {
     let b = source.text.as_bytes();
     let (mut i, mut depth, mut comment) = (0usize, 0usize, 0usize);
     let too_deep = |at: usize| {
-        InputError::at("too-deep", source, SourceSpan::from(at..at + 1), format!("Blocks nest more than {MAX_NESTING} levels deep"), "too deep")
-            .with_help("Rule files need only a few levels of `{ }`; flatten this file")
+        InputError::at(
+            "too-deep",
+            source,
+            SourceSpan::from(at..at + 1),
+            format!("Blocks nest more than {MAX_NESTING} levels deep"),
+            "too deep",
+        )
+        .with_help("Rule files need only a few levels of `{ }`; flatten this file")
     };
     while i < b.len() {
         let next = b.get(i + 1).copied();
@@ -188,11 +215,21 @@ pub fn parse_kdl(source: &Source) -> Result<KdlDocument, Errors> {
                 None => message,
             };
             let label = d.label.clone().unwrap_or_else(|| "here".into());
-            let help = d.help.clone().unwrap_or_else(|| "See docs/rules.md for the KDL v2 syntax refine reads".into());
-            errors.push(InputError::at("kdl-syntax", source, d.span, message, label).with_help(help));
+            let help = d
+                .help
+                .clone()
+                .unwrap_or_else(|| "See docs/rules.md for the KDL v2 syntax refine reads".into());
+            errors
+                .push(InputError::at("kdl-syntax", source, d.span, message, label).with_help(help));
         }
         if errors.is_empty() {
-            errors.push(InputError::at("kdl-syntax", source, SourceSpan::from(0..0), "Invalid KDL", "here"));
+            errors.push(InputError::at(
+                "kdl-syntax",
+                source,
+                SourceSpan::from(0..0),
+                "Invalid KDL",
+                "here",
+            ));
         }
         errors
     })
@@ -218,7 +255,12 @@ impl Workspace {
         files.push(ws_source);
         let config = match parse_kdl(&files[0]) {
             Ok(doc) => {
-                let mut r = FileReader { file: 0, source: &files[0], package: None, errors: Errors::default() };
+                let mut r = FileReader {
+                    file: 0,
+                    source: &files[0],
+                    package: None,
+                    errors: Errors::default(),
+                };
                 let config = read_workspace(&mut r, &doc);
                 errors.extend(r.errors);
                 config
@@ -231,8 +273,11 @@ impl Workspace {
 
         let rule_paths = list_kdl(root, "rules", true).map_err(|e| Errors(vec![e]))?;
         let catalog_paths = list_kdl(root, "catalog", false).map_err(|e| Errors(vec![e]))?;
-        let read: Vec<Result<Source, InputError>> =
-            rule_paths.par_iter().chain(catalog_paths.par_iter()).map(|rel| read_file(root, rel)).collect();
+        let read: Vec<Result<Source, InputError>> = rule_paths
+            .par_iter()
+            .chain(catalog_paths.par_iter())
+            .map(|rel| read_file(root, rel))
+            .collect();
         for r in read {
             match r {
                 Ok(s) => files.push(s),
@@ -249,10 +294,19 @@ impl Workspace {
             .collect();
 
         let mut catalog = Catalog::default();
-        for (id, source) in files.iter().enumerate().filter(|(_, s)| s.name.starts_with("catalog/")) {
+        for (id, source) in files
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.name.starts_with("catalog/"))
+        {
             match parse_kdl(source) {
                 Ok(doc) => {
-                    let mut r = FileReader { file: id, source, package: None, errors: Errors::default() };
+                    let mut r = FileReader {
+                        file: id,
+                        source,
+                        package: None,
+                        errors: Errors::default(),
+                    };
                     read_catalog(&mut r, &doc, &mut catalog);
                     errors.extend(r.errors);
                 }
@@ -270,7 +324,13 @@ impl Workspace {
         expand_repairs(&mut targets, repairs);
         check_duplicates(&targets, &files, &mut errors);
 
-        errors.into_result(Workspace { root: root.to_path_buf(), files, config, catalog, targets })
+        errors.into_result(Workspace {
+            root: root.to_path_buf(),
+            files,
+            config,
+            catalog,
+            targets,
+        })
     }
 
     /// Where a location is, as `file:line:column`, for messages outside miette.
@@ -279,18 +339,39 @@ impl Workspace {
         let offset = at.span.offset().min(source.text.len());
         let before = &source.text[..offset];
         let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+        let column = before
+            .rsplit('\n')
+            .next()
+            .map(|l| l.chars().count())
+            .unwrap_or(0)
+            + 1;
         format!("{}:{line}:{column}", source.name)
     }
 }
 
 fn load_rule_file(id: FileId, source: &Source, config: &WorkspaceConfig) -> FileResult {
-    let mut out = FileResult { targets: Vec::new(), repairs: Vec::new(), errors: Errors::default() };
-    let Some(package) = package_of(&source.name) else { return out };
-    if !package.split('/').all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))) {
+    let mut out = FileResult {
+        targets: Vec::new(),
+        repairs: Vec::new(),
+        errors: Errors::default(),
+    };
+    let Some(package) = package_of(&source.name) else {
+        return out;
+    };
+    if !package.split('/').all(|s| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    }) {
         out.errors.push(
-            InputError::global("bad-package", format!("`{}` cannot be a package: its path has characters labels cannot hold", source.name))
-                .with_help("Rename the file using letters, digits, `_`, `-` and `.`"),
+            InputError::global(
+                "bad-package",
+                format!(
+                    "`{}` cannot be a package: its path has characters labels cannot hold",
+                    source.name
+                ),
+            )
+            .with_help("Rename the file using letters, digits, `_`, `-` and `.`"),
         );
         return out;
     }
@@ -301,11 +382,16 @@ fn load_rule_file(id: FileId, source: &Source, config: &WorkspaceConfig) -> File
             return out;
         }
     };
-    let mut r = FileReader { file: id, source, package: Some(package), errors: Errors::default() };
+    let mut r = FileReader {
+        file: id,
+        source,
+        package: Some(package),
+        errors: Errors::default(),
+    };
     for node in doc.nodes() {
         match read_rule(&mut r, node, config) {
             Some(Read::Targets(t)) => out.targets.extend(t),
-            Some(Read::Repair(p)) => out.repairs.push(p),
+            Some(Read::Repair(p)) => out.repairs.push(*p),
             None => {}
         }
     }
@@ -326,14 +412,20 @@ fn expand_repairs(targets: &mut Vec<Target>, repairs: Vec<PendingRepair>) {
     }
     for p in repairs {
         let package = p.package.clone();
-        let key = (p.spec.wheel.label.package.clone(), p.spec.wheel.label.name.clone());
+        let key = (
+            p.spec.wheel.label.package.clone(),
+            p.spec.wheel.label.name.clone(),
+        );
         match variants.get(&key) {
             Some(vs) if p.spec.wheel.follow_matrix => {
                 for (suffix, wheel_label) in vs {
                     let mut spec = p.spec.clone();
                     spec.wheel = relabel(&p.spec.wheel, wheel_label.clone());
                     targets.push(Target {
-                        label: Label { package: package.clone(), name: format!("{}-{suffix}", p.name.value) },
+                        label: Label {
+                            package: package.clone(),
+                            name: format!("{}-{suffix}", p.name.value),
+                        },
                         rule: p.name.value.clone(),
                         at: p.at,
                         spec: Spec::Repair(spec),
@@ -341,7 +433,10 @@ fn expand_repairs(targets: &mut Vec<Target>, repairs: Vec<PendingRepair>) {
                 }
             }
             _ => targets.push(Target {
-                label: Label { package, name: p.name.value.clone() },
+                label: Label {
+                    package,
+                    name: p.name.value.clone(),
+                },
                 rule: p.name.value.clone(),
                 at: p.at,
                 spec: Spec::Repair(p.spec),
@@ -355,10 +450,22 @@ fn check_duplicates(targets: &[Target], files: &[Source], errors: &mut Errors) {
     for t in targets {
         if let Some(first) = seen.get(&t.label) {
             let source = &files[t.at.file];
-            let first_line = files[first.file].text[..first.span.offset()].matches('\n').count() + 1;
+            let first_line = files[first.file].text[..first.span.offset()]
+                .matches('\n')
+                .count()
+                + 1;
             errors.push(
-                InputError::at("duplicate-target", source, t.at.span, format!("Target `{}` is declared twice", t.label), "declared again here")
-                    .with_help(format!("It is first declared at {}:{first_line}; rename one of them", files[first.file].name)),
+                InputError::at(
+                    "duplicate-target",
+                    source,
+                    t.at.span,
+                    format!("Target `{}` is declared twice", t.label),
+                    "declared again here",
+                )
+                .with_help(format!(
+                    "It is first declared at {}:{first_line}; rename one of them",
+                    files[first.file].name
+                )),
             );
         } else {
             seen.insert(&t.label, t.at);

@@ -22,7 +22,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Base, Kind::Runtime, Kind::Pack, Kind::Wheel, Kind::Repair];
+    pub const ALL: [Kind; 5] = [
+        Kind::Base,
+        Kind::Runtime,
+        Kind::Pack,
+        Kind::Wheel,
+        Kind::Repair,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -75,11 +81,24 @@ pub struct Sha256(pub String);
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SourceSpec {
     /// An sdist from the Python package index the user's pip is configured for.
-    Pypi { name: String, version: String, sha256: Sha256 },
+    Pypi {
+        name: String,
+        version: String,
+        sha256: Sha256,
+    },
     /// A file fetched over HTTP(S).
-    Url { url: String, file: String, sha256: Sha256 },
+    Url {
+        url: String,
+        file: String,
+        sha256: Sha256,
+    },
     /// A file of a Debian source package, fetched with apt.
-    Debian { package: String, version: String, file: String, sha256: Sha256 },
+    Debian {
+        package: String,
+        version: String,
+        file: String,
+        sha256: Sha256,
+    },
     /// A folder of the workspace; its digest is a tree hash taken when it is used.
     Path { path: String },
 }
@@ -134,7 +153,11 @@ pub struct BaseSpec {
 #[derive(Clone, Debug)]
 pub enum RuntimeBuild {
     /// Build CPython from a source tarball.
-    Source { source: SourceSpec, configure: Vec<String>, pgo: bool },
+    Source {
+        source: SourceSpec,
+        configure: Vec<String>,
+        pgo: bool,
+    },
     /// Use the interpreter the base already has at this path.
     Adopt { interpreter: String },
 }

@@ -38,11 +38,22 @@ fn type_name(v: &KdlValue) -> &'static str {
 
 impl<'a> FileReader<'a> {
     pub fn loc(&self, span: SourceSpan) -> Loc {
-        Loc { file: self.file, span }
+        Loc {
+            file: self.file,
+            span,
+        }
     }
 
-    pub fn error(&mut self, code: &'static str, span: SourceSpan, message: String, label: &str, help: String) {
-        self.errors.push(InputError::at(code, self.source, span, message, label).with_help(help));
+    pub fn error(
+        &mut self,
+        code: &'static str,
+        span: SourceSpan,
+        message: String,
+        label: &str,
+        help: String,
+    ) {
+        self.errors
+            .push(InputError::at(code, self.source, span, message, label).with_help(help));
     }
 
     /// Reports children of `node` that are not in `allowed`, suggesting the nearest name.
@@ -103,7 +114,10 @@ impl<'a> FileReader<'a> {
 
     fn entry_string(&mut self, node: &KdlNode, entry: &KdlEntry) -> Option<Spanned<String>> {
         match entry.value() {
-            KdlValue::String(s) => Some(Spanned { value: s.clone(), span: entry.span() }),
+            KdlValue::String(s) => Some(Spanned {
+                value: s.clone(),
+                span: entry.span(),
+            }),
             other => {
                 let what = match entry.name() {
                     Some(n) => format!("`{}` on `{}`", n.value(), node.name().value()),
@@ -114,7 +128,10 @@ impl<'a> FileReader<'a> {
                     entry.span(),
                     format!("{what} takes a string, not {}", type_name(other)),
                     "expected a string",
-                    format!("Quote the value: `\"{}\"`", entry.value().to_string().trim_matches('#')),
+                    format!(
+                        "Quote the value: `\"{}\"`",
+                        entry.value().to_string().trim_matches('#')
+                    ),
                 );
                 None
             }
@@ -138,7 +155,12 @@ impl<'a> FileReader<'a> {
                 None
             }
             _ => {
-                let extra = node.entries().iter().filter(|e| e.name().is_none()).nth(1).map(|e| e.span());
+                let extra = node
+                    .entries()
+                    .iter()
+                    .filter(|e| e.name().is_none())
+                    .nth(1)
+                    .map(|e| e.span());
                 self.error(
                     "too-many-values",
                     extra.unwrap_or(node.span()),
@@ -168,13 +190,25 @@ impl<'a> FileReader<'a> {
 
     /// A string property, if present.
     pub fn prop(&mut self, node: &KdlNode, name: &str) -> Option<Spanned<String>> {
-        let entry = node.entries().iter().rev().find(|e| e.name().is_some_and(|n| n.value() == name))?;
+        let entry = node
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| e.name().is_some_and(|n| n.value() == name))?;
         self.entry_string(node, entry)
     }
 
     /// A string property that must be present.
-    pub fn required_prop(&mut self, node: &KdlNode, name: &str, example: &str) -> Option<Spanned<String>> {
-        let has = node.entries().iter().any(|e| e.name().is_some_and(|n| n.value() == name));
+    pub fn required_prop(
+        &mut self,
+        node: &KdlNode,
+        name: &str,
+        example: &str,
+    ) -> Option<Spanned<String>> {
+        let has = node
+            .entries()
+            .iter()
+            .any(|e| e.name().is_some_and(|n| n.value() == name));
         if !has {
             self.error(
                 "missing-field",
@@ -189,7 +223,7 @@ impl<'a> FileReader<'a> {
     }
 
     /// Reports a field that may appear once but appears again.
-    pub fn unique_children<'n>(&mut self, node: &'n KdlNode, names: &[&str]) {
+    pub fn unique_children(&mut self, node: &KdlNode, names: &[&str]) {
         for name in names {
             let mut seen = node.iter_children().filter(|c| c.name().value() == *name);
             let _first = seen.next();
@@ -197,7 +231,10 @@ impl<'a> FileReader<'a> {
                 self.error(
                     "duplicate-field",
                     again.name().span(),
-                    format!("`{name}` is given more than once in `{}`", node.name().value()),
+                    format!(
+                        "`{name}` is given more than once in `{}`",
+                        node.name().value()
+                    ),
                     "given again here",
                     format!("Keep one `{name}`"),
                 );
@@ -211,13 +248,22 @@ impl<'a> FileReader<'a> {
     }
 
     /// A required child: reports its absence at the node's name.
-    pub fn required_child<'n>(&mut self, node: &'n KdlNode, name: &str, example: &str) -> Option<&'n KdlNode> {
+    pub fn required_child<'n>(
+        &mut self,
+        node: &'n KdlNode,
+        name: &str,
+        example: &str,
+    ) -> Option<&'n KdlNode> {
         let found = self.child(node, name);
         if found.is_none() {
             self.error(
                 "missing-field",
                 node.name().span(),
-                format!("`{}` `{}` needs a `{name}`", node.name().value(), rule_name(node)),
+                format!(
+                    "`{}` `{}` needs a `{name}`",
+                    node.name().value(),
+                    rule_name(node)
+                ),
                 &format!("`{name}` missing"),
                 format!("Add a child `{example}`"),
             );
@@ -225,23 +271,41 @@ impl<'a> FileReader<'a> {
         found
     }
 
-    pub fn children<'n>(&self, node: &'n KdlNode, name: &'n str) -> impl Iterator<Item = &'n KdlNode> + 'n {
-        node.iter_children().filter(move |c| c.name().value() == name)
+    pub fn children<'n>(
+        &self,
+        node: &'n KdlNode,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'n KdlNode> + 'n {
+        node.iter_children()
+            .filter(move |c| c.name().value() == name)
     }
 
     /// A label, resolved against the current package.
     pub fn label(&mut self, text: &Spanned<String>, follow_matrix: bool) -> Option<LabelRef> {
         match parse_label(&text.value, self.package) {
-            Ok(label) => Some(LabelRef { label, at: self.loc(text.span), follow_matrix }),
+            Ok(label) => Some(LabelRef {
+                label,
+                at: self.loc(text.span),
+                follow_matrix,
+            }),
             Err(e) => {
-                self.error("bad-label", text.span, e.message, "not a valid label", e.help);
+                self.error(
+                    "bad-label",
+                    text.span,
+                    e.message,
+                    "not a valid label",
+                    e.help,
+                );
                 None
             }
         }
     }
 
     pub fn labels(&mut self, node: &KdlNode) -> Vec<LabelRef> {
-        self.some_args(node).iter().filter_map(|t| self.label(t, true)).collect()
+        self.some_args(node)
+            .iter()
+            .filter_map(|t| self.label(t, true))
+            .collect()
     }
 
     /// A sha256 in hex (64 characters).
@@ -269,7 +333,12 @@ impl<'a> FileReader<'a> {
     /// An OCI digest, `sha256:` and 64 hex digits.
     pub fn oci_digest(&mut self, text: &Spanned<String>) -> Option<String> {
         match text.value.strip_prefix("sha256:") {
-            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) => {
+            Some(hex)
+                if hex.len() == 64
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) =>
+            {
                 Some(text.value.clone())
             }
             _ => {
@@ -308,7 +377,9 @@ impl<'a> FileReader<'a> {
         self.check_props(node, &["sha256"]);
         self.check_children(node, &[]);
         let text = self.one_arg(node);
-        let sha = self.required_prop(node, "sha256", "\"…\"").and_then(|s| self.sha256(&s));
+        let sha = self
+            .required_prop(node, "sha256", "\"…\"")
+            .and_then(|s| self.sha256(&s));
         let text = text?;
         let requirement = match text.value.parse::<uv_pep508::Requirement>() {
             Ok(r) => r,
@@ -342,11 +413,18 @@ impl<'a> FileReader<'a> {
                 text.span,
                 format!("`{}` is not pinned to one version", text.value),
                 "needs `==VERSION`",
-                format!("Pin it exactly, such as `{}==1.0`, so that its wheel's sha256 is known", requirement.name),
+                format!(
+                    "Pin it exactly, such as `{}==1.0`, so that its wheel's sha256 is known",
+                    requirement.name
+                ),
             );
             return None;
         };
-        Some(Pinned { name: requirement.name.to_string(), version, sha256: sha? })
+        Some(Pinned {
+            name: requirement.name.to_string(),
+            version,
+            sha256: sha?,
+        })
     }
 
     /// Each `env "KEY" "VALUE"` child of `node`.
@@ -359,7 +437,9 @@ impl<'a> FileReader<'a> {
             match args.as_slice() {
                 [k, v] => {
                     let valid = !k.value.is_empty()
-                        && k.value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                        && k.value
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
                         && !k.value.as_bytes()[0].is_ascii_digit();
                     if !valid {
                         self.error(
@@ -403,10 +483,18 @@ pub fn rule_name(node: &KdlNode) -> String {
 }
 
 fn list(names: &[&str]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A label with a made-up location, for targets generated from a label already checked.
 pub fn relabel(r: &LabelRef, label: Label) -> LabelRef {
-    LabelRef { label, at: r.at, follow_matrix: false }
+    LabelRef {
+        label,
+        at: r.at,
+        follow_matrix: false,
+    }
 }

@@ -24,7 +24,11 @@ pub fn read_source(r: &mut FileReader<'_>, node: &KdlNode) -> Option<SourceSpec>
     }
     let origins: Vec<&str> = ["pypi", "url", "debian", "path"]
         .into_iter()
-        .filter(|k| node.entries().iter().any(|e| e.name().is_some_and(|n| n.value() == *k)))
+        .filter(|k| {
+            node.entries()
+                .iter()
+                .any(|e| e.name().is_some_and(|n| n.value() == *k))
+        })
         .collect();
     let origin = match origins.as_slice() {
         [one] => *one,
@@ -42,7 +46,11 @@ pub fn read_source(r: &mut FileReader<'_>, node: &KdlNode) -> Option<SourceSpec>
             r.error(
                 "bad-source",
                 node.span(),
-                format!("`source` has {} origins: {}", origins.len(), origins.join(", ")),
+                format!(
+                    "`source` has {} origins: {}",
+                    origins.len(),
+                    origins.join(", ")
+                ),
                 "more than one origin",
                 "Keep exactly one of `pypi`, `url`, `debian` or `path`".into(),
             );
@@ -50,7 +58,11 @@ pub fn read_source(r: &mut FileReader<'_>, node: &KdlNode) -> Option<SourceSpec>
         }
     };
     let forbid = |r: &mut FileReader<'_>, name: &str| {
-        if let Some(e) = node.entries().iter().find(|e| e.name().is_some_and(|n| n.value() == name)) {
+        if let Some(e) = node
+            .entries()
+            .iter()
+            .find(|e| e.name().is_some_and(|n| n.value() == name))
+        {
             r.error(
                 "bad-source",
                 e.span(),
@@ -65,12 +77,21 @@ pub fn read_source(r: &mut FileReader<'_>, node: &KdlNode) -> Option<SourceSpec>
             forbid(r, "file");
             let name = r.prop(node, "pypi");
             let version = r.required_prop(node, "version", "\"1.0\"");
-            let sha = r.required_prop(node, "sha256", "\"…\"").and_then(|s| r.sha256(&s));
+            let sha = r
+                .required_prop(node, "sha256", "\"…\"")
+                .and_then(|s| r.sha256(&s));
             if let Some(v) = &version {
                 r.version(v)?;
             }
             let name = name?;
-            if name.value.parse::<uv_pep508::Requirement>().map_or(true, |r| r.version_or_url.is_some() || r.name.as_ref() != super::catalog::normalize(&name.value)) {
+            if name
+                .value
+                .parse::<uv_pep508::Requirement>()
+                .map_or(true, |r| {
+                    r.version_or_url.is_some()
+                        || r.name.as_ref() != super::catalog::normalize(&name.value)
+                })
+            {
                 r.error(
                     "bad-source",
                     name.span,
@@ -80,12 +101,18 @@ pub fn read_source(r: &mut FileReader<'_>, node: &KdlNode) -> Option<SourceSpec>
                 );
                 return None;
             }
-            Some(SourceSpec::Pypi { name: name.value, version: version?.value, sha256: sha? })
+            Some(SourceSpec::Pypi {
+                name: name.value,
+                version: version?.value,
+                sha256: sha?,
+            })
         }
         "url" => {
             forbid(r, "version");
             let url = r.prop(node, "url")?;
-            let sha = r.required_prop(node, "sha256", "\"…\"").and_then(|s| r.sha256(&s));
+            let sha = r
+                .required_prop(node, "sha256", "\"…\"")
+                .and_then(|s| r.sha256(&s));
             let scheme_ok = url.value.starts_with("https://") || url.value.starts_with("http://");
             if !scheme_ok {
                 r.error(
@@ -111,13 +138,19 @@ pub fn read_source(r: &mut FileReader<'_>, node: &KdlNode) -> Option<SourceSpec>
                 );
                 return None;
             }
-            Some(SourceSpec::Url { url: url.value, file, sha256: sha? })
+            Some(SourceSpec::Url {
+                url: url.value,
+                file,
+                sha256: sha?,
+            })
         }
         "debian" => {
             let package = r.prop(node, "debian");
             let version = r.required_prop(node, "version", "\"0.2.5-1\"");
             let file = r.required_prop(node, "file", "\"NAME_VERSION.orig.tar.gz\"");
-            let sha = r.required_prop(node, "sha256", "\"…\"").and_then(|s| r.sha256(&s));
+            let sha = r
+                .required_prop(node, "sha256", "\"…\"")
+                .and_then(|s| r.sha256(&s));
             Some(SourceSpec::Debian {
                 package: package?.value,
                 version: version?.value,

@@ -18,7 +18,13 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
                 r.check_props(node, &[]);
                 r.check_children(node, &[]);
                 if seen_name {
-                    r.error("duplicate-field", node.name().span(), "`workspace` is given more than once".into(), "again here", "Keep one `workspace` node".into());
+                    r.error(
+                        "duplicate-field",
+                        node.name().span(),
+                        "`workspace` is given more than once".into(),
+                        "again here",
+                        "Keep one `workspace` node".into(),
+                    );
                 }
                 seen_name = true;
                 if let Some(n) = r.one_arg(node) {
@@ -30,13 +36,30 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
                 r.check_children(node, &[]);
                 let pname = r.one_arg(node);
                 let arch = r.required_prop(node, "arch", "\"s390x\"");
-                let policy = r.required_prop(node, "policy", "\"manylinux_2_28\"").and_then(|p| read_policy(r, &p));
-                let base = r.required_prop(node, "base", "\"//bases:NAME\"").and_then(|b| r.label(&b, false));
-                if let (Some(pname), Some(arch), Some(policy), Some(base)) = (pname, arch, policy, base) {
+                let policy = r
+                    .required_prop(node, "policy", "\"manylinux_2_28\"")
+                    .and_then(|p| read_policy(r, &p));
+                let base = r
+                    .required_prop(node, "base", "\"//bases:NAME\"")
+                    .and_then(|b| r.label(&b, false));
+                if let (Some(pname), Some(arch), Some(policy), Some(base)) =
+                    (pname, arch, policy, base)
+                {
                     if ws.platforms.iter().any(|p| p.name == pname.value) {
-                        r.error("duplicate-platform", pname.span, format!("Platform `{}` is declared twice", pname.value), "declared again", "Give each platform its own name".into());
+                        r.error(
+                            "duplicate-platform",
+                            pname.span,
+                            format!("Platform `{}` is declared twice", pname.value),
+                            "declared again",
+                            "Give each platform its own name".into(),
+                        );
                     } else {
-                        ws.platforms.push(Platform { name: pname.value, arch: arch.value, policy, base });
+                        ws.platforms.push(Platform {
+                            name: pname.value,
+                            arch: arch.value,
+                            policy,
+                            base,
+                        });
                     }
                 }
             }
@@ -53,7 +76,11 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
                         "remote" => {
                             r.check_props(child, &[]);
                             if let Some(url) = r.one_arg(child) {
-                                if url.value.strip_prefix("oci://").is_some_and(|rest| !rest.is_empty()) {
+                                if url
+                                    .value
+                                    .strip_prefix("oci://")
+                                    .is_some_and(|rest| !rest.is_empty())
+                                {
                                     ws.store.remote = Some(url.value);
                                 } else {
                                     r.error("bad-store", url.span, format!("`{}` is not an OCI registry URL", url.value), "expected oci://HOST[:PORT][/PREFIX]", "Write it as `remote \"oci://registry.example:5000/artifacts\"`".into());
@@ -66,8 +93,16 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
                             let endpoint = r.prop(child, "endpoint").map(|e| e.value);
                             let region = r.prop(child, "region").map(|e| e.value);
                             if let Some(url) = url {
-                                if url.value.strip_prefix("s3://").is_some_and(|b| !b.is_empty()) {
-                                    ws.store.mirror = Some(Mirror { url: url.value, endpoint, region });
+                                if url
+                                    .value
+                                    .strip_prefix("s3://")
+                                    .is_some_and(|b| !b.is_empty())
+                                {
+                                    ws.store.mirror = Some(Mirror {
+                                        url: url.value,
+                                        endpoint,
+                                        region,
+                                    });
                                 } else {
                                     r.error("bad-store", url.span, format!("`{}` is not an S3 bucket URL", url.value), "expected s3://BUCKET", "Write it as `mirror \"s3://wheels\" endpoint=\"http://127.0.0.1:9000\"`".into());
                                 }
@@ -99,12 +134,24 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
                     Some(near) => format!("Did you mean `{near}`?"),
                     None => "workspace.kdl holds `workspace`, `platform`, `store` and `defaults`; rules go in `rules/*.kdl`".into(),
                 };
-                r.error("unknown-field", node.name().span(), format!("Unknown node `{other}` in workspace.kdl"), "not a workspace setting", help);
+                r.error(
+                    "unknown-field",
+                    node.name().span(),
+                    format!("Unknown node `{other}` in workspace.kdl"),
+                    "not a workspace setting",
+                    help,
+                );
             }
         }
     }
     if !seen_name {
-        r.error("missing-field", miette::SourceSpan::from(0..0), "workspace.kdl does not name the workspace".into(), "expected `workspace \"NAME\"`", "Add `workspace \"NAME\"` at the top".into());
+        r.error(
+            "missing-field",
+            miette::SourceSpan::from(0..0),
+            "workspace.kdl does not name the workspace".into(),
+            "expected `workspace \"NAME\"`",
+            "Add `workspace \"NAME\"` at the top".into(),
+        );
     }
     if let Some(default) = &ws.defaults.platform
         && !ws.platforms.iter().any(|p| &p.name == default)
@@ -115,7 +162,13 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
             .and_then(|c| c.get("platform"))
             .map(|p| p.span())
             .unwrap_or(miette::SourceSpan::from(0..0));
-        r.error("unknown-platform", span, format!("The default platform `{default}` is not declared"), "no such platform", "Declare it with `platform \"NAME\" arch=… policy=… base=…`".into());
+        r.error(
+            "unknown-platform",
+            span,
+            format!("The default platform `{default}` is not declared"),
+            "no such platform",
+            "Declare it with `platform \"NAME\" arch=… policy=… base=…`".into(),
+        );
     }
     ws
 }
