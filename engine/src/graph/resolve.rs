@@ -208,8 +208,14 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
         graph.add_node(id);
     }
     for (id, ds) in deps.iter().enumerate() {
+        // `update_edge` would scan a node's edges on every insert: quadratic for a base that
+        // thousands of targets use. Duplicates are dropped per target instead.
+        let mut seen: Vec<TargetId> = Vec::with_capacity(ds.len());
         for &d in ds {
-            graph.update_edge(NodeIndex::new(d), NodeIndex::new(id), ());
+            if !seen.contains(&d) {
+                seen.push(d);
+                graph.add_edge(NodeIndex::new(d), NodeIndex::new(id), ());
+            }
         }
     }
     if errors.is_empty() {
