@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Tools every part of the test suite and benches needs.
+set -euo pipefail
+need=()
+command -v ninja >/dev/null || need+=(ninja-build)
+command -v hyperfine >/dev/null || need+=(hyperfine)
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
+fi
