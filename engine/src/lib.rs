@@ -4,6 +4,7 @@
 pub mod diag;
 pub mod fmt;
 pub mod graph;
+pub mod key;
 pub mod label;
 pub mod query;
 pub mod rules;
