@@ -8,3 +8,5 @@ pub mod key;
 pub mod label;
 pub mod query;
 pub mod rules;
+pub mod source;
+pub mod store;

@@ -2,10 +2,12 @@
 
 mod common;
 mod doctor;
+mod fetch;
 mod fmt;
 mod graph;
 mod query;
 mod sandbox;
+mod store;
 
 use std::process::ExitCode;
 
@@ -30,6 +32,11 @@ pub struct Cli {
     #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
     pub directory: Option<std::path::PathBuf>,
 
+    /// Use the local store in DIR [default: `store { local … }` in workspace.kdl, else
+    /// `$XDG_CACHE_HOME/refine`, else `~/.cache/refine`].
+    #[arg(long, global = true, env = "REFINE_STORE", value_name = "DIR")]
+    pub store: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,6 +51,10 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Run a command in the namespace sandbox, by hand.
     Sandbox(sandbox::SandboxArgs),
+    /// Bring sources into the local store: `--import FILE` seeds it by hand, offline.
+    Fetch(fetch::FetchArgs),
+    /// Look after the local store: `verify`, `gc`, `path`, `hash`.
+    Store(store::StoreArgs),
     /// Report what this host can do: kernel, namespaces, binfmt registrations, qemu.
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script.
@@ -86,6 +97,8 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(cli.directory.as_deref(), args),
         Command::Fmt(args) => fmt::run(cli.directory.as_deref(), args),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Fetch(args) => fetch::run(cli.store.as_deref(), args),
+        Command::Store(args) => store::run(cli.store.as_deref(), args),
         Command::Doctor(args) => doctor::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "refine", &mut std::io::stdout());
