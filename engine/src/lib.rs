@@ -6,6 +6,7 @@ pub mod fmt;
 pub mod graph;
 pub mod key;
 pub mod label;
+pub mod plan;
 pub mod query;
 pub mod rules;
 pub mod source;

@@ -51,3 +51,21 @@ pub fn load_graph(
     let workspace = refine_engine::rules::Workspace::load(&root).map_err(Failure::bad_input)?;
     refine_engine::graph::TargetGraph::build(workspace).map_err(Failure::bad_input)
 }
+
+/// Opens the local store: `--store` / `REFINE_STORE`, else `store { local … }` in
+/// workspace.kdl (relative to the workspace root), else the user's cache folder.
+pub fn open_workspace_store(
+    graph: &refine_engine::graph::TargetGraph,
+    flag: Option<&std::path::Path>,
+) -> Result<refine_engine::store::LocalStore, Failure> {
+    let configured = graph
+        .workspace
+        .config
+        .store
+        .local
+        .as_ref()
+        .map(|p| graph.workspace.root.join(p));
+    let path = refine_engine::store::LocalStore::resolve_path(flag, configured.as_deref())
+        .map_err(super::store::store_failure)?;
+    refine_engine::store::LocalStore::open(path).map_err(super::store::store_failure)
+}

@@ -2,9 +2,11 @@
 
 mod common;
 mod doctor;
+mod explain;
 mod fetch;
 mod fmt;
 mod graph;
+mod plan;
 mod query;
 mod sandbox;
 mod store;
@@ -49,6 +51,10 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Format rule files canonically, keeping comments.
     Fmt(fmt::FmtArgs),
+    /// Show each target's status (cached, build, pending), key and artifact digest.
+    Plan(plan::PlanArgs),
+    /// Explain why a target is not cached: its key fields against the last build.
+    Explain(explain::ExplainArgs),
     /// Run a command in the namespace sandbox, by hand.
     Sandbox(sandbox::SandboxArgs),
     /// Bring sources into the local store: `--import FILE` seeds it by hand, offline.
@@ -95,6 +101,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Query(args) => query::run(cli.directory.as_deref(), args),
         Command::Graph(args) => graph::run(cli.directory.as_deref(), args),
+        Command::Plan(args) => plan::run(cli.directory.as_deref(), cli.store.as_deref(), args),
+        Command::Explain(args) => {
+            explain::run(cli.directory.as_deref(), cli.store.as_deref(), args)
+        }
         Command::Fmt(args) => fmt::run(cli.directory.as_deref(), args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Fetch(args) => fetch::run(cli.store.as_deref(), args),
