@@ -1,8 +1,9 @@
 //! `refine fetch`: bring fixed-output sources into the local store.
 //!
-//! For now: `--import FILE`, which puts a file into the store under its sha256 (for machines
-//! without network, like Bazel's distdir). Fetching the sources of target patterns through
-//! pip, apt or HTTP comes later.
+//! `refine fetch PATTERN...` fetches and verifies every fixed-output input the targets need
+//! (PyPI files from the index pip is configured with, Debian source files through apt, URLs
+//! over HTTP). `--import FILE` puts a file into the store under its sha256, for machines
+//! without network, like Bazel's distdir.
 
 use std::path::{Path, PathBuf};
 
@@ -40,13 +41,63 @@ fn parse_sha256(s: &str) -> Result<Digest, Failure> {
     })
 }
 
-pub fn run(store_flag: Option<&Path>, args: FetchArgs) -> Result<(), Failure> {
+/// Fetches every input of the targets the patterns match (and of their dependencies).
+fn fetch_patterns(
+    dir: Option<&Path>,
+    store_flag: Option<&Path>,
+    patterns: &[String],
+) -> Result<(), Failure> {
+    use refine_engine::fetch::{PipConfig, fetch, inputs_of};
+    let graph = super::common::load_graph(dir)?;
+    let roots =
+        refine_engine::query::resolve_patterns(&graph, patterns).map_err(Failure::bad_input)?;
+    let mut member = vec![false; graph.len()];
+    for r in roots {
+        member[r] = true;
+    }
+    let closure = graph.deps_closure(&member);
+    let ids: Vec<usize> = (0..graph.len()).filter(|&i| closure[i]).collect();
+    let store = super::common::open_workspace_store(&graph, store_flag)?;
+    let pip = PipConfig::load();
+    let work = store.root().join("tmp");
+    let items = inputs_of(&graph, &ids);
+    let mut failures = Vec::new();
+    let (mut fetched, mut had) = (0, 0);
+    for item in &items {
+        match fetch(&store, item, &pip, &work) {
+            Ok((digest, true)) => {
+                fetched += 1;
+                println!("fetched {} {digest}", item.describe());
+            }
+            Ok((_, false)) => had += 1,
+            Err(e) => {
+                eprintln!("{:?}", miette::Report::new(e));
+                failures.push(item.describe());
+            }
+        }
+    }
+    store.sync_index().map_err(store_failure)?;
+    println!(
+        "{} inputs: {fetched} fetched, {had} already in the store, {} failed",
+        items.len(),
+        failures.len()
+    );
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Exit(1))
+    }
+}
+
+pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: FetchArgs) -> Result<(), Failure> {
     if !args.patterns.is_empty() {
-        return Err(Failure::failed(miette::miette!(
-            help = "Use `refine fetch --import FILE` to seed the store by hand.",
-            "Fetching the sources of `{}` is not built yet",
-            args.patterns.join(" ")
-        )));
+        if !args.import.is_empty() {
+            return Err(Failure::bad_input(miette::miette!(
+                help = "Run `refine fetch PATTERN` and `refine fetch --import FILE` separately.",
+                "Give target patterns or `--import`, not both"
+            )));
+        }
+        return fetch_patterns(dir, store_flag, &args.patterns);
     }
     if args.import.is_empty() {
         return Err(Failure::bad_input(miette::miette!(

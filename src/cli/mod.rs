@@ -107,7 +107,7 @@ pub fn main() -> ExitCode {
         }
         Command::Fmt(args) => fmt::run(cli.directory.as_deref(), args),
         Command::Sandbox(args) => sandbox::run(args),
-        Command::Fetch(args) => fetch::run(cli.store.as_deref(), args),
+        Command::Fetch(args) => fetch::run(cli.directory.as_deref(), cli.store.as_deref(), args),
         Command::Store(args) => store::run(cli.store.as_deref(), args),
         Command::Doctor(args) => doctor::run(args),
         Command::Completions { shell } => {

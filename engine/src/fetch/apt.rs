@@ -1,0 +1,103 @@
+//! Debian source files through `apt-get source --download-only`, with a private apt
+//! configuration that adds `deb-src` entries for the host's own mirrors, so that nothing of
+//! the host's apt state changes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::FetchError;
+
+fn failed(what: &str, reason: impl Into<String>) -> FetchError {
+    FetchError::Failed {
+        what: what.to_string(),
+        reason: reason.into(),
+        help: "Check that apt can reach a Debian mirror, or seed the file with `refine fetch --import FILE`".into(),
+    }
+}
+
+/// Turns the host's `deb` sources into `deb-src` ones, in one-line or deb822 form.
+fn src_entries() -> String {
+    let mut out = String::new();
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = fs_err::read_dir("/etc/apt/sources.list.d") {
+        files.extend(dir.flatten().map(|e| e.path()));
+    }
+    for f in files {
+        let Ok(text) = fs_err::read_to_string(&f) else {
+            continue;
+        };
+        if f.extension().is_some_and(|e| e == "sources") {
+            for stanza in text.split("\n\n") {
+                if stanza
+                    .lines()
+                    .any(|l| l.trim() == "Types: deb" || l.trim().starts_with("Types: deb "))
+                {
+                    out.push_str(&stanza.replace("Types: deb", "Types: deb-src"));
+                    out.push_str("\n\n");
+                }
+            }
+        } else {
+            for line in text.lines() {
+                if let Some(rest) = line.trim().strip_prefix("deb ") {
+                    out.push_str(&format!("deb-src {rest}\n"));
+                }
+            }
+        }
+    }
+    out
+}
+
+pub fn download(
+    package: &str,
+    version: &str,
+    file: &str,
+    dir: &Path,
+) -> Result<PathBuf, FetchError> {
+    let what = format!("{file} (Debian {package} {version})");
+    let etc = dir.join("apt-etc");
+    let lists = dir.join("apt-lists");
+    let cache = dir.join("apt-cache");
+    for d in [
+        &etc,
+        &lists.join("partial"),
+        &cache.join("archives/partial"),
+    ] {
+        fs_err::create_dir_all(d).map_err(|e| failed(&what, e.to_string()))?;
+    }
+    fs_err::write(etc.join("refine-src.sources"), src_entries())
+        .map_err(|e| failed(&what, e.to_string()))?;
+    let opts = [
+        format!("-oDir::Etc::SourceParts={}", etc.display()),
+        "-oDir::Etc::SourceList=/dev/null".to_string(),
+        format!("-oDir::State::Lists={}", lists.display()),
+        format!("-oDir::Cache={}", cache.display()),
+        "-oAPT::Sandbox::User=root".to_string(),
+        "-qq".to_string(),
+    ];
+    let run = |args: &[&str]| -> Result<(), FetchError> {
+        let out = Command::new("apt-get")
+            .args(&opts)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| failed(&what, format!("cannot run `apt-get`: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(failed(
+                &what,
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
+        }
+    };
+    run(&["update"])?;
+    run(&["source", "--download-only", &format!("{package}={version}")])?;
+    let path = dir.join(file);
+    if !path.is_file() {
+        return Err(failed(
+            &what,
+            format!("apt-get fetched the source package, but it holds no `{file}`"),
+        ));
+    }
+    Ok(path)
+}
