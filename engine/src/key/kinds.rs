@@ -112,6 +112,12 @@ pub fn key_fields(
                     };
                     f.text("origin", "image").text("image_digest", pin);
                 }
+                BaseOrigin::Tree { path } => {
+                    let digest = inputs
+                        .tree_digest(path)
+                        .map_err(|reason| MissingInput::File { path: path.clone(), reason })?;
+                    f.text("origin", "tree").text("tree", digest);
+                }
                 BaseOrigin::Layout { path: _, digest } => {
                     f.text("origin", "image").text("image_digest", digest);
                 }

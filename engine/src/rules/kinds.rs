@@ -282,13 +282,13 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
         node,
         &["arch", "policy", "bootstrap", "packages", "image", "layout"],
     );
-    r.unique_children(node, &["arch", "policy", "bootstrap", "image", "layout"]);
+    r.unique_children(node, &["arch", "policy", "bootstrap", "image", "layout", "tree"]);
     let arch = required_leaf(r, node, "arch", "arch \"s390x\"").and_then(|a| read_arch(r, &a));
     let policy = required_leaf(r, node, "policy", "policy \"manylinux_2_28\"")
         .and_then(|p| read_policy(r, &p));
     let origins: Vec<&KdlNode> = node
         .iter_children()
-        .filter(|c| matches!(c.name().value(), "bootstrap" | "image" | "layout"))
+        .filter(|c| matches!(c.name().value(), "bootstrap" | "image" | "layout" | "tree"))
         .collect();
     let origin_node = match origins.as_slice() {
         [one] => *one,
@@ -298,7 +298,7 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
                 node.name().span(),
                 format!("`base \"{}\"` needs `bootstrap`, `image` or `layout`", rule_name(node)),
                 "where does the root come from?",
-                "Add `bootstrap \"debootstrap\" version=\"…\" suite=\"bookworm\"`, `image \"REPOSITORY\" digest=\"sha256:…\"` or `layout \"PATH\" digest=\"sha256:…\"`".into(),
+                "Add `bootstrap \"debootstrap\" version=\"…\" suite=\"bookworm\"`, `image \"REPOSITORY\" digest=\"sha256:…\"`, `layout \"PATH\" digest=\"sha256:…\"` or `tree \"DIR\"`".into(),
             );
             return None;
         }
@@ -308,7 +308,7 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
                 second.name().span(),
                 format!("`base \"{}\"` has more than one origin", rule_name(node)),
                 "second origin",
-                "Keep one of `bootstrap`, `image` or `layout`".into(),
+                "Keep one of `bootstrap`, `image`, `layout` or `tree`".into(),
             );
             return None;
         }
@@ -422,6 +422,22 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
                 repository: repository?.value,
                 pin: pin?,
             }
+        }
+        "tree" => {
+            r.check_props(origin_node, &[]);
+            r.check_children(origin_node, &[]);
+            let path = r.one_arg(origin_node)?;
+            if path.value.is_empty() || path.value.starts_with('/') || path.value.split('/').any(|s| s == "..") {
+                r.error(
+                    "bad-source",
+                    path.span,
+                    format!("`{}` is not a folder inside the workspace", path.value),
+                    "must be relative, without `..`",
+                    "Give a path relative to the workspace root, such as `roots/tiny`".into(),
+                );
+                return None;
+            }
+            BaseOrigin::Tree { path: path.value }
         }
         _ => {
             r.check_props(origin_node, &["digest"]);

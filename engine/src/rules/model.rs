@@ -135,6 +135,8 @@ pub enum BaseOrigin {
     Image { repository: String, pin: ImagePin },
     /// An OCI image layout or image tarball on disk, by manifest digest.
     Layout { path: String, digest: String },
+    /// A root file system tree kept in the workspace; its digest is a tree hash.
+    Tree { path: String },
 }
 
 #[derive(Clone, Debug)]
