@@ -48,6 +48,7 @@
 //! [`SANDBOX_UID`]/[`SANDBOX_GID`] (the invoking user mapped), with only [`Spec::env`].
 
 pub mod binfmt;
+mod cgroup;
 mod error;
 pub mod helper;
 pub mod host;

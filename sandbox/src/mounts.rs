@@ -43,10 +43,16 @@ struct Sources {
     out: Option<OwnedFd>,
 }
 
-/// Builds the sandbox's file system and enters it: on success the calling process has `/` =
-/// the skeleton and cwd `/`. Must run in a fresh mount namespace, inside the new PID namespace
-/// (for `/proc`).
+/// Makes a new mount namespace, builds the sandbox's file system in it and enters it: on
+/// success the calling process has `/` = the skeleton and cwd `/`. Must run in the sandbox's
+/// user namespace, inside its new PID namespace (for `/proc`).
 pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|err| {
+        SandboxError::Namespaces {
+            step: "unshare the mount namespace".into(),
+            message: err.desc().into(),
+        }
+    })?;
     mount(
         None::<&str>,
         "/",

@@ -27,10 +27,15 @@ pub(crate) struct Pipes {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub report: OwnedFd,
+    /// Closed by the helper once PID 1 may go on (it is in its cgroup).
+    pub go: OwnedFd,
 }
 
 /// Runs as PID 1; never returns.
 pub(crate) fn main(spec: &Spec, pipes: Pipes) -> ! {
+    let mut byte = [0u8; 1];
+    while let Err(Errno::EINTR) = nix::unistd::read(&pipes.go, &mut byte) {}
+    drop(pipes.go);
     let report = match run(spec, pipes.stdout, pipes.stderr, &pipes.report) {
         Ok(termination) => Report::Status(termination),
         Err(err) => Report::Failed(err),

@@ -15,6 +15,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork, getegid, geteuid, pipe2};
 
+use crate::cgroup::PidsCgroup;
 use crate::error::SandboxError;
 use crate::outcome::{Outcome, Termination};
 use crate::pid1::{self, Pipes};
@@ -45,25 +46,38 @@ pub(crate) fn supervise(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
+    let mut cgroup = PidsCgroup::for_limit(spec.limits.processes)?;
+    // PID 1 waits for this pipe to close, so that it joins the cgroup before anything starts.
+    let (go_r, go_w) = pipe()?;
 
     enter_namespaces()?;
     // SAFETY: the caller guarantees this process is single-threaded.
     let pid1 = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            drop((out_r, err_r, rep_r, log));
+            drop((out_r, err_r, rep_r, go_w, log));
+            std::mem::forget(cgroup);
             pid1::main(
                 spec,
                 Pipes {
                     stdout: out_w,
                     stderr: err_w,
                     report: rep_w,
+                    go: go_r,
                 },
             )
         }
         Ok(ForkResult::Parent { child }) => child,
         Err(err) => return Err(SandboxError::setup("fork PID 1", err)),
     };
-    drop((out_w, err_w, rep_w));
+    drop((out_w, err_w, rep_w, go_r));
+    if let Some(cgroup) = &mut cgroup
+        && let Err(err) = cgroup.add(pid1)
+    {
+        let _ = kill(pid1, Signal::SIGKILL);
+        while let Err(Errno::EINTR) = waitpid(pid1, None) {}
+        return Err(err);
+    }
+    drop(go_w);
 
     let deadline = spec.timeout.map(|timeout| started + timeout);
     let watch = watch(
@@ -140,12 +154,13 @@ fn describe(err: &std::io::Error) -> String {
     }
 }
 
-/// New user, mount, PID, network, IPC and UTS namespaces for this process (PID: for its next
-/// child), with the invoking user mapped to the sandbox user, a fixed host name and `lo` up.
+/// New user, PID, network, IPC and UTS namespaces for this process (PID: for its next child),
+/// with the invoking user mapped to the sandbox user, a fixed host name and `lo` up. PID 1
+/// makes its own mount namespace: `pivot_root` moves the root of every process of a mount
+/// namespace, and the helper must keep the host's.
 fn enter_namespaces() -> Result<(), SandboxError> {
     let (uid, gid) = (geteuid(), getegid());
     let flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWPID
         | CloneFlags::CLONE_NEWNET
         | CloneFlags::CLONE_NEWIPC
