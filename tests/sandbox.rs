@@ -190,6 +190,12 @@ fn the_root_and_read_only_binds_cannot_be_written() {
     let root = host_root();
     let ro = host_dir();
     let rw = host_dir();
+    // Under root the action is an unprivileged build user: a writable bind must let it write.
+    fs_err::set_permissions(
+        rw.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
     let binds = [
         "--bind".to_owned(),
         format!("{}:/ro:ro", ro.path().display()),
@@ -391,6 +397,14 @@ fn outputs_are_copied_without_following_symlinks() {
          ln -s ../../../../../../../etc/passwd /out/lib/up",
     );
     assert!(output.status.success(), "{}", describe(&output));
+    if nix::unistd::geteuid().is_root() {
+        // Under root the action is an unprivileged build user: nothing it leaves on the host
+        // belongs to root (a set-uid file there would be a way out).
+        let owner = std::os::unix::fs::MetadataExt::uid(
+            &fs_err::metadata(out.join("wheel")).expect("stat"),
+        );
+        assert_eq!(owner, refine_sandbox::HOST_BUILD_ID);
+    }
     let copy = work.path().join("artifact");
     refine_sandbox::copy_out(&out, &copy).expect("copy out");
     assert_eq!(

@@ -48,10 +48,10 @@
 //! [`SANDBOX_UID`]/[`SANDBOX_GID`] (the invoking user mapped), with only [`Spec::env`].
 
 pub mod binfmt;
-mod cgroup;
 mod error;
 pub mod helper;
 pub mod host;
+mod ids;
 mod launch;
 mod limits;
 mod mounts;
@@ -64,6 +64,7 @@ mod sys;
 mod wire;
 
 pub use error::SandboxError;
+pub use ids::HOST_BUILD_ID;
 pub use launch::{Canceller, Running, Sandbox, run_in_this_process};
 pub use outcome::{Outcome, Termination};
 pub use outputs::{CopyStats, copy_out};

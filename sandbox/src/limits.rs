@@ -3,7 +3,7 @@
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 use crate::error::SandboxError;
-use crate::spec::Limits;
+use crate::spec::{Limits, SANDBOX_GID, SANDBOX_UID};
 use crate::sys;
 
 /// Applies `limits` to the calling process (the action, before `execve`). A limit above the
@@ -27,10 +27,23 @@ pub(crate) fn apply(limits: &Limits) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Sets `PR_SET_NO_NEW_PRIVS` and drops every capability, so that neither setuid binaries nor
-/// file capabilities nor the user namespace's root powers reach the action.
-pub(crate) fn drop_privileges() -> Result<(), SandboxError> {
+/// Sets `PR_SET_NO_NEW_PRIVS`, switches to [`SANDBOX_UID`] if `switch_user` (from uid 0 of
+/// the namespace), and drops every capability, so that neither setuid binaries nor file
+/// capabilities nor the user namespace's root powers reach the action. `RLIMIT_NPROC` applies
+/// to the build user once switched.
+pub(crate) fn drop_privileges(switch_user: bool) -> Result<(), SandboxError> {
+    use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
     nix::sys::prctl::set_no_new_privs()
         .map_err(|err| SandboxError::setup("set no_new_privs", err))?;
-    sys::drop_capabilities().map_err(|err| SandboxError::setup("drop capabilities", err))
+    sys::drop_bounding_and_ambient()
+        .map_err(|err| SandboxError::setup("drop capabilities", err))?;
+    if switch_user {
+        let (uid, gid) = (Uid::from_raw(SANDBOX_UID), Gid::from_raw(SANDBOX_GID));
+        setgroups(&[]).map_err(|err| SandboxError::setup("drop supplementary groups", err))?;
+        setresgid(gid, gid, gid)
+            .map_err(|err| SandboxError::setup("switch to the sandbox group", err))?;
+        setresuid(uid, uid, uid)
+            .map_err(|err| SandboxError::setup("switch to the sandbox user", err))?;
+    }
+    sys::clear_capabilities().map_err(|err| SandboxError::setup("drop capabilities", err))
 }

@@ -27,7 +27,7 @@ use nix::sys::statvfs::{FsFlags, statvfs};
 use nix::unistd::{chdir, pivot_root, symlinkat};
 
 use crate::error::SandboxError;
-use crate::spec::{Spec, Writable};
+use crate::spec::{SANDBOX_GID, SANDBOX_UID, Spec, Writable};
 
 pub(crate) use plan::{Kind, Step, plan};
 
@@ -43,9 +43,9 @@ struct Sources {
     out: Option<OwnedFd>,
 }
 
-/// Makes a new mount namespace, builds the sandbox's file system in it and enters it: on
-/// success the calling process has `/` = the skeleton and cwd `/`. Must run in the sandbox's
-/// user namespace, inside its new PID namespace (for `/proc`).
+/// Builds the sandbox's file system and enters it: on success the calling process has `/` =
+/// the skeleton and cwd `/`. Must run as PID 1, in the sandbox's own mount namespace (not the
+/// helper's: `pivot_root` moves the root of every process of a mount namespace).
 pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|err| {
         SandboxError::Namespaces {
@@ -79,6 +79,7 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
     let steps = plan(&targets, |dir| list_root_dir(&sources.root, dir))?;
 
     mount_tmpfs(Path::new(STAGE), "mode=0755", "the root skeleton")?;
+    let owned_by_sandbox_user = format!("mode=0755,uid={SANDBOX_UID},gid={SANDBOX_GID}");
     let mut read_only = Vec::new();
     for step in &steps {
         match step {
@@ -128,7 +129,7 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
     for (fd, target) in [(&sources.work, "/work"), (&sources.out, "/out")] {
         match fd {
             Some(fd) => bind_fd(fd, &staged(Path::new(target)))?,
-            None => mount_tmpfs(&staged(Path::new(target)), "mode=0755", target)?,
+            None => mount_tmpfs(&staged(Path::new(target)), &owned_by_sandbox_user, target)?,
         }
     }
     for (bind, (fd, _)) in spec.binds.iter().zip(&sources.binds) {

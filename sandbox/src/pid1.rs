@@ -15,7 +15,7 @@ use nix::unistd::{ForkResult, Pid, execve, fork, setsid};
 
 use crate::error::SandboxError;
 use crate::outcome::Termination;
-use crate::spec::Spec;
+use crate::spec::{SANDBOX_HOSTNAME, Spec};
 use crate::wire::Report;
 use crate::{limits, mounts, sys};
 
@@ -27,20 +27,25 @@ pub(crate) struct Pipes {
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
     pub report: OwnedFd,
-    /// Closed by the helper once PID 1 may go on (it is in its cgroup).
+    /// The helper writes a byte here once PID 1 may go on (its id maps are written).
     pub go: OwnedFd,
 }
 
-/// Runs as PID 1; never returns.
-pub(crate) fn main(spec: &Spec, pipes: Pipes) -> ! {
-    let mut byte = [0u8; 1];
-    while let Err(Errno::EINTR) = nix::unistd::read(&pipes.go, &mut byte) {}
-    drop(pipes.go);
-    let report = match run(spec, pipes.stdout, pipes.stderr, &pipes.report) {
+/// Runs as PID 1; never returns. `switch_user`: PID 1 is uid 0 of its namespace and the action
+/// must become [`SANDBOX_UID`].
+pub(crate) fn main(spec: &Spec, pipes: Pipes, switch_user: bool) -> ! {
+    let Pipes {
+        stdout,
+        stderr,
+        report,
+        go,
+    } = pipes;
+    let result = run(spec, go, stdout, stderr, &report, switch_user);
+    let message = match result {
         Ok(termination) => Report::Status(termination),
         Err(err) => Report::Failed(err),
     };
-    send(&pipes.report, &report);
+    send(&report, &message);
     // SAFETY: _exit skips destructors and atexit handlers of the parent's copy of the program.
     unsafe { libc::_exit(0) }
 }
@@ -63,23 +68,35 @@ fn send(to: &OwnedFd, report: &Report) {
 
 fn run(
     spec: &Spec,
+    go: OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
     report: &OwnedFd,
+    switch_user: bool,
 ) -> Result<Termination, SandboxError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|err| SandboxError::setup("set the parent-death signal", err))?;
-    // The helper may have died before the line above: then this write fails (EPIPE, or SIGPIPE
-    // kills us), which is what we want.
-    nix::unistd::write(report, b"\n")
-        .map_err(|err| SandboxError::setup("reach the helper", err))?;
+    // The helper writes one byte once the id maps are in place; end of file means it died
+    // before the line above could tie this process's life to it.
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(&go, &mut byte) {
+            Ok(1) => break,
+            Err(Errno::EINTR) => continue,
+            _ => return Err(SandboxError::setup("wait for the helper", "it is gone")),
+        }
+    }
+    drop(go);
+    nix::unistd::sethostname(SANDBOX_HOSTNAME)
+        .map_err(|err| SandboxError::setup("set the host name", err))?;
+    sys::loopback_up().map_err(|err| SandboxError::setup("bring up `lo`", err))?;
     mounts::enter(spec)?;
     let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|err| SandboxError::setup("open `/dev/null`", err))?;
     // SAFETY: the helper is single-threaded, so the child may run any code.
     let child = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let err = exec_action(spec, &devnull, stdout, stderr);
+            let err = exec_action(spec, &devnull, stdout, stderr, switch_user);
             send(report, &Report::Failed(err));
             // SAFETY: see `main`.
             unsafe { libc::_exit(127) }
@@ -108,8 +125,14 @@ fn reap_until(action: Pid) -> Result<Termination, SandboxError> {
 }
 
 /// Turns the forked child into the action; returns only on failure.
-fn exec_action(spec: &Spec, devnull: &OwnedFd, stdout: OwnedFd, stderr: OwnedFd) -> SandboxError {
-    match prepare_and_exec(spec, devnull, stdout, stderr) {
+fn exec_action(
+    spec: &Spec,
+    devnull: &OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    switch_user: bool,
+) -> SandboxError {
+    match prepare_and_exec(spec, devnull, stdout, stderr, switch_user) {
         Ok(never) => match never {},
         Err(err) => err,
     }
@@ -120,6 +143,7 @@ fn prepare_and_exec(
     devnull: &OwnedFd,
     stdout: OwnedFd,
     stderr: OwnedFd,
+    switch_user: bool,
 ) -> Result<std::convert::Infallible, SandboxError> {
     // A new session has no controlling terminal: `/dev/tty` cannot be opened and TIOCSTI has
     // no terminal to inject into.
@@ -178,7 +202,7 @@ fn prepare_and_exec(
             })
             .collect()
     };
-    limits::drop_privileges()?;
+    limits::drop_privileges(switch_user)?;
 
     let mut denied = None;
     for candidate in &candidates {

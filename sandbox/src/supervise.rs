@@ -3,25 +3,25 @@
 //! timeout, honour cancellation — and collect how it ended.
 
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sched::{CloneFlags, unshare};
+use nix::sched::{CloneCb, CloneFlags, clone};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::waitpid;
-use nix::unistd::{ForkResult, Pid, fork, getegid, geteuid, pipe2};
+use nix::unistd::{Pid, pipe2};
 
-use crate::cgroup::PidsCgroup;
+use crate::binfmt;
 use crate::error::SandboxError;
+use crate::ids::IdMap;
 use crate::outcome::{Outcome, Termination};
 use crate::pid1::{self, Pipes};
-use crate::spec::{SANDBOX_GID, SANDBOX_HOSTNAME, SANDBOX_UID, Spec, Writable};
+use crate::spec::{Spec, Writable};
 use crate::wire::Report;
-use crate::{binfmt, sys};
 
 /// Runs `spec` from this process, which must be single-threaded. `control` is the caller's end
 /// of the conversation when re-executed: its end of file means "cancel".
@@ -46,37 +46,63 @@ pub(crate) fn supervise(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (rep_r, rep_w) = pipe()?;
-    let mut cgroup = PidsCgroup::for_limit(spec.limits.processes)?;
-    // PID 1 waits for this pipe to close, so that it joins the cgroup before anything starts.
+    let ids = IdMap::for_caller();
+    for writable in [&spec.work, &spec.out] {
+        if let Writable::Host(dir) = writable {
+            ids.hand_over(dir)?;
+        }
+    }
+    // PID 1 waits for a byte on this pipe: its uid and gid maps are written by then.
     let (go_r, go_w) = pipe()?;
 
-    enter_namespaces()?;
-    // SAFETY: the caller guarantees this process is single-threaded.
-    let pid1 = match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            drop((out_r, err_r, rep_r, go_w, log));
-            std::mem::forget(cgroup);
-            pid1::main(
-                spec,
-                Pipes {
-                    stdout: out_w,
-                    stderr: err_w,
-                    report: rep_w,
-                    go: go_r,
-                },
-            )
+    // The helper's own ends, which PID 1 closes first: it must not keep the pipes open.
+    let ours = [
+        out_r.as_raw_fd(),
+        err_r.as_raw_fd(),
+        rep_r.as_raw_fd(),
+        go_w.as_raw_fd(),
+    ];
+    let log_fd = log.as_ref().map(|log| log.as_raw_fd());
+    let mut pipes = Some(Pipes {
+        stdout: out_w,
+        stderr: err_w,
+        report: rep_w,
+        go: go_r,
+    });
+    let switch_user = ids.switch_user;
+    let child: CloneCb<'_> = Box::new(move || {
+        for fd in ours.into_iter().chain(log_fd) {
+            // SAFETY: these are the helper's descriptors, copied into this process by clone;
+            // nothing in PID 1 owns them.
+            unsafe { libc::close(fd) };
         }
-        Ok(ForkResult::Parent { child }) => child,
-        Err(err) => return Err(SandboxError::setup("fork PID 1", err)),
-    };
-    drop((out_w, err_w, rep_w, go_r));
-    if let Some(cgroup) = &mut cgroup
-        && let Err(err) = cgroup.add(pid1)
-    {
+        match pipes.take() {
+            Some(pipes) => pid1::main(spec, pipes, switch_user),
+            None => 1,
+        }
+    });
+    // PID 1's Rust code (mount setup, JSON) is shallow; the stack is only touched as used.
+    let mut stack = vec![0u8; 2 << 20];
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWUTS;
+    // SAFETY: this process is single-threaded (the caller guarantees it) and the child gets a
+    // copy of its memory (no CLONE_VM), as after fork.
+    let pid1 = unsafe { clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(|err| {
+        SandboxError::Namespaces {
+            step: "clone".into(),
+            message: err.desc().into(),
+        }
+    })?;
+    if let Err(err) = ids.write(pid1) {
         let _ = kill(pid1, Signal::SIGKILL);
         while let Err(Errno::EINTR) = waitpid(pid1, None) {}
         return Err(err);
     }
+    let _ = nix::unistd::write(&go_w, b"g");
     drop(go_w);
 
     let deadline = spec.timeout.map(|timeout| started + timeout);
@@ -152,35 +178,6 @@ fn describe(err: &std::io::Error) -> String {
         std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
         _ => err.to_string(),
     }
-}
-
-/// New user, PID, network, IPC and UTS namespaces for this process (PID: for its next child),
-/// with the invoking user mapped to the sandbox user, a fixed host name and `lo` up. PID 1
-/// makes its own mount namespace: `pivot_root` moves the root of every process of a mount
-/// namespace, and the helper must keep the host's.
-fn enter_namespaces() -> Result<(), SandboxError> {
-    let (uid, gid) = (geteuid(), getegid());
-    let flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWNET
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWUTS;
-    let ns = |step: &str, message: String| SandboxError::Namespaces {
-        step: step.to_owned(),
-        message,
-    };
-    unshare(flags).map_err(|err| ns("unshare", err.desc().to_owned()))?;
-    // Order matters: an unprivileged process must deny setgroups before it may write gid_map.
-    for (file, text) in [
-        ("/proc/self/setgroups", "deny".to_owned()),
-        ("/proc/self/uid_map", format!("{SANDBOX_UID} {uid} 1")),
-        ("/proc/self/gid_map", format!("{SANDBOX_GID} {gid} 1")),
-    ] {
-        fs_err::write(file, text).map_err(|err| ns(file, err.to_string()))?;
-    }
-    nix::unistd::sethostname(SANDBOX_HOSTNAME)
-        .map_err(|err| SandboxError::setup("set the host name", err))?;
-    sys::loopback_up().map_err(|err| SandboxError::setup("bring up `lo`", err))
 }
 
 struct Watched {

@@ -33,9 +33,9 @@ pub fn cloexec_from(first: RawFd) -> Result<(), Errno> {
     Errno::result(ret).map(drop)
 }
 
-/// Drops every capability for good: the ambient set, the bounding set, then the effective,
-/// permitted and inheritable sets.
-pub fn drop_capabilities() -> Result<(), Errno> {
+/// Empties the ambient and bounding sets, so that no `execve` can ever grant a capability.
+/// Needs `CAP_SETPCAP`: call it before changing user.
+pub fn drop_bounding_and_ambient() -> Result<(), Errno> {
     // SAFETY: prctl with integer arguments.
     Errno::result(unsafe {
         libc::prctl(
@@ -56,6 +56,11 @@ pub fn drop_capabilities() -> Result<(), Errno> {
             return Err(Errno::last());
         }
     }
+    Ok(())
+}
+
+/// Empties the effective, permitted and inheritable sets.
+pub fn clear_capabilities() -> Result<(), Errno> {
     #[repr(C)]
     struct Header {
         version: u32,

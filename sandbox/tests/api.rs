@@ -80,6 +80,11 @@ fn cancel_kills_the_whole_tree() {
     let fifo_dir = tempfile::tempdir().expect("tempdir");
     let fifo = fifo_dir.path().join("ready");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).expect("mkfifo");
+    // Under root the action is an unprivileged build user, which must reach the fifo.
+    for path in [fifo_dir.path(), fifo.as_path()] {
+        fs_err::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .expect("chmod");
+    }
     let token = "1000.5772";
     let mut spec = spec(
         root.path(),
