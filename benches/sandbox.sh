@@ -11,7 +11,9 @@
 #                 directories and merged-/usr symlinks, with the host's /bin/true and its
 #                 libraries copied in)
 #   REFINE_TEST_S390X_ROOT  (default /var/cache/refine-tests/s390x-bookworm)
-#   BENCH_RUNS    hyperfine runs per command (default 300)
+#   BENCH_ROUNDS  rounds (default 6); each round runs hyperfine on both commands, so that load
+#                 from elsewhere on the machine hits both sides alike
+#   BENCH_RUNS    hyperfine runs per command and round (default 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +22,8 @@ if [[ -z ${REFINE:-} ]]; then
     REFINE=$PWD/target/release/refine
 fi
 s390x_root=${REFINE_TEST_S390X_ROOT:-/var/cache/refine-tests/s390x-bookworm}
-runs=${BENCH_RUNS:-300}
+runs=${BENCH_RUNS:-50}
+rounds=${BENCH_ROUNDS:-6}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -45,9 +48,11 @@ for tool in hyperfine bwrap qemu-s390x-static; do
 done
 
 bench() { # name, then the two commands
-    local name=$1
-    hyperfine --shell=none --warmup 20 --runs "$runs" --export-csv "$out/$name.csv" \
-        -n refine "$2" -n peer "$3" >&2
+    local name=$1 round
+    for ((round = 1; round <= rounds; round++)); do
+        hyperfine --shell=none --warmup 10 --runs "$runs" --export-csv "$out/$name.$round.csv" \
+            -n refine "$2" -n peer "$3" >/dev/null
+    done
 }
 
 bench native "$REFINE sandbox run --root $root -- /bin/true" \
@@ -55,15 +60,21 @@ bench native "$REFINE sandbox run --root $root -- /bin/true" \
 bench s390x "$REFINE sandbox run --arch s390x --root $s390x_root -- /bin/true" \
     "qemu-s390x-static -L $s390x_root $s390x_root/bin/true"
 
-# hyperfine's CSV: command,mean,stddev,median,user,system,min,max (seconds).
+# hyperfine's CSV: command,mean,stddev,median,user,system,min,max (seconds). Per round the
+# ratio of medians; reported: the median of those ratios, and the ratio of the fastest runs.
 report() { # name, peer label
-    awk -F, -v name="$1" -v peer="$2" '
-        NR > 1 { mean[$1] = $2; sd[$1] = $3; median[$1] = $4 }
+    cat "$out/$1".*.csv | awk -F, -v name="$1" -v peer="$2" '
+        $1 == "refine" { r[++n] = $4; if (!rmin || $7 < rmin) rmin = $7; rsum += $4 }
+        $1 == "peer"   { p[++m] = $4; if (!pmin || $7 < pmin) pmin = $7; psum += $4 }
         END {
-            printf "%s: refine %.2f ms ± %.2f, %s %.2f ms ± %.2f, ratio refine/peer %.2f (medians %.2f)\n",
-                name, mean["refine"] * 1e3, sd["refine"] * 1e3, peer, mean["peer"] * 1e3, sd["peer"] * 1e3,
-                mean["refine"] / mean["peer"], median["refine"] / median["peer"]
-        }' "$out/$1.csv"
+            for (i = 1; i <= n; i++) ratio[i] = r[i] / p[i]
+            # insertion sort, for the median of the per-round ratios
+            for (i = 2; i <= n; i++) { v = ratio[i]; for (j = i - 1; j >= 1 && ratio[j] > v; j--) ratio[j + 1] = ratio[j]; ratio[j + 1] = v }
+            med = (n % 2) ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2
+            printf "%s: refine median %.2f ms (min %.2f), %s median %.2f ms (min %.2f); " \
+                   "ratio refine/peer: median of %d rounds %.2f, of minimums %.2f\n",
+                name, rsum / n * 1e3, rmin * 1e3, peer, psum / m * 1e3, pmin * 1e3, n, med, rmin / pmin
+        }'
 }
 report native "bwrap --unshare-all"
 report s390x "qemu-s390x-static -L"

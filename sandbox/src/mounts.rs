@@ -16,7 +16,7 @@ mod plan;
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -28,12 +28,15 @@ use nix::unistd::{chdir, pivot_root, symlinkat};
 
 use crate::error::SandboxError;
 use crate::spec::{SANDBOX_GID, SANDBOX_UID, Spec, Writable};
+use crate::sys;
 
 pub(crate) use plan::{Kind, Step, plan};
 
 /// Where the skeleton is assembled before `pivot_root`. Any existing directory works, as the
 /// mount namespace is private; host paths below it stay reachable through the fds opened first.
 const STAGE: &str = "/tmp";
+/// Where the read-only view of the root tree sits in the skeleton while it is being built.
+const VIEW: &str = "/.refine-sandbox-root-view";
 
 /// Host paths, opened before anything is mounted.
 struct Sources {
@@ -81,16 +84,27 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
     mount_tmpfs(Path::new(STAGE), "mode=0755", "the root skeleton")?;
     let owned_by_sandbox_user = format!("mode=0755,uid={SANDBOX_UID},gid={SANDBOX_GID}");
     let mut read_only = Vec::new();
+    // One read-only view of the whole root tree: every mirrored entry is bound from it and so
+    // inherits its read-only flag, without a remount of its own.
+    let view_path = staged(Path::new(VIEW));
+    mkdir(&view_path)?;
+    bind_fd(&sources.root, &view_path)?;
+    read_only_tree(&view_path)?;
+    let view = open(
+        &view_path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|err| SandboxError::setup("open the view of the root", err))?;
     for step in &steps {
         match step {
             Step::Mkdir(path) => mkdir(&staged(path))?,
             Step::Mirror { path, kind } => {
-                let fd = open_beneath(&sources.root, path, OFlag::O_PATH).map_err(|err| {
+                let fd = open_beneath(&view, path, OFlag::O_PATH).map_err(|err| {
                     SandboxError::setup(format!("open `{}` of the root", path.display()), err)
                 })?;
                 create_mount_point(&staged(path), *kind)?;
                 bind_fd(&fd, &staged(path))?;
-                read_only.push(staged(path));
             }
             Step::Symlink { path } => {
                 let (parent, name) = split(path)?;
@@ -124,7 +138,7 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
         None::<&str>,
     )
     .map_err(|err| SandboxError::setup("mount a fresh `/proc`", err))?;
-    dev::build(&staged(Path::new("/dev")), &mut read_only)?;
+    dev::build(&staged(Path::new("/dev")))?;
     mount_tmpfs(&staged(Path::new("/tmp")), "mode=1777", "`/tmp`")?;
     for (fd, target) in [(&sources.work, "/work"), (&sources.out, "/out")] {
         match fd {
@@ -138,10 +152,20 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
             read_only.push(staged(&bind.target));
         }
     }
-    for path in with_submounts(&read_only)? {
-        remount_read_only(&path)?;
+    for path in &read_only {
+        read_only_tree(path)?;
     }
-    remount_read_only(Path::new(STAGE))?;
+    drop(view);
+    umount2(&view_path, MntFlags::MNT_DETACH)
+        .map_err(|err| SandboxError::setup("detach the view of the root", err))?;
+    nix::unistd::unlinkat(
+        nix::fcntl::AT_FDCWD,
+        &view_path,
+        nix::unistd::UnlinkatFlags::RemoveDir,
+    )
+    .map_err(|err| SandboxError::setup("remove the view of the root", err))?;
+    // Not recursive: `/tmp`, `/work`, `/out`, `/proc` and `/dev` below stay as they are.
+    read_only_mount(Path::new(STAGE))?;
 
     chdir(STAGE).map_err(|err| SandboxError::setup("enter the skeleton", err))?;
     // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
@@ -362,50 +386,30 @@ pub(crate) fn mount_tmpfs(target: &Path, options: &str, what: &str) -> Result<()
     .map_err(|err| SandboxError::setup(format!("mount a tmpfs for {what}"), err))
 }
 
-/// `paths` and every mount below them, from `/proc/self/mountinfo`; top mounts first.
-fn with_submounts(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SandboxError> {
-    let info = fs_err::read_to_string("/proc/self/mountinfo")
-        .map_err(|err| SandboxError::setup("read the mount table", err))?;
-    let mut all: Vec<PathBuf> = paths.to_vec();
-    for line in info.lines() {
-        let Some(point) = line.split(' ').nth(4) else {
-            continue;
-        };
-        let point = PathBuf::from(unescape_mountinfo(point));
-        if !paths.contains(&point) && paths.iter().any(|p| point.starts_with(p)) {
-            all.push(point);
-        }
+/// Makes the mount at `path` and every mount below it read-only.
+fn read_only_tree(path: &Path) -> Result<(), SandboxError> {
+    match sys::make_read_only(path, true) {
+        // Before Linux 5.12 only the top mount can be made read-only.
+        Err(Errno::ENOSYS) => remount_read_only(path),
+        result => result.map_err(|err| {
+            SandboxError::setup(format!("make `{}` read-only", path.display()), err)
+        }),
     }
-    Ok(all)
 }
 
-/// Mount points in mountinfo escape space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(field: &str) -> std::ffi::OsString {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            out.push(
-                (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0'),
-            );
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+/// Makes only the mount at `path` read-only.
+pub(crate) fn read_only_mount(path: &Path) -> Result<(), SandboxError> {
+    match sys::make_read_only(path, false) {
+        Err(Errno::ENOSYS) => remount_read_only(path),
+        result => result.map_err(|err| {
+            SandboxError::setup(format!("make `{}` read-only", path.display()), err)
+        }),
     }
-    std::ffi::OsString::from_vec(out)
 }
 
-/// Makes a mount read-only. In a user namespace the remount must re-pass the flags the mount
+/// Makes a mount read-only the old way, for kernels without `mount_setattr`. In a user namespace the remount must re-pass the flags the mount
 /// already has (`nosuid`, `nodev`, `noexec`, atime), or the kernel refuses with `EPERM`.
-pub(crate) fn remount_read_only(path: &Path) -> Result<(), SandboxError> {
+fn remount_read_only(path: &Path) -> Result<(), SandboxError> {
     let fail = |err: nix::errno::Errno| {
         SandboxError::setup(format!("make `{}` read-only", path.display()), err)
     };
@@ -424,16 +428,4 @@ pub(crate) fn remount_read_only(path: &Path) -> Result<(), SandboxError> {
         }
     }
     mount(None::<&str>, path, None::<&str>, flags, None::<&str>).map_err(fail)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(
-            super::unescape_mountinfo(r"/tmp/a\040b\134c"),
-            "/tmp/a b\\c"
-        );
-        assert_eq!(super::unescape_mountinfo(r"/x\04"), r"/x\04");
-    }
 }

@@ -138,3 +138,39 @@ pub fn thread_count() -> Option<usize> {
     let rest = &stat[stat.rfind(')')? + 2..];
     rest.split(' ').nth(17)?.parse().ok()
 }
+
+/// Makes the mount at `path` read-only, and with `recursive` every mount below it, in one
+/// `mount_setattr` (Linux 5.12+). Unlike a remount it changes only that flag, so it needs no
+/// re-passing of the locked `nosuid`/`nodev`/atime flags. `ENOSYS` on older kernels.
+pub fn make_read_only(path: &std::path::Path, recursive: bool) -> Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: mount_setattr(2) reads `attr` (of the size passed) and the NUL-terminated path.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    Errno::result(ret).map(drop)
+}

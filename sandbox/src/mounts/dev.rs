@@ -1,10 +1,10 @@
 //! A minimal `/dev`: a tmpfs holding binds of the host's harmless character devices, a private
 //! `devpts` instance, `/dev/shm`, and the usual symlinks into `/proc/self/fd`.
 //!
-//! The device binds are read-only mounts: writing to a device still works, but the action
-//! (which owns what the invoking user owns) cannot `chmod` or `chown` the host's nodes.
+//! The host's nodes belong to the host's root, which the action never is (see `ids`), so it
+//! cannot `chmod` or `chown` them; `/dev` itself is made read-only.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
 use nix::unistd::symlinkat;
@@ -21,14 +21,13 @@ const LINKS: [(&str, &str); 5] = [
     ("ptmx", "pts/ptmx"),
 ];
 
-/// Builds `/dev` at `dev` (a skeleton path); mounts to make read-only are added to `read_only`.
-pub(super) fn build(dev: &Path, read_only: &mut Vec<PathBuf>) -> Result<(), SandboxError> {
+/// Builds `/dev` at `dev` (a skeleton path).
+pub(super) fn build(dev: &Path) -> Result<(), SandboxError> {
     mount_tmpfs(dev, "mode=0755", "`/dev`")?;
     for name in DEVICES {
         let node = dev.join(name);
         create_mount_point(&node, Kind::File)?;
         bind(&Path::new("/dev").join(name), &node)?;
-        read_only.push(node);
     }
     for (name, target) in LINKS {
         symlinkat(target, nix::fcntl::AT_FDCWD, &dev.join(name))
@@ -47,6 +46,5 @@ pub(super) fn build(dev: &Path, read_only: &mut Vec<PathBuf>) -> Result<(), Sand
     let shm = dev.join("shm");
     mkdir(&shm)?;
     mount_tmpfs(&shm, "mode=1777", "`/dev/shm`")?;
-    read_only.push(dev.to_path_buf());
-    Ok(())
+    super::read_only_mount(dev)
 }
