@@ -4,6 +4,8 @@
 #           vs `bwrap --unshare-all --ro-bind ROOT / /bin/true`
 #   s390x:  `refine sandbox run --arch s390x --root S390X_ROOT -- /bin/true`
 #           vs `qemu-s390x-static -L S390X_ROOT S390X_ROOT/bin/true` (emulation alone)
+#   native-whole: the native pair again, on the same root plus empty /work and /out, which
+#           refine then binds whole instead of building a skeleton around it
 # Prints refine's time divided by the peer's (below 1: refine is faster).
 #
 #   REFINE        the refine binary (default: target/release/refine, built here)
@@ -57,6 +59,13 @@ bench() { # name, then the two commands
 
 bench native "$REFINE sandbox run --root $root -- /bin/true" \
     "bwrap --unshare-all --ro-bind $root / /bin/true"
+# The same root with empty /work and /out: refine binds it whole instead of a skeleton.
+whole=$out/whole
+mkdir -p "$whole"
+cp -a "$root/." "$whole/"
+mkdir -p "$whole/work" "$whole/out"
+bench native-whole "$REFINE sandbox run --root $whole -- /bin/true" \
+    "bwrap --unshare-all --ro-bind $whole / /bin/true"
 bench s390x "$REFINE sandbox run --arch s390x --root $s390x_root -- /bin/true" \
     "qemu-s390x-static -L $s390x_root $s390x_root/bin/true"
 
@@ -71,10 +80,11 @@ report() { # name, peer label
             # insertion sort, for the median of the per-round ratios
             for (i = 2; i <= n; i++) { v = ratio[i]; for (j = i - 1; j >= 1 && ratio[j] > v; j--) ratio[j + 1] = ratio[j]; ratio[j + 1] = v }
             med = (n % 2) ? ratio[(n + 1) / 2] : (ratio[n / 2] + ratio[n / 2 + 1]) / 2
-            printf "%s: refine median %.2f ms (min %.2f), %s median %.2f ms (min %.2f); " \
+            printf "%s: refine %.2f ms (mean of round medians; min %.2f), %s %.2f ms (min %.2f); " \
                    "ratio refine/peer: median of %d rounds %.2f, of minimums %.2f\n",
                 name, rsum / n * 1e3, rmin * 1e3, peer, psum / m * 1e3, pmin * 1e3, n, med, rmin / pmin
         }'
 }
 report native "bwrap --unshare-all"
+report native-whole "bwrap --unshare-all"
 report s390x "qemu-s390x-static -L"

@@ -265,6 +265,34 @@ fn only_loopback_is_reachable() {
 }
 
 #[test]
+fn a_root_holding_every_mount_point_is_bound_whole_and_read_only() {
+    let root = host_root();
+    for dir in ["proc", "dev", "tmp", "work", "out", "usr"] {
+        fs_err::create_dir(root.path().join(dir)).expect("mkdir");
+    }
+    let output = sh(
+        root.path(),
+        &[],
+        "for f in /new /etc/marker /work/new; do \
+             if echo x > $f 2>/dev/null; then echo \"wrote $f\"; else echo \"refused $f\"; fi; \
+         done; grep -c ' / ' /proc/self/mounts",
+    );
+    let text = stdout(&output);
+    assert!(
+        text.contains("refused /new\nrefused /etc/marker\nwrote /work/new\n"),
+        "{}",
+        describe(&output)
+    );
+    // One mount at `/`: the root itself, not a skeleton.
+    assert!(text.ends_with("1\n"), "{}", describe(&output));
+    assert_eq!(
+        fs_err::read_to_string(root.path().join("etc/marker")).expect("read"),
+        "root marker\n"
+    );
+    assert!(!root.path().join("new").exists());
+}
+
+#[test]
 fn host_processes_cannot_be_seen_or_signalled() {
     let root = host_root();
     let mut victim = Command::new("/bin/sleep")

@@ -79,56 +79,19 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
             .zip(&sources.binds)
             .map(|(bind, (_, kind))| (bind.target.clone(), *kind)),
     );
-    let steps = plan(&targets, |dir| list_root_dir(&sources.root, dir))?;
-
-    mount_tmpfs(Path::new(STAGE), "mode=0755", "the root skeleton")?;
+    // A root tree that already holds every mount point (a base artifact can ship empty
+    // `/work`, `/out`, `/src`) is bound whole: one mount instead of a skeleton.
+    let whole = targets
+        .iter()
+        .all(|(path, kind)| has_mount_point(&sources.root, path, *kind));
+    if whole {
+        bind_fd(&sources.root, Path::new(STAGE))?;
+        read_only_tree(Path::new(STAGE))?;
+    } else {
+        build_skeleton(&sources.root, &targets)?;
+    }
     let owned_by_sandbox_user = format!("mode=0755,uid={SANDBOX_UID},gid={SANDBOX_GID}");
     let mut read_only = Vec::new();
-    // One read-only view of the whole root tree: every mirrored entry is bound from it and so
-    // inherits its read-only flag, without a remount of its own.
-    let view_path = staged(Path::new(VIEW));
-    mkdir(&view_path)?;
-    bind_fd(&sources.root, &view_path)?;
-    read_only_tree(&view_path)?;
-    let view = open(
-        &view_path,
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|err| SandboxError::setup("open the view of the root", err))?;
-    for step in &steps {
-        match step {
-            Step::Mkdir(path) => mkdir(&staged(path))?,
-            Step::Mirror { path, kind } => {
-                let fd = open_beneath(&view, path, OFlag::O_PATH).map_err(|err| {
-                    SandboxError::setup(format!("open `{}` of the root", path.display()), err)
-                })?;
-                create_mount_point(&staged(path), *kind)?;
-                bind_fd(&fd, &staged(path))?;
-            }
-            Step::Symlink { path } => {
-                let (parent, name) = split(path)?;
-                let dir = open_beneath(&sources.root, parent, OFlag::O_PATH | OFlag::O_DIRECTORY)
-                    .map_err(|err| {
-                    SandboxError::setup(format!("open `{}` of the root", parent.display()), err)
-                })?;
-                let target = readlinkat(&dir, name).map_err(|err| {
-                    SandboxError::setup(
-                        format!("read the symlink `{}` of the root", path.display()),
-                        err,
-                    )
-                })?;
-                symlinkat(target.as_os_str(), nix::fcntl::AT_FDCWD, &staged(path)).map_err(
-                    |err| {
-                        SandboxError::setup(format!("copy the symlink `{}`", path.display()), err)
-                    },
-                )?;
-            }
-        }
-    }
-    for (target, kind) in &targets {
-        create_mount_point(&staged(target), *kind)?;
-    }
 
     mount(
         Some("proc"),
@@ -155,17 +118,10 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
     for path in &read_only {
         read_only_tree(path)?;
     }
-    drop(view);
-    umount2(&view_path, MntFlags::MNT_DETACH)
-        .map_err(|err| SandboxError::setup("detach the view of the root", err))?;
-    nix::unistd::unlinkat(
-        nix::fcntl::AT_FDCWD,
-        &view_path,
-        nix::unistd::UnlinkatFlags::RemoveDir,
-    )
-    .map_err(|err| SandboxError::setup("remove the view of the root", err))?;
     // Not recursive: `/tmp`, `/work`, `/out`, `/proc` and `/dev` below stay as they are.
-    read_only_mount(Path::new(STAGE))?;
+    if !whole {
+        read_only_mount(Path::new(STAGE))?;
+    }
 
     chdir(STAGE).map_err(|err| SandboxError::setup("enter the skeleton", err))?;
     // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
@@ -175,6 +131,86 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
         .map_err(|err| SandboxError::setup("detach the host root", err))?;
     chdir("/").map_err(|err| SandboxError::setup("enter the new root", err))?;
     Ok(())
+}
+
+/// Mounts the tmpfs skeleton at [`STAGE`]: the root tree's entries mirrored around the paths
+/// of `targets`, whose mount points it creates.
+fn build_skeleton(root: &OwnedFd, targets: &[(PathBuf, Kind)]) -> Result<(), SandboxError> {
+    let steps = plan(targets, |dir| list_root_dir(root, dir))?;
+    mount_tmpfs(Path::new(STAGE), "mode=0755", "the root skeleton")?;
+    // One read-only view of the whole root tree: every mirrored entry is bound from it and so
+    // inherits its read-only flag, without a remount of its own.
+    let view_path = staged(Path::new(VIEW));
+    mkdir(&view_path)?;
+    bind_fd(root, &view_path)?;
+    read_only_tree(&view_path)?;
+    let view = open(
+        &view_path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|err| SandboxError::setup("open the view of the root", err))?;
+    for step in &steps {
+        match step {
+            Step::Mkdir(path) => mkdir(&staged(path))?,
+            Step::Mirror { path, kind } => {
+                let fd = open_beneath(&view, path, OFlag::O_PATH).map_err(|err| {
+                    SandboxError::setup(format!("open `{}` of the root", path.display()), err)
+                })?;
+                create_mount_point(&staged(path), *kind)?;
+                bind_fd(&fd, &staged(path))?;
+            }
+            Step::Symlink { path } => {
+                let (parent, name) = split(path)?;
+                let dir = open_beneath(root, parent, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(
+                    |err| {
+                        SandboxError::setup(format!("open `{}` of the root", parent.display()), err)
+                    },
+                )?;
+                let target = readlinkat(&dir, name).map_err(|err| {
+                    SandboxError::setup(
+                        format!("read the symlink `{}` of the root", path.display()),
+                        err,
+                    )
+                })?;
+                symlinkat(target.as_os_str(), nix::fcntl::AT_FDCWD, &staged(path)).map_err(
+                    |err| {
+                        SandboxError::setup(format!("copy the symlink `{}`", path.display()), err)
+                    },
+                )?;
+            }
+        }
+    }
+    for (target, kind) in targets {
+        create_mount_point(&staged(target), *kind)?;
+    }
+
+    // The mirrored binds are mounts of their own now; the view has done its work.
+    drop(view);
+    umount2(&view_path, MntFlags::MNT_DETACH)
+        .map_err(|err| SandboxError::setup("detach the view of the root", err))?;
+    nix::unistd::unlinkat(
+        nix::fcntl::AT_FDCWD,
+        &view_path,
+        nix::unistd::UnlinkatFlags::RemoveDir,
+    )
+    .map_err(|err| SandboxError::setup("remove the view of the root", err))?;
+    Ok(())
+}
+
+/// Whether `path` exists in the root tree as `kind`, reached without any symlink.
+fn has_mount_point(root: &OwnedFd, path: &Path, kind: Kind) -> bool {
+    let Ok(fd) = open_beneath(root, path, OFlag::O_PATH) else {
+        return false;
+    };
+    let Ok(stat) = fstat(&fd) else { return false };
+    // A symlink never counts: a mount onto it would follow it.
+    let wanted = if kind == Kind::Dir {
+        SFlag::S_IFDIR
+    } else {
+        SFlag::S_IFREG
+    };
+    SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) == wanted
 }
 
 fn open_sources(spec: &Spec) -> Result<Sources, SandboxError> {
