@@ -1,7 +1,7 @@
 //! The re-executed, single-threaded helper process that sets up namespaces.
 //!
 //! [`Sandbox`](crate::Sandbox) starts an executable as `EXE __refine-sandbox-helper` with a Unix
-//! socket as stdin: the caller writes the [`Spec`](crate::Spec) as one frame, the helper runs
+//! socket as stdin: the caller writes the [`Spec`] as one frame, the helper runs
 //! it and answers with one frame holding the result. Closing the caller's end cancels the run.
 //! Every program that embeds the sandbox calls [`run_if_helper`] first in `main`, before any
 //! thread exists; this crate also ships the `refine-sandbox-helper` binary that does only that.

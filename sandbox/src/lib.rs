@@ -31,21 +31,24 @@
 //!
 //! # Processes
 //!
-//! caller → helper (re-executed; `unshare` of every namespace, uid/gid maps, `lo` up, host
-//! name) → PID 1 of the new PID namespace (builds the file system, `pivot_root`, reaps) →
-//! the action (`setsid`, rlimits, `PR_SET_NO_NEW_PRIVS`, no capabilities, `execve`). The helper
-//! copies the action's stdout and stderr (pipes) to the log file and, with `echo`, to its own
-//! stdout and stderr; it enforces the timeout by killing PID 1, which takes the whole namespace
-//! with it. When the action exits, PID 1 exits too, and so does anything the action left.
+//! caller → helper (re-executed, single-threaded; `clone`s PID 1 into new user, mount, PID,
+//! network, IPC and UTS namespaces and writes its uid/gid maps from outside) → PID 1 (host
+//! name, `lo` up, builds the file system, `pivot_root`, reaps) → the action (`setsid`, rlimits,
+//! `PR_SET_NO_NEW_PRIVS`, the sandbox user, no capabilities, `execve`). The helper copies the
+//! action's stdout and stderr (pipes) to the log file and, with `echo`, to its own stdout and
+//! stderr; it enforces the timeout by killing PID 1, which takes the whole namespace with it.
+//! When the action exits, PID 1 exits too, and so does anything the action left.
 //!
-//! # File system
+//! # File system and identity
 //!
-//! `/` is a read-only tmpfs skeleton mirroring the root tree (read-only binds), so that mount
-//! points never have to be created in the root tree itself; see [`mounts`](self) internals in
-//! `docs/sandbox.md`. Binds (read-write unless `read_only`), `/work` and `/out` (host
-//! directories or tmpfs), a fresh tmpfs `/tmp`, a fresh `/proc`, and a minimal `/dev`
-//! (`null zero full random urandom tty`, private `pts`, `shm`). The action runs as uid/gid
-//! [`SANDBOX_UID`]/[`SANDBOX_GID`] (the invoking user mapped), with only [`Spec::env`].
+//! The root tree is mounted read-only: whole if it holds every mount point, else as a
+//! read-only tmpfs skeleton that mirrors it, so that mount points are never created in the
+//! tree itself. Binds (read-write unless `read_only`), `/work` and `/out` (host directories or
+//! tmpfs), a fresh tmpfs `/tmp`, a fresh `/proc`, and a minimal `/dev` (`null zero full random
+//! urandom tty`, private `pts`, `shm`). The action runs as uid/gid [`SANDBOX_UID`]/
+//! [`SANDBOX_GID`]: the invoking user mapped, or, when refine runs as root, the unprivileged
+//! host uid [`HOST_BUILD_ID`]. Its environment is [`Spec::env`] and nothing else. The full
+//! contract, with the exit codes of `refine sandbox run`, is in `docs/sandbox.md`.
 
 pub mod binfmt;
 mod error;
