@@ -1,4 +1,9 @@
-//! `refine doctor`: what this host can do.
+//! `refine doctor`: what this host can do for the sandbox.
+
+use std::time::Instant;
+
+use refine_sandbox::host::host_report;
+use refine_sandbox::{Sandbox, Spec};
 
 use super::Failure;
 
@@ -6,7 +11,87 @@ use super::Failure;
 pub struct DoctorArgs {}
 
 pub fn run(_args: DoctorArgs) -> Result<(), Failure> {
-    Err(Failure::failed(miette::miette!(
-        "`refine doctor` is not built yet"
-    )))
+    let report = host_report();
+    println!("kernel: {} ({})", report.kernel, report.arch);
+    let namespaces: Vec<String> = report
+        .namespaces
+        .iter()
+        .map(|(name, ok)| format!("{name} {}", if *ok { "yes" } else { "MISSING" }))
+        .collect();
+    println!("namespaces: {}", namespaces.join(", "));
+    if let Some(max) = &report.max_user_namespaces {
+        println!(
+            "max_user_namespaces: {max}{}",
+            if max == "0" {
+                " (user namespaces are disabled: raise it with `sysctl user.max_user_namespaces=10000`)"
+            } else {
+                ""
+            }
+        );
+    }
+
+    let started = Instant::now();
+    let self_test = Sandbox::new().run(&Spec::new("/", vec!["/bin/true".into()]));
+    let sandbox_ok = match &self_test {
+        Ok(outcome) if outcome.success() => {
+            println!(
+                "sandbox: ok (`/bin/true` in {:.1} ms)",
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            true
+        }
+        Ok(outcome) => {
+            println!("sandbox: FAILED (`/bin/true` {})", outcome.termination);
+            false
+        }
+        Err(err) => {
+            println!("sandbox: FAILED: {err}");
+            false
+        }
+    };
+
+    const FIX: &str = "apt-get install qemu-user-static binfmt-support; mount -t binfmt_misc \
+                       binfmt_misc /proc/sys/fs/binfmt_misc; update-binfmts --enable qemu-<arch>";
+    match &report.binfmt {
+        Err(problem) => println!("binfmt_misc: {problem}; foreign archs cannot run (fix: {FIX})"),
+        Ok(emulators) => {
+            let qemu: Vec<_> = emulators
+                .iter()
+                .filter(|e| e.registration.name.starts_with("qemu-"))
+                .collect();
+            if qemu.is_empty() {
+                println!(
+                    "binfmt_misc: no qemu registrations; foreign archs cannot run (fix: {FIX})"
+                );
+            }
+            for emulator in qemu {
+                let r = &emulator.registration;
+                let arch = r.name.trim_start_matches("qemu-");
+                let state = match (r.enabled, r.fix_binary()) {
+                    (true, true) => "usable".to_owned(),
+                    (false, _) => format!("DISABLED (fix: update-binfmts --enable {})", r.name),
+                    (true, false) => {
+                        "lacks the F flag (fix: apt-get install qemu-user-static)".to_owned()
+                    }
+                };
+                let interpreter = r
+                    .interpreter
+                    .as_ref()
+                    .map_or("none".to_owned(), |p| p.display().to_string());
+                let version = match &emulator.version {
+                    Ok(version) => version.clone(),
+                    Err(err) => format!("unknown ({err})"),
+                };
+                let flags = if r.flags.is_empty() { "none" } else { &r.flags };
+                println!(
+                    "binfmt {arch}: {state}; flags {flags}; interpreter {interpreter}; {version}"
+                );
+            }
+        }
+    }
+    if sandbox_ok {
+        Ok(())
+    } else {
+        Err(Failure::Exit(1))
+    }
 }

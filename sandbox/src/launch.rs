@@ -1,0 +1,180 @@
+//! The caller's side: start the helper, hand it the spec, wait for the result, cancel.
+//!
+//! Safe to call from many threads at once: the only things shared with the child are the
+//! close-on-exec socket pair and inherited stdout and stderr; namespace work happens in the
+//! re-executed helper.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::error::SandboxError;
+use crate::outcome::Outcome;
+use crate::spec::Spec;
+use crate::supervise::supervise;
+use crate::sys;
+use crate::wire::{HELPER_ARG, read_frame, write_frame};
+
+/// Runs specs by re-executing a helper executable.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    helper: PathBuf,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox::new()
+    }
+}
+
+/// A sandbox that is running; [`Running::wait`] collects it.
+#[derive(Debug)]
+pub struct Running {
+    helper: PathBuf,
+    child: Option<Child>,
+    control: Arc<UnixStream>,
+    started: Instant,
+}
+
+/// Kills a running sandbox's whole process tree; cheap to clone and send to another thread
+/// (a SIGINT handler, for one).
+#[derive(Debug, Clone)]
+pub struct Canceller {
+    control: Arc<UnixStream>,
+}
+
+impl Sandbox {
+    /// Re-executes the current executable (`/proc/self/exe`), whose `main` must call
+    /// [`run_if_helper`](crate::helper::run_if_helper) first.
+    pub fn new() -> Sandbox {
+        Sandbox::with_helper("/proc/self/exe")
+    }
+
+    /// Re-executes `helper` instead, such as the `refine-sandbox-helper` binary.
+    pub fn with_helper(helper: impl Into<PathBuf>) -> Sandbox {
+        Sandbox {
+            helper: helper.into(),
+        }
+    }
+
+    pub fn helper(&self) -> &Path {
+        &self.helper
+    }
+
+    /// Runs `spec` to the end.
+    pub fn run(&self, spec: &Spec) -> Result<Outcome, SandboxError> {
+        self.spawn(spec)?.wait()
+    }
+
+    /// Starts `spec`. The helper gets `PR_SET_PDEATHSIG`, which the kernel ties to the calling
+    /// *thread*: keep the thread that spawns alive until the sandbox ends (a pool thread that
+    /// also waits, as [`Sandbox::run`] does, is right).
+    pub fn spawn(&self, spec: &Spec) -> Result<Running, SandboxError> {
+        spec.validate()?;
+        let started = Instant::now();
+        let helper_error = |message: String| SandboxError::Helper {
+            helper: self.helper.clone(),
+            message,
+        };
+        let (ours, theirs) = UnixStream::pair()
+            .map_err(|err| helper_error(format!("cannot create a socket pair: {err}")))?;
+        let child = Command::new(&self.helper)
+            .arg(HELPER_ARG)
+            .env_clear()
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|err| helper_error(format!("cannot start it: {err}")))?;
+        let mut running = Running {
+            helper: self.helper.clone(),
+            child: Some(child),
+            control: Arc::new(ours),
+            started,
+        };
+        if let Err(err) = write_frame(&*running.control, spec) {
+            let status = running.reap();
+            return Err(helper_error(format!(
+                "it ended ({status}) before taking the spec: {err}"
+            )));
+        }
+        Ok(running)
+    }
+}
+
+impl Running {
+    /// The helper's process id (not the action's: that lives in its own PID namespace).
+    pub fn helper_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn canceller(&self) -> Canceller {
+        Canceller {
+            control: Arc::clone(&self.control),
+        }
+    }
+
+    /// Waits until every process of the sandbox is gone and returns how the action ended.
+    pub fn wait(mut self) -> Result<Outcome, SandboxError> {
+        let result = read_frame::<Result<Outcome, SandboxError>>(&*self.control);
+        let status = self.reap();
+        match result {
+            Ok(Ok(mut outcome)) => {
+                outcome.wall_time = self.started.elapsed();
+                Ok(outcome)
+            }
+            Ok(Err(err)) => Err(err),
+            Err(err) => Err(SandboxError::Helper {
+                helper: self.helper.clone(),
+                message: format!("it ended ({status}) without a result: {err}"),
+            }),
+        }
+    }
+
+    fn reap(&mut self) -> String {
+        match self.child.take().map(|mut child| child.wait()) {
+            Some(Ok(status)) => status.to_string(),
+            Some(Err(err)) => err.to_string(),
+            None => "already collected".to_owned(),
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A dropped sandbox is cancelled and collected, never left running or as a zombie.
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.canceller().cancel();
+            self.reap();
+        }
+    }
+}
+
+impl Canceller {
+    /// Asks the helper to kill the sandbox's whole process tree; [`Running::wait`] then returns
+    /// an [`Outcome`] with `cancelled` set, once every process is gone. Returns at once.
+    pub fn cancel(&self) {
+        let _ = self.control.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+/// Runs `spec` from this very process, without re-executing: for command-line tools that run
+/// one sandbox and exit. The process must be single-threaded, and is left inside the sandbox's
+/// user and other namespaces afterwards, so call nothing but exit after it.
+pub fn run_in_this_process(spec: &Spec) -> Result<Outcome, SandboxError> {
+    let started = Instant::now();
+    match sys::thread_count() {
+        Some(1) => supervise(spec, None, started),
+        threads => Err(SandboxError::Setup {
+            step: "run in this process".into(),
+            message: format!(
+                "the process has {} threads; namespaces need a single-threaded process, so use \
+                 `Sandbox::run`, which re-executes a helper",
+                threads.map_or("an unknown number of".to_owned(), |n| n.to_string())
+            ),
+        }),
+    }
+}
