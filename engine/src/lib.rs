@@ -2,6 +2,7 @@
 //! execution; stores.
 
 pub mod diag;
+pub mod exec;
 pub mod fetch;
 pub mod fmt;
 pub mod graph;

@@ -1,5 +1,6 @@
 //! Argument parsing and dispatch; each subcommand lives in its own module.
 
+mod build;
 mod common;
 mod doctor;
 mod explain;
@@ -51,6 +52,8 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Format rule files canonically, keeping comments.
     Fmt(fmt::FmtArgs),
+    /// Build targets: plan, then run every action whose key is not in a store.
+    Build(build::BuildArgs),
     /// Show each target's status (cached, build, pending), key and artifact digest.
     Plan(plan::PlanArgs),
     /// Explain why a target is not cached: its key fields against the last build.
@@ -105,6 +108,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => {
             explain::run(cli.directory.as_deref(), cli.store.as_deref(), args)
         }
+        Command::Build(args) => build::run(cli.directory.as_deref(), cli.store.as_deref(), args),
         Command::Fmt(args) => fmt::run(cli.directory.as_deref(), args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Fetch(args) => fetch::run(cli.directory.as_deref(), cli.store.as_deref(), args),

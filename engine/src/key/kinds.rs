@@ -115,7 +115,10 @@ pub fn key_fields(
                 BaseOrigin::Tree { path } => {
                     let digest = inputs
                         .tree_digest(path)
-                        .map_err(|reason| MissingInput::File { path: path.clone(), reason })?;
+                        .map_err(|reason| MissingInput::File {
+                            path: path.clone(),
+                            reason,
+                        })?;
                     f.text("origin", "tree").text("tree", digest);
                 }
                 BaseOrigin::Layout { path: _, digest } => {

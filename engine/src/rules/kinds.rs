@@ -280,9 +280,20 @@ pub fn read_policy(r: &mut FileReader<'_>, text: &Spanned<String>) -> Option<Str
 fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
     r.check_children(
         node,
-        &["arch", "policy", "bootstrap", "packages", "image", "layout"],
+        &[
+            "arch",
+            "policy",
+            "bootstrap",
+            "packages",
+            "image",
+            "layout",
+            "tree",
+        ],
     );
-    r.unique_children(node, &["arch", "policy", "bootstrap", "image", "layout", "tree"]);
+    r.unique_children(
+        node,
+        &["arch", "policy", "bootstrap", "image", "layout", "tree"],
+    );
     let arch = required_leaf(r, node, "arch", "arch \"s390x\"").and_then(|a| read_arch(r, &a));
     let policy = required_leaf(r, node, "policy", "policy \"manylinux_2_28\"")
         .and_then(|p| read_policy(r, &p));
@@ -427,7 +438,10 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
             r.check_props(origin_node, &[]);
             r.check_children(origin_node, &[]);
             let path = r.one_arg(origin_node)?;
-            if path.value.is_empty() || path.value.starts_with('/') || path.value.split('/').any(|s| s == "..") {
+            if path.value.is_empty()
+                || path.value.starts_with('/')
+                || path.value.split('/').any(|s| s == "..")
+            {
                 r.error(
                     "bad-source",
                     path.span,

@@ -1,0 +1,81 @@
+//! What a build reports as it goes: one [`Event`] per step, serialized as a JSON object with
+//! a field `event` (the `--events FILE` format, documented in `docs/events.md`).
+
+use serde::Serialize;
+
+/// A build's events, in the order they happen.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// The build begins: the requested targets and the parallelism.
+    BuildStart {
+        targets: Vec<String>,
+        jobs: usize,
+        store: String,
+    },
+    /// The plan before anything runs: each node's status as known then.
+    Plan { nodes: Vec<PlanEntry> },
+    /// A node's key was found in the store: nothing runs for it.
+    CacheHit {
+        label: String,
+        kind: String,
+        key: String,
+        digest: String,
+    },
+    /// An action starts in a sandbox.
+    ActionStart {
+        label: String,
+        kind: String,
+        key: String,
+        worker: usize,
+    },
+    /// An action succeeded and its artifact is stored.
+    ActionFinish {
+        label: String,
+        kind: String,
+        key: String,
+        digest: String,
+        seconds: f64,
+    },
+    /// An action failed (or could not start); its dependents will not run.
+    ActionFail {
+        label: String,
+        kind: String,
+        key: Option<String>,
+        reason: String,
+        log: Option<String>,
+    },
+    /// A node was not built because a dependency failed or the build stopped.
+    Skipped { label: String, because: String },
+    /// The build is over.
+    BuildFinish {
+        success: bool,
+        built: usize,
+        cached: usize,
+        failed: usize,
+        skipped: usize,
+        seconds: f64,
+        critical_path: Vec<String>,
+        critical_path_seconds: f64,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PlanEntry {
+    pub label: String,
+    pub kind: String,
+    pub status: String,
+    pub key: Option<String>,
+}
+
+/// Receives events as they happen, from the thread that runs the build loop.
+pub trait Observer: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+
+impl Observer for Quiet {
+    fn event(&self, _: &Event) {}
+}

@@ -1,0 +1,226 @@
+//! One action, on a worker thread: fetch missing inputs, prepare, run in the sandbox, check
+//! the outputs, store the artifact, its log and its provenance.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::graph::{TargetGraph, TargetId};
+use crate::key::{Key, KeyFields};
+use crate::plan::content_digest;
+use crate::store::{ArtifactInput, ArtifactKind, LocalStore};
+
+use super::action::{Built, Prepared, check_outputs, host_arch, prepare};
+use super::events::{Event, Observer};
+use super::provenance::{Host, Provenance};
+
+pub struct Job<'a> {
+    pub graph: &'a TargetGraph,
+    pub store: &'a LocalStore,
+    pub id: TargetId,
+    pub key: Key,
+    pub fields: &'a KeyFields,
+    pub deps: &'a HashMap<TargetId, Built>,
+    pub sandbox: &'a refine_sandbox::Sandbox,
+    pub cancellers: &'a Mutex<HashMap<TargetId, refine_sandbox::Canceller>>,
+    pub worker: usize,
+    pub fetch_lock: &'a Mutex<()>,
+    pub jobs: usize,
+}
+
+type Failure = (String, Option<PathBuf>);
+
+/// The last lines of a log, for the failure message.
+fn tail(log: &std::path::Path, lines: usize) -> String {
+    let text = fs_err::read(log)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<(Built, f64, f64, usize), Failure> {
+    let target = job.graph.target(job.id);
+    let label = target.label.to_string();
+    let started = Instant::now();
+    let start_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    observer.event(&Event::ActionStart {
+        label: label.clone(),
+        kind: target.kind().to_string(),
+        key: job.key.hex(),
+        worker: job.worker,
+    });
+
+    // Inputs first, outside the sandbox: fetched, verified, stored.
+    {
+        let _one_at_a_time = job.fetch_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let pip = crate::fetch::PipConfig::load();
+        let work = job.store.root().join("tmp");
+        for item in crate::fetch::inputs_of(job.graph, &[job.id]) {
+            crate::fetch::fetch(job.store, &item, &pip, &work)
+                .map_err(|e| (format!("{e}"), None))?;
+        }
+    }
+
+    let tmp = job.store.root().join("tmp");
+    let scratch = tempfile::Builder::new()
+        .prefix("action-")
+        .tempdir_in(&tmp)
+        .map_err(|e| {
+            (
+                format!("cannot create a folder in `{}`: {e}", tmp.display()),
+                None,
+            )
+        })?;
+    let built_of = |d: TargetId| {
+        job.deps
+            .get(&d)
+            .cloned()
+            .expect("dependencies are built before their dependents")
+    };
+    let prepared = prepare(
+        job.graph,
+        job.id,
+        job.store,
+        &built_of,
+        scratch.path(),
+        job.jobs,
+    )
+    .map_err(|e| (e.to_string(), None))?;
+
+    let kind = ArtifactKind::parse(target.kind().as_str()).map_err(|e| (e.to_string(), None))?;
+    let mut artifact = ArtifactInput::new(kind, job.key.hex(), &label)
+        .key_fields(serde_json::json!(job.fields.flat()));
+    let (inputs, command, env, platform, emulator, exit, log_digest) = match prepared {
+        Prepared::Direct { tree, inputs } => {
+            artifact = artifact.tree(tree);
+            (
+                inputs,
+                Vec::new(),
+                Vec::new(),
+                host_arch().to_string(),
+                None,
+                "none (no action)".to_string(),
+                None,
+            )
+        }
+        Prepared::Sandboxed {
+            spec,
+            out,
+            check,
+            inputs,
+        } => {
+            let running = job
+                .sandbox
+                .spawn(&spec)
+                .map_err(|e| (format!("the sandbox did not start: {e}"), None))?;
+            job.cancellers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(job.id, running.canceller());
+            let outcome = running.wait();
+            job.cancellers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&job.id);
+            let log_path = spec.log.clone().unwrap_or_default();
+            // The log is kept whatever happens: in the store, and named in the failure.
+            let log_digest = fs_err::File::open(&log_path)
+                .ok()
+                .and_then(|f| job.store.put_log(f).ok());
+            let kept = log_digest.as_ref().map(|d| job.store.blob_path(d));
+            let outcome =
+                outcome.map_err(|e| (format!("the sandbox failed: {e}"), kept.clone()))?;
+            let exit = format!("{:?}", outcome.termination);
+            if outcome.cancelled {
+                return Err(("cancelled".into(), kept));
+            }
+            if outcome.timed_out {
+                return Err((
+                    format!(
+                        "timed out after {:.0} s\n{}",
+                        outcome.wall_time.as_secs_f64(),
+                        tail(&log_path, 20)
+                    ),
+                    kept,
+                ));
+            }
+            if !outcome.success() {
+                return Err((
+                    format!(
+                        "the action failed ({exit}); the end of its log:\n{}",
+                        tail(&log_path, 20)
+                    ),
+                    kept,
+                ));
+            }
+            check_outputs(&out, check).map_err(|reason| (reason, kept.clone()))?;
+            artifact = artifact.tree(out);
+            let emulator = spec
+                .arch
+                .as_ref()
+                .map(|a| format!("qemu-{a} (binfmt_misc)"));
+            let platform = spec.arch.clone().unwrap_or_else(|| host_arch().to_string());
+            (
+                inputs,
+                spec.command.clone(),
+                spec.env.clone(),
+                platform,
+                emulator,
+                exit,
+                log_digest.map(|d| d.to_string()),
+            )
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let provenance = Provenance {
+        label: label.clone(),
+        kind: target.kind().to_string(),
+        key: job.key.hex(),
+        key_fields: job.fields.flat(),
+        inputs,
+        command,
+        env,
+        platform,
+        emulator,
+        host: Host::current(),
+        started_unix: start_unix,
+        seconds,
+        exit,
+        log: log_digest.clone(),
+        refine_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let prov_bytes = serde_json::to_vec_pretty(&provenance).unwrap_or_default();
+    let prov_digest = job
+        .store
+        .put_log(prov_bytes.as_slice())
+        .map_err(|e| (e.to_string(), None))?;
+    artifact = artifact.annotation("dev.refine.provenance", prov_digest.to_string());
+    if let Some(l) = &log_digest {
+        artifact = artifact.annotation("dev.refine.log", l.clone());
+    }
+    let digest = job
+        .store
+        .put_artifact(&artifact)
+        .map_err(|e| (e.to_string(), None))?;
+    let manifest = job
+        .store
+        .read_manifest(&digest)
+        .map_err(|e| (e.to_string(), None))?;
+    let built = Built {
+        content: content_digest(&manifest),
+        digest: digest.clone(),
+    };
+    observer.event(&Event::ActionFinish {
+        label,
+        kind: target.kind().to_string(),
+        key: job.key.hex(),
+        digest: digest.to_string(),
+        seconds,
+    });
+    Ok((built, seconds, start_unix, job.worker))
+}
