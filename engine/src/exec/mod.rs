@@ -130,7 +130,7 @@ impl BuildReport {
 /// A finished action, sent from a worker to the build loop.
 struct Done {
     id: TargetId,
-    result: Result<(Built, f64, f64, usize), (String, Option<PathBuf>)>,
+    result: run::ActionResult,
 }
 
 /// Builds `roots` and everything they depend on.

@@ -29,7 +29,11 @@ pub struct Job<'a> {
     pub jobs: usize,
 }
 
-type Failure = (String, Option<PathBuf>);
+/// Why an action failed, and its log when there is one.
+pub type Failure = (String, Option<PathBuf>);
+
+/// A finished action: its artifact, its time, when it started, and the worker it ran on.
+pub type ActionResult = Result<(Built, f64, f64, usize), Failure>;
 
 /// The last lines of a log, for the failure message.
 fn tail(log: &std::path::Path, lines: usize) -> String {
@@ -40,7 +44,7 @@ fn tail(log: &std::path::Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<(Built, f64, f64, usize), Failure> {
+pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
     let target = job.graph.target(job.id);
     let label = target.label.to_string();
     let started = Instant::now();
@@ -213,7 +217,7 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<(Built, f64, f64, u
         .map_err(|e| (e.to_string(), None))?;
     let built = Built {
         content: content_digest(&manifest),
-        digest: digest.clone(),
+        digest,
     };
     observer.event(&Event::ActionFinish {
         label,
