@@ -206,6 +206,13 @@ pub fn build(
         None => refine_sandbox::Sandbox::new(),
     };
     let fetch_lock = Mutex::new(());
+    let stop_flag = AtomicBool::new(false);
+    let stop_all = |cancellers: &Mutex<HashMap<TargetId, refine_sandbox::Canceller>>| {
+        stop_flag.store(true, Ordering::SeqCst);
+        for c in cancellers.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            c.cancel();
+        }
+    };
 
     pool.in_place_scope(|scope| {
         loop {
@@ -300,6 +307,7 @@ pub fn build(
                 let cancellers = cancellers.clone();
                 let sandbox = &sandbox;
                 let fetch_lock = &fetch_lock;
+                let stop = &stop_flag;
                 let jobs = opts.jobs;
                 scope.spawn(move |_| {
                     let worker = rayon::current_thread_index().unwrap_or(0);
@@ -315,6 +323,7 @@ pub fn build(
                         worker,
                         fetch_lock,
                         jobs,
+                        stop,
                     };
                     let result = run::run(&job, observer);
                     let _ = tx.send(Done { id, result });

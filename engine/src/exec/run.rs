@@ -27,6 +27,8 @@ pub struct Job<'a> {
     pub worker: usize,
     pub fetch_lock: &'a Mutex<()>,
     pub jobs: usize,
+    /// Set once the build stops: an action that starts after that is cancelled at once.
+    pub stop: &'a std::sync::atomic::AtomicBool,
 }
 
 /// Why an action failed, and its log when there is one.

@@ -155,9 +155,12 @@ impl LocalStore {
     fn init(&self) -> Result<()> {
         let root = &self.root;
         let layout = root.join("oci-layout");
+        // Only what refine itself creates may be there without `oci-layout`: another process
+        // may be creating the same store at this moment.
+        const OWN: [&str; 8] = ["blobs", "refs", "pins", "labels", "trees", "tmp", "index.json", "lock"];
         if !layout.exists()
-            && let Ok(mut entries) = std::fs::read_dir(root)
-            && entries.next().is_some()
+            && let Ok(entries) = std::fs::read_dir(root)
+            && entries.flatten().any(|e| !OWN.iter().any(|own| e.file_name() == *own))
         {
             return Err(StoreError::NotALayout {
                 path: root.clone(),

@@ -1,0 +1,315 @@
+//! `refine build` with small real actions: pack recipes (shell scripts) run in the sandbox
+//! over a busybox root kept in the workspace. Correctness of caching, failures, events,
+//! cancellation, crash safety and concurrent builds.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const BUSYBOX: &str = "/bin/busybox";
+
+/// A workspace with a busybox root base and the given packs: (name, recipe, deps).
+fn tiny(packs: &[(&str, &str, &[&str])]) -> TempWorkspace {
+    assert!(Path::new(BUSYBOX).is_file(), "{BUSYBOX} is missing: apt-get install busybox-static (see .ci/setup.d/sandbox.sh)");
+    let arch = std::env::consts::ARCH;
+    let mut rules = String::new();
+    let mut files: Vec<(String, String)> = vec![
+        (
+            "workspace.kdl".into(),
+            format!("workspace \"tiny\"\nplatform \"host\" arch=\"{arch}\" policy=\"linux\" base=\"//bases:tiny\"\ndefaults {{\n    platform \"host\"\n}}\n"),
+        ),
+        ("rules/bases.kdl".into(), format!("base \"tiny\" {{\n    arch \"{arch}\"\n    policy \"linux\"\n    tree \"roots/tiny\"\n}}\n")),
+    ];
+    for (name, recipe, deps) in packs {
+        rules.push_str(&format!("pack \"{name}\" {{\n    version \"1\"\n    recipe \"recipes/{name}.sh\"\n"));
+        if !deps.is_empty() {
+            rules.push_str(&format!("    packs {}\n", deps.iter().map(|d| format!("\":{d}\"")).collect::<Vec<_>>().join(" ")));
+        }
+        rules.push_str("}\n");
+        files.push((format!("recipes/{name}.sh"), recipe.to_string()));
+    }
+    files.push(("rules/packs.kdl".into(), rules));
+    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let w = TempWorkspace::new(&refs);
+    let bin = w.path().join("roots/tiny/bin");
+    fs_err::create_dir_all(&bin).unwrap();
+    fs_err::copy(BUSYBOX, bin.join("busybox")).unwrap();
+    for tool in ["sh", "echo", "cat", "mkdir", "sleep", "true", "false", "ls", "seq"] {
+        std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
+    }
+    w
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    events: Vec<serde_json::Value>,
+}
+
+fn build(w: &TempWorkspace, store: &Path, args: &[&str]) -> Run {
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let mut all = vec!["--store", store.to_str().unwrap(), "build", "--events", events.path().to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = w.refine(&all);
+    Run { code: out.status.code(), stdout: stdout(&out), stderr: stderr(&out), events: read_events(events.path()) }
+}
+
+fn read_events(path: &Path) -> Vec<serde_json::Value> {
+    fs_err::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}")))
+        .collect()
+}
+
+fn actions(run: &Run) -> Vec<String> {
+    let mut v: Vec<String> = run
+        .events
+        .iter()
+        .filter(|e| e["event"] == "action-start" && e["kind"] != "base")
+        .map(|e| e["label"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+fn verify(store: &Path) -> (Option<i32>, String) {
+    let out = run_refine(Path::new("/"), &["--store", store.to_str().unwrap(), "store", "verify"]);
+    (out.status.code(), format!("{}{}", stdout(&out), stderr(&out)))
+}
+
+const A: &str = "mkdir -p $REFINE_OUT/lib\necho hello > $REFINE_OUT/lib/a.txt\n";
+const B: &str = "cat $REFINE_PACKS/lib/a.txt > $REFINE_OUT/b.txt\necho b >> $REFINE_OUT/b.txt\n";
+
+#[test]
+fn second_build_runs_nothing_and_out_copies_artifacts() {
+    let w = tiny(&[("a", A, &[]), ("b", B, &["a"])]);
+    let store = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let r = build(&w, store.path(), &["//packs:b", "--out", out_dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(actions(&r), ["//packs:a", "//packs:b"]);
+    assert_eq!(fs_err::read_to_string(out_dir.path().join("b/b.txt")).unwrap(), "hello\nb\n");
+    assert!(r.stdout.contains("/b"), "--out names what it wrote: {}", r.stdout);
+    let r = build(&w, store.path(), &["//packs:b"]);
+    assert_eq!(r.code, Some(0));
+    assert!(actions(&r).is_empty(), "a second build ran actions: {:?}", actions(&r));
+    assert_eq!(r.events.iter().filter(|e| e["event"] == "cache-hit").count(), 3);
+    assert!(r.stderr.contains("0 built, 3 cached"), "{}", r.stderr);
+}
+
+#[test]
+fn touching_an_input_runs_nothing() {
+    let w = tiny(&[("a", A, &[]), ("b", B, &["a"])]);
+    let store = tempfile::tempdir().unwrap();
+    assert_eq!(build(&w, store.path(), &["//packs:b"]).code, Some(0));
+    // Same content, new mtime (and the rule file rewritten as it was).
+    let recipe = w.path().join("recipes/a.sh");
+    let text = fs_err::read(&recipe).unwrap();
+    fs_err::write(&recipe, &text).unwrap();
+    let f = fs_err::File::options().write(true).open(&recipe).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(3600)).unwrap();
+    let r = build(&w, store.path(), &["//packs:b"]);
+    assert!(actions(&r).is_empty(), "{:?}", actions(&r));
+}
+
+#[test]
+fn a_change_rebuilds_downstream_and_stops_at_identical_outputs() {
+    let c = "cat $REFINE_PACKS/b.txt > $REFINE_OUT/c.txt\n";
+    let w = tiny(&[("a", A, &[]), ("b", B, &["a"]), ("c", c, &["b"]), ("other", "echo x > $REFINE_OUT/x\n", &[])]);
+    let store = tempfile::tempdir().unwrap();
+    assert_eq!(build(&w, store.path(), &["//packs:all"]).code, Some(0));
+    // A real change to `a`: everything downstream of it rebuilds, `other` does not.
+    fs_err::write(w.path().join("recipes/a.sh"), A.replace("hello", "bonjour")).unwrap();
+    let r = build(&w, store.path(), &["//packs:all"]);
+    assert_eq!(actions(&r), ["//packs:a", "//packs:b", "//packs:c"]);
+    // A change to `a` that leaves its output identical: `a` reruns, nothing after it does.
+    fs_err::write(w.path().join("recipes/a.sh"), format!("# a comment\n{}", A.replace("hello", "bonjour"))).unwrap();
+    let r = build(&w, store.path(), &["//packs:all"]);
+    assert_eq!(actions(&r), ["//packs:a"], "early cutoff");
+}
+
+#[test]
+fn exit_zero_without_outputs_fails_and_is_never_cached() {
+    let w = tiny(&[("empty", "echo I did nothing\n", &[])]);
+    let store = tempfile::tempdir().unwrap();
+    for _ in 0..2 {
+        let r = build(&w, store.path(), &["//packs:empty"]);
+        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        assert!(r.stderr.contains("left `/out` empty"), "{}", r.stderr);
+        assert_eq!(actions(&r), ["//packs:empty"], "it must run again: it was not cached");
+    }
+    assert!(!store.path().join("refs/pack").exists() || fs_err::read_dir(store.path().join("refs/pack")).unwrap().next().is_none());
+}
+
+#[test]
+fn a_failure_prints_the_log_tail_and_keeps_the_log() {
+    let w = tiny(&[("bad", "echo step one\necho it broke here >&2\nexit 3\n", &[])]);
+    let store = tempfile::tempdir().unwrap();
+    let r = build(&w, store.path(), &["//packs:bad"]);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("it broke here"), "{}", r.stderr);
+    assert!(r.stderr.contains("Exited(3)"), "{}", r.stderr);
+    let fail = r.events.iter().find(|e| e["event"] == "action-fail").expect("an action-fail event");
+    let log = fail["log"].as_str().expect("the failure names its log");
+    let text = fs_err::read_to_string(log).unwrap();
+    assert!(text.contains("step one") && text.contains("it broke here"), "{text}");
+}
+
+#[test]
+fn keep_going_builds_what_does_not_depend_on_the_failure() {
+    let w = tiny(&[("bad", "exit 1\n", &[]), ("after", "echo > $REFINE_OUT/x\n", &["bad"]), ("good", "echo > $REFINE_OUT/g\n", &[])]);
+    let store = tempfile::tempdir().unwrap();
+    let r = build(&w, store.path(), &["//packs:all", "--keep-going", "-j", "1"]);
+    assert_eq!(r.code, Some(1));
+    assert!(actions(&r).contains(&"//packs:good".to_string()), "{:?}", actions(&r));
+    assert!(!actions(&r).contains(&"//packs:after".to_string()));
+    assert!(r.events.iter().any(|e| e["event"] == "skipped" && e["label"] == "//packs:after"));
+    let finish = r.events.last().unwrap();
+    assert_eq!(finish["event"], "build-finish");
+    assert_eq!(finish["failed"], 1);
+    assert_eq!(finish["skipped"], 1);
+}
+
+#[test]
+fn events_and_profile() {
+    let w = tiny(&[("a", A, &[]), ("b", B, &["a"])]);
+    let store = tempfile::tempdir().unwrap();
+    let profile = tempfile::NamedTempFile::new().unwrap();
+    let r = build(&w, store.path(), &["//packs:b", "--profile", profile.path().to_str().unwrap()]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let kinds: Vec<&str> = r.events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"build-start"));
+    assert_eq!(kinds.get(1), Some(&"plan"));
+    assert_eq!(kinds.last(), Some(&"build-finish"));
+    assert_eq!(kinds.iter().filter(|k| **k == "action-finish").count(), 3);
+    let finish = r.events.last().unwrap();
+    assert_eq!(finish["critical_path"], serde_json::json!(["//bases:tiny", "//packs:a", "//packs:b"]));
+    let trace: serde_json::Value = serde_json::from_str(&fs_err::read_to_string(profile.path()).unwrap()).unwrap();
+    let events = trace["traceEvents"].as_array().unwrap();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["ph"] == "X" && e["dur"].as_u64().is_some()));
+}
+
+fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cond() {
+        assert!(Instant::now() < deadline, "gave up waiting for {what}");
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+fn sandboxed_sleepers() -> usize {
+    let out = Command::new("pgrep").args(["-f", "sleep 987654"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn sigint_kills_every_sandbox_and_leaves_the_store_consistent() {
+    let sleeper = "echo started > $REFINE_OUT/x\nexec sleep 987654\n";
+    let w = tiny(&[("s1", sleeper, &[]), ("s2", sleeper, &[]), ("done", A, &[])]);
+    let store = tempfile::tempdir().unwrap();
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(refine_bin())
+        .args(["--store", store.path().to_str().unwrap(), "build", "//packs:all", "-j", "3", "--events", events.path().to_str().unwrap()])
+        .current_dir(w.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(|| read_events(events.path()).iter().filter(|e| e["event"] == "action-start" && e["kind"] == "pack").count() >= 2, "two sleepers to start");
+    wait_for(|| sandboxed_sleepers() >= 1, "a sleeper process");
+    nix_kill(child.id(), "INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("Interrupted"), "{err}");
+    wait_for(|| sandboxed_sleepers() == 0, "every sandboxed process to be gone");
+    let (code, text) = verify(store.path());
+    assert_eq!(code, Some(0), "{text}");
+}
+
+fn nix_kill(pid: u32, signal: &str) {
+    let ok = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap().success();
+    assert!(ok, "kill -{signal} {pid}");
+}
+
+#[test]
+fn sigkill_at_random_moments_then_rebuild_completes_and_verifies() {
+    // 200 nodes: a base and 199 packs in layers that depend on the layer before.
+    let recipes: Vec<(String, String, Vec<String>)> = (0..199)
+        .map(|i| {
+            let deps = if i >= 10 { vec![format!("p{}", i - 10)] } else { vec![] };
+            (format!("p{i}"), format!("echo {i} > $REFINE_OUT/n\n"), deps)
+        })
+        .collect();
+    let packs: Vec<(&str, &str, Vec<&str>)> =
+        recipes.iter().map(|(n, r, d)| (n.as_str(), r.as_str(), d.iter().map(String::as_str).collect())).collect();
+    let refs: Vec<(&str, &str, &[&str])> = packs.iter().map(|(n, r, d)| (*n, *r, d.as_slice())).collect();
+    let w = tiny(&refs);
+    let store = tempfile::tempdir().unwrap();
+    let events = tempfile::NamedTempFile::new().unwrap();
+    // A cheap random source: the clock's nanoseconds.
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    for round in 0..20 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let after_events = 2 + (seed >> 33) as usize % 12;
+        let mut child = Command::new(refine_bin())
+            .args(["--store", store.path().to_str().unwrap(), "build", "//packs:all", "-j", "2", "--events", events.path().to_str().unwrap()])
+            .current_dir(w.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Kill it once it has done a random amount of work (or when it is finished).
+        wait_for(
+            || read_events(events.path()).len() >= after_events || child.try_wait().unwrap().is_some(),
+            &format!("round {round} to make progress"),
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let r = build(&w, store.path(), &["//packs:all", "-j", "2"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let finish = r.events.last().unwrap();
+    assert_eq!(finish["failed"], 0);
+    let (code, text) = verify(store.path());
+    assert_eq!(code, Some(0), "{text}");
+    let r = build(&w, store.path(), &["//packs:all"]);
+    assert!(actions(&r).is_empty());
+}
+
+#[test]
+fn two_builds_over_one_store_both_succeed() {
+    let w = tiny(&[("a", A, &[]), ("b", B, &["a"]), ("c", "cat $REFINE_PACKS/lib/a.txt > $REFINE_OUT/c\n", &["a"])]);
+    let store = tempfile::tempdir().unwrap();
+    let spawn = |target: &str, out: &Path| {
+        Command::new(refine_bin())
+            .args(["--store", store.path().to_str().unwrap(), "build", target, "--out", out.to_str().unwrap()])
+            .current_dir(w.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (o1, o2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut one = spawn("//packs:b", o1.path());
+    let mut two = spawn("//packs:all", o2.path());
+    for child in [&mut one, &mut two] {
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "{err}");
+    }
+    assert_eq!(fs_err::read_to_string(o1.path().join("b/b.txt")).unwrap(), "hello\nb\n");
+    assert_eq!(fs_err::read_to_string(o2.path().join("b/b.txt")).unwrap(), "hello\nb\n");
+    assert_eq!(fs_err::read_to_string(o2.path().join("c/c")).unwrap(), "hello\n");
+    let (code, text) = verify(store.path());
+    assert_eq!(code, Some(0), "{text}");
+}
