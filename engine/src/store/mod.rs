@@ -97,6 +97,20 @@ pub struct LocalStore {
     dirty: AtomicBool,
 }
 
+/// What a store folder may hold at its top level.
+const OWN_NAMES: [&str; 10] = [
+    "oci-layout",
+    "index.json",
+    "blobs",
+    "refs",
+    "pins",
+    "labels",
+    "trees",
+    "tmp",
+    "lock",
+    "index.lock",
+];
+
 impl LocalStore {
     /// Opens the store at `root`, creating the layout if the folder is absent or empty.
     ///
@@ -155,21 +169,33 @@ impl LocalStore {
     fn init(&self) -> Result<()> {
         let root = &self.root;
         let layout = root.join("oci-layout");
+        // Refuse a folder holding anything but what a (possibly half-created, by a concurrent
+        // process) store holds.
         if !layout.exists()
-            && let Ok(mut entries) = std::fs::read_dir(root)
-            && entries.next().is_some()
+            && let Ok(entries) = std::fs::read_dir(root)
         {
-            return Err(StoreError::NotALayout {
-                path: root.clone(),
-                reason: "the folder is not empty and has no `oci-layout` file".into(),
-            });
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if !OWN_NAMES.iter().any(|n| name == *n) {
+                    return Err(StoreError::NotALayout {
+                        path: root.clone(),
+                        reason: format!(
+                            "the folder holds `{}` but no `oci-layout` file",
+                            name.to_string_lossy()
+                        ),
+                    });
+                }
+            }
         }
+        std::fs::create_dir_all(root).map_err(io_err("create the folder", root))?;
+        // Shared, like every write: a concurrent gc must not clear `tmp/` under us.
+        let _lease = self.lease()?;
         for dir in ["blobs/sha256", "refs", "pins", "labels", "trees", "tmp"] {
             let p = root.join(dir);
             std::fs::create_dir_all(&p).map_err(io_err("create the folder", &p))?;
         }
         if !layout.exists() {
-            self.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            self.create_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         } else {
             let text = std::fs::read(&layout).map_err(io_err("read", &layout))?;
             let parsed: serde_json::Value =
@@ -190,7 +216,7 @@ impl LocalStore {
         let index = root.join("index.json");
         if !index.exists() {
             let empty = Index::new(Vec::new());
-            self.write_atomic(&index, &empty.to_bytes())?;
+            self.create_atomic(&index, &empty.to_bytes())?;
         }
         Ok(())
     }
@@ -210,29 +236,62 @@ impl LocalStore {
         self.dirty.store(true, Ordering::Release);
     }
 
-    /// Writes `bytes` to `path` atomically: a temporary file in `tmp/`, fsync, rename.
-    pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        use std::io::Write;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err("create the folder", parent))?;
-        }
+    /// A new temporary file in `tmp/`, created with `mode` (masked by the umask).
+    pub(crate) fn temp_file(&self, prefix: &str, mode: u32) -> Result<tempfile::NamedTempFile> {
+        use std::os::unix::fs::PermissionsExt;
         let tmp_dir = self.tmp_dir();
-        let mut tmp = tempfile::Builder::new()
-            .prefix("w-")
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .permissions(std::fs::Permissions::from_mode(mode))
             .tempfile_in(&tmp_dir)
-            .map_err(io_err("create a temporary file in", &tmp_dir))?;
-        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
-        self.finish_file(tmp, path, 0o644)
+            .map_err(io_err("create a temporary file in", &tmp_dir))
     }
 
-    /// Syncs a complete temporary file, sets its mode and renames it to `path`.
-    fn finish_file(&self, tmp: tempfile::NamedTempFile, path: &Path, mode: u32) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let file = tmp.as_file();
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(io_err("set the permissions of", tmp.path()))?;
+    /// Writes `bytes` to `path` atomically: a temporary file in `tmp/`, fsync, rename.
+    pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        self.write_atomic_mode(path, bytes, 0o644)
+    }
+
+    pub(crate) fn write_atomic_mode(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+        use std::io::Write;
+        let mut tmp = self.temp_file("w-", mode)?;
+        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+        self.finish_file(tmp, path)
+    }
+
+    /// Like [`Self::write_atomic`], but leaves an existing file alone (a concurrent process
+    /// creating the same store may have written it, and since changed it).
+    fn create_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let mut tmp = self.temp_file("w-", 0o644)?;
+        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
         if self.fsync {
-            file.sync_all().map_err(io_err("sync", tmp.path()))?;
+            tmp.as_file()
+                .sync_all()
+                .map_err(io_err("sync", tmp.path()))?;
+        }
+        match tmp.persist_noclobber(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(StoreError::io("create", path, e.error)),
+        }
+    }
+
+    /// Syncs a complete temporary file and renames it to `path`, creating `path`'s folder if
+    /// the rename finds it missing (so the common case costs no `mkdir`).
+    pub(crate) fn finish_file(&self, tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+        if self.fsync {
+            tmp.as_file()
+                .sync_all()
+                .map_err(io_err("sync", tmp.path()))?;
+        }
+        let tmp = match tmp.persist(path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.file,
+            Err(e) => return Err(StoreError::io("rename a temporary file to", path, e.error)),
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err("create the folder", parent))?;
         }
         tmp.persist(path)
             .map_err(|e| StoreError::io("rename a temporary file to", path, e.error))?;
