@@ -44,7 +44,7 @@ mod verify;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use artifact::{ArtifactInput, ArtifactKind, FileLayer};
+pub use artifact::{ArtifactInput, ArtifactKind, FileLayer, validate_key};
 pub use blob::BlobReader;
 pub use digest::Digest;
 pub use error::{Result, StoreError};

@@ -499,3 +499,45 @@ fn unsafe_titles_are_refused() {
         );
     }
 }
+
+#[test]
+fn lookup_refreshes_a_stale_last_use() {
+    let (dir, s) = store();
+    let t = dir.path().join("t");
+    sample_tree(&t);
+    s.put_artifact(&wheel_input(&t, KEY_A)).unwrap();
+    let r = ref_file(&s, KEY_A);
+    let mtime = || fs::metadata(&r).unwrap().modified().unwrap();
+    age(&r, 3600);
+    let old = mtime();
+    s.lookup("wheel", KEY_A).unwrap().unwrap();
+    assert!(mtime() > old + Duration::from_secs(3000));
+    // A fresh one is left alone (lookups rarely write).
+    age(&r, 60);
+    let recent = mtime();
+    s.lookup("wheel", KEY_A).unwrap().unwrap();
+    assert_eq!(mtime(), recent);
+}
+
+#[test]
+fn special_files_and_logs() {
+    let (dir, s) = store();
+    let t = dir.path().join("t");
+    sample_tree(&t);
+    let status = std::process::Command::new("mkfifo")
+        .arg(t.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let err = s.put_artifact(&wheel_input(&t, KEY_A)).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Unsupported { what: "FIFO", .. }),
+        "{err}"
+    );
+    assert_eq!(s.lookup("wheel", KEY_A).unwrap(), None);
+
+    let log = s.put_log(&b"configure: ok\n"[..]).unwrap();
+    assert_eq!(s.pin_role(&log), Some(PinRole::Log));
+    s.gc(&GcOptions::default()).unwrap();
+    assert_eq!(s.read_blob(&log).unwrap(), b"configure: ok\n");
+}
