@@ -240,7 +240,10 @@ impl LocalStore {
             key: input.key.clone(),
             digest,
         })?;
-        self.mark_dirty();
+        self.add_pending(super::index::PendingTag {
+            kind: input.kind,
+            key: input.key.clone(),
+        });
         Ok(digest)
     }
 

@@ -14,7 +14,7 @@
 //! ```text
 //! STORE/
 //!   oci-layout                    {"imageLayoutVersion":"1.0.0"}
-//!   index.json                    the tags, regenerated from refs/ by sync_index()
+//!   index.json                    the tags, kept in step with refs/ once per command
 //!   blobs/sha256/<hex>            every blob: manifests, layers, the empty config, sources, logs
 //!   refs/<kind>/<key[..2]>/<key>  "sha256:<manifest hex> <manifest size>\n": key → artifact
 //!   pins/<hex[..2]>/<hex>         "source\n" or "log\n": a plain blob kept alive by gc
@@ -42,7 +42,7 @@ pub mod tar;
 mod verify;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 pub use artifact::{ArtifactInput, ArtifactKind, FileLayer, validate_key};
 pub use blob::BlobReader;
@@ -90,11 +90,13 @@ pub mod annotations {
 ///
 /// Tags reach `index.json` through [`LocalStore::sync_index`], which the CLI calls once at the
 /// end of a command; dropping a store that inserted artifacts calls it too (ignoring errors).
+/// [`LocalStore::rebuild_index`] regenerates it from every ref.
 #[derive(Debug)]
 pub struct LocalStore {
     root: PathBuf,
     fsync: bool,
-    dirty: AtomicBool,
+    /// Tags stored by this process and not yet in `index.json`.
+    pending: Mutex<Vec<index::PendingTag>>,
 }
 
 /// What a store folder may hold at its top level.
@@ -121,7 +123,7 @@ impl LocalStore {
         let store = LocalStore {
             root,
             fsync: true,
-            dirty: AtomicBool::new(false),
+            pending: Mutex::new(Vec::new()),
         };
         store.init()?;
         Ok(store)
@@ -232,8 +234,11 @@ impl LocalStore {
         self.root.join("tmp")
     }
 
-    fn mark_dirty(&self) {
-        self.dirty.store(true, Ordering::Release);
+    fn add_pending(&self, tag: index::PendingTag) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tag);
     }
 
     /// A new temporary file in `tmp/`, created with `mode` (masked by the umask).
@@ -301,7 +306,8 @@ impl LocalStore {
 
 impl Drop for LocalStore {
     fn drop(&mut self) {
-        if *self.dirty.get_mut() {
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !pending.is_empty() {
             let _ = self.sync_index();
         }
     }

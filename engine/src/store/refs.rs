@@ -193,6 +193,18 @@ impl LocalStore {
         Ok(self.has_blob(&digest).then_some(digest))
     }
 
+    /// The ref's content, without refreshing its last use.
+    pub(crate) fn read_ref(&self, kind: ArtifactKind, key: &str) -> Result<Option<(Digest, u64)>> {
+        let path = self.ref_path(kind, key);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse_ref(&text)
+                .map(Some)
+                .map_err(|reason| StoreError::BadRef { path, reason }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", path, e)),
+        }
+    }
+
     pub(crate) fn write_ref(
         &self,
         kind: ArtifactKind,
