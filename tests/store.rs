@@ -375,8 +375,8 @@ fn child_writer() {
 #[test]
 fn several_processes_share_a_store() {
     let tmp = tempfile::tempdir().unwrap();
+    // Not created beforehand: the processes race to create it, too.
     let dir = tmp.path().join("store");
-    LocalStore::open(&dir).unwrap();
     let files: Vec<PathBuf> = (0..60)
         .map(|i| {
             let p = tmp.path().join(format!("file{i}"));
@@ -406,6 +406,18 @@ fn several_processes_share_a_store() {
             .args(["--exact", "child_writer", "--test-threads=1"])
             .env("REFINE_TEST_CHILD_STORE", &dir)
             .env("REFINE_TEST_CHILD_INDEX", which.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        children.push(child);
+    }
+    // ...while gc runs: it must never remove what a writer is about to reference.
+    for _ in 0..2 {
+        let child = Command::new(env!("CARGO_BIN_EXE_refine"))
+            .arg("--store")
+            .arg(&dir)
+            .args(["store", "gc"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

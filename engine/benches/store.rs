@@ -8,7 +8,9 @@
 //! - `lookup_miss`: `lookup` of an absent key;
 //! - `insert`: `put_artifact` of a small artifact with a new manifest, with fsync (the real
 //!   cost); it rewrites one of 100 refs so that measuring does not grow the store;
-//! - `insert_nofsync`: the same without fsync, to show the filesystem work apart from the disk.
+//! - `insert_nofsync`: the same without fsync, to show the filesystem work apart from the disk;
+//! - `sync_index`: regenerating `index.json` from every ref (once per command, not per insert;
+//!   includes one insert so that the file really changes).
 //!
 //! Filling the store uses `with_fsync(false)`; set `REFINE_BENCH_DIR` to keep it on a given
 //! filesystem (default: the system temporary folder).
@@ -63,6 +65,8 @@ fn bench(c: &mut Criterion) {
             filled += 1;
         }
         fill.sync_index().unwrap();
+        // Flush what filling left dirty, so that its writeback does not run during measuring.
+        let _ = std::process::Command::new("sync").status();
         let mut i = 0u64;
         group.bench_with_input(BenchmarkId::new("lookup_hit", n), &n, |b, &n| {
             b.iter(|| {
@@ -98,6 +102,18 @@ fn bench(c: &mut Criterion) {
                 )
             })
         });
+        // Once per command, not per insert: listing every ref and rewriting index.json.
+        group.sample_size(10);
+        group.bench_with_input(BenchmarkId::new("sync_index", n), &n, |b, _| {
+            b.iter(|| {
+                // Rewrite one ref so that index.json really changes each time.
+                next_new += 1;
+                fill.put_artifact(&input(&work, (1 << 40) + 1, next_new))
+                    .unwrap();
+                fill.sync_index().unwrap()
+            })
+        });
+        group.sample_size(50);
     }
     group.finish();
 }

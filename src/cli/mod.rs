@@ -35,8 +35,8 @@ pub struct Cli {
     #[arg(short = 'C', long = "directory", global = true, value_name = "DIR")]
     pub directory: Option<std::path::PathBuf>,
 
-    /// Use the local store in DIR [default: `store { local … }` in workspace.kdl, else
-    /// `$XDG_CACHE_HOME/refine`, else `~/.cache/refine`].
+    /// Use the local store in DIR [default: `$XDG_CACHE_HOME/refine`, else
+    /// `~/.cache/refine`].
     #[arg(long, global = true, env = "REFINE_STORE", value_name = "DIR")]
     pub store: Option<std::path::PathBuf>,
 

@@ -129,7 +129,7 @@ fn verify(store_flag: Option<&Path>, fix: bool) -> Result<(), Failure> {
     let report = store.verify(VerifyOptions { fix }).map_err(store_failure)?;
     if !fix {
         // verify and gc are where index.json is regenerated from the refs.
-        store.sync_index().map_err(store_failure)?;
+        store.rebuild_index().map_err(store_failure)?;
     }
     let summary = format!(
         "{} blob(s) ({}), {} manifest(s), {} ref(s), {} pin(s), {} label(s)",

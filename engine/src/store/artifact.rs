@@ -189,11 +189,8 @@ impl LocalStore {
         }
         for f in &input.files {
             let file = std::fs::File::open(&f.path).map_err(io_err("open", &f.path))?;
-            let size = file
-                .metadata()
-                .map_err(io_err("read the metadata of", &f.path))?
-                .len();
-            let digest = self.put_blob_unlocked(file, None, &f.path.display().to_string())?;
+            let (digest, size) =
+                self.put_blob_unlocked(file, None, &f.path.display().to_string())?;
             layers.push(Descriptor {
                 media_type: f
                     .media_type
@@ -243,16 +240,16 @@ impl LocalStore {
             key: input.key.clone(),
             digest,
         })?;
-        self.mark_dirty();
+        self.add_pending(super::index::PendingTag {
+            kind: input.kind,
+            key: input.key.clone(),
+        });
         Ok(digest)
     }
 
     fn put_tree_layer(&self, dir: &Path, mtime: u64) -> Result<Descriptor> {
         let tmp_dir = self.tmp_dir();
-        let tmp = tempfile::Builder::new()
-            .prefix("layer-")
-            .tempfile_in(&tmp_dir)
-            .map_err(io_err("create a temporary file in", &tmp_dir))?;
+        let tmp = self.temp_file("layer-", 0o444)?;
         let writer = HashingWriter::new(io::BufWriter::with_capacity(256 * 1024, tmp));
         let writer = super::tar::pack_tree(dir, mtime, writer)?;
         let (buffered, digest, size) = writer.finish();
@@ -261,7 +258,7 @@ impl LocalStore {
             .map_err(|e| StoreError::io("write a temporary file in", &tmp_dir, e.into_error()))?;
         let path = self.blob_path(&digest);
         if !std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
-            self.finish_file(tmp, &path, 0o444)?;
+            self.finish_file(tmp, &path)?;
         }
         Ok(Descriptor {
             media_type: TAR_ZSTD_MEDIA_TYPE.into(),
@@ -286,7 +283,7 @@ impl LocalStore {
     pub fn put_source_file(&self, path: &Path, expected: Option<&Digest>) -> Result<Digest> {
         let file = std::fs::File::open(path).map_err(io_err("open", path))?;
         let _lease = self.lease()?;
-        let digest = self.put_blob_unlocked(file, expected, &path.display().to_string())?;
+        let (digest, _) = self.put_blob_unlocked(file, expected, &path.display().to_string())?;
         self.write_pin(&digest, PinRole::Source)?;
         Ok(digest)
     }
@@ -298,7 +295,7 @@ impl LocalStore {
         expected: Option<&Digest>,
     ) -> Result<Digest> {
         let _lease = self.lease()?;
-        let digest = self.put_blob_unlocked(reader, expected, "the download")?;
+        let (digest, _) = self.put_blob_unlocked(reader, expected, "the download")?;
         self.write_pin(&digest, PinRole::Source)?;
         Ok(digest)
     }
@@ -306,7 +303,7 @@ impl LocalStore {
     /// Stores an action log and pins it.
     pub fn put_log(&self, reader: impl Read) -> Result<Digest> {
         let _lease = self.lease()?;
-        let digest = self.put_blob_unlocked(reader, None, "the log")?;
+        let (digest, _) = self.put_blob_unlocked(reader, None, "the log")?;
         self.write_pin(&digest, PinRole::Log)?;
         Ok(digest)
     }

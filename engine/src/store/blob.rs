@@ -10,7 +10,7 @@ use super::digest::HashingWriter;
 use super::error::io_err;
 use super::{Digest, LocalStore, Result, StoreError};
 
-const COPY_BUF: usize = 256 * 1024;
+const COPY_BUF: usize = 64 * 1024;
 
 impl LocalStore {
     /// Stores the file at `path` as a blob and returns its digest.
@@ -21,6 +21,7 @@ impl LocalStore {
         let file = File::open(path).map_err(io_err("open", path))?;
         let _lease = self.lease()?;
         self.put_blob_unlocked(file, expected, &path.display().to_string())
+            .map(|(d, _)| d)
     }
 
     /// Stores everything `reader` yields as a blob, streaming: sha256 while copying to a
@@ -28,6 +29,7 @@ impl LocalStore {
     pub fn put_blob_reader(&self, reader: impl Read, expected: Option<&Digest>) -> Result<Digest> {
         let _lease = self.lease()?;
         self.put_blob_unlocked(reader, expected, "the stream")
+            .map(|(d, _)| d)
     }
 
     /// Stores `bytes` as a blob.
@@ -44,17 +46,6 @@ impl LocalStore {
         Ok(digest)
     }
 
-    fn write_atomic_mode(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-        use std::io::Write;
-        let tmp_dir = self.tmp_dir();
-        let mut tmp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&tmp_dir)
-            .map_err(io_err("create a temporary file in", &tmp_dir))?;
-        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
-        self.finish_file(tmp, path, mode)
-    }
-
     /// A blob of the right size is taken as present (the same digest means the same content;
     /// a lost race between two writers is harmless). A blob of the wrong size is replaced.
     fn blob_is_complete(&self, digest: &Digest, size: u64) -> bool {
@@ -66,13 +57,10 @@ impl LocalStore {
         mut reader: impl Read,
         expected: Option<&Digest>,
         what: &str,
-    ) -> Result<Digest> {
+    ) -> Result<(Digest, u64)> {
         let tmp_dir = self.tmp_dir();
-        let tmp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&tmp_dir)
-            .map_err(io_err("create a temporary file in", &tmp_dir))?;
-        let mut writer = HashingWriter::new(io::BufWriter::with_capacity(COPY_BUF, tmp));
+        let tmp = self.temp_file("blob-", 0o444)?;
+        let mut writer = HashingWriter::new(tmp);
         let mut buf = vec![0u8; COPY_BUF];
         loop {
             let n = match reader.read(&mut buf) {
@@ -84,10 +72,7 @@ impl LocalStore {
             io::Write::write_all(&mut writer, &buf[..n])
                 .map_err(io_err("write a temporary file in", &tmp_dir))?;
         }
-        let (buffered, digest, size) = writer.finish();
-        let tmp = buffered
-            .into_inner()
-            .map_err(|e| StoreError::io("write a temporary file in", &tmp_dir, e.into_error()))?;
+        let (tmp, digest, size) = writer.finish();
         if let Some(expected) = expected
             && *expected != digest
         {
@@ -99,9 +84,9 @@ impl LocalStore {
             });
         }
         if !self.blob_is_complete(&digest, size) {
-            self.finish_file(tmp, &self.blob_path(&digest), 0o444)?;
+            self.finish_file(tmp, &self.blob_path(&digest))?;
         }
-        Ok(digest)
+        Ok((digest, size))
     }
 
     /// Whether the blob is present (not whether it is intact: see [`LocalStore::open_blob`]).

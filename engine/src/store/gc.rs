@@ -262,7 +262,7 @@ impl LocalStore {
                     remove_any(&path)?;
                 }
             }
-            self.sync_index_unlocked()?;
+            self.rebuild_index_unlocked()?;
         }
         for (digest, blob_size) in &blob_sizes {
             if live.contains(digest) {

@@ -1,30 +1,135 @@
-//! `index.json`: the OCI layout's list of tags, regenerated from `refs/` in one batch.
+//! `index.json`: the OCI layout's list of tags, kept in step with `refs/` in batches.
 //!
 //! Refs are the source of truth for lookups; `index.json` exists for OCI tools. Rewriting it
-//! on every insert would cost O(entries) per insert, so refine regenerates it once per command
-//! instead ([`LocalStore::sync_index`], under `index.lock`): one build rewrites it once however
-//! many artifacts it stored. Entries refine did not write (no `dev.refine.kind` annotation,
-//! e.g. an image `skopeo copy` put there) are kept as they are, first.
+//! on every insert would cost O(entries) per insert, so refine updates it once per command
+//! instead: [`LocalStore::sync_index`] merges the tags this process stored since the last
+//! sync into `index.json` (reading each one's ref again, which wins), and
+//! [`LocalStore::rebuild_index`] regenerates it from every ref (`verify`, `gc`, or when
+//! `index.json` is unreadable). Both run under `index.lock`, so concurrent processes never lose
+//! each other's tags. One build thus rewrites `index.json` once however many artifacts it
+//! stored. Entries refine did not write (no `dev.refine.kind` annotation, e.g. an image
+//! `skopeo copy` put there) are kept as they are, first.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
 
+use super::artifact::ArtifactKind;
 use super::error::io_err;
-use super::{Descriptor, Index, LocalStore, MANIFEST_MEDIA_TYPE, Result, annotations};
+use super::{Descriptor, Digest, Index, LocalStore, MANIFEST_MEDIA_TYPE, Result, annotations};
+
+/// A tag stored by this process, not yet merged into `index.json`.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingTag {
+    pub kind: ArtifactKind,
+    pub key: String,
+}
+
+fn descriptor(kind: ArtifactKind, key: String, digest: Digest, size: u64) -> Descriptor {
+    Descriptor {
+        media_type: MANIFEST_MEDIA_TYPE.into(),
+        digest,
+        size,
+        artifact_type: Some(kind.artifact_type()),
+        annotations: Some(
+            [
+                (annotations::REF_NAME.to_owned(), key),
+                (annotations::KIND.to_owned(), kind.as_str().to_owned()),
+            ]
+            .into(),
+        ),
+    }
+}
+
+fn refine_id(d: &Descriptor) -> Option<(String, String)> {
+    Some((
+        d.annotation(annotations::REF_NAME)?.to_owned(),
+        d.annotation(annotations::KIND)?.to_owned(),
+    ))
+}
 
 impl LocalStore {
-    /// Regenerates `index.json` from the refs, if it changed. Call it once at the end of a
-    /// command that stored artifacts (dropping the store does it too).
+    /// Merges the tags this process stored since the last call into `index.json`. Call it
+    /// once at the end of a command that stored artifacts (dropping the store does it too).
     pub fn sync_index(&self) -> Result<()> {
-        let _lease = self.lease()?;
-        self.sync_index_unlocked()
+        let pending: Vec<PendingTag> =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let result = self.merge_pending(&pending);
+        if result.is_err() {
+            // Try again at the next sync.
+            let mut guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            guard.extend(pending);
+        }
+        result
     }
 
-    pub(crate) fn sync_index_unlocked(&self) -> Result<()> {
+    fn merge_pending(&self, pending: &[PendingTag]) -> Result<()> {
+        let _lease = self.lease()?;
         let _lock = self.lock_index()?;
-        // Clear first: an insert that lands while we list is synced by its own process.
-        self.dirty.store(false, Ordering::Release);
+        let path = self.root.join("index.json");
+        let old_bytes = std::fs::read(&path).ok();
+        let Some(index) = old_bytes
+            .as_deref()
+            .and_then(|b| serde_json::from_slice::<Index>(b).ok())
+        else {
+            return self.rebuild_index_locked();
+        };
+        let (mut foreign, mut ours): (Vec<Descriptor>, Vec<Descriptor>) = index
+            .manifests
+            .into_iter()
+            .partition(|d| d.annotation(annotations::KIND).is_none());
+        let mut position: HashMap<(String, String), usize> = ours
+            .iter()
+            .enumerate()
+            .filter_map(|(i, d)| Some((refine_id(d)?, i)))
+            .collect();
+        let mut removed = vec![false; ours.len()];
+        for tag in pending {
+            let tag = tag.clone();
+            let id = (tag.key.clone(), tag.kind.as_str().to_owned());
+            // The ref is the truth: another process may have rewritten it, or gc removed it.
+            let current = self.read_ref(tag.kind, &tag.key)?;
+            match (current, position.get(&id)) {
+                (Some((digest, size)), Some(&i)) => {
+                    ours[i] = descriptor(tag.kind, tag.key, digest, size);
+                    removed[i] = false;
+                }
+                (Some((digest, size)), None) => {
+                    position.insert(id, ours.len());
+                    ours.push(descriptor(tag.kind, tag.key, digest, size));
+                    removed.push(false);
+                }
+                (None, Some(&i)) => removed[i] = true,
+                (None, None) => {}
+            }
+        }
+        let mut ours: Vec<Descriptor> = ours
+            .into_iter()
+            .zip(removed)
+            .filter_map(|(d, gone)| (!gone).then_some(d))
+            .collect();
+        ours.sort_by_cached_key(refine_id);
+        foreign.extend(ours);
+        self.write_index(&path, old_bytes.as_deref(), foreign)
+    }
+
+    /// Regenerates `index.json` from every ref (and the entries refine did not write).
+    pub fn rebuild_index(&self) -> Result<()> {
+        let _lease = self.lease()?;
+        let _lock = self.lock_index()?;
+        self.rebuild_index_locked()
+    }
+
+    /// [`Self::rebuild_index`] for callers that hold the store lock (gc, verify --fix).
+    pub(crate) fn rebuild_index_unlocked(&self) -> Result<()> {
+        let _lock = self.lock_index()?;
+        self.rebuild_index_locked()
+    }
+
+    fn rebuild_index_locked(&self) -> Result<()> {
         let (mut refs, _bad) = self.list_refs()?;
-        refs.sort_by(|a, b| (&a.key, a.kind).cmp(&(&b.key, b.kind)));
+        refs.sort_by(|a, b| (&a.key, a.kind.as_str()).cmp(&(&b.key, b.kind.as_str())));
         let path = self.root.join("index.json");
         let old_bytes = std::fs::read(&path).ok();
         let mut manifests: Vec<Descriptor> = old_bytes
@@ -38,27 +143,22 @@ impl LocalStore {
                     .collect()
             })
             .unwrap_or_default();
-        manifests.extend(refs.into_iter().map(|r| {
-            Descriptor {
-                media_type: MANIFEST_MEDIA_TYPE.into(),
-                digest: r.digest,
-                size: r.size,
-                artifact_type: Some(r.kind.artifact_type()),
-                annotations: Some(
-                    [
-                        (annotations::REF_NAME.to_owned(), r.key),
-                        (annotations::KIND.to_owned(), r.kind.as_str().to_owned()),
-                    ]
-                    .into(),
-                ),
-            }
-        }));
+        manifests.extend(
+            refs.into_iter()
+                .map(|r| descriptor(r.kind, r.key, r.digest, r.size)),
+        );
+        self.write_index(&path, old_bytes.as_deref(), manifests)
+    }
+
+    fn write_index(
+        &self,
+        path: &std::path::Path,
+        old_bytes: Option<&[u8]>,
+        manifests: Vec<Descriptor>,
+    ) -> Result<()> {
         let bytes = Index::new(manifests).to_bytes();
-        if old_bytes.as_deref() != Some(&bytes[..]) {
-            self.write_atomic(&path, &bytes).map_err(|e| match e {
-                super::StoreError::Io { source, .. } => io_err("rewrite", &path)(source),
-                other => other,
-            })?;
+        if old_bytes != Some(&bytes[..]) {
+            self.write_atomic(path, &bytes)?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@
 //! ```text
 //! STORE/
 //!   oci-layout                    {"imageLayoutVersion":"1.0.0"}
-//!   index.json                    the tags, regenerated from refs/ by sync_index()
+//!   index.json                    the tags, kept in step with refs/ once per command
 //!   blobs/sha256/<hex>            every blob: manifests, layers, the empty config, sources, logs
 //!   refs/<kind>/<key[..2]>/<key>  "sha256:<manifest hex> <manifest size>\n": key → artifact
 //!   pins/<hex[..2]>/<hex>         "source\n" or "log\n": a plain blob kept alive by gc
@@ -42,9 +42,9 @@ pub mod tar;
 mod verify;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
-pub use artifact::{ArtifactInput, ArtifactKind, FileLayer};
+pub use artifact::{ArtifactInput, ArtifactKind, FileLayer, validate_key};
 pub use blob::BlobReader;
 pub use digest::Digest;
 pub use error::{Result, StoreError};
@@ -90,12 +90,28 @@ pub mod annotations {
 ///
 /// Tags reach `index.json` through [`LocalStore::sync_index`], which the CLI calls once at the
 /// end of a command; dropping a store that inserted artifacts calls it too (ignoring errors).
+/// [`LocalStore::rebuild_index`] regenerates it from every ref.
 #[derive(Debug)]
 pub struct LocalStore {
     root: PathBuf,
     fsync: bool,
-    dirty: AtomicBool,
+    /// Tags stored by this process and not yet in `index.json`.
+    pending: Mutex<Vec<index::PendingTag>>,
 }
+
+/// What a store folder may hold at its top level.
+const OWN_NAMES: [&str; 10] = [
+    "oci-layout",
+    "index.json",
+    "blobs",
+    "refs",
+    "pins",
+    "labels",
+    "trees",
+    "tmp",
+    "lock",
+    "index.lock",
+];
 
 impl LocalStore {
     /// Opens the store at `root`, creating the layout if the folder is absent or empty.
@@ -107,7 +123,7 @@ impl LocalStore {
         let store = LocalStore {
             root,
             fsync: true,
-            dirty: AtomicBool::new(false),
+            pending: Mutex::new(Vec::new()),
         };
         store.init()?;
         Ok(store)
@@ -155,24 +171,33 @@ impl LocalStore {
     fn init(&self) -> Result<()> {
         let root = &self.root;
         let layout = root.join("oci-layout");
-        // Only what refine itself creates may be there without `oci-layout`: another process
-        // may be creating the same store at this moment.
-        const OWN: [&str; 8] = ["blobs", "refs", "pins", "labels", "trees", "tmp", "index.json", "lock"];
+        // Refuse a folder holding anything but what a (possibly half-created, by a concurrent
+        // process) store holds.
         if !layout.exists()
             && let Ok(entries) = std::fs::read_dir(root)
-            && entries.flatten().any(|e| !OWN.iter().any(|own| e.file_name() == *own))
         {
-            return Err(StoreError::NotALayout {
-                path: root.clone(),
-                reason: "the folder is not empty and has no `oci-layout` file".into(),
-            });
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if !OWN_NAMES.iter().any(|n| name == *n) {
+                    return Err(StoreError::NotALayout {
+                        path: root.clone(),
+                        reason: format!(
+                            "the folder holds `{}` but no `oci-layout` file",
+                            name.to_string_lossy()
+                        ),
+                    });
+                }
+            }
         }
+        std::fs::create_dir_all(root).map_err(io_err("create the folder", root))?;
+        // Shared, like every write: a concurrent gc must not clear `tmp/` under us.
+        let _lease = self.lease()?;
         for dir in ["blobs/sha256", "refs", "pins", "labels", "trees", "tmp"] {
             let p = root.join(dir);
             std::fs::create_dir_all(&p).map_err(io_err("create the folder", &p))?;
         }
         if !layout.exists() {
-            self.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            self.create_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         } else {
             let text = std::fs::read(&layout).map_err(io_err("read", &layout))?;
             let parsed: serde_json::Value =
@@ -193,7 +218,7 @@ impl LocalStore {
         let index = root.join("index.json");
         if !index.exists() {
             let empty = Index::new(Vec::new());
-            self.write_atomic(&index, &empty.to_bytes())?;
+            self.create_atomic(&index, &empty.to_bytes())?;
         }
         Ok(())
     }
@@ -209,33 +234,69 @@ impl LocalStore {
         self.root.join("tmp")
     }
 
-    fn mark_dirty(&self) {
-        self.dirty.store(true, Ordering::Release);
+    fn add_pending(&self, tag: index::PendingTag) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tag);
+    }
+
+    /// A new temporary file in `tmp/`, created with `mode` (masked by the umask).
+    pub(crate) fn temp_file(&self, prefix: &str, mode: u32) -> Result<tempfile::NamedTempFile> {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp_dir = self.tmp_dir();
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempfile_in(&tmp_dir)
+            .map_err(io_err("create a temporary file in", &tmp_dir))
     }
 
     /// Writes `bytes` to `path` atomically: a temporary file in `tmp/`, fsync, rename.
     pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        use std::io::Write;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err("create the folder", parent))?;
-        }
-        let tmp_dir = self.tmp_dir();
-        let mut tmp = tempfile::Builder::new()
-            .prefix("w-")
-            .tempfile_in(&tmp_dir)
-            .map_err(io_err("create a temporary file in", &tmp_dir))?;
-        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
-        self.finish_file(tmp, path, 0o644)
+        self.write_atomic_mode(path, bytes, 0o644)
     }
 
-    /// Syncs a complete temporary file, sets its mode and renames it to `path`.
-    fn finish_file(&self, tmp: tempfile::NamedTempFile, path: &Path, mode: u32) -> Result<()> {
-        use std::os::unix::fs::PermissionsExt;
-        let file = tmp.as_file();
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(io_err("set the permissions of", tmp.path()))?;
+    pub(crate) fn write_atomic_mode(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+        use std::io::Write;
+        let mut tmp = self.temp_file("w-", mode)?;
+        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+        self.finish_file(tmp, path)
+    }
+
+    /// Like [`Self::write_atomic`], but leaves an existing file alone (a concurrent process
+    /// creating the same store may have written it, and since changed it).
+    fn create_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let mut tmp = self.temp_file("w-", 0o644)?;
+        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
         if self.fsync {
-            file.sync_all().map_err(io_err("sync", tmp.path()))?;
+            tmp.as_file()
+                .sync_all()
+                .map_err(io_err("sync", tmp.path()))?;
+        }
+        match tmp.persist_noclobber(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(StoreError::io("create", path, e.error)),
+        }
+    }
+
+    /// Syncs a complete temporary file and renames it to `path`, creating `path`'s folder if
+    /// the rename finds it missing (so the common case costs no `mkdir`).
+    pub(crate) fn finish_file(&self, tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+        if self.fsync {
+            tmp.as_file()
+                .sync_all()
+                .map_err(io_err("sync", tmp.path()))?;
+        }
+        let tmp = match tmp.persist(path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.file,
+            Err(e) => return Err(StoreError::io("rename a temporary file to", path, e.error)),
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err("create the folder", parent))?;
         }
         tmp.persist(path)
             .map_err(|e| StoreError::io("rename a temporary file to", path, e.error))?;
@@ -245,7 +306,8 @@ impl LocalStore {
 
 impl Drop for LocalStore {
     fn drop(&mut self) {
-        if *self.dirty.get_mut() {
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !pending.is_empty() {
             let _ = self.sync_index();
         }
     }

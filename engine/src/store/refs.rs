@@ -86,13 +86,24 @@ fn fan(dir: PathBuf, hex: &str) -> PathBuf {
     p
 }
 
+/// How stale a ref's "last used" time may get before a lookup refreshes it.
+const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 fn read_small(path: &Path) -> io::Result<Option<String>> {
     match std::fs::File::open(path) {
         Ok(mut f) => {
             let mut s = String::new();
             f.read_to_string(&mut s)?;
-            // Record the use, for gc's age-based eviction; best effort (a read-only store).
-            let _ = f.set_modified(SystemTime::now());
+            // Record the use, for gc's eviction of the least recently used entries; best
+            // effort (a read-only store). At most every few minutes, so that a no-op build's
+            // thousands of lookups do not each dirty an inode.
+            let now = SystemTime::now();
+            let stale = f.metadata().and_then(|m| m.modified()).map_or(true, |m| {
+                now.duration_since(m).unwrap_or_default() >= TOUCH_EVERY
+            });
+            if stale {
+                let _ = f.set_modified(now);
+            }
             Ok(Some(s))
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
@@ -180,6 +191,18 @@ impl LocalStore {
             reason,
         })?;
         Ok(self.has_blob(&digest).then_some(digest))
+    }
+
+    /// The ref's content, without refreshing its last use.
+    pub(crate) fn read_ref(&self, kind: ArtifactKind, key: &str) -> Result<Option<(Digest, u64)>> {
+        let path = self.ref_path(kind, key);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse_ref(&text)
+                .map(Some)
+                .map_err(|reason| StoreError::BadRef { path, reason }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read", path, e)),
+        }
     }
 
     pub(crate) fn write_ref(

@@ -499,3 +499,97 @@ fn unsafe_titles_are_refused() {
         );
     }
 }
+
+#[test]
+fn lookup_refreshes_a_stale_last_use() {
+    let (dir, s) = store();
+    let t = dir.path().join("t");
+    sample_tree(&t);
+    s.put_artifact(&wheel_input(&t, KEY_A)).unwrap();
+    let r = ref_file(&s, KEY_A);
+    let mtime = || fs::metadata(&r).unwrap().modified().unwrap();
+    age(&r, 3600);
+    let old = mtime();
+    s.lookup("wheel", KEY_A).unwrap().unwrap();
+    assert!(mtime() > old + Duration::from_secs(3000));
+    // A fresh one is left alone (lookups rarely write).
+    age(&r, 60);
+    let recent = mtime();
+    s.lookup("wheel", KEY_A).unwrap().unwrap();
+    assert_eq!(mtime(), recent);
+}
+
+#[test]
+fn special_files_and_logs() {
+    let (dir, s) = store();
+    let t = dir.path().join("t");
+    sample_tree(&t);
+    let status = std::process::Command::new("mkfifo")
+        .arg(t.join("pipe"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let err = s.put_artifact(&wheel_input(&t, KEY_A)).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Unsupported { what: "FIFO", .. }),
+        "{err}"
+    );
+    assert_eq!(s.lookup("wheel", KEY_A).unwrap(), None);
+
+    let log = s.put_log(&b"configure: ok\n"[..]).unwrap();
+    assert_eq!(s.pin_role(&log), Some(PinRole::Log));
+    s.gc(&GcOptions::default()).unwrap();
+    assert_eq!(s.read_blob(&log).unwrap(), b"configure: ok\n");
+}
+
+#[test]
+fn incremental_sync_matches_a_rebuild() {
+    let (dir, s1) = store();
+    let s2 = LocalStore::open(s1.root()).unwrap();
+    let t = dir.path().join("t");
+    sample_tree(&t);
+    let names = |s: &LocalStore| -> Vec<(String, Digest)> {
+        s.read_index()
+            .unwrap()
+            .manifests
+            .iter()
+            .map(|d| {
+                (
+                    d.annotation(annotations::REF_NAME).unwrap().to_owned(),
+                    d.digest,
+                )
+            })
+            .collect()
+    };
+    let a = s1.put_artifact(&wheel_input(&t, KEY_A)).unwrap();
+    let b = s2.put_artifact(&wheel_input(&t, KEY_B)).unwrap();
+    s1.sync_index().unwrap();
+    // Only what s1 stored: s2 merges its own tags.
+    assert_eq!(names(&s1), [(KEY_A.to_owned(), a)]);
+    s2.sync_index().unwrap();
+    assert_eq!(names(&s1), [(KEY_A.to_owned(), a), (KEY_B.to_owned(), b)]);
+    let merged = fs::read(s1.root().join("index.json")).unwrap();
+    s1.rebuild_index().unwrap();
+    assert_eq!(fs::read(s1.root().join("index.json")).unwrap(), merged);
+
+    // The ref wins over what this process stored: s2 rewrote A after s1.
+    fs::write(t.join("lib/data.txt"), "one\n").unwrap();
+    s1.put_artifact(&wheel_input(&t, KEY_A)).unwrap();
+    fs::write(t.join("lib/data.txt"), "two\n").unwrap();
+    let a2 = s2.put_artifact(&wheel_input(&t, KEY_A)).unwrap();
+    s1.sync_index().unwrap();
+    assert_eq!(names(&s1), [(KEY_A.to_owned(), a2), (KEY_B.to_owned(), b)]);
+    s2.sync_index().unwrap();
+
+    // A ref removed meanwhile (gc) leaves the index.
+    s2.put_artifact(&wheel_input(&t, KEY_B)).unwrap();
+    fs::remove_file(ref_file(&s2, KEY_B)).unwrap();
+    s2.sync_index().unwrap();
+    assert_eq!(names(&s1), [(KEY_A.to_owned(), a2)]);
+
+    // An unreadable index.json is rebuilt.
+    fs::write(s1.root().join("index.json"), "garbage").unwrap();
+    s1.put_artifact(&wheel_input(&t, KEY_B)).unwrap();
+    s1.sync_index().unwrap();
+    assert_eq!(names(&s1).len(), 2);
+}

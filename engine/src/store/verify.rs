@@ -270,7 +270,7 @@ impl LocalStore {
                     let _ = std::fs::remove_dir_all(tree);
                 }
             }
-            self.sync_index_unlocked()?;
+            self.rebuild_index_unlocked()?;
             report.fixed = true;
         }
         problems.sort_by(|a, b| a.message.cmp(&b.message));
