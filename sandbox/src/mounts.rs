@@ -50,12 +50,6 @@ struct Sources {
 /// the skeleton and cwd `/`. Must run as PID 1, in the sandbox's own mount namespace (not the
 /// helper's: `pivot_root` moves the root of every process of a mount namespace).
 pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|err| {
-        SandboxError::Namespaces {
-            step: "unshare the mount namespace".into(),
-            message: err.desc().into(),
-        }
-    })?;
     mount(
         None::<&str>,
         "/",

@@ -109,17 +109,26 @@ fn run(
 }
 
 /// Reaps every child (orphans are re-parented to PID 1) until `action` itself ends.
+/// Then kills and reaps whatever is left, so that when PID 1 reports, nothing of the sandbox
+/// runs any more: the helper need not wait for the kernel to tear the namespaces down.
 fn reap_until(action: Pid) -> Result<Termination, SandboxError> {
-    loop {
+    let termination = loop {
         match waitpid(None, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == action => {
-                return Ok(Termination::Exited(code));
-            }
+            Ok(WaitStatus::Exited(pid, code)) if pid == action => break Termination::Exited(code),
             Ok(WaitStatus::Signaled(pid, signal, _)) if pid == action => {
-                return Ok(Termination::Signaled(signal as i32));
+                break Termination::Signaled(signal as i32);
             }
             Ok(_) | Err(Errno::EINTR) => continue,
             Err(err) => return Err(SandboxError::setup("wait for the action", err)),
+        }
+    };
+    // From PID 1, -1 is every other process of the namespace.
+    let _ = nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
+    loop {
+        match waitpid(None, None) {
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return Ok(termination),
+            Err(err) => return Err(SandboxError::setup("reap the sandbox", err)),
         }
     }
 }
