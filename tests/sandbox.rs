@@ -604,6 +604,6 @@ fn doctor_reports_the_host() {
     assert!(text.contains("kernel: Linux"), "{text}");
     assert!(text.contains("namespaces: user yes"), "{text}");
     assert!(text.contains("sandbox: ok"), "{text}");
-    assert!(text.contains("binfmt s390x: usable; flags PF"), "{text}");
+    assert!(text.contains("binfmt s390x: usable; flags "), "{text}");
     assert!(text.contains("qemu-s390x version"), "{text}");
 }
