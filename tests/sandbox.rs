@@ -395,6 +395,61 @@ fn a_timeout_kills_grandchildren_and_leaves_nothing_running() {
 }
 
 #[test]
+fn nothing_outlives_a_killed_refine() {
+    use std::io::{BufRead, BufReader};
+    use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::PermissionsExt;
+
+    let root = host_root();
+    let signal = host_dir();
+    let fifo = signal.path().join("ready");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o666)).expect("mkfifo");
+    // Under root the action is an unprivileged build user, which must reach the fifo.
+    for path in [signal.path(), fifo.as_path()] {
+        fs_err::set_permissions(path, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    let token = "1000.14142";
+    let mut refine = sandbox(root.path())
+        .arg("--bind")
+        .arg(format!("{}:/signal", signal.path().display()))
+        .args(["--", "/bin/sh", "-c"])
+        .arg(format!("sleep {token} & echo ready > /signal/ready; wait"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn refine");
+    let mut line = String::new();
+    BufReader::new(fs_err::File::open(&fifo).expect("open fifo"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line, "ready\n");
+    // A pidfd becomes readable when its process has exited.
+    let pidfds: Vec<OwnedFd> = processes_with(token)
+        .into_iter()
+        .map(|pid| {
+            // SAFETY: pidfd_open returns a new descriptor or -1.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::c_int, 0) };
+            assert!(fd >= 0, "pidfd_open: {}", std::io::Error::last_os_error());
+            // SAFETY: a fresh descriptor that nothing else owns.
+            unsafe { OwnedFd::from_raw_fd(fd as i32) }
+        })
+        .collect();
+    assert!(!pidfds.is_empty(), "the sandboxed sleep is not running");
+    refine.kill().expect("kill refine");
+    refine.wait().expect("wait refine");
+    for pidfd in &pidfds {
+        let mut fds = [nix::poll::PollFd::new(
+            pidfd.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        // A bound for a broken build, not a timing assertion: the kernel acts at once.
+        let ready =
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(60_000u16)).expect("poll");
+        assert_eq!(ready, 1, "a sandboxed process outlived refine");
+    }
+}
+
+#[test]
 fn background_processes_end_with_the_action() {
     let root = host_root();
     let token = "1000.16180";
