@@ -345,6 +345,19 @@ fn the_environment_holds_only_what_was_given() {
 }
 
 #[test]
+fn memory_and_open_file_limits_apply() {
+    let root = host_root();
+    let output = sh(
+        root.path(),
+        &["--open-files", "100", "--memory", "1073741824"],
+        "ulimit -n; ulimit -v; ulimit -c",
+    );
+    assert!(output.status.success(), "{}", describe(&output));
+    // `ulimit -v` counts KiB; core dumps are always off.
+    assert_eq!(stdout(&output), "100\n1048576\n0\n");
+}
+
+#[test]
 fn a_fork_bomb_stops_at_the_process_limit() {
     let root = host_root();
     // Forks sleeping children until fork fails; 2000 means no limit held it.
@@ -374,7 +387,7 @@ fn a_timeout_kills_grandchildren_and_leaves_nothing_running() {
     let token = "1000.27182";
     let output = sh(
         root.path(),
-        &["--timeout", "2"],
+        &["--timeout", "4"],
         &format!(
             "sh -c 'echo grandchild up; exec sleep {token}' & \
              sh -c 'sleep {token} & sleep {token}' & \

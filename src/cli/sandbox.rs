@@ -52,10 +52,12 @@ pub struct RunArgs {
     /// Kill the whole process tree after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
-    /// A host directory to mount at `/work` (default: a fresh tmpfs).
+    /// A host directory to mount at `/work` (default: a fresh tmpfs). Under root it is handed
+    /// to the sandbox's unprivileged build user (uid 65534).
     #[arg(long, value_name = "DIR")]
     pub work: Option<PathBuf>,
-    /// A host directory to mount at `/out` (default: a fresh tmpfs).
+    /// A host directory to mount at `/out` (default: a fresh tmpfs). Under root it is handed
+    /// to the sandbox's unprivileged build user (uid 65534).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The working directory inside the sandbox.
