@@ -148,7 +148,7 @@ fn reap_until(action: Pid) -> Result<Termination, SandboxError> {
     }
 }
 
-/// Turns the forked child into the action; returns only on failure.
+/// Turns the started child into the action; returns only on failure.
 fn exec_action(
     spec: &Spec,
     devnull: &OwnedFd,
