@@ -4,8 +4,10 @@
 #           vs `bwrap --unshare-all --ro-bind ROOT / /bin/true`
 #   s390x:  `refine sandbox run --arch s390x --root S390X_ROOT -- /bin/true`
 #           vs `qemu-s390x-static -L S390X_ROOT S390X_ROOT/bin/true` (emulation alone)
+#   s390x-bwrap: the s390x refine command vs `bwrap --unshare-all --ro-bind S390X_ROOT / /bin/true`
 #   native-whole: the native pair again, on the same root plus empty /work and /out, which
 #           refine then binds whole instead of building a skeleton around it
+#   native-same-mounts: that, against bwrap also making /proc, /dev and tmpfs /tmp /work /out
 # Prints refine's time divided by the peer's (below 1: refine is faster).
 #
 #   REFINE        the refine binary (default: target/release/refine, built here)
@@ -66,8 +68,15 @@ cp -a "$root/." "$whole/"
 mkdir -p "$whole/work" "$whole/out"
 bench native-whole "$REFINE sandbox run --root $whole -- /bin/true" \
     "bwrap --unshare-all --ro-bind $whole / /bin/true"
+# For context: bwrap asked for the mounts refine always makes (/proc, /dev, tmpfs /tmp, /work
+# and /out); it still skips refine's rlimits, setsid, uid switch and output piping.
+bench native-same-mounts "$REFINE sandbox run --root $whole -- /bin/true" \
+    "bwrap --unshare-all --ro-bind $whole / --proc /proc --dev /dev --tmpfs /tmp --tmpfs /work --tmpfs /out /bin/true"
 bench s390x "$REFINE sandbox run --arch s390x --root $s390x_root -- /bin/true" \
     "qemu-s390x-static -L $s390x_root $s390x_root/bin/true"
+# For context: bwrap on the same root, where the kernel starts qemu through binfmt_misc too.
+bench s390x-bwrap "$REFINE sandbox run --arch s390x --root $s390x_root -- /bin/true" \
+    "bwrap --unshare-all --ro-bind $s390x_root / /bin/true"
 
 # hyperfine's CSV: command,mean,stddev,median,user,system,min,max (seconds). Per round the
 # ratio of medians; reported: the median of those ratios, and the ratio of the fastest runs.
@@ -87,4 +96,6 @@ report() { # name, peer label
 }
 report native "bwrap --unshare-all"
 report native-whole "bwrap --unshare-all"
+report native-same-mounts "bwrap --unshare-all --proc --dev --tmpfs…"
 report s390x "qemu-s390x-static -L"
+report s390x-bwrap "bwrap --unshare-all"

@@ -161,9 +161,14 @@ impl Canceller {
     }
 }
 
+/// Whether this process has a single thread, so that [`run_in_this_process`] may be used.
+pub fn single_threaded() -> bool {
+    sys::thread_count() == Some(1)
+}
+
 /// Runs `spec` from this very process, without re-executing: for command-line tools that run
-/// one sandbox and exit. The process must be single-threaded, and is left inside the sandbox's
-/// user and other namespaces afterwards, so call nothing but exit after it.
+/// one sandbox and exit. The process must be single-threaded ([`single_threaded`]). PID 1 of
+/// the sandbox may be left as a child that is ending: call nothing but exit after it.
 pub fn run_in_this_process(spec: &Spec) -> Result<Outcome, SandboxError> {
     let started = Instant::now();
     match sys::thread_count() {

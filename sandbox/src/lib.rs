@@ -68,7 +68,7 @@ mod wire;
 
 pub use error::SandboxError;
 pub use ids::HOST_BUILD_ID;
-pub use launch::{Canceller, Running, Sandbox, run_in_this_process};
+pub use launch::{Canceller, Running, Sandbox, run_in_this_process, single_threaded};
 pub use outcome::{Outcome, Termination};
 pub use outputs::{CopyStats, copy_out};
 pub use spec::{Bind, Limits, SANDBOX_GID, SANDBOX_HOSTNAME, SANDBOX_UID, Spec, Writable};

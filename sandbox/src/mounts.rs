@@ -1,10 +1,12 @@
 //! The sandbox's file system, built by PID 1 inside the new mount namespace.
 //!
-//! The root tree is never written to, not even to create mount points: `/work`, `/out` and the
-//! bind targets rarely exist in a base tree. So the new `/` is a small tmpfs *skeleton*: along
-//! the path of every mount point the skeleton holds real directories, and every other entry of
-//! the root tree at those levels is mirrored into it (directories and files as read-only binds,
-//! symlinks as copies). With no binds that is one bind per top-level entry of the root.
+//! The root tree is never written to, not even to create mount points. A tree that already
+//! holds every mount point is bound whole, read-only. Otherwise (`/work`, `/out` and the bind
+//! targets rarely exist in a base tree) the new `/` is a small read-only tmpfs *skeleton*:
+//! along the path of every mount point the skeleton holds real directories, and every other
+//! entry of the root tree at those levels is mirrored into it (directories and files as binds
+//! from one read-only view of the tree, symlinks as copies). With no binds that is one bind per
+//! top-level entry of the root.
 //!
 //! Everything in the root tree is opened fd-relative with `O_NOFOLLOW`: a symlink in the tree
 //! is never followed while building, so it cannot make the sandbox mount a host path. Host
@@ -46,16 +48,10 @@ struct Sources {
     out: Option<OwnedFd>,
 }
 
-/// Builds the sandbox's file system and enters it: on success the calling process has `/` =
-/// the skeleton and cwd `/`. Must run as PID 1, in the sandbox's own mount namespace (not the
+/// Builds the sandbox's file system and enters it: on success the calling process has the new
+/// root as `/` and cwd `/`. Must run as PID 1, in the sandbox's own mount namespace (not the
 /// helper's: `pivot_root` moves the root of every process of a mount namespace).
 pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).map_err(|err| {
-        SandboxError::Namespaces {
-            step: "unshare the mount namespace".into(),
-            message: err.desc().into(),
-        }
-    })?;
     mount(
         None::<&str>,
         "/",

@@ -8,10 +8,11 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
+use nix::sched::{CloneCb, CloneFlags, clone};
 use nix::sys::signal::Signal;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, execve, fork, setsid};
+use nix::unistd::{Pid, execve, setsid};
 
 use crate::error::SandboxError;
 use crate::outcome::Termination;
@@ -46,6 +47,9 @@ pub(crate) fn main(spec: &Spec, pipes: Pipes, switch_user: bool) -> ! {
         Err(err) => Report::Failed(err),
     };
     send(&report, &message);
+    // Closed before exiting: the helper answers its caller on this end of file, while the exit
+    // itself (dropping this process's memory, then the namespaces) goes on.
+    drop(report);
     // SAFETY: _exit skips destructors and atexit handlers of the parent's copy of the program.
     unsafe { libc::_exit(0) }
 }
@@ -93,43 +97,63 @@ fn run(
     mounts::enter(spec)?;
     let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|err| SandboxError::setup("open `/dev/null`", err))?;
-    // SAFETY: the helper is single-threaded, so the child may run any code.
-    let child = match unsafe { fork() } {
-        Ok(ForkResult::Child) => {
-            let err = exec_action(spec, &devnull, stdout, stderr, switch_user);
-            send(report, &Report::Failed(err));
-            // SAFETY: see `main`.
-            unsafe { libc::_exit(127) }
-        }
-        Ok(ForkResult::Parent { child }) => child,
-        Err(err) => return Err(SandboxError::setup("fork the action", err)),
-    };
-    drop((stdout, stderr));
+    let start: CloneCb<'_> = Box::new(|| {
+        let err = exec_action(spec, &devnull, &stdout, &stderr, switch_user);
+        send(report, &Report::Failed(err));
+        // SAFETY: see `main`.
+        unsafe { libc::_exit(127) }
+    });
+    // Like posix_spawn: the child shares this process's memory (no page tables to copy, none
+    // to drop at execve) and this process sleeps until the child has called execve or exited,
+    // so the two never run at once. The child only changes its own credentials, descriptors
+    // and limits, which it does not share.
+    let mut stack = vec![0u8; 256 << 10];
+    // SAFETY: see above; the closure and the stack outlive the child's use of them, since
+    // CLONE_VFORK returns only after its execve or exit.
+    let child = unsafe {
+        clone(
+            start,
+            &mut stack,
+            CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK,
+            Some(libc::SIGCHLD),
+        )
+    }
+    .map_err(|err| SandboxError::setup("start the action", err))?;
+    drop((stack, stdout, stderr));
     reap_until(child)
 }
 
 /// Reaps every child (orphans are re-parented to PID 1) until `action` itself ends.
+/// Then kills and reaps whatever is left, so that when PID 1 reports, nothing of the sandbox
+/// runs any more: the helper need not wait for the kernel to tear the namespaces down.
 fn reap_until(action: Pid) -> Result<Termination, SandboxError> {
-    loop {
+    let termination = loop {
         match waitpid(None, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid == action => {
-                return Ok(Termination::Exited(code));
-            }
+            Ok(WaitStatus::Exited(pid, code)) if pid == action => break Termination::Exited(code),
             Ok(WaitStatus::Signaled(pid, signal, _)) if pid == action => {
-                return Ok(Termination::Signaled(signal as i32));
+                break Termination::Signaled(signal as i32);
             }
             Ok(_) | Err(Errno::EINTR) => continue,
             Err(err) => return Err(SandboxError::setup("wait for the action", err)),
         }
+    };
+    // From PID 1, -1 is every other process of the namespace.
+    let _ = nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
+    loop {
+        match waitpid(None, None) {
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => return Ok(termination),
+            Err(err) => return Err(SandboxError::setup("reap the sandbox", err)),
+        }
     }
 }
 
-/// Turns the forked child into the action; returns only on failure.
+/// Turns the started child into the action; returns only on failure.
 fn exec_action(
     spec: &Spec,
     devnull: &OwnedFd,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
     switch_user: bool,
 ) -> SandboxError {
     match prepare_and_exec(spec, devnull, stdout, stderr, switch_user) {
@@ -141,8 +165,8 @@ fn exec_action(
 fn prepare_and_exec(
     spec: &Spec,
     devnull: &OwnedFd,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    stdout: &OwnedFd,
+    stderr: &OwnedFd,
     switch_user: bool,
 ) -> Result<std::convert::Infallible, SandboxError> {
     // A new session has no controlling terminal: `/dev/tty` cannot be opened and TIOCSTI has

@@ -12,7 +12,7 @@ use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneCb, CloneFlags, clone};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{Pid, pipe2};
 
 use crate::binfmt;
@@ -114,21 +114,33 @@ pub(crate) fn supervise(
         spec.echo,
         log.as_mut(),
     )?;
-    // Returns once the kernel has torn the whole PID namespace down.
-    while let Err(Errno::EINTR) = waitpid(pid1, None) {}
-    let wall_time = started.elapsed();
-
     let mut termination = None;
+    let mut failure = None;
     for line in watch
         .reports
         .split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())
     {
         match serde_json::from_slice::<Report>(line) {
-            Ok(Report::Failed(err)) => return Err(err),
+            // The first failure is the cause; later ones are consequences.
+            Ok(Report::Failed(err)) => failure = failure.or(Some(err)),
             Ok(Report::Status(status)) => termination = Some(status),
-            Err(err) => return Err(SandboxError::setup("read PID 1's report", err)),
+            Err(err) => failure = failure.or(Some(SandboxError::setup("read PID 1's report", err))),
         }
+    }
+    if termination.is_some() {
+        // PID 1 reported after reaping every other process: only its own exit is left, which
+        // tears the namespaces down (unmounting everything takes a millisecond or more). It is
+        // collected if already gone; otherwise it ends by itself, re-parented once this
+        // process exits (the helper, or a command-line tool, exits right after).
+        let _ = waitpid(pid1, Some(WaitPidFlag::WNOHANG));
+    } else {
+        // Killed, failed or crashed: this returns once the kernel has killed every process.
+        while let Err(Errno::EINTR) = waitpid(pid1, None) {}
+    }
+    let wall_time = started.elapsed();
+    if let Some(err) = failure {
+        return Err(err);
     }
     if let Some(log_error) = watch.log_error {
         return Err(log_error);

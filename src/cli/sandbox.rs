@@ -52,10 +52,12 @@ pub struct RunArgs {
     /// Kill the whole process tree after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
-    /// A host directory to mount at `/work` (default: a fresh tmpfs).
+    /// A host directory to mount at `/work` (default: a fresh tmpfs). Under root it is handed
+    /// to the sandbox's unprivileged build user (uid 65534).
     #[arg(long, value_name = "DIR")]
     pub work: Option<PathBuf>,
-    /// A host directory to mount at `/out` (default: a fresh tmpfs).
+    /// A host directory to mount at `/out` (default: a fresh tmpfs). Under root it is handed
+    /// to the sandbox's unprivileged build user (uid 65534).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// The working directory inside the sandbox.
@@ -96,13 +98,12 @@ fn run_command(args: RunArgs) -> Result<(), Failure> {
         SandboxError::InvalidSpec { .. } => Failure::bad_input(err),
         err => sandbox_failure(err),
     })?;
-    // This process has no other thread, so it can be the helper itself: one exec fewer.
-    let result = refine_sandbox::run_in_this_process(&spec).or_else(|err| match err {
-        SandboxError::Setup { ref step, .. } if step == "run in this process" => {
-            refine_sandbox::run(&spec)
-        }
-        err => Err(err),
-    });
+    // Without other threads this process can be the helper itself: one exec fewer.
+    let result = if refine_sandbox::single_threaded() {
+        refine_sandbox::run_in_this_process(&spec)
+    } else {
+        refine_sandbox::run(&spec)
+    };
     match result {
         Ok(outcome) => exit_for(&outcome, spec.timeout),
         Err(err) => Err(sandbox_failure(err)),
