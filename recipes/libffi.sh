@@ -36,7 +36,7 @@ make -j"$JOBS"
 make install
 
 # libtool archives hard-code the build prefix: a relocatable pack has none
-rm -f "$PREFIX"/lib/*.la
+find "$PREFIX/lib" -name "*.la" -delete   # (globs are off: set -f)
 rm -rf "$PREFIX/share"          # man pages: not part of the pack
 # Relocatable pkg-config file (the pack's mount point is unknown at build time).
 pc=$PREFIX/lib/pkgconfig/libffi.pc

@@ -35,7 +35,8 @@ export MAX_JOBS="${REFINE_JOBS:-1}" CMAKE_BUILD_PARALLEL_LEVEL="${REFINE_JOBS:-1
 IFS=:
 for p in ${REFINE_PACKS:-}; do
     [ -d "$p" ] || die "pack $p is not mounted"
-    CPPFLAGS="${CPPFLAGS:+$CPPFLAGS }-I$p/include"
+    # the pack's digest stays out of debug info: /opt/packs/<name>/<hex> -> /opt/packs/<name>
+    CPPFLAGS="${CPPFLAGS:+$CPPFLAGS }-I$p/include -ffile-prefix-map=$p=${p%/*}"
     LDFLAGS="${LDFLAGS:+$LDFLAGS }-L$p/lib"
     CPATH="${CPATH:+$CPATH:}$p/include"
     LIBRARY_PATH="${LIBRARY_PATH:+$LIBRARY_PATH:}$p/lib"
