@@ -45,10 +45,18 @@ for p in ${REFINE_PACKS:-}; do
     case ":${PKG_CONFIG_PATH:-}:" in *":$p/lib/pkgconfig:"*) ;; *)
         PKG_CONFIG_PATH="${PKG_CONFIG_PATH:+$PKG_CONFIG_PATH:}$p/lib/pkgconfig" ;; esac
     if [ -f "$p/lib/libffi.a" ]; then
+        # Static libffi, so the runtime needs no pack (and not the base's libffi8) at run
+        # time. 3.12+ take LIBFFI_LIBS from configure; 3.11's setup.py links `-lffi` from
+        # the -L dirs, so the first -L dir holds libffi.a alone (ld takes .a when no .so is
+        # in the same dir).
+        mkdir -p "$W/static"
+        ln -sf "$p/lib/libffi.a" "$W/static/libffi.a"
         export LIBFFI_CFLAGS="-I$p/include" LIBFFI_LIBS="$p/lib/libffi.a"
+        STATIC_FFI=1
     fi
 done
 unset IFS
+[ -z "${STATIC_FFI:-}" ] || LDFLAGS="-L$W/static${LDFLAGS:+ $LDFLAGS}"
 export CPPFLAGS="-ffile-prefix-map=$S=.${CPPFLAGS:+ $CPPFLAGS}" LDFLAGS="${LDFLAGS:-}"
 export PKG_CONFIG_PATH="${PKG_CONFIG_PATH:-}"
 
@@ -88,8 +96,13 @@ for need in ("zlib", "pyexpat", "venv"):
     if need in missing:
         sys.exit("runtime.sh: %s is required (pip and build need it)" % need)
 EOF
-if [ -n "${LIBFFI_LIBS:-}" ]; then
+if [ -n "${STATIC_FFI:-}" ]; then
     "$PY" -c 'import ctypes; ctypes.CDLL(None).getpid' || die "_ctypes (libffi) does not work"
+    set +f
+    for so in "$T"/lib/python3*/lib-dynload/_ctypes.*so; do
+        if grep -q 'libffi\.so' "$so"; then die "${so##*/} links libffi dynamically"; fi
+    done
+    set -f
 fi
 mkdir -p "$OUT"
 cp -a "$T"/. "$OUT"/
