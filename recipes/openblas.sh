@@ -81,7 +81,7 @@ make $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" PREFIX="$PRE
 
 # Relocatable: no build prefix in the pack's metadata. The cmake config files name absolute
 # paths (relocating them is a cmake-side job); pkg-config is the supported way in.
-rm -rf "$PREFIX/lib/cmake" "$PREFIX/bin"
+rm -rf "${PREFIX:?}/lib/cmake" "${PREFIX:?}/bin"
 pc=$PREFIX/lib/pkgconfig/openblas.pc
 [ -f "$pc" ] || die "$pc is missing"
 sed -e 's|^prefix=.*|prefix=${pcfiledir}/../..|' \

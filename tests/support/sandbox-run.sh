@@ -90,8 +90,8 @@ if [ "${1:-}" = "--inner" ]; then
 fi
 
 usage() { sed -n '2,20p' "$0" >&2; exit 2; }
-ROOT= SRC= OUT= WORK= PACKS= RUNTIME= ENVS= TIMEOUT=14400 RTBIN=
-PACKDIRS= PCDIRS=
+ROOT='' SRC='' OUT='' WORK='' PACKS='' RUNTIME='' ENVS='' TIMEOUT=14400 RTBIN=''
+PACKDIRS='' PCDIRS=''
 while getopts r:s:o:w:p:y:e:t: opt; do
     case $opt in
         r) ROOT=$OPTARG ;;
