@@ -14,13 +14,32 @@ export LC_ALL=C TZ=UTC
 : "${SOURCE_DATE_EPOCH:?SOURCE_DATE_EPOCH is not set}"
 PREFIX=${REFINE_PREFIX:-/out}
 JOBS=${REFINE_JOBS:-1}
+# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
+# folder): pick the one file there matching the patterns.
+pick_src() {
+    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
+    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
+    set +f
+    found=''
+    for pat in "$@"; do
+        for f in "$REFINE_SRC"/$pat; do
+            [ -f "$f" ] && found="$found${found:+
+}$f"
+        done
+    done
+    set -f
+    n=$(printf '%s' "$found" | grep -c . || true)
+    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
+    echo "$found"
+}
+SRC_FILE=$(pick_src 'libffi_*.orig.tar.*' 'libffi-*.tar.gz')
 
 B=/work/libffi
 rm -rf "$B"
 mkdir -p "$B"
-tar -xzf "$REFINE_SRC" -C "$B"
+tar -xzf "$SRC_FILE" -C "$B"
 S=$(find "$B" -mindepth 1 -maxdepth 1 -type d -name 'libffi-*' | head -n1)
-[ -x "$S/configure" ] || { echo "libffi.sh: no configure in $REFINE_SRC" >&2; exit 1; }
+[ -x "$S/configure" ] || { echo "libffi.sh: no configure in $SRC_FILE" >&2; exit 1; }
 
 cd "$S"
 export CFLAGS="${CFLAGS:--O2} -ffile-prefix-map=$B=."   # LDFLAGS, if the rule sets it, stays

@@ -29,6 +29,25 @@ export LC_ALL=C TZ=UTC
 PREFIX=${REFINE_PREFIX:-/out}
 JOBS=${REFINE_JOBS:-1}
 die() { echo "openblas.sh: $*" >&2; exit 1; }
+# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
+# folder): pick the one file there matching the patterns.
+pick_src() {
+    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
+    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
+    set +f
+    found=''
+    for pat in "$@"; do
+        for f in "$REFINE_SRC"/$pat; do
+            [ -f "$f" ] && found="$found${found:+
+}$f"
+        done
+    done
+    set -f
+    n=$(printf '%s' "$found" | grep -c . || true)
+    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
+    echo "$found"
+}
+SRC_FILE=$(pick_src 'openblas_*.orig.tar.*' 'OpenBLAS-*.tar.*')
 
 case $(uname -m) in
     s390x) : "${TARGET:=ZARCH_GENERIC}" ;;
@@ -44,22 +63,22 @@ mkdir -p "$B"
 # Debian's minbase has no xz(1) (xz-utils is not Priority: required): unpack .xz with
 # Python's tarfile (the base's python3 has _lzma) when tar cannot.
 if command -v xz >/dev/null 2>&1; then
-    tar -xf "$REFINE_SRC" -C "$B"
+    tar -xf "$SRC_FILE" -C "$B"
 else
-    case $REFINE_SRC in
-        *.xz|*.txz) python3 -m tarfile -e "$REFINE_SRC" "$B" ;;
-        *) tar -xf "$REFINE_SRC" -C "$B" ;;
+    case $SRC_FILE in
+        *.xz|*.txz) python3 -m tarfile -e "$SRC_FILE" "$B" ;;
+        *) tar -xf "$SRC_FILE" -C "$B" ;;
     esac
 fi
 S=$(find "$B" -mindepth 1 -maxdepth 1 -type d | head -n1)
-[ -f "$S/Makefile.zarch" ] || die "$REFINE_SRC is not an OpenBLAS source tree"
+[ -f "$S/Makefile.zarch" ] || die "$SRC_FILE is not an OpenBLAS source tree"
 
 if [ -d "$S/lapack-netlib" ]; then
     NO_LAPACK=${NO_LAPACK:-0}
 elif [ "${NO_LAPACK:-0}" = 1 ]; then
     echo "openblas.sh: no lapack-netlib/ in the tarball; building BLAS + CBLAS only (NO_LAPACK=1)" >&2
 else
-    die "$REFINE_SRC has no lapack-netlib/ (Debian's +ds tarball strips it); use upstream's release tarball, or set NO_LAPACK=1 for a BLAS-only pack"
+    die "$SRC_FILE has no lapack-netlib/ (Debian's +ds tarball strips it); use upstream's release tarball, or set NO_LAPACK=1 for a BLAS-only pack"
 fi
 
 # One set of variables for build and install (install re-reads the configuration).

@@ -26,11 +26,29 @@ export LC_ALL=C.UTF-8 TZ=UTC
 OUT=${REFINE_OUT:-/out}
 ARCH=${REFINE_ARCH:-$(uname -m)}
 die() { echo "repair.sh: $*" >&2; exit 1; }
-[ -f "$REFINE_SRC" ] || die "no wheel at $REFINE_SRC"
+# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
+# folder): pick the one file there matching the patterns.
+pick_src() {
+    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
+    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
+    set +f
+    found=''
+    for pat in "$@"; do
+        for f in "$REFINE_SRC"/$pat; do
+            [ -f "$f" ] && found="$found${found:+
+}$f"
+        done
+    done
+    set -f
+    n=$(printf '%s' "$found" | grep -c . || true)
+    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
+    echo "$found"
+}
+SRC_FILE=$(pick_src '*.whl')
 export PIP_NO_INDEX=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 export PIP_CONFIG_FILE=/dev/null PYTHONNOUSERSITE=1 PYTHONHASHSEED=0
 
-IFS=:
+IFS=': '   # REFINE_PACKS: colon- or blank-separated (paths hold neither)
 for p in ${REFINE_PACKS:-}; do
     [ -d "$p/lib" ] || die "pack $p has no lib/"
     case ":${LD_LIBRARY_PATH:-}:" in *":$p/lib:"*) ;; *)
@@ -61,11 +79,11 @@ auditwheel --version
 
 PLAT=${REFINE_POLICY}_${ARCH}
 echo "repair.sh: auditwheel show (before)"
-auditwheel show "$REFINE_SRC" || true
+auditwheel show "$SRC_FILE" || true
 # auditwheel writes its reason (too-recent symbol versions, libraries it cannot find, no
 # platform wheel ...) to stderr and exits non-zero; that status is ours.
-if ! auditwheel repair --plat "$PLAT" -w "$W/out" "$REFINE_SRC"; then
-    die "auditwheel cannot repair ${REFINE_SRC##*/} to $PLAT (reason above)"
+if ! auditwheel repair --plat "$PLAT" -w "$W/out" "$SRC_FILE"; then
+    die "auditwheel cannot repair ${SRC_FILE##*/} to $PLAT (reason above)"
 fi
 
 set +f

@@ -24,20 +24,39 @@ export LC_ALL=C TZ=UTC
 OUT=${REFINE_OUT:-/out}
 JOBS=${REFINE_JOBS:-1}
 die() { echo "runtime.sh: $*" >&2; exit 1; }
+# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
+# folder): pick the one file there matching the patterns.
+pick_src() {
+    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
+    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
+    set +f
+    found=''
+    for pat in "$@"; do
+        for f in "$REFINE_SRC"/$pat; do
+            [ -f "$f" ] && found="$found${found:+
+}$f"
+        done
+    done
+    set -f
+    n=$(printf '%s' "$found" | grep -c . || true)
+    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
+    echo "$found"
+}
+SRC_FILE=$(pick_src 'Python-*.t*z' 'python3.*_*.orig.tar.*')
 case $REFINE_PREFIX in /opt/python/*) ;; *) die "REFINE_PREFIX must be /opt/python/<tag>" ;; esac
 
 W=/work/cpython
 rm -rf "$W"
 mkdir -p "$W/src" "$W/dest"
-tar -xf "$REFINE_SRC" -C "$W/src"
+tar -xf "$SRC_FILE" -C "$W/src"
 set +f
 set -- "$W"/src/*
 set -f
-[ $# -eq 1 ] && [ -x "$1/configure" ] || die "$REFINE_SRC is not a CPython source tarball"
+[ $# -eq 1 ] && [ -x "$1/configure" ] || die "$SRC_FILE is not a CPython source tarball"
 S=$1
 
 # packs: headers and libraries through the usual variables; libffi statically
-IFS=:
+IFS=': '   # REFINE_PACKS: colon- or blank-separated (paths hold neither)
 for p in ${REFINE_PACKS:-}; do
     [ -d "$p" ] || die "pack $p is not mounted"
     CPPFLAGS="${CPPFLAGS:+$CPPFLAGS }-I$p/include"

@@ -17,6 +17,25 @@ export LC_ALL=C.UTF-8 TZ=UTC
 : "${REFINE_SMOKE:?REFINE_SMOKE (the test) is not set}"
 OUT=${REFINE_OUT:-/out}
 die() { echo "smoke.sh: $*" >&2; exit 1; }
+# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
+# folder): pick the one file there matching the patterns.
+pick_src() {
+    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
+    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
+    set +f
+    found=''
+    for pat in "$@"; do
+        for f in "$REFINE_SRC"/$pat; do
+            [ -f "$f" ] && found="$found${found:+
+}$f"
+        done
+    done
+    set -f
+    n=$(printf '%s' "$found" | grep -c . || true)
+    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
+    echo "$found"
+}
+SRC_FILE=$(pick_src '*.whl')
 export PIP_NO_INDEX=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 export PIP_CONFIG_FILE=/dev/null PYTHONNOUSERSITE=1
 unset LD_LIBRARY_PATH PYTHONPATH
@@ -32,9 +51,9 @@ else
     pipi() { "$W/venv/bin/python" -m pip "$@"; }
 fi
 if [ -n "${REFINE_WHEELHOUSE:-}" ]; then
-    pipi install --quiet --no-index --find-links "$REFINE_WHEELHOUSE" "$REFINE_SRC"
+    pipi install --quiet --no-index --find-links "$REFINE_WHEELHOUSE" "$SRC_FILE"
 else
-    pipi install --quiet --no-index --no-deps "$REFINE_SRC"
+    pipi install --quiet --no-index --no-deps "$SRC_FILE"
 fi
 # run from an empty folder, so nothing is imported from a source tree
 cd "$W/run"
@@ -43,7 +62,7 @@ cd "$W/run"
 mkdir -p "$OUT"
 {
     echo "python: $("$W/venv/bin/python" -c 'import sys, platform; print(sys.version.split()[0], platform.machine(), sys.byteorder)')"
-    echo "wheel: ${REFINE_SRC##*/}"
+    echo "wheel: ${SRC_FILE##*/}"
     echo "test: $REFINE_SMOKE"
     echo "output:"
     cat "$W/output.txt"

@@ -22,8 +22,26 @@ export LC_ALL=C.UTF-8 TZ=UTC
 : "${SOURCE_DATE_EPOCH:?SOURCE_DATE_EPOCH is not set}"
 OUT=${REFINE_OUT:-/out}
 die() { echo "wheel.sh: $*" >&2; exit 1; }
+# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
+# folder): pick the one file there matching the patterns.
+pick_src() {
+    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
+    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
+    set +f
+    found=''
+    for pat in "$@"; do
+        for f in "$REFINE_SRC"/$pat; do
+            [ -f "$f" ] && found="$found${found:+
+}$f"
+        done
+    done
+    set -f
+    n=$(printf '%s' "$found" | grep -c . || true)
+    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
+    echo "$found"
+}
+SRC_FILE=$(pick_src '*.tar.gz' '*.zip')
 [ -x "$REFINE_PYTHON" ] || die "no interpreter at $REFINE_PYTHON"
-[ -f "$REFINE_SRC" ] || die "no sdist at $REFINE_SRC"
 
 # pip and Python: no network, no caches or config from anywhere, no bytecode in the tree
 export PIP_NO_INDEX=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
@@ -32,7 +50,7 @@ export MAX_JOBS="${REFINE_JOBS:-1}" CMAKE_BUILD_PARALLEL_LEVEL="${REFINE_JOBS:-1
 
 # Packs: make them visible to every kind of build system (setuptools reads CPPFLAGS/LDFLAGS,
 # meson and autotools use pkg-config, raw gcc reads CPATH/LIBRARY_PATH).
-IFS=:
+IFS=': '   # REFINE_PACKS: colon- or blank-separated (paths hold neither)
 for p in ${REFINE_PACKS:-}; do
     [ -d "$p" ] || die "pack $p is not mounted"
     # the pack's digest stays out of debug info: /opt/packs/<name>/<hex> -> /opt/packs/<name>
@@ -54,14 +72,14 @@ export LD_LIBRARY_PATH="${LD_LIBRARY_PATH:-}"
 W=/work/wheel
 rm -rf "$W"
 mkdir -p "$W/src" "$W/dist"
-case $REFINE_SRC in
-    *.zip) "$REFINE_PYTHON" -m zipfile -e "$REFINE_SRC" "$W/src" ;;
-    *) tar -xf "$REFINE_SRC" -C "$W/src" ;;
+case $SRC_FILE in
+    *.zip) "$REFINE_PYTHON" -m zipfile -e "$SRC_FILE" "$W/src" ;;
+    *) tar -xf "$SRC_FILE" -C "$W/src" ;;
 esac
 set +f
 set -- "$W"/src/*
 set -f
-[ $# -eq 1 ] && [ -d "$1" ] || die "$REFINE_SRC does not unpack to one top directory"
+[ $# -eq 1 ] && [ -d "$1" ] || die "$SRC_FILE does not unpack to one top directory"
 TOP=$1
 # The build path goes out of debug info and __FILE__ through CPPFLAGS, not CFLAGS:
 # setuptools' distutils *replaces* the interpreter's CFLAGS (-O2 -DNDEBUG -fwrapv ...) by

@@ -4,20 +4,21 @@
 #   sandbox-run.sh -r ROOT -s SRCDIR -o OUTDIR [-w WORKDIR] [-p NAME=DIR]... [-y TAG=DIR]
 #                  [-e KEY=VALUE]... [-t SECONDS] SCRIPT
 #
-# Runs SCRIPT as `/bin/sh /src/action.sh` (cwd /work) in a chroot of ROOT, in fresh mount,
+# Runs SCRIPT as `/bin/sh -e /src/recipe.sh` (cwd /work, as refine's executor does) in a chroot of ROOT, in fresh mount,
 # PID, network, IPC and UTS namespaces (no network: only a downed loopback), following the
 # mount layout of docs/actions.md:
 #
 #   /            tmpfs, read-only at the end; ROOT's top-level entries bound read-only
-#   /src         SRCDIR's entries read-only, and SCRIPT as /src/action.sh
+#   /src         SRCDIR's entries read-only, and SCRIPT as /src/recipe.sh
 #   /opt/packs/NAME/HEX   each -p DIR read-only; HEX = 16 hex of a digest of DIR's listing
 #   /opt/python/TAG       the -y runtime read-only
 #   /work /out   WORKDIR (default: a fresh temp dir, removed afterwards) and OUTDIR, writable
 #   /tmp         tmpfs; /proc fresh; /dev a tmpfs with null zero full random urandom tty
 #
-# Environment: cleared, then PATH (runtime bin first), HOME=/work, TMPDIR=/tmp,
-# SOURCE_DATE_EPOCH (default 315532800), REFINE_PACKS, LD_LIBRARY_PATH, PKG_CONFIG_PATH
-# (from the packs), REFINE_OUT=/out, then every -e. Needs root on the host (it is not a user
+# Environment (engine/src/exec/action.rs base_env): cleared, then PATH (runtime bin, packs'
+# bin, then the default), HOME=/work, TMPDIR=/tmp, LANG=C.UTF-8, TZ=UTC, SOURCE_DATE_EPOCH
+# (315532800), LD_LIBRARY_PATH, PKG_CONFIG_PATH, REFINE_PACKS (blank-separated) from the
+# packs, REFINE_SRC=/src, REFINE_OUT=/out, REFINE_JOBS=1, then every -e (which may override). Needs root on the host (it is not a user
 # namespace: refine's sandbox is; this is only the stand-in). Exit status: the script's.
 set -eu
 
@@ -47,11 +48,11 @@ if [ "${1:-}" = "--inner" ]; then
     done
     ln -s /proc/self/fd "$R/dev/fd"
     mount -t tmpfs -o mode=1777 refine-tmp "$R/tmp"
-    # /src: a tmpfs with SRCDIR's entries and the script as action.sh, all read-only
+    # /src: a tmpfs with SRCDIR's entries and the script as recipe.sh, all read-only
     mount -t tmpfs -o mode=0755 refine-src "$R/src"
     for e in "$SBX_SRC"/* "$SBX_SCRIPT"; do
         [ -e "$e" ] || continue
-        n=${e##*/}; [ "$e" = "$SBX_SCRIPT" ] && n=action.sh
+        n=${e##*/}; [ "$e" = "$SBX_SCRIPT" ] && n=recipe.sh
         if [ -d "$e" ]; then mkdir "$R/src/$n"; else touch "$R/src/$n"; fi
         mount --bind "$e" "$R/src/$n"
         mount -o remount,bind,ro "$R/src/$n"
@@ -86,12 +87,12 @@ if [ "${1:-}" = "--inner" ]; then
     IFS='
 '
     # shellcheck disable=SC2086
-    exec env -i $SBX_ENV chroot "$R" /bin/sh -c 'cd /work && exec /bin/sh /src/action.sh'
+    exec env -i $SBX_ENV chroot "$R" /bin/sh -c 'cd /work && exec /bin/sh -e /src/recipe.sh'
 fi
 
 usage() { sed -n '2,20p' "$0" >&2; exit 2; }
 ROOT='' SRC='' OUT='' WORK='' PACKS='' RUNTIME='' ENVS='' TIMEOUT=14400 RTBIN=''
-PACKDIRS='' PCDIRS=''
+PACKDIRS='' PCDIRS='' LDDIRS='' PACKBIN=''
 while getopts r:s:o:w:p:y:e:t: opt; do
     case $opt in
         r) ROOT=$OPTARG ;;
@@ -103,8 +104,9 @@ while getopts r:s:o:w:p:y:e:t: opt; do
            mp=/opt/packs/$name/$hex
            PACKS="$PACKS$mp=$dir
 "
-           PACKDIRS="${PACKDIRS:+$PACKDIRS:}$mp"
-           PCDIRS="${PCDIRS:+$PCDIRS:}$mp/lib/pkgconfig" ;;
+           PACKDIRS="${PACKDIRS:+$PACKDIRS }$mp"
+           PCDIRS="${PCDIRS:+$PCDIRS:}$mp/lib/pkgconfig"
+           LDDIRS="${LDDIRS:+$LDDIRS:}$mp/lib" PACKBIN="$PACKBIN$mp/bin:" ;;
         y) tag=${OPTARG%%=*} dir=$(cd "${OPTARG#*=}" && pwd)
            RUNTIME="/opt/python/$tag=$dir"
            RTBIN="/opt/python/$tag/bin:" ;;
@@ -124,13 +126,17 @@ if [ -z "$WORK" ]; then WORK=$(mktemp -d /var/tmp/refine-work.XXXXXX); TMPWORK=$
 mkdir -p "$WORK"; WORK=$(cd "$WORK" && pwd)
 STAGE=$(mktemp -d /tmp/refine-stage.XXXXXX)
 
-BASEENV="PATH=${RTBIN}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+BASEENV="PATH=${RTBIN}${PACKBIN}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 HOME=/work
 TMPDIR=/tmp
+LANG=C.UTF-8
+TZ=UTC
 SOURCE_DATE_EPOCH=315532800
+REFINE_SRC=/src
 REFINE_OUT=/out
+REFINE_JOBS=1
 REFINE_PACKS=$PACKDIRS
-LD_LIBRARY_PATH=$(echo "$PACKDIRS" | sed 's|\([^:][^:]*\)|\1/lib|g')
+LD_LIBRARY_PATH=$LDDIRS
 PKG_CONFIG_PATH=$PCDIRS
 "
 start=$(date +%s.%N)
