@@ -4,11 +4,11 @@
 #
 # Inputs:  REFINE_SRC     /src/libyaml_0.2.5.orig.tar.gz (Debian's orig = upstream release)
 #          REFINE_PREFIX  where to install (default /out: the pack's root)
-#          REFINE_JOBS    unused (nine C files); CC, CFLAGS, LDFLAGS, AR may come from the rule
+#          REFINE_JOBS    unused (eight C files); CC, CFLAGS, LDFLAGS, AR may come from the rule
 #
 # Why no ./configure: the upstream tarball carries configure.ac but no generated configure
 # script (Debian runs dh-autoreconf), and the base has neither autotools nor cmake. Adding
-# them to the base would change its key for every pack; and libyaml is nine C files with one
+# them to the base would change its key for every pack; and libyaml is eight C files with one
 # generated header, so it is compiled here directly, with the library names, soname and
 # pkg-config file that `configure && make install` makes (libtool: -release 0
 # -version-info 2:9:0). No configure also means no exec storm under qemu.
