@@ -1,4 +1,116 @@
 #!/bin/sh
-set -eu
-# recipe for openblas: written in issue 7
+# recipe for the pack openblas (0.3.21): lib/libopenblas.so.0 (+ links), lib/libopenblas.a,
+# include/{cblas.h,openblas_config.h,f77blas.h,lapack*.h}, lib/pkgconfig/openblas.pc.
+# The action contract is docs/actions.md.
+#
+# Inputs:  REFINE_SRC     /src/openblas_0.3.21+ds.orig.tar.xz, or upstream's OpenBLAS-0.3.21.tar.gz
+#          REFINE_PREFIX  where to install (default /out: the pack's root)
+#          REFINE_JOBS    make -j (default 1)
+#          TARGET         default ZARCH_GENERIC on s390x: under qemu-user /proc/cpuinfo shows
+#                         the host's CPU, so OpenBLAS's detection must not be trusted
+#          DYNAMIC_ARCH   default 1 (kernels for every z generation, chosen at run time)
+#          NO_LAPACK      see below
+#
+# The Makefile build, not CMake (CMake has no DYNAMIC_ARCH for zarch):
+#   make DYNAMIC_ARCH=1 TARGET=ZARCH_GENERIC USE_OPENMP=0 NUM_THREADS=64
+#
+# LAPACK. Debian's "+ds" orig tarball has lapack-netlib/ and relapack/ removed (Files-Excluded
+# in debian/copyright: Debian links LAPACK from its own liblapack-pic instead). Built from that
+# tarball, OpenBLAS can only be BLAS + CBLAS, which numpy (-Dlapack=openblas) cannot use.
+# So this recipe refuses a tarball without lapack-netlib/ unless the rule says NO_LAPACK=1
+# (a BLAS-only pack, on purpose). For numpy, feed upstream's release tarball (it carries
+# lapack-netlib/), e.g. seeded with `refine fetch --import`.
+set -euf
+umask 022
+export LC_ALL=C TZ=UTC
 
+: "${REFINE_SRC:?REFINE_SRC (the OpenBLAS tarball) is not set}"
+: "${SOURCE_DATE_EPOCH:?SOURCE_DATE_EPOCH is not set}"
+PREFIX=${REFINE_PREFIX:-/out}
+JOBS=${REFINE_JOBS:-1}
+die() { echo "openblas.sh: $*" >&2; exit 1; }
+# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
+# folder): pick the one file there matching the patterns.
+pick_src() {
+    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
+    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
+    set +f
+    found=''
+    for pat in "$@"; do
+        for f in "$REFINE_SRC"/$pat; do
+            [ -f "$f" ] && found="$found${found:+
+}$f"
+        done
+    done
+    set -f
+    n=$(printf '%s' "$found" | grep -c . || true)
+    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
+    echo "$found"
+}
+SRC_FILE=$(pick_src 'openblas_*.orig.tar.*' 'OpenBLAS-*.tar.*')
+
+case $(uname -m) in
+    s390x) : "${TARGET:=ZARCH_GENERIC}" ;;
+    x86_64) : "${TARGET:=HASWELL}" ;;       # with DYNAMIC_ARCH=1 only the baseline
+    aarch64) : "${TARGET:=ARMV8}" ;;
+    *) : "${TARGET:?TARGET must be set for $(uname -m)}" ;;
+esac
+DYNAMIC_ARCH=${DYNAMIC_ARCH:-1}
+
+B=/work/openblas
+rm -rf "$B"
+mkdir -p "$B"
+# Debian's minbase has no xz(1) (xz-utils is not Priority: required): unpack .xz with
+# Python's tarfile (the base's python3 has _lzma) when tar cannot.
+if command -v xz >/dev/null 2>&1; then
+    tar -xf "$SRC_FILE" -C "$B"
+else
+    case $SRC_FILE in
+        *.xz|*.txz) python3 -m tarfile -e "$SRC_FILE" "$B" ;;
+        *) tar -xf "$SRC_FILE" -C "$B" ;;
+    esac
+fi
+S=$(find "$B" -mindepth 1 -maxdepth 1 -type d | head -n1)
+[ -f "$S/Makefile.zarch" ] || die "$SRC_FILE is not an OpenBLAS source tree"
+
+if [ -d "$S/lapack-netlib" ]; then
+    NO_LAPACK=${NO_LAPACK:-0}
+elif [ "${NO_LAPACK:-0}" = 1 ]; then
+    echo "openblas.sh: no lapack-netlib/ in the tarball; building BLAS + CBLAS only (NO_LAPACK=1)" >&2
+else
+    die "$SRC_FILE has no lapack-netlib/ (Debian's +ds tarball strips it); use upstream's release tarball, or set NO_LAPACK=1 for a BLAS-only pack"
+fi
+
+# One set of variables for build and install (install re-reads the configuration).
+OPTS="TARGET=$TARGET DYNAMIC_ARCH=$DYNAMIC_ARCH USE_OPENMP=0 USE_THREAD=1 NUM_THREADS=64
+NO_AFFINITY=1 NO_WARMUP=1 NO_LAPACK=$NO_LAPACK NO_LAPACKE=1 NO_STATIC=0 MAKE_NB_JOBS=$JOBS
+CC=${CC:-gcc} FC=${FC:-gfortran} HOSTCC=${HOSTCC:-gcc}"
+[ "$NO_LAPACK" = 1 ] && OPTS="$OPTS NOFORTRAN=1"
+MAP="-ffile-prefix-map=$S=."
+
+cd "$S"
+# Targets `libs netlib shared` only: the default target also builds and runs the tests, and
+# QEMU 7.2 lacks instructions some z kernels use (e.g. lper), so tests fail under emulation.
+# MAKE_NB_JOBS: otherwise OpenBLAS adds -j<detected cores> to its sub-makes.
+# shellcheck disable=SC2086 # OPTS is a list of words; COMMON_OPT keeps its blank
+make -j"$JOBS" $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" libs netlib shared
+# shellcheck disable=SC2086
+make $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" PREFIX="$PREFIX" \
+    OPENBLAS_INCLUDE_DIR="$PREFIX/include" OPENBLAS_LIBRARY_DIR="$PREFIX/lib" install
+
+# Relocatable: no build prefix in the pack's metadata. The cmake config files name absolute
+# paths (relocating them is a cmake-side job); pkg-config is the supported way in.
+rm -rf "${PREFIX:?}/lib/cmake" "${PREFIX:?}/bin"
+pc=$PREFIX/lib/pkgconfig/openblas.pc
+[ -f "$pc" ] || die "$pc is missing"
+sed -e 's|^prefix=.*|prefix=${pcfiledir}/../..|' \
+    -e "s|^libdir=$PREFIX|libdir=\${prefix}|" -e "s|^includedir=$PREFIX|includedir=\${prefix}|" \
+    -e "s|$PREFIX|\${prefix}|g" "$pc" > "$pc.new"
+mv "$pc.new" "$pc"
+chmod 0644 "$pc"
+grep -q '^prefix=${pcfiledir}' "$pc" || die "could not make $pc relocatable"
+
+for f in lib/libopenblas.so lib/libopenblas.so.0 lib/libopenblas.a include/cblas.h include/openblas_config.h; do
+    [ -e "$PREFIX/$f" ] || die "$PREFIX/$f is missing"
+done
+echo "openblas.sh: installed OpenBLAS ($TARGET, DYNAMIC_ARCH=$DYNAMIC_ARCH, NO_LAPACK=$NO_LAPACK) into $PREFIX"
