@@ -14,31 +14,54 @@ const BUSYBOX: &str = "/bin/busybox";
 
 /// A workspace with a busybox root base and the given packs: (name, recipe, deps).
 fn tiny(packs: &[(&str, &str, &[&str])]) -> TempWorkspace {
-    assert!(Path::new(BUSYBOX).is_file(), "{BUSYBOX} is missing: apt-get install busybox-static (see .ci/setup.d/sandbox.sh)");
+    assert!(
+        Path::new(BUSYBOX).is_file(),
+        "{BUSYBOX} is missing: apt-get install busybox-static (see .ci/setup.d/sandbox.sh)"
+    );
     let arch = std::env::consts::ARCH;
     let mut rules = String::new();
     let mut files: Vec<(String, String)> = vec![
         (
             "workspace.kdl".into(),
-            format!("workspace \"tiny\"\nplatform \"host\" arch=\"{arch}\" policy=\"linux\" base=\"//bases:tiny\"\ndefaults {{\n    platform \"host\"\n}}\n"),
+            format!(
+                "workspace \"tiny\"\nplatform \"host\" arch=\"{arch}\" policy=\"linux\" base=\"//bases:tiny\"\ndefaults {{\n    platform \"host\"\n}}\n"
+            ),
         ),
-        ("rules/bases.kdl".into(), format!("base \"tiny\" {{\n    arch \"{arch}\"\n    policy \"linux\"\n    tree \"roots/tiny\"\n}}\n")),
+        (
+            "rules/bases.kdl".into(),
+            format!(
+                "base \"tiny\" {{\n    arch \"{arch}\"\n    policy \"linux\"\n    tree \"roots/tiny\"\n}}\n"
+            ),
+        ),
     ];
     for (name, recipe, deps) in packs {
-        rules.push_str(&format!("pack \"{name}\" {{\n    version \"1\"\n    recipe \"recipes/{name}.sh\"\n"));
+        rules.push_str(&format!(
+            "pack \"{name}\" {{\n    version \"1\"\n    recipe \"recipes/{name}.sh\"\n"
+        ));
         if !deps.is_empty() {
-            rules.push_str(&format!("    packs {}\n", deps.iter().map(|d| format!("\":{d}\"")).collect::<Vec<_>>().join(" ")));
+            rules.push_str(&format!(
+                "    packs {}\n",
+                deps.iter()
+                    .map(|d| format!("\":{d}\""))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
         }
         rules.push_str("}\n");
         files.push((format!("recipes/{name}.sh"), recipe.to_string()));
     }
     files.push(("rules/packs.kdl".into(), rules));
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let w = TempWorkspace::new(&refs);
     let bin = w.path().join("roots/tiny/bin");
     fs_err::create_dir_all(&bin).unwrap();
     fs_err::copy(BUSYBOX, bin.join("busybox")).unwrap();
-    for tool in ["sh", "echo", "cat", "mkdir", "sleep", "true", "false", "ls", "seq"] {
+    for tool in [
+        "sh", "echo", "cat", "mkdir", "sleep", "true", "false", "ls", "seq",
+    ] {
         std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
     }
     w
@@ -53,10 +76,21 @@ struct Run {
 
 fn build(w: &TempWorkspace, store: &Path, args: &[&str]) -> Run {
     let events = tempfile::NamedTempFile::new().unwrap();
-    let mut all = vec!["--store", store.to_str().unwrap(), "build", "--events", events.path().to_str().unwrap()];
+    let mut all = vec![
+        "--store",
+        store.to_str().unwrap(),
+        "build",
+        "--events",
+        events.path().to_str().unwrap(),
+    ];
     all.extend_from_slice(args);
     let out = w.refine(&all);
-    Run { code: out.status.code(), stdout: stdout(&out), stderr: stderr(&out), events: read_events(events.path()) }
+    Run {
+        code: out.status.code(),
+        stdout: stdout(&out),
+        stderr: stderr(&out),
+        events: read_events(events.path()),
+    }
 }
 
 fn read_events(path: &Path) -> Vec<serde_json::Value> {
@@ -79,8 +113,14 @@ fn actions(run: &Run) -> Vec<String> {
 }
 
 fn verify(store: &Path) -> (Option<i32>, String) {
-    let out = run_refine(Path::new("/"), &["--store", store.to_str().unwrap(), "store", "verify"]);
-    (out.status.code(), format!("{}{}", stdout(&out), stderr(&out)))
+    let out = run_refine(
+        Path::new("/"),
+        &["--store", store.to_str().unwrap(), "store", "verify"],
+    );
+    (
+        out.status.code(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
 }
 
 const A: &str = "mkdir -p $REFINE_OUT/lib\necho hello > $REFINE_OUT/lib/a.txt\n";
@@ -91,15 +131,36 @@ fn second_build_runs_nothing_and_out_copies_artifacts() {
     let w = tiny(&[("a", A, &[]), ("b", B, &["a"])]);
     let store = tempfile::tempdir().unwrap();
     let out_dir = tempfile::tempdir().unwrap();
-    let r = build(&w, store.path(), &["//packs:b", "--out", out_dir.path().to_str().unwrap()]);
+    let r = build(
+        &w,
+        store.path(),
+        &["//packs:b", "--out", out_dir.path().to_str().unwrap()],
+    );
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert_eq!(actions(&r), ["//packs:a", "//packs:b"]);
-    assert_eq!(fs_err::read_to_string(out_dir.path().join("b/b.txt")).unwrap(), "hello\nb\n");
-    assert!(r.stdout.contains("/b"), "--out names what it wrote: {}", r.stdout);
+    assert_eq!(
+        fs_err::read_to_string(out_dir.path().join("b/b.txt")).unwrap(),
+        "hello\nb\n"
+    );
+    assert!(
+        r.stdout.contains("/b"),
+        "--out names what it wrote: {}",
+        r.stdout
+    );
     let r = build(&w, store.path(), &["//packs:b"]);
     assert_eq!(r.code, Some(0));
-    assert!(actions(&r).is_empty(), "a second build ran actions: {:?}", actions(&r));
-    assert_eq!(r.events.iter().filter(|e| e["event"] == "cache-hit").count(), 3);
+    assert!(
+        actions(&r).is_empty(),
+        "a second build ran actions: {:?}",
+        actions(&r)
+    );
+    assert_eq!(
+        r.events
+            .iter()
+            .filter(|e| e["event"] == "cache-hit")
+            .count(),
+        3
+    );
     assert!(r.stderr.contains("0 built, 3 cached"), "{}", r.stderr);
 }
 
@@ -113,7 +174,8 @@ fn touching_an_input_runs_nothing() {
     let text = fs_err::read(&recipe).unwrap();
     fs_err::write(&recipe, &text).unwrap();
     let f = fs_err::File::options().write(true).open(&recipe).unwrap();
-    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(3600)).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(3600))
+        .unwrap();
     let r = build(&w, store.path(), &["//packs:b"]);
     assert!(actions(&r).is_empty(), "{:?}", actions(&r));
 }
@@ -121,7 +183,12 @@ fn touching_an_input_runs_nothing() {
 #[test]
 fn a_change_rebuilds_downstream_and_stops_at_identical_outputs() {
     let c = "cat $REFINE_PACKS/b.txt > $REFINE_OUT/c.txt\n";
-    let w = tiny(&[("a", A, &[]), ("b", B, &["a"]), ("c", c, &["b"]), ("other", "echo x > $REFINE_OUT/x\n", &[])]);
+    let w = tiny(&[
+        ("a", A, &[]),
+        ("b", B, &["a"]),
+        ("c", c, &["b"]),
+        ("other", "echo x > $REFINE_OUT/x\n", &[]),
+    ]);
     let store = tempfile::tempdir().unwrap();
     assert_eq!(build(&w, store.path(), &["//packs:all"]).code, Some(0));
     // A real change to `a`: everything downstream of it rebuilds, `other` does not.
@@ -129,7 +196,11 @@ fn a_change_rebuilds_downstream_and_stops_at_identical_outputs() {
     let r = build(&w, store.path(), &["//packs:all"]);
     assert_eq!(actions(&r), ["//packs:a", "//packs:b", "//packs:c"]);
     // A change to `a` that leaves its output identical: `a` reruns, nothing after it does.
-    fs_err::write(w.path().join("recipes/a.sh"), format!("# a comment\n{}", A.replace("hello", "bonjour"))).unwrap();
+    fs_err::write(
+        w.path().join("recipes/a.sh"),
+        format!("# a comment\n{}", A.replace("hello", "bonjour")),
+    )
+    .unwrap();
     let r = build(&w, store.path(), &["//packs:all"]);
     assert_eq!(actions(&r), ["//packs:a"], "early cutoff");
 }
@@ -142,34 +213,71 @@ fn exit_zero_without_outputs_fails_and_is_never_cached() {
         let r = build(&w, store.path(), &["//packs:empty"]);
         assert_eq!(r.code, Some(1), "{}", r.stderr);
         assert!(r.stderr.contains("left `/out` empty"), "{}", r.stderr);
-        assert_eq!(actions(&r), ["//packs:empty"], "it must run again: it was not cached");
+        assert_eq!(
+            actions(&r),
+            ["//packs:empty"],
+            "it must run again: it was not cached"
+        );
     }
-    assert!(!store.path().join("refs/pack").exists() || fs_err::read_dir(store.path().join("refs/pack")).unwrap().next().is_none());
+    assert!(
+        !store.path().join("refs/pack").exists()
+            || fs_err::read_dir(store.path().join("refs/pack"))
+                .unwrap()
+                .next()
+                .is_none()
+    );
 }
 
 #[test]
 fn a_failure_prints_the_log_tail_and_keeps_the_log() {
-    let w = tiny(&[("bad", "echo step one\necho it broke here >&2\nexit 3\n", &[])]);
+    let w = tiny(&[(
+        "bad",
+        "echo step one\necho it broke here >&2\nexit 3\n",
+        &[],
+    )]);
     let store = tempfile::tempdir().unwrap();
     let r = build(&w, store.path(), &["//packs:bad"]);
     assert_eq!(r.code, Some(1));
     assert!(r.stderr.contains("it broke here"), "{}", r.stderr);
     assert!(r.stderr.contains("Exited(3)"), "{}", r.stderr);
-    let fail = r.events.iter().find(|e| e["event"] == "action-fail").expect("an action-fail event");
+    let fail = r
+        .events
+        .iter()
+        .find(|e| e["event"] == "action-fail")
+        .expect("an action-fail event");
     let log = fail["log"].as_str().expect("the failure names its log");
     let text = fs_err::read_to_string(log).unwrap();
-    assert!(text.contains("step one") && text.contains("it broke here"), "{text}");
+    assert!(
+        text.contains("step one") && text.contains("it broke here"),
+        "{text}"
+    );
 }
 
 #[test]
 fn keep_going_builds_what_does_not_depend_on_the_failure() {
-    let w = tiny(&[("bad", "exit 1\n", &[]), ("after", "echo > $REFINE_OUT/x\n", &["bad"]), ("good", "echo > $REFINE_OUT/g\n", &[])]);
+    let w = tiny(&[
+        ("bad", "exit 1\n", &[]),
+        ("after", "echo > $REFINE_OUT/x\n", &["bad"]),
+        ("good", "echo > $REFINE_OUT/g\n", &[]),
+    ]);
     let store = tempfile::tempdir().unwrap();
-    let r = build(&w, store.path(), &["//packs:all", "--keep-going", "-j", "1"]);
+    let r = build(
+        &w,
+        store.path(),
+        &["//packs:all", "--keep-going", "-j", "1"],
+    );
     assert_eq!(r.code, Some(1));
-    assert!(actions(&r).contains(&"//packs:good".to_string()), "{:?}", actions(&r));
+    assert!(
+        actions(&r).contains(&"//packs:good".to_string()),
+        "{:?}",
+        actions(&r)
+    );
     assert!(!actions(&r).contains(&"//packs:after".to_string()));
-    assert!(r.events.iter().any(|e| e["event"] == "skipped" && e["label"] == "//packs:after"));
+    assert!(
+        r.events
+            .iter()
+            .any(|e| e["event"] == "skipped" && e["label"] == "//packs:after")
+    );
     let finish = r.events.last().unwrap();
     assert_eq!(finish["event"], "build-finish");
     assert_eq!(finish["failed"], 1);
@@ -181,19 +289,35 @@ fn events_and_profile() {
     let w = tiny(&[("a", A, &[]), ("b", B, &["a"])]);
     let store = tempfile::tempdir().unwrap();
     let profile = tempfile::NamedTempFile::new().unwrap();
-    let r = build(&w, store.path(), &["//packs:b", "--profile", profile.path().to_str().unwrap()]);
+    let r = build(
+        &w,
+        store.path(),
+        &["//packs:b", "--profile", profile.path().to_str().unwrap()],
+    );
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    let kinds: Vec<&str> = r.events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = r
+        .events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds.first(), Some(&"build-start"));
     assert_eq!(kinds.get(1), Some(&"plan"));
     assert_eq!(kinds.last(), Some(&"build-finish"));
     assert_eq!(kinds.iter().filter(|k| **k == "action-finish").count(), 3);
     let finish = r.events.last().unwrap();
-    assert_eq!(finish["critical_path"], serde_json::json!(["//bases:tiny", "//packs:a", "//packs:b"]));
-    let trace: serde_json::Value = serde_json::from_str(&fs_err::read_to_string(profile.path()).unwrap()).unwrap();
+    assert_eq!(
+        finish["critical_path"],
+        serde_json::json!(["//bases:tiny", "//packs:a", "//packs:b"])
+    );
+    let trace: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(profile.path()).unwrap()).unwrap();
     let events = trace["traceEvents"].as_array().unwrap();
     assert_eq!(events.len(), 3);
-    assert!(events.iter().all(|e| e["ph"] == "X" && e["dur"].as_u64().is_some()));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["ph"] == "X" && e["dur"].as_u64().is_some())
+    );
 }
 
 fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
@@ -205,7 +329,10 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 }
 
 fn sandboxed_sleepers() -> usize {
-    let out = Command::new("pgrep").args(["-f", "sleep 987654"]).output().unwrap();
+    let out = Command::new("pgrep")
+        .args(["-f", "sleep 987654"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
@@ -216,13 +343,31 @@ fn sigint_kills_every_sandbox_and_leaves_the_store_consistent() {
     let store = tempfile::tempdir().unwrap();
     let events = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(refine_bin())
-        .args(["--store", store.path().to_str().unwrap(), "build", "//packs:all", "-j", "3", "--events", events.path().to_str().unwrap()])
+        .args([
+            "--store",
+            store.path().to_str().unwrap(),
+            "build",
+            "//packs:all",
+            "-j",
+            "3",
+            "--events",
+            events.path().to_str().unwrap(),
+        ])
         .current_dir(w.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for(|| read_events(events.path()).iter().filter(|e| e["event"] == "action-start" && e["kind"] == "pack").count() >= 2, "two sleepers to start");
+    wait_for(
+        || {
+            read_events(events.path())
+                .iter()
+                .filter(|e| e["event"] == "action-start" && e["kind"] == "pack")
+                .count()
+                >= 2
+        },
+        "two sleepers to start",
+    );
     wait_for(|| sandboxed_sleepers() >= 1, "a sleeper process");
     nix_kill(child.id(), "INT");
     let status = child.wait().unwrap();
@@ -230,13 +375,20 @@ fn sigint_kills_every_sandbox_and_leaves_the_store_consistent() {
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(err.contains("Interrupted"), "{err}");
-    wait_for(|| sandboxed_sleepers() == 0, "every sandboxed process to be gone");
+    wait_for(
+        || sandboxed_sleepers() == 0,
+        "every sandboxed process to be gone",
+    );
     let (code, text) = verify(store.path());
     assert_eq!(code, Some(0), "{text}");
 }
 
 fn nix_kill(pid: u32, signal: &str) {
-    let ok = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill -{signal} {pid}");
 }
 
@@ -245,23 +397,52 @@ fn sigkill_at_random_moments_then_rebuild_completes_and_verifies() {
     // 200 nodes: a base and 199 packs in layers that depend on the layer before.
     let recipes: Vec<(String, String, Vec<String>)> = (0..199)
         .map(|i| {
-            let deps = if i >= 10 { vec![format!("p{}", i - 10)] } else { vec![] };
+            let deps = if i >= 10 {
+                vec![format!("p{}", i - 10)]
+            } else {
+                vec![]
+            };
             (format!("p{i}"), format!("echo {i} > $REFINE_OUT/n\n"), deps)
         })
         .collect();
-    let packs: Vec<(&str, &str, Vec<&str>)> =
-        recipes.iter().map(|(n, r, d)| (n.as_str(), r.as_str(), d.iter().map(String::as_str).collect())).collect();
-    let refs: Vec<(&str, &str, &[&str])> = packs.iter().map(|(n, r, d)| (*n, *r, d.as_slice())).collect();
+    let packs: Vec<(&str, &str, Vec<&str>)> = recipes
+        .iter()
+        .map(|(n, r, d)| {
+            (
+                n.as_str(),
+                r.as_str(),
+                d.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str, &[&str])> = packs
+        .iter()
+        .map(|(n, r, d)| (*n, *r, d.as_slice()))
+        .collect();
     let w = tiny(&refs);
     let store = tempfile::tempdir().unwrap();
     let events = tempfile::NamedTempFile::new().unwrap();
     // A cheap random source: the clock's nanoseconds.
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
     for round in 0..20 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let after_events = 2 + (seed >> 33) as usize % 12;
         let mut child = Command::new(refine_bin())
-            .args(["--store", store.path().to_str().unwrap(), "build", "//packs:all", "-j", "2", "--events", events.path().to_str().unwrap()])
+            .args([
+                "--store",
+                store.path().to_str().unwrap(),
+                "build",
+                "//packs:all",
+                "-j",
+                "2",
+                "--events",
+                events.path().to_str().unwrap(),
+            ])
             .current_dir(w.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -269,7 +450,10 @@ fn sigkill_at_random_moments_then_rebuild_completes_and_verifies() {
             .unwrap();
         // Kill it once it has done a random amount of work (or when it is finished).
         wait_for(
-            || read_events(events.path()).len() >= after_events || child.try_wait().unwrap().is_some(),
+            || {
+                read_events(events.path()).len() >= after_events
+                    || child.try_wait().unwrap().is_some()
+            },
             &format!("round {round} to make progress"),
         );
         let _ = child.kill();
@@ -287,11 +471,22 @@ fn sigkill_at_random_moments_then_rebuild_completes_and_verifies() {
 
 #[test]
 fn two_builds_over_one_store_both_succeed() {
-    let w = tiny(&[("a", A, &[]), ("b", B, &["a"]), ("c", "cat $REFINE_PACKS/lib/a.txt > $REFINE_OUT/c\n", &["a"])]);
+    let w = tiny(&[
+        ("a", A, &[]),
+        ("b", B, &["a"]),
+        ("c", "cat $REFINE_PACKS/lib/a.txt > $REFINE_OUT/c\n", &["a"]),
+    ]);
     let store = tempfile::tempdir().unwrap();
     let spawn = |target: &str, out: &Path| {
         Command::new(refine_bin())
-            .args(["--store", store.path().to_str().unwrap(), "build", target, "--out", out.to_str().unwrap()])
+            .args([
+                "--store",
+                store.path().to_str().unwrap(),
+                "build",
+                target,
+                "--out",
+                out.to_str().unwrap(),
+            ])
             .current_dir(w.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -307,9 +502,18 @@ fn two_builds_over_one_store_both_succeed() {
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
         assert!(status.success(), "{err}");
     }
-    assert_eq!(fs_err::read_to_string(o1.path().join("b/b.txt")).unwrap(), "hello\nb\n");
-    assert_eq!(fs_err::read_to_string(o2.path().join("b/b.txt")).unwrap(), "hello\nb\n");
-    assert_eq!(fs_err::read_to_string(o2.path().join("c/c")).unwrap(), "hello\n");
+    assert_eq!(
+        fs_err::read_to_string(o1.path().join("b/b.txt")).unwrap(),
+        "hello\nb\n"
+    );
+    assert_eq!(
+        fs_err::read_to_string(o2.path().join("b/b.txt")).unwrap(),
+        "hello\nb\n"
+    );
+    assert_eq!(
+        fs_err::read_to_string(o2.path().join("c/c")).unwrap(),
+        "hello\n"
+    );
     let (code, text) = verify(store.path());
     assert_eq!(code, Some(0), "{text}");
 }

@@ -22,6 +22,10 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 pub struct Built {
     pub digest: Digest,
     pub content: String,
+    /// Found in the remote store and not pulled yet.
+    pub remote: bool,
+    /// The key it was stored under.
+    pub key: Option<String>,
 }
 
 /// How an action's `/out` is judged before it may become an artifact.

@@ -12,6 +12,7 @@
 pub mod action;
 pub mod events;
 pub mod provenance;
+pub mod remote;
 mod run;
 
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use crate::store::{Digest, LocalStore, StoreError};
 
 pub use action::Built;
 pub use events::{Event, Observer, PlanEntry, Quiet};
+pub use remote::{Remote, RemoteError};
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ExecError {
@@ -50,6 +52,9 @@ pub enum ExecError {
     Fetch(#[from] crate::fetch::FetchError),
     #[error("Cannot start the build's thread pool: {0}")]
     Pool(String),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Remote(#[from] RemoteError),
 }
 
 impl ExecError {
@@ -61,7 +66,7 @@ impl ExecError {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BuildOptions {
     /// Actions run at once.
     pub jobs: usize,
@@ -70,6 +75,8 @@ pub struct BuildOptions {
     pub cancel: Arc<AtomicBool>,
     /// The helper executable for sandboxes (default: this executable).
     pub sandbox_helper: Option<PathBuf>,
+    /// A shared cache behind the local store.
+    pub remote: Option<Arc<dyn Remote>>,
 }
 
 impl Default for BuildOptions {
@@ -81,6 +88,7 @@ impl Default for BuildOptions {
             keep_going: false,
             cancel: Arc::new(AtomicBool::new(false)),
             sandbox_helper: None,
+            remote: None,
         }
     }
 }
@@ -142,6 +150,8 @@ pub fn build(
     observer: &dyn Observer,
 ) -> Result<BuildReport, ExecError> {
     let started = Instant::now();
+    // Held for the whole build: `refine store gc` waits rather than delete what we use.
+    let _lease = store.lease()?;
     let mut member = vec![false; graph.len()];
     for &r in roots {
         member[r] = true;
@@ -209,7 +219,11 @@ pub fn build(
     let stop_flag = AtomicBool::new(false);
     let stop_all = |cancellers: &Mutex<HashMap<TargetId, refine_sandbox::Canceller>>| {
         stop_flag.store(true, Ordering::SeqCst);
-        for c in cancellers.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for c in cancellers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
             c.cancel();
         }
     };
@@ -268,7 +282,7 @@ pub fn build(
                     }
                 };
                 let key = fields.key();
-                match lookup(store, target.kind().as_str(), &key) {
+                match lookup(store, opts.remote.as_deref(), target.kind().as_str(), &key) {
                     Ok(Some(b)) => {
                         observer.event(&Event::CacheHit {
                             label,
@@ -309,6 +323,7 @@ pub fn build(
                 let fetch_lock = &fetch_lock;
                 let stop = &stop_flag;
                 let jobs = opts.jobs;
+                let remote = opts.remote.as_deref();
                 scope.spawn(move |_| {
                     let worker = rayon::current_thread_index().unwrap_or(0);
                     let job = run::Job {
@@ -324,6 +339,7 @@ pub fn build(
                         fetch_lock,
                         jobs,
                         stop,
+                        remote,
                     };
                     let result = run::run(&job, observer);
                     let _ = tx.send(Done { id, result });
@@ -424,15 +440,33 @@ pub fn build(
     Ok(report)
 }
 
-fn lookup(store: &LocalStore, kind: &str, key: &Key) -> Result<Option<Built>, StoreError> {
-    let Some(digest) = store.lookup(kind, &key.hex())? else {
+/// Looks a key up locally, then remotely; a remote hit is not pulled yet.
+fn lookup(
+    store: &LocalStore,
+    remote: Option<&dyn Remote>,
+    kind: &str,
+    key: &Key,
+) -> Result<Option<Built>, ExecError> {
+    if let Some(digest) = store.lookup(kind, &key.hex())? {
+        let manifest = store.read_manifest(&digest)?;
+        return Ok(Some(Built {
+            content: content_digest(&manifest),
+            digest,
+            remote: false,
+            key: Some(key.hex()),
+        }));
+    }
+    let Some(remote) = remote else {
         return Ok(None);
     };
-    let manifest = store.read_manifest(&digest)?;
-    Ok(Some(Built {
-        content: content_digest(&manifest),
-        digest,
-    }))
+    Ok(remote
+        .lookup(kind, &key.hex())?
+        .map(|(digest, manifest)| Built {
+            content: content_digest(&manifest),
+            digest,
+            remote: true,
+            key: Some(key.hex()),
+        }))
 }
 
 /// A node is done: each dependent that waited only on it becomes ready.

@@ -29,6 +29,7 @@ pub struct Job<'a> {
     pub jobs: usize,
     /// Set once the build stops: an action that starts after that is cancelled at once.
     pub stop: &'a std::sync::atomic::AtomicBool,
+    pub remote: Option<&'a dyn super::Remote>,
 }
 
 /// Why an action failed, and its log when there is one.
@@ -36,6 +37,14 @@ pub type Failure = (String, Option<PathBuf>);
 
 /// A finished action: its artifact, its time, when it started, and the worker it ran on.
 pub type ActionResult = Result<(Built, f64, f64, usize), Failure>;
+
+/// The key of a dependency, as the build computed it.
+fn dep_key(job: &Job<'_>, id: TargetId) -> String {
+    job.deps
+        .get(&id)
+        .and_then(|b| b.key.clone())
+        .unwrap_or_default()
+}
 
 /// The last lines of a log, for the failure message.
 fn tail(log: &std::path::Path, lines: usize) -> String {
@@ -88,6 +97,25 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
             .cloned()
             .expect("dependencies are built before their dependents")
     };
+    // Dependencies found remotely come in now, when their content is needed.
+    for (&d, b) in job.deps {
+        if let (true, Some(remote)) = (b.remote && !job.store.has_blob(&b.digest), job.remote) {
+            let t = job.graph.target(d);
+            remote
+                .pull(
+                    job.store,
+                    t.kind().as_str(),
+                    b.key.as_deref().unwrap_or_default(),
+                    &b.digest,
+                )
+                .map_err(|e| {
+                    (
+                        format!("cannot pull `{}` from {}: {e}", t.label, remote.describe()),
+                        None,
+                    )
+                })?;
+        }
+    }
     let prepared = prepare(
         job.graph,
         job.id,
@@ -220,7 +248,19 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
     let built = Built {
         content: content_digest(&manifest),
         digest,
+        remote: false,
+        key: Some(job.key.hex()),
     };
+    if let Some(remote) = job.remote {
+        remote
+            .push(job.store, target.kind().as_str(), &job.key.hex(), &digest)
+            .map_err(|e| {
+                (
+                    format!("built, but cannot push to {}: {e}", remote.describe()),
+                    None,
+                )
+            })?;
+    }
     observer.event(&Event::ActionFinish {
         label,
         kind: target.kind().to_string(),
