@@ -232,13 +232,7 @@ pub fn build(
         loop {
             if opts.cancel.load(Ordering::SeqCst) && !stopping {
                 stopping = true;
-                for c in cancellers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .values()
-                {
-                    c.cancel();
-                }
+                stop_all(&cancellers);
             }
             while let Some(id) = ready.pop() {
                 let target = graph.target(id);
@@ -380,13 +374,7 @@ pub fn build(
                     results.insert(done.id, NodeResult::Failed { reason, log });
                     if !opts.keep_going && !stopping {
                         stopping = true;
-                        for c in cancellers
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .values()
-                        {
-                            c.cancel();
-                        }
+                        stop_all(&cancellers);
                     }
                 }
             }

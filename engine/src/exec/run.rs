@@ -38,14 +38,6 @@ pub type Failure = (String, Option<PathBuf>);
 /// A finished action: its artifact, its time, when it started, and the worker it ran on.
 pub type ActionResult = Result<(Built, f64, f64, usize), Failure>;
 
-/// The key of a dependency, as the build computed it.
-fn dep_key(job: &Job<'_>, id: TargetId) -> String {
-    job.deps
-        .get(&id)
-        .and_then(|b| b.key.clone())
-        .unwrap_or_default()
-}
-
 /// The last lines of a log, for the failure message.
 fn tail(log: &std::path::Path, lines: usize) -> String {
     let text = fs_err::read(log)
@@ -156,6 +148,11 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(job.id, running.canceller());
+            // The build loop sets `stop` before it cancels the registered sandboxes: a sandbox
+            // registered too late for that sweep sees the flag here.
+            if job.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                running.canceller().cancel();
+            }
             let outcome = running.wait();
             job.cancellers
                 .lock()
