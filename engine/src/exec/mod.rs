@@ -10,10 +10,12 @@
 //! kills every sandbox and leaves the store consistent: artifacts enter it atomically.
 
 pub mod action;
+mod bootstrap;
 pub mod events;
 pub mod provenance;
 pub mod remote;
 mod run;
+pub mod scripts;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

