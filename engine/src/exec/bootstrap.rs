@@ -39,7 +39,9 @@ pub fn mirror() -> Result<String, ExecError> {
             } else {
                 None
             };
-            if let Some(u) = uri.filter(|u| !u.contains("security")) {
+            // Debian's own archive: its path ends in `/debian` (not `-security`, not a
+            // third party's repository).
+            if let Some(u) = uri.filter(|u| u.trim_end_matches('/').ends_with("/debian")) {
                 return Ok(u.to_string());
             }
         }

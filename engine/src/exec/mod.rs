@@ -309,10 +309,15 @@ pub fn build(
                 }
                 running += 1;
                 let tx = tx.clone();
-                let snapshot: HashMap<TargetId, Built> = graph
-                    .deps(id)
+                // Everything upstream, not only direct dependencies: a wheel's action mounts
+                // its runtime's base, a repair its wheel's packs.
+                let mut upstream = vec![false; graph.len()];
+                upstream[id] = true;
+                let upstream = graph.deps_closure(&upstream);
+                let snapshot: HashMap<TargetId, Built> = built
                     .iter()
-                    .filter_map(|d| built.get(d).map(|b| (*d, b.clone())))
+                    .filter(|(d, _)| upstream[**d])
+                    .map(|(d, b)| (*d, b.clone()))
                     .collect();
                 let cancellers = cancellers.clone();
                 let sandbox = &sandbox;
@@ -337,7 +342,9 @@ pub fn build(
                         stop,
                         remote,
                     };
-                    let result = run::run(&job, observer);
+                    // A panic in an action must not leave the loop waiting for it forever.
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run::run(&job, observer)))
+                        .unwrap_or_else(|_| Err(("internal error: the action panicked (a bug in refine)".into(), None)));
                     let _ = tx.send(Done { id, result });
                 });
             }

@@ -91,11 +91,15 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
                 None,
             )
         })?;
-    let built_of = |d: TargetId| {
-        job.deps
-            .get(&d)
-            .cloned()
-            .expect("dependencies are built before their dependents")
+    // Every upstream artifact is in `deps` (the build loop passes the whole closure); a miss
+    // would be a bug in the loop, reported as a failed action rather than a panic.
+    let missing = std::cell::Cell::new(None);
+    let built_of = |d: TargetId| match job.deps.get(&d) {
+        Some(b) => b.clone(),
+        None => {
+            missing.set(Some(d));
+            Built { digest: crate::store::Digest::EMPTY_JSON, content: String::new(), remote: false, key: None }
+        }
     };
     // Dependencies found remotely come in now, when their content is needed.
     for (&d, b) in job.deps {
@@ -126,6 +130,9 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
     )
     .map_err(|e| (e.to_string(), None))?;
 
+    if let Some(d) = missing.get() {
+        return Err((format!("internal error: `{}` has no artifact yet", job.graph.target(d).label), None));
+    }
     let kind = ArtifactKind::parse(target.kind().as_str()).map_err(|e| (e.to_string(), None))?;
     let mut artifact = ArtifactInput::new(kind, job.key.hex(), &label)
         .key_fields(serde_json::json!(job.fields.flat()));
