@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job on a fresh Debian machine: set up, build refine, and work on the refinery's
-# own s390x targets with the embedded local store.
+# The main job on a fresh Debian machine: set up (qemu-user-static, debootstrap, …), build
+# refine, then build a real manylinux s390x wheel (PyYAML with libyaml, from its sdist) into
+# the embedded local store and copy it to ./wheels/.
+#   scripts/main.sh [TARGET]      default //repairs:pyyaml-debian-py311
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -10,12 +12,7 @@ for setup in .ci/setup.d/*.sh; do
 done
 cargo build --release --locked
 refine="$root/target/release/refine"
-target=${1:-//repairs:pyyaml-py311}
-echo "== what $target needs"
-"$refine" query "deps($target)"
-if "$refine" help build >/dev/null 2>&1; then
-  "$refine" build "$target" --out "$root/wheels"
-  echo "wheels are in $root/wheels"
-else
-  echo "refine build is not in this version yet (issues 5 and 7); the graph above is what it will build."
-fi
+target=${1:-//repairs:pyyaml-debian-py311}
+"$refine" doctor || true
+"$refine" build "$target" --out "$root/wheels"
+echo "The wheel is in $root/wheels/ (and in the local store: $("$refine" store path))."

@@ -343,8 +343,15 @@ pub fn build(
                         remote,
                     };
                     // A panic in an action must not leave the loop waiting for it forever.
-                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run::run(&job, observer)))
-                        .unwrap_or_else(|_| Err(("internal error: the action panicked (a bug in refine)".into(), None)));
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run::run(&job, observer)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err((
+                            "internal error: the action panicked (a bug in refine)".into(),
+                            None,
+                        ))
+                    });
                     let _ = tx.send(Done { id, result });
                 });
             }

@@ -98,7 +98,12 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
         Some(b) => b.clone(),
         None => {
             missing.set(Some(d));
-            Built { digest: crate::store::Digest::EMPTY_JSON, content: String::new(), remote: false, key: None }
+            Built {
+                digest: crate::store::Digest::EMPTY_JSON,
+                content: String::new(),
+                remote: false,
+                key: None,
+            }
         }
     };
     // Dependencies found remotely come in now, when their content is needed.
@@ -131,7 +136,13 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
     .map_err(|e| (e.to_string(), None))?;
 
     if let Some(d) = missing.get() {
-        return Err((format!("internal error: `{}` has no artifact yet", job.graph.target(d).label), None));
+        return Err((
+            format!(
+                "internal error: `{}` has no artifact yet",
+                job.graph.target(d).label
+            ),
+            None,
+        ));
     }
     let kind = ArtifactKind::parse(target.kind().as_str()).map_err(|e| (e.to_string(), None))?;
     let mut artifact = ArtifactInput::new(kind, job.key.hex(), &label)

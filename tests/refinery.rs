@@ -1,0 +1,239 @@
+//! The refinery end to end, on the repo's own workspace: real Debian bases bootstrapped with
+//! debootstrap, libyaml built from Debian's source, PyYAML from its PyPI sdist, repaired by
+//! auditwheel, installed into a clean venv in the sandbox and smoke-tested. On the host's
+//! architecture and on s390x under qemu-user. These tests need the network to PyPI and a
+//! Debian mirror, debootstrap, and qemu-user-static (see .ci/setup.d/); they take minutes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A scratch folder on disk (not tmpfs): bases are hundreds of megabytes.
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("refine-refinery-")
+        .tempdir_in("/var/tmp")
+        .expect("a folder in /var/tmp")
+}
+
+fn build(store: &Path, target: &str, out: &Path, events: &Path) -> std::process::Output {
+    run_refine(
+        repo(),
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "build",
+            target,
+            "--out",
+            out.to_str().unwrap(),
+            "--events",
+            events.to_str().unwrap(),
+        ],
+    )
+}
+
+fn action_starts(events: &Path) -> usize {
+    fs_err::read_to_string(events)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"action-start\""))
+        .count()
+}
+
+fn only_wheel(dir: &Path) -> PathBuf {
+    let wheels: Vec<PathBuf> = fs_err::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
+        .collect();
+    assert_eq!(wheels.len(), 1, "{wheels:?}");
+    wheels.into_iter().next().unwrap()
+}
+
+fn sha256(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)[..64].to_string()
+}
+
+/// The unpacked tree of a target's artifact, found through `refine plan --output json`.
+fn tree_of(store: &Path, label: &str) -> PathBuf {
+    let out = run_refine(
+        repo(),
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "plan",
+            label,
+            "--output",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
+    let node = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["label"] == label)
+        .expect("the target in the plan");
+    assert_eq!(node["status"], "cached", "{node}");
+    let digest = node["digest"].as_str().unwrap();
+    store
+        .join("trees")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+/// Installs `wheel` into a clean venv inside the sandbox on `root` and runs `smoke` with it.
+fn smoke_in_sandbox(root: &Path, arch: Option<&str>, wheel: &Path, smoke: &str) -> String {
+    let dir = wheel.parent().unwrap();
+    let name = wheel.file_name().unwrap().to_str().unwrap();
+    let script = format!(
+        "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --no-deps /wheels/{name} && /tmp/v/bin/python -c '{smoke}'"
+    );
+    let mut args = vec!["sandbox", "run", "--root", root.to_str().unwrap()];
+    let bind = format!("{}:/wheels:ro", dir.display());
+    args.extend([
+        "--bind",
+        bind.as_str(),
+        "--env",
+        "PATH=/usr/bin:/bin",
+        "--env",
+        "HOME=/tmp",
+    ]);
+    if let Some(a) = arch {
+        args.extend(["--arch", a]);
+    }
+    args.extend(["--", "/bin/sh", "-c", script.as_str()]);
+    let out = run_refine(Path::new("/"), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "smoke test failed:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+const YAML_SMOKE: &str = "import yaml, platform; assert yaml.__with_libyaml__; d = yaml.load(\"a: [1, 2]\", Loader=yaml.CLoader); assert d == {\"a\": [1, 2]}; print(\"ok\", platform.machine())";
+
+#[test]
+fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
+    let arch = std::env::consts::ARCH;
+    assert_eq!(
+        arch, "x86_64",
+        "the repo's host targets are declared for x86_64 (rules/wheels.kdl: *-host)"
+    );
+    let work = scratch();
+    let (store_a, store_b) = (work.path().join("store-a"), work.path().join("store-b"));
+    let out_a = work.path().join("wheels-a");
+    let events = work.path().join("events.jsonl");
+
+    let out = build(&store_a, "//repairs:pyyaml-host-py311", &out_a, &events);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let wheel = only_wheel(&out_a);
+    let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with("PyYAML-6.0.2-cp311-cp311-manylinux_") && name.ends_with("_x86_64.whl"),
+        "{name}"
+    );
+    let base = tree_of(&store_a, "//bases:bookworm-x86_64");
+    let said = smoke_in_sandbox(&base, None, &wheel, YAML_SMOKE);
+    assert!(said.contains("ok x86_64"), "{said}");
+
+    // A second build runs nothing.
+    let out = build(&store_a, "//repairs:pyyaml-host-py311", &out_a, &events);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(action_starts(&events), 0, "a second build ran actions");
+
+    // markupsafe (one C file, no packs) through the same base and runtime.
+    let out_m = work.path().join("wheels-m");
+    let out = build(&store_a, "//repairs:markupsafe-host-py311", &out_m, &events);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let m = only_wheel(&out_m);
+    let said = smoke_in_sandbox(
+        &base,
+        None,
+        &m,
+        "import markupsafe; assert str(markupsafe.escape(\"<a>\")) == \"&lt;a&gt;\"; print(\"ok\")",
+    );
+    assert!(said.contains("ok"));
+
+    // From an empty store, the same bytes.
+    let out_b = work.path().join("wheels-b");
+    let out = build(&store_b, "//repairs:pyyaml-host-py311", &out_b, &events);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        sha256(&wheel),
+        sha256(&only_wheel(&out_b)),
+        "two builds from empty stores differ"
+    );
+}
+
+#[test]
+fn s390x_pyyaml_with_libyaml_under_emulation() {
+    let work = scratch();
+    let store = work.path().join("store");
+    let out_dir = work.path().join("wheels");
+    let events = work.path().join("events.jsonl");
+    let out = build(&store, "//repairs:pyyaml-debian-py311", &out_dir, &events);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let wheel = only_wheel(&out_dir);
+    let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with("PyYAML-6.0.2-cp311-cp311-manylinux_") && name.ends_with("_s390x.whl"),
+        "{name}"
+    );
+
+    // auditwheel (the pinned version, from PyPI, on the host: it reads ELF of any arch) agrees.
+    let venv = work.path().join("aw");
+    let ok = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let pip = std::process::Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "auditwheel==6.1.0"])
+        .output()
+        .unwrap();
+    assert!(
+        pip.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pip.stderr)
+    );
+    let show = std::process::Command::new(venv.join("bin/auditwheel"))
+        .arg("show")
+        .arg(&wheel)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        show.status.success() && text.contains("_s390x"),
+        "{text}{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    assert!(
+        text.contains("consistent with the following platform tag"),
+        "{text}"
+    );
+
+    // Installed into a clean venv and smoke-tested, under qemu.
+    let base = tree_of(&store, "//bases:bookworm-s390x");
+    let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, YAML_SMOKE);
+    assert!(said.contains("ok s390x"), "{said}");
+
+    let out = build(&store, "//repairs:pyyaml-debian-py311", &out_dir, &events);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(action_starts(&events), 0, "a second build ran actions");
+}
