@@ -722,3 +722,51 @@ fn completions_are_generated() {
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("refine"));
 }
+
+#[test]
+fn cached_rule_files_point_errors_at_the_right_place() {
+    let cache = tempfile::tempdir().unwrap();
+    let w = ws(&[(
+        "rules/wheels.kdl",
+        &wheel("    python \"3.11\"\n    packs \"//packs:yaml\"\n"),
+    )]);
+    let run = |args: &[&str]| {
+        std::process::Command::new(refine_bin())
+            .args(args)
+            .current_dir(w.path())
+            .env("NO_COLOR", "1")
+            .env("REFINE_RULES_CACHE", cache.path())
+            .output()
+            .unwrap()
+    };
+    let first = run(&["query", "//...", "--output", "json"]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(
+        fs_err::read_dir(cache.path()).unwrap().next().is_some(),
+        "the cache was filled"
+    );
+    let second = run(&["query", "//...", "--output", "json"]);
+    assert_eq!(
+        first.stdout, second.stdout,
+        "a cached load answers the same"
+    );
+    // A new file sorts before wheels.kdl (file ids shift), and the pack the cached wheel
+    // rule names goes away: the error must still point into rules/wheels.kdl.
+    fs_err::write(
+        w.path().join("rules/aaa.kdl"),
+        "pack \"z\" {\n    version \"1\"\n    recipe \"r.sh\"\n}\n",
+    )
+    .unwrap();
+    fs_err::write(
+        w.path().join("rules/packs.kdl"),
+        "pack \"yml\" {\n    version \"1\"\n    recipe \"r.sh\"\n}\n",
+    )
+    .unwrap();
+    let out = run(&["query", "//..."]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("[rules/wheels.kdl:5:11]") && err.contains("Unknown target `//packs:yaml`"),
+        "{err}"
+    );
+}

@@ -5,12 +5,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A target's name: its package (the rule file's path under `rules/`, without `.kdl`) and
 /// its name in that file.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct Label {
     pub package: String,
     pub name: String,
@@ -19,6 +19,13 @@ pub struct Label {
 impl From<Label> for String {
     fn from(label: Label) -> String {
         label.to_string()
+    }
+}
+
+impl TryFrom<String> for Label {
+    type Error = String;
+    fn try_from(text: String) -> Result<Label, String> {
+        parse_label(&text, None).map_err(|e| e.message)
     }
 }
 

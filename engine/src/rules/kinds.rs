@@ -16,6 +16,7 @@ pub const KINDS: &[&str] = &["base", "runtime", "pack", "wheel", "repair"];
 
 /// A repair whose targets are known only once every wheel rule is read: it gets one target
 /// per variant of the wheel rule it names.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct PendingRepair {
     pub package: String,
     pub name: Spanned<String>,

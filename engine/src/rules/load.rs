@@ -243,6 +243,9 @@ struct FileResult {
     targets: Vec<Target>,
     repairs: Vec<PendingRepair>,
     errors: Errors,
+    /// Set when the file was read now (not from the cache): its cache key.
+    fresh: Option<String>,
+    file: FileId,
 }
 
 impl Workspace {
@@ -290,7 +293,7 @@ impl Workspace {
             .enumerate()
             .skip(1)
             .filter(|(_, s)| s.name.starts_with("rules/"))
-            .map(|(id, source)| load_rule_file(id, source, &config))
+            .map(|(id, source)| load_rule_file(id, source, &config, &files[0].text))
             .collect();
 
         let mut catalog = Catalog::default();
@@ -316,13 +319,27 @@ impl Workspace {
 
         let mut targets = Vec::new();
         let mut repairs = Vec::new();
+        let mut fresh: Vec<(String, FileId, Vec<Target>, Vec<PendingRepair>)> = Vec::new();
         for r in results {
+            if let Some(key) = &r.fresh
+                && r.errors.is_empty()
+            {
+                fresh.push((key.clone(), r.file, r.targets.clone(), r.repairs.clone()));
+            }
             targets.extend(r.targets);
             repairs.extend(r.repairs);
             errors.extend(r.errors);
         }
         expand_repairs(&mut targets, repairs);
         check_duplicates(&targets, &files, &mut errors);
+        // Only a load without errors fills the cache: bad input writes nothing.
+        if errors.is_empty() {
+            fresh
+                .into_par_iter()
+                .for_each(|(key, file, targets, repairs)| {
+                    super::cache::save(&key, file, super::cache::Entry { targets, repairs });
+                });
+        }
 
         errors.into_result(Workspace {
             root: root.to_path_buf(),
@@ -349,11 +366,28 @@ impl Workspace {
     }
 }
 
-fn load_rule_file(id: FileId, source: &Source, config: &WorkspaceConfig) -> FileResult {
+fn load_rule_file(
+    id: FileId,
+    source: &Source,
+    config: &WorkspaceConfig,
+    ws_text: &str,
+) -> FileResult {
+    let key = super::cache::key(ws_text, &source.name, &source.text);
+    if let Some(entry) = super::cache::load(&key, id) {
+        return FileResult {
+            targets: entry.targets,
+            repairs: entry.repairs,
+            errors: Errors::default(),
+            fresh: None,
+            file: id,
+        };
+    }
     let mut out = FileResult {
         targets: Vec::new(),
         repairs: Vec::new(),
         errors: Errors::default(),
+        fresh: Some(key),
+        file: id,
     };
     let Some(package) = package_of(&source.name) else {
         return out;

@@ -1,6 +1,7 @@
 //! The rule language: `workspace.kdl`, `rules/**/*.kdl` and `catalog/*.kdl`, read into typed
 //! targets. The grammar is documented in `docs/rules.md`.
 
+mod cache;
 mod catalog;
 mod kinds;
 mod load;

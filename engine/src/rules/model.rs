@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use miette::SourceSpan;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uv_pep440::Version;
 
 use crate::label::Label;
 
 /// The five kinds of target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Base,
@@ -55,14 +55,14 @@ impl fmt::Display for Kind {
 pub type FileId = usize;
 
 /// Where something was written: a file and a span in it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Loc {
     pub file: FileId,
     pub span: SourceSpan,
 }
 
 /// A reference to another target, as written.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LabelRef {
     pub label: Label,
     pub at: Loc,
@@ -72,12 +72,12 @@ pub struct LabelRef {
 }
 
 /// A lowercase hex sha256, checked when read.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Sha256(pub String);
 
 /// A fixed-output input: its content is known by digest before it is fetched.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum SourceSpec {
     /// An sdist from the Python package index the user's pip is configured for.
@@ -104,7 +104,7 @@ pub enum SourceSpec {
 }
 
 /// A tool or build requirement pinned to one version and one wheel file's sha256.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Pinned {
     pub name: String,
     pub version: String,
@@ -117,7 +117,7 @@ impl Pinned {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum BaseOrigin {
     /// A Debian root made by `tool` (debootstrap or mmdebstrap).
     Bootstrap {
@@ -139,20 +139,20 @@ pub enum BaseOrigin {
     Tree { path: String },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ImagePin {
     Digest(String),
     Tag(String),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BaseSpec {
     pub arch: String,
     pub policy: String,
     pub origin: BaseOrigin,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RuntimeBuild {
     /// Build CPython from a source tarball.
     Source {
@@ -164,7 +164,7 @@ pub enum RuntimeBuild {
     Adopt { interpreter: String },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RuntimeSpec {
     pub base: LabelRef,
     pub python: Version,
@@ -173,7 +173,7 @@ pub struct RuntimeSpec {
     pub packs: Vec<LabelRef>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PackSpec {
     pub base: LabelRef,
     /// The versions the pack bundles, by library name.
@@ -185,7 +185,7 @@ pub struct PackSpec {
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WheelSpec {
     pub source: SourceSpec,
     pub python: Version,
@@ -199,7 +199,7 @@ pub struct WheelSpec {
     pub frontend: Pinned,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RepairSpec {
     pub wheel: LabelRef,
     /// The manylinux policy; when absent, the policy of the wheel's base.
@@ -210,7 +210,7 @@ pub struct RepairSpec {
     pub requires: Vec<Pinned>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Spec {
     Base(BaseSpec),
     Runtime(RuntimeSpec),
@@ -227,6 +227,23 @@ impl Spec {
             Spec::Pack(_) => Kind::Pack,
             Spec::Wheel(_) => Kind::Wheel,
             Spec::Repair(_) => Kind::Repair,
+        }
+    }
+
+    /// Every reference to another target, for rewriting in place.
+    pub fn refs_mut(&mut self) -> Vec<&mut LabelRef> {
+        match self {
+            Spec::Base(_) => Vec::new(),
+            Spec::Runtime(r) => std::iter::once(&mut r.base)
+                .chain(r.packs.iter_mut())
+                .collect(),
+            Spec::Pack(p) => std::iter::once(&mut p.base)
+                .chain(p.packs.iter_mut())
+                .collect(),
+            Spec::Wheel(w) => std::iter::once(&mut w.runtime)
+                .chain(w.packs.iter_mut())
+                .collect(),
+            Spec::Repair(r) => vec![&mut r.wheel],
         }
     }
 
@@ -254,7 +271,7 @@ impl Spec {
 }
 
 /// One buildable node: a rule, or one variant of a matrix rule.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Target {
     pub label: Label,
     /// The rule's own name (for a matrix variant, without the `-pyXY` suffix).

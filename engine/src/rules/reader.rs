@@ -11,7 +11,7 @@ use crate::label::{Label, parse_label};
 use super::model::{FileId, LabelRef, Loc, Pinned, Sha256};
 
 /// A value with the span it was written at.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Spanned<T> {
     pub value: T,
     pub span: SourceSpan,

@@ -1,0 +1,95 @@
+//! A cache of rule files already read: parsing KDL is most of the cost of loading a large
+//! workspace, and most rule files do not change between two commands.
+//!
+//! An entry is the typed result of one rule file (its targets and repairs), keyed by BLAKE3
+//! of refine's version, `workspace.kdl`'s text (defaults and platforms shape what a rule file
+//! means), the file's path and its text. Only files that read without errors are cached, and
+//! only after a whole load succeeded, so bad input writes nothing. The cache lives in
+//! `$REFINE_RULES_CACHE`, else `$XDG_CACHE_HOME/refine-rules`, else `~/.cache/refine-rules`;
+//! `REFINE_RULES_CACHE=off` turns it off. Any trouble with it only means a slower load.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::kinds::PendingRepair;
+use super::model::{FileId, Loc, Target};
+
+/// Stands for "this file" in a cached entry; file ids change from load to load.
+const THIS_FILE: FileId = usize::MAX;
+
+#[derive(Serialize, Deserialize)]
+pub struct Entry {
+    pub targets: Vec<Target>,
+    pub repairs: Vec<PendingRepair>,
+}
+
+pub fn dir() -> Option<PathBuf> {
+    match std::env::var_os("REFINE_RULES_CACHE") {
+        Some(v) if v == "off" => None,
+        Some(v) if !v.is_empty() => Some(PathBuf::from(v)),
+        _ => {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+            Some(base.join("refine-rules"))
+        }
+    }
+}
+
+pub fn key(workspace_text: &str, path: &str, text: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    for part in [
+        env!("CARGO_PKG_VERSION"),
+        "\0",
+        workspace_text,
+        "\0",
+        path,
+        "\0",
+        text,
+    ] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().to_hex().to_string()
+}
+
+fn map_locs(entry: &mut Entry, from: FileId, to: FileId) {
+    let fix = |loc: &mut Loc| {
+        if loc.file == from {
+            loc.file = to;
+        }
+    };
+    for t in &mut entry.targets {
+        fix(&mut t.at);
+        for r in t.spec.refs_mut() {
+            fix(&mut r.at);
+        }
+    }
+    for p in &mut entry.repairs {
+        fix(&mut p.at);
+        fix(&mut p.spec.wheel.at);
+    }
+}
+
+pub fn load(key: &str, file: FileId) -> Option<Entry> {
+    let bytes = std::fs::read(dir()?.join(&key[..2]).join(key)).ok()?;
+    let mut entry: Entry = serde_json::from_slice(&bytes).ok()?;
+    map_locs(&mut entry, THIS_FILE, file);
+    Some(entry)
+}
+
+pub fn save(key: &str, file: FileId, mut entry: Entry) {
+    let Some(dir) = dir() else { return };
+    map_locs(&mut entry, file, THIS_FILE);
+    let sub = dir.join(&key[..2]);
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&sub)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&sub)?;
+        serde_json::to_writer(&mut tmp, &entry).map_err(std::io::Error::other)?;
+        tmp.persist(sub.join(key)).map_err(|e| e.error)?;
+        Ok(())
+    };
+    let _ = write();
+}
