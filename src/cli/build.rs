@@ -76,11 +76,10 @@ impl Observer for Reporter {
             }
             Event::CacheHit { label, .. } => {
                 total.0 += 1;
+                // Plain output names only what runs: a no-op build prints one summary line.
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
                     bar.set_message(format!("cached {label}"));
-                } else {
-                    eprintln!("[{}/{}] cached {label}", total.0, total.1);
                 }
             }
             Event::ActionStart { label, kind, .. } => match &self.bar {

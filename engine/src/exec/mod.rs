@@ -180,6 +180,22 @@ pub fn build(
             std::io::Error::other(format!("{label}: {reason}")),
         ),
     })?;
+    let mut planned: HashMap<TargetId, Built> = plan
+        .nodes
+        .iter()
+        .filter_map(|n| match (&n.digest, &n.content, n.key) {
+            (Some(d), Some(c), Some(k)) => Some((
+                n.id,
+                Built {
+                    digest: *d,
+                    content: c.clone(),
+                    remote: false,
+                    key: Some(k.hex()),
+                },
+            )),
+            _ => None,
+        })
+        .collect();
     observer.event(&Event::Plan {
         nodes: plan
             .nodes
@@ -278,7 +294,15 @@ pub fn build(
                     }
                 };
                 let key = fields.key();
-                match lookup(store, opts.remote.as_deref(), target.kind().as_str(), &key) {
+                // The plan already looked up what was cached when the build began.
+                let planned = planned
+                    .remove(&id)
+                    .filter(|b| b.key.as_deref() == Some(key.hex().as_str()));
+                let found = match planned {
+                    Some(b) => Ok(Some(b)),
+                    None => lookup(store, opts.remote.as_deref(), target.kind().as_str(), &key),
+                };
+                match found {
                     Ok(Some(b)) => {
                         observer.event(&Event::CacheHit {
                             label,
