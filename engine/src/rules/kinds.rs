@@ -40,6 +40,14 @@ pub fn py_suffix(v: &Version) -> String {
     )
 }
 
+fn spec_suffix(spec: &Spec) -> String {
+    match spec {
+        Spec::Runtime(r) => py_suffix(&r.python),
+        Spec::Wheel(w) => py_suffix(&w.python),
+        _ => String::new(),
+    }
+}
+
 /// Reads one top-level node of a rule file.
 pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<Read> {
     let kind = node.name().value();
@@ -86,36 +94,34 @@ pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -
             spec,
         }])
     };
+    // A matrix rule's targets: one per Python version, `<rule>-pyXY`.
+    let variants = |specs: Vec<Spec>| -> Vec<Target> {
+        specs
+            .into_iter()
+            .map(|spec| Target {
+                label: label(&format!("{}-{}", name.value, spec_suffix(&spec))),
+                rule: name.value.clone(),
+                at,
+                spec,
+            })
+            .collect()
+    };
     match kind {
         "base" => read_base(r, node).map(|s| single(Spec::Base(s))),
         "pack" => read_pack(r, node, ws).map(|s| single(Spec::Pack(s))),
         "runtime" => {
-            let variants = read_runtime(r, node, ws)?;
-            Some(Read::Targets(
-                variants
-                    .into_iter()
-                    .map(|s| Target {
-                        label: label(&format!("{}-{}", name.value, py_suffix(&s.python))),
-                        rule: name.value.clone(),
-                        at,
-                        spec: Spec::Runtime(s),
-                    })
-                    .collect(),
-            ))
+            let specs = read_runtime(r, node, ws)?
+                .into_iter()
+                .map(Spec::Runtime)
+                .collect();
+            Some(Read::Targets(variants(specs)))
         }
         "wheel" => {
-            let variants = read_wheel(r, node, ws, &name.value)?;
-            Some(Read::Targets(
-                variants
-                    .into_iter()
-                    .map(|s| Target {
-                        label: label(&format!("{}-{}", name.value, py_suffix(&s.python))),
-                        rule: name.value.clone(),
-                        at,
-                        spec: Spec::Wheel(s),
-                    })
-                    .collect(),
-            ))
+            let specs = read_wheel(r, node, ws, &name.value)?
+                .into_iter()
+                .map(Spec::Wheel)
+                .collect();
+            Some(Read::Targets(variants(specs)))
         }
         _ => read_repair(r, node, ws).map(|spec| {
             Read::Repair(Box::new(PendingRepair {
