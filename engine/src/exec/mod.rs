@@ -167,17 +167,19 @@ pub fn build(
         jobs: opts.jobs,
         store: store.root().display().to_string(),
     });
-    let plan = crate::plan::plan(graph, roots, store).map_err(|e| match e {
-        crate::plan::PlanError::Store(s) => ExecError::Store(s),
-        crate::plan::PlanError::Input {
-            label,
-            path,
-            reason,
-        } => ExecError::io(
-            Path::new(&path),
-            std::io::Error::other(format!("{label}: {reason}")),
-        ),
-    })?;
+    let plan =
+        crate::plan::plan(graph, roots, store, opts.remote.as_deref()).map_err(|e| match e {
+            crate::plan::PlanError::Store(s) => ExecError::Store(s),
+            crate::plan::PlanError::Remote(r) => ExecError::Remote(r),
+            crate::plan::PlanError::Input {
+                label,
+                path,
+                reason,
+            } => ExecError::io(
+                Path::new(&path),
+                std::io::Error::other(format!("{label}: {reason}")),
+            ),
+        })?;
     observer.event(&Event::Plan {
         nodes: plan
             .nodes
