@@ -10,6 +10,7 @@ pub mod key;
 pub mod label;
 pub mod plan;
 pub mod query;
+pub mod remote;
 pub mod rules;
 pub mod source;
 pub mod store;

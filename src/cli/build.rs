@@ -3,16 +3,16 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 use refine_engine::exec::{
-    BuildOptions, BuildReport, Event, NodeResult, Observer, artifact_of, build,
+    BuildOptions, BuildReport, Event, NodeResult, Observer, Remote, artifact_of, build,
 };
 use refine_engine::graph::TargetGraph;
 
 use super::Failure;
-use super::common::{load_graph, open_workspace_store};
+use super::common::{RemoteFlags, load_graph, open_remote, open_workspace_store};
 use super::store::store_failure;
 
 #[derive(clap::Args, Debug)]
@@ -159,14 +159,90 @@ fn write_profile(path: &Path, graph: &TargetGraph, report: &BuildReport) -> std:
     f.flush()
 }
 
+/// Pulls a node's artifact if it is in the remote store only; returns its digest.
+fn ensure_local<'a>(
+    graph: &TargetGraph,
+    report: &'a BuildReport,
+    id: usize,
+    store: &refine_engine::store::LocalStore,
+    remote: Option<&dyn Remote>,
+) -> Result<Option<&'a refine_engine::store::Digest>, Failure> {
+    let Some(digest) = artifact_of(report, id) else {
+        return Ok(None);
+    };
+    if let (Some(NodeResult::Cached(b)), Some(remote)) = (report.results.get(&id), remote)
+        && b.remote
+        && !store.has_blob(&b.digest)
+    {
+        let t = graph.target(id);
+        remote
+            .pull(
+                store,
+                t.kind().as_str(),
+                b.key.as_deref().unwrap_or_default(),
+                &b.digest,
+            )
+            .map_err(Failure::failed)?;
+    }
+    Ok(Some(digest))
+}
+
+/// Puts the wheels of every `repair` artifact of the build into the S3 mirror.
+fn publish_to_mirror(
+    graph: &TargetGraph,
+    report: &BuildReport,
+    store: &refine_engine::store::LocalStore,
+    remote: Option<&dyn Remote>,
+) -> Result<(), Failure> {
+    let Some(m) = &graph.workspace.config.store.mirror else {
+        return Ok(());
+    };
+    let mut ids: Vec<usize> = report
+        .results
+        .keys()
+        .copied()
+        .filter(|&id| graph.target(id).kind().as_str() == "repair")
+        .collect();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    ids.sort();
+    let mirror =
+        refine_engine::remote::WheelMirror::new(&m.url, m.endpoint.as_deref(), m.region.as_deref())
+            .map_err(Failure::bad_input)?;
+    for id in ids {
+        let Some(digest) = ensure_local(graph, report, id, store, remote)? else {
+            continue;
+        };
+        let tree = store.unpack(digest).map_err(store_failure)?;
+        for entry in fs_err::read_dir(&tree)
+            .map_err(|e| Failure::failed(miette::miette!("{e}")))?
+            .flatten()
+        {
+            let p = entry.path();
+            if p.extension().is_some_and(|e| e == "whl") {
+                mirror.publish(&p).map_err(Failure::failed)?;
+                eprintln!(
+                    "mirrored {} to {}",
+                    p.file_name().unwrap_or_default().to_string_lossy(),
+                    m.url
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Copies the artifacts of the requested targets into `dir`: wheels as files, other
-/// artifacts as folders named after the target.
+/// artifacts as folders named after the target. Artifacts found in the remote store are
+/// pulled first.
 fn copy_out(
     dir: &Path,
     graph: &TargetGraph,
     report: &BuildReport,
     roots: &[usize],
     store: &refine_engine::store::LocalStore,
+    remote: Option<&dyn Remote>,
 ) -> Result<Vec<PathBuf>, Failure> {
     let io = |p: &Path, e: std::io::Error| {
         Failure::failed(miette::miette!("Cannot write `{}`: {e}", p.display()))
@@ -174,7 +250,7 @@ fn copy_out(
     fs_err::create_dir_all(dir).map_err(|e| io(dir, e))?;
     let mut written = Vec::new();
     for &id in roots {
-        let Some(digest) = artifact_of(report, id) else {
+        let Some(digest) = ensure_local(graph, report, id, store, remote)? else {
             continue;
         };
         let tree = store.unpack(digest).map_err(store_failure)?;
@@ -221,12 +297,22 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: BuildArgs) -> Result<(), Failure> {
+pub fn run(
+    dir: Option<&Path>,
+    store_flag: Option<&Path>,
+    remote_flags: &RemoteFlags,
+    args: BuildArgs,
+) -> Result<(), Failure> {
     let graph = load_graph(dir)?;
     let roots = refine_engine::query::resolve_patterns(&graph, &args.patterns)
         .map_err(Failure::bad_input)?;
     let store = open_workspace_store(&graph, store_flag)?;
-    let mut opts = BuildOptions::default();
+    let oci = open_remote(&graph, remote_flags)?;
+    let remote: Option<&dyn Remote> = oci.as_deref().map(|r| r as &dyn Remote);
+    let mut opts = BuildOptions {
+        remote: oci.clone().map(|r| r as Arc<dyn Remote>),
+        ..Default::default()
+    };
     if let Some(j) = args.jobs {
         if j == 0 {
             return Err(Failure::bad_input(miette::miette!(
@@ -266,6 +352,18 @@ pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: BuildArgs) -> Re
         bar.finish_and_clear();
     }
     store.sync_index().map_err(store_failure)?;
+    // Artifacts whose push an earlier, interrupted build left unfinished.
+    if let (Some(r), true) = (&oci, report.success()) {
+        match r.flush_outbox(&store) {
+            Ok(0) => {}
+            Ok(n) => eprintln!("pushed {n} artifact(s) an earlier push left unfinished"),
+            Err(e) if remote_flags.optional => eprintln!("warning: {e}"),
+            Err(e) => return Err(Failure::failed(e)),
+        }
+    }
+    if report.success() {
+        publish_to_mirror(&graph, &report, &store, remote)?;
+    }
     if let Some(p) = &args.profile {
         write_profile(p, &graph, &report)
             .map_err(|e| Failure::failed(miette::miette!("Cannot write `{}`: {e}", p.display())))?;
@@ -291,7 +389,7 @@ pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: BuildArgs) -> Re
         }
     );
     if let Some(out) = &args.out {
-        for p in copy_out(out, &graph, &report, &roots, &store)? {
+        for p in copy_out(out, &graph, &report, &roots, &store, remote)? {
             println!("{}", p.display());
         }
     }

@@ -69,3 +69,45 @@ pub fn open_workspace_store(
         .map_err(super::store::store_failure)?;
     refine_engine::store::LocalStore::open(path).map_err(super::store::store_failure)
 }
+
+/// The global remote-store options: `--remote URL` (or `REFINE_REMOTE`) and
+/// `--remote-optional`.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteFlags {
+    pub url: Option<String>,
+    pub optional: bool,
+}
+
+/// Connects to the remote store: `--remote` / `REFINE_REMOTE`, else `store { remote … }` in
+/// workspace.kdl, else none. A registry that does not answer is an error naming it, or, with
+/// `--remote-optional`, a warning after which refine works from the local store alone.
+pub fn open_remote(
+    graph: &refine_engine::graph::TargetGraph,
+    flags: &RemoteFlags,
+) -> Result<Option<std::sync::Arc<refine_engine::remote::OciRemote>>, Failure> {
+    use refine_engine::remote::{OciRemote, RemoteUrl, oci::RemoteOptions};
+    let Some(url) = flags
+        .url
+        .clone()
+        .filter(|u| !u.is_empty())
+        .or_else(|| graph.workspace.config.store.remote.clone())
+    else {
+        return Ok(None);
+    };
+    let url = RemoteUrl::parse(&url).map_err(Failure::bad_input)?;
+    let remote = OciRemote::new(
+        url,
+        RemoteOptions {
+            optional: flags.optional,
+        },
+    )
+    .map_err(Failure::bad_input)?;
+    match remote.ping() {
+        Ok(()) => Ok(Some(std::sync::Arc::new(remote))),
+        Err(e) if flags.optional => {
+            eprintln!("warning: {e}; continuing from the local store alone (`--remote-optional`)");
+            Ok(None)
+        }
+        Err(e) => Err(Failure::failed(e)),
+    }
+}

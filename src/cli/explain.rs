@@ -6,7 +6,7 @@ use std::path::Path;
 use refine_engine::plan::{Explanation, explain};
 
 use super::Failure;
-use super::common::{load_graph, open_workspace_store};
+use super::common::{RemoteFlags, load_graph, open_remote, open_workspace_store};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -122,6 +122,7 @@ fn render(e: &Explanation, out: &mut String, indent: &str) {
 pub fn run(
     dir: Option<&Path>,
     store_flag: Option<&Path>,
+    remote: &RemoteFlags,
     args: ExplainArgs,
 ) -> Result<(), Failure> {
     let graph = load_graph(dir)?;
@@ -136,7 +137,16 @@ pub fn run(
         )));
     };
     let store = open_workspace_store(&graph, store_flag)?;
-    let explanation = explain(&graph, *id, &store).map_err(Failure::bad_input)?;
+    let remote = open_remote(&graph, remote)?;
+    let explanation = explain(
+        &graph,
+        *id,
+        &store,
+        remote
+            .as_deref()
+            .map(|r| r as &dyn refine_engine::exec::Remote),
+    )
+    .map_err(Failure::bad_input)?;
     if args.json {
         println!(
             "{}",

@@ -7,7 +7,11 @@ mod explain;
 mod fetch;
 mod fmt;
 mod graph;
+mod mirror;
 mod plan;
+mod provenance;
+mod pull;
+mod push;
 mod query;
 mod sandbox;
 mod store;
@@ -40,6 +44,15 @@ pub struct Cli {
     #[arg(long, global = true, env = "REFINE_STORE", value_name = "DIR")]
     pub store: Option<std::path::PathBuf>,
 
+    /// Use the remote store at URL (`oci://HOST:PORT/PREFIX`) behind the local one [default:
+    /// `store { remote … }` in workspace.kdl].
+    #[arg(long, global = true, env = "REFINE_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
+
+    /// If the remote store does not answer, warn and carry on from the local store.
+    #[arg(long, global = true)]
+    pub remote_optional: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -62,6 +75,14 @@ pub enum Command {
     Sandbox(sandbox::SandboxArgs),
     /// Bring sources into the local store: `--import FILE` seeds it by hand, offline.
     Fetch(fetch::FetchArgs),
+    /// Push the artifacts of targets (and their dependencies) from the local store to the remote.
+    Push(push::PushArgs),
+    /// Pull the artifacts of targets (and their dependencies) from the remote store.
+    Pull(pull::PullArgs),
+    /// Print an artifact's provenance: an in-toto statement with the SLSA provenance v1 predicate.
+    Provenance(provenance::ProvenanceArgs),
+    /// Put wheel files into the S3 wheel mirror (`store { mirror … }`) and update its index.
+    Mirror(mirror::MirrorArgs),
     /// Look after the local store: `verify`, `gc`, `path`, `hash`.
     Store(store::StoreArgs),
     /// Report what this host can do: kernel, namespaces, binfmt registrations, qemu.
@@ -101,14 +122,50 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    let remote = common::RemoteFlags {
+        url: cli.remote.clone(),
+        optional: cli.remote_optional,
+    };
     let result = match cli.command {
         Command::Query(args) => query::run(cli.directory.as_deref(), args),
         Command::Graph(args) => graph::run(cli.directory.as_deref(), args),
-        Command::Plan(args) => plan::run(cli.directory.as_deref(), cli.store.as_deref(), args),
-        Command::Explain(args) => {
-            explain::run(cli.directory.as_deref(), cli.store.as_deref(), args)
-        }
-        Command::Build(args) => build::run(cli.directory.as_deref(), cli.store.as_deref(), args),
+        Command::Plan(args) => plan::run(
+            cli.directory.as_deref(),
+            cli.store.as_deref(),
+            &remote,
+            args,
+        ),
+        Command::Explain(args) => explain::run(
+            cli.directory.as_deref(),
+            cli.store.as_deref(),
+            &remote,
+            args,
+        ),
+        Command::Build(args) => build::run(
+            cli.directory.as_deref(),
+            cli.store.as_deref(),
+            &remote,
+            args,
+        ),
+        Command::Push(args) => push::run(
+            cli.directory.as_deref(),
+            cli.store.as_deref(),
+            &remote,
+            args,
+        ),
+        Command::Pull(args) => pull::run(
+            cli.directory.as_deref(),
+            cli.store.as_deref(),
+            &remote,
+            args,
+        ),
+        Command::Provenance(args) => provenance::run(
+            cli.directory.as_deref(),
+            cli.store.as_deref(),
+            &remote,
+            args,
+        ),
+        Command::Mirror(args) => mirror::run(cli.directory.as_deref(), args),
         Command::Fmt(args) => fmt::run(cli.directory.as_deref(), args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Fetch(args) => fetch::run(cli.directory.as_deref(), cli.store.as_deref(), args),

@@ -6,7 +6,7 @@ use std::path::Path;
 use refine_engine::plan::{Status, plan};
 
 use super::Failure;
-use super::common::{load_graph, open_workspace_store};
+use super::common::{RemoteFlags, load_graph, open_remote, open_workspace_store};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 pub enum PlanFormat {
@@ -19,7 +19,8 @@ pub enum PlanFormat {
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Statuses: `cached` (the key is in a store), `build` (every input is known and the key \
+    after_help = "Statuses: `cached` (the key is in the local store), `remote` (cached in the remote store \
+only: pulled when needed), `build` (every input is known and the key \
 is absent), `pending` (waits on a dependency that must be built first, so its key is not known yet)."
 )]
 pub struct PlanArgs {
@@ -30,12 +31,29 @@ pub struct PlanArgs {
     pub output: PlanFormat,
 }
 
-pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: PlanArgs) -> Result<(), Failure> {
+pub fn run(
+    dir: Option<&Path>,
+    store_flag: Option<&Path>,
+    remote: &RemoteFlags,
+    args: PlanArgs,
+) -> Result<(), Failure> {
     let graph = load_graph(dir)?;
     let roots = refine_engine::query::resolve_patterns(&graph, &args.patterns)
         .map_err(Failure::bad_input)?;
     let store = open_workspace_store(&graph, store_flag)?;
-    let plan = plan(&graph, &roots, &store).map_err(Failure::bad_input)?;
+    let remote = open_remote(&graph, remote)?;
+    let plan = plan(
+        &graph,
+        &roots,
+        &store,
+        remote
+            .as_deref()
+            .map(|r| r as &dyn refine_engine::exec::Remote),
+    )
+    .map_err(|e| match e {
+        refine_engine::plan::PlanError::Remote(r) => Failure::failed(r),
+        e => Failure::bad_input(e),
+    })?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let result = match args.output {
         PlanFormat::Json => {
@@ -48,6 +66,7 @@ pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: PlanArgs) -> Res
                         "label": t.label.to_string(),
                         "kind": t.kind(),
                         "status": n.status,
+                        "where": (n.status == Status::Cached).then_some(if n.remote { "remote" } else { "local" }),
                         "key": n.key.map(|k| k.hex()),
                         "digest": n.digest.as_ref().map(|d| d.to_string()),
                         "content": n.content,
@@ -89,20 +108,31 @@ pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: PlanArgs) -> Res
                     }
                     (None, _) => "-".into(),
                 };
+                let status = if n.remote {
+                    "remote".to_string()
+                } else {
+                    n.status.to_string()
+                };
                 writeln!(
                     out,
                     "{:<8} {:<8} {:<width$} {key:<12} {digest}",
-                    n.status.to_string(),
+                    status,
                     t.kind().to_string(),
                     t.label.to_string()
                 )?;
             }
             let count = |s: Status| plan.nodes.iter().filter(|n| n.status == s).count();
+            let remote = plan.nodes.iter().filter(|n| n.remote).count();
             writeln!(
                 out,
-                "{} targets: {} cached, {} to build, {} pending",
+                "{} targets: {} cached{}, {} to build, {} pending",
                 plan.nodes.len(),
                 count(Status::Cached),
+                if remote > 0 {
+                    format!(" ({remote} in the remote store)")
+                } else {
+                    String::new()
+                },
                 count(Status::Build),
                 count(Status::Pending)
             )

@@ -169,17 +169,19 @@ pub fn build(
         jobs: opts.jobs,
         store: store.root().display().to_string(),
     });
-    let plan = crate::plan::plan(graph, roots, store).map_err(|e| match e {
-        crate::plan::PlanError::Store(s) => ExecError::Store(s),
-        crate::plan::PlanError::Input {
-            label,
-            path,
-            reason,
-        } => ExecError::io(
-            Path::new(&path),
-            std::io::Error::other(format!("{label}: {reason}")),
-        ),
-    })?;
+    let plan =
+        crate::plan::plan(graph, roots, store, opts.remote.as_deref()).map_err(|e| match e {
+            crate::plan::PlanError::Store(s) => ExecError::Store(s),
+            crate::plan::PlanError::Remote(r) => ExecError::Remote(r),
+            crate::plan::PlanError::Input {
+                label,
+                path,
+                reason,
+            } => ExecError::io(
+                Path::new(&path),
+                std::io::Error::other(format!("{label}: {reason}")),
+            ),
+        })?;
     let mut planned: HashMap<TargetId, Built> = plan
         .nodes
         .iter()
@@ -189,7 +191,7 @@ pub fn build(
                 Built {
                     digest: *d,
                     content: c.clone(),
-                    remote: false,
+                    remote: n.remote,
                     key: Some(k.hex()),
                 },
             )),

@@ -39,6 +39,15 @@ pub trait Remote: Send + Sync {
     fn describe(&self) -> String;
     /// The manifest stored for `(kind, key)`, with its digest, if there is one.
     fn lookup(&self, kind: &str, key: &str) -> Result<Option<(Digest, Manifest)>, RemoteError>;
+    /// [`Remote::lookup`] for many `(kind, key)` pairs at once (a remote may send the
+    /// requests concurrently); one answer per pair, in order.
+    #[allow(clippy::type_complexity)]
+    fn lookup_many(
+        &self,
+        keys: &[(String, String)],
+    ) -> Vec<Result<Option<(Digest, Manifest)>, RemoteError>> {
+        keys.iter().map(|(k, key)| self.lookup(k, key)).collect()
+    }
     /// Copies the artifact `digest` (every blob, verified, then the manifest and its ref for
     /// `(kind, key)`) into the local store.
     fn pull(

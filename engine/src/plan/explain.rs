@@ -193,7 +193,8 @@ pub fn explain(
     graph: &TargetGraph,
     id: TargetId,
     store: &LocalStore,
+    remote: Option<&dyn crate::exec::Remote>,
 ) -> Result<Explanation, PlanError> {
-    let plan = plan(graph, &[id], store)?;
+    let plan = plan(graph, &[id], store, remote)?;
     explain_node(graph, &plan, id, store, 0)
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::exec::{Remote, RemoteError};
 use crate::graph::{TargetGraph, TargetId};
 use crate::key::{Key, KeyFields, KeyInputs, MissingInput, key_fields};
 use crate::store::{Digest, LocalStore, Manifest, StoreError};
@@ -53,6 +54,8 @@ pub struct PlanNode {
     pub content: Option<String>,
     /// For a pending target: the dependencies it waits on.
     pub waits_on: Vec<TargetId>,
+    /// Cached in the remote store only (not pulled yet).
+    pub remote: bool,
 }
 
 #[derive(Debug)]
@@ -67,6 +70,9 @@ pub enum PlanError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Remote(#[from] RemoteError),
     #[error("`{label}` needs `{path}`, which cannot be read: {reason}")]
     #[diagnostic(
         code(refine::missing_input),
@@ -146,11 +152,14 @@ impl KeyInputs for WorkspaceInputs<'_> {
     }
 }
 
-/// Plans `roots` and everything they depend on.
+/// Plans `roots` and everything they depend on, looking each key up in `store`, then (on a
+/// miss) in `remote`. Remote lookups of one level of the graph (targets whose dependencies
+/// are all known) go out together through [`Remote::lookup_many`].
 pub fn plan(
     graph: &TargetGraph,
     roots: &[TargetId],
     store: &LocalStore,
+    remote: Option<&dyn Remote>,
 ) -> Result<Plan, PlanError> {
     let mut wanted = vec![false; graph.len()];
     for &r in roots {
@@ -158,7 +167,7 @@ pub fn plan(
     }
     let wanted = graph.deps_closure(&wanted);
     let mut inputs = WorkspaceInputs::new(&graph.workspace.root);
-    let mut nodes = Vec::new();
+    let mut nodes: Vec<PlanNode> = Vec::new();
     let mut status: HashMap<TargetId, Status> = HashMap::new();
     // Dependencies first; within a level, by label, so that output is stable.
     let mut level = vec![0usize; graph.len()];
@@ -180,83 +189,105 @@ pub fn plan(
             .cmp(&level[b])
             .then_with(|| graph.target(a).label.cmp(&graph.target(b).label))
     });
-    for id in order {
-        let target = graph.target(id);
-        let waits_on: Vec<TargetId> = graph
-            .deps(id)
+    let mut at = 0;
+    while at < order.len() {
+        let this_level = level[order[at]];
+        let end = order[at..]
             .iter()
-            .copied()
-            .filter(|d| status.get(d) != Some(&Status::Cached))
-            .collect();
-        if !waits_on.is_empty() {
-            status.insert(id, Status::Pending);
-            nodes.push(PlanNode {
+            .position(|&id| level[id] != this_level)
+            .map_or(order.len(), |p| at + p);
+        // Nodes of this level that missed locally: (index in `nodes`, kind, key).
+        let mut misses: Vec<(usize, String, String)> = Vec::new();
+        for &id in &order[at..end] {
+            let target = graph.target(id);
+            let waits_on: Vec<TargetId> = graph
+                .deps(id)
+                .iter()
+                .copied()
+                .filter(|d| status.get(d) != Some(&Status::Cached))
+                .collect();
+            if !waits_on.is_empty() {
+                status.insert(id, Status::Pending);
+                nodes.push(PlanNode::pending(id, waits_on));
+                continue;
+            }
+            let fields = match key_fields(graph, id, &inputs) {
+                Ok(f) => f,
+                Err(MissingInput::Dependency(d)) => {
+                    // Unreachable while statuses and contents agree; treat as pending.
+                    status.insert(id, Status::Pending);
+                    nodes.push(PlanNode::pending(id, vec![d]));
+                    continue;
+                }
+                Err(MissingInput::File { path, reason }) => {
+                    return Err(PlanError::Input {
+                        label: target.label.to_string(),
+                        path,
+                        reason,
+                    });
+                }
+            };
+            let key = fields.key();
+            let found = store.lookup(target.kind().as_str(), &key.hex())?;
+            let mut node = PlanNode {
                 id,
-                status: Status::Pending,
-                fields: None,
-                key: None,
+                status: Status::Build,
+                fields: Some(fields),
+                key: Some(key),
                 digest: None,
                 content: None,
                 waits_on,
-            });
-            continue;
+                remote: false,
+            };
+            match found {
+                Some(digest) => {
+                    let manifest = store.read_manifest(&digest)?;
+                    node.cache(digest, content_digest(&manifest), false);
+                }
+                None => misses.push((nodes.len(), target.kind().to_string(), key.hex())),
+            }
+            nodes.push(node);
         }
-        let fields = match key_fields(graph, id, &inputs) {
-            Ok(f) => f,
-            Err(MissingInput::Dependency(d)) => {
-                // Unreachable while statuses and contents agree; treat as pending, not a panic.
-                status.insert(id, Status::Pending);
-                nodes.push(PlanNode {
-                    id,
-                    status: Status::Pending,
-                    fields: None,
-                    key: None,
-                    digest: None,
-                    content: None,
-                    waits_on: vec![d],
-                });
-                continue;
-            }
-            Err(MissingInput::File { path, reason }) => {
-                return Err(PlanError::Input {
-                    label: target.label.to_string(),
-                    path,
-                    reason,
-                });
-            }
-        };
-        let key = fields.key();
-        let found = store.lookup(target.kind().as_str(), &key.hex())?;
-        let node = match found {
-            Some(digest) => {
-                let manifest = store.read_manifest(&digest)?;
-                let content = content_digest(&manifest);
-                inputs.contents.insert(id, content.clone());
-                status.insert(id, Status::Cached);
-                PlanNode {
-                    id,
-                    status: Status::Cached,
-                    fields: Some(fields),
-                    key: Some(key),
-                    digest: Some(digest),
-                    content: Some(content),
-                    waits_on,
+        if let (Some(remote), false) = (remote, misses.is_empty()) {
+            let keys: Vec<(String, String)> = misses
+                .iter()
+                .map(|(_, k, key)| (k.clone(), key.clone()))
+                .collect();
+            for ((i, _, _), answer) in misses.iter().zip(remote.lookup_many(&keys)) {
+                if let Some((digest, manifest)) = answer? {
+                    nodes[*i].cache(digest, content_digest(&manifest), true);
                 }
             }
-            None => {
-                status.insert(id, Status::Build);
-                PlanNode {
-                    id,
-                    status: Status::Build,
-                    fields: Some(fields),
-                    key: Some(key),
-                    digest: None,
-                    content: None,
-                    waits_on,
-                }
+        }
+        for n in &nodes[nodes.len() - (end - at)..] {
+            status.insert(n.id, n.status);
+            if let Some(c) = &n.content {
+                inputs.contents.insert(n.id, c.clone());
             }
-        };
-        nodes.push(node);
+        }
+        at = end;
     }
     Ok(Plan { nodes })
+}
+
+impl PlanNode {
+    fn pending(id: TargetId, waits_on: Vec<TargetId>) -> Self {
+        PlanNode {
+            id,
+            status: Status::Pending,
+            fields: None,
+            key: None,
+            digest: None,
+            content: None,
+            waits_on,
+            remote: false,
+        }
+    }
+
+    fn cache(&mut self, digest: Digest, content: String, remote: bool) {
+        self.status = Status::Cached;
+        self.digest = Some(digest);
+        self.content = Some(content);
+        self.remote = remote;
+    }
 }

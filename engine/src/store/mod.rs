@@ -22,6 +22,8 @@
 //!                                 artifact built for a label (for `refine explain`)
 //!   trees/<manifest hex>/         unpacked artifacts, for mounting into sandboxes
 //!   tmp/                          temporary files and folders, renamed into place when complete
+//!   outbox/<kind>/<key>           "sha256:<manifest hex>\n": an artifact whose push to the
+//!                                 remote store has not finished (see `remote::oci`)
 //!   lock                          flock: writers hold it shared, gc exclusive
 //!   index.lock                    flock: serialises index.json rewrites
 //! ```
@@ -34,6 +36,7 @@ mod blob;
 pub mod digest;
 pub mod error;
 mod gc;
+mod import;
 mod index;
 mod lock;
 pub mod manifest;
@@ -49,6 +52,7 @@ pub use blob::BlobReader;
 pub use digest::Digest;
 pub use error::{Result, StoreError};
 pub use gc::{GcOptions, GcReport};
+pub use import::IncomingBlob;
 pub use lock::StoreLease;
 pub use manifest::{Descriptor, Index, Manifest};
 pub use refs::{LabelRecord, PinRole};
@@ -100,8 +104,9 @@ pub struct LocalStore {
 }
 
 /// What a store folder may hold at its top level.
-const OWN_NAMES: [&str; 10] = [
+const OWN_NAMES: [&str; 11] = [
     "oci-layout",
+    "outbox",
     "index.json",
     "blobs",
     "refs",
