@@ -89,9 +89,35 @@ pub fn run(_args: DoctorArgs) -> Result<(), Failure> {
             }
         }
     }
-    if sandbox_ok {
+    let tools_ok = report_tools();
+    if sandbox_ok && tools_ok {
         Ok(())
     } else {
         Err(Failure::Exit(1))
     }
+}
+
+/// The host tools refine runs outside the sandbox, each with what needs it and how to get it.
+const TOOLS: &[(&str, &str, &str)] = &[
+    ("debootstrap", "bases made by `bootstrap \"debootstrap\"`", "apt-get install debootstrap"),
+    ("curl", "fetching PyPI files and URLs", "apt-get install curl"),
+    ("apt-get", "fetching Debian source files", "a Debian-based host"),
+    ("python3", "reading pip's configuration (index, certificates, proxy)", "apt-get install python3 python3-pip"),
+    ("qemu-s390x-static", "s390x actions on other hosts (with binfmt_misc, above)", "apt-get install qemu-user-static"),
+];
+
+fn report_tools() -> bool {
+    let mut ok = true;
+    for (tool, needed_for, fix) in TOOLS {
+        let found = std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
+            .unwrap_or(false);
+        if found {
+            println!("tool {tool}: found");
+        } else {
+            ok = false;
+            println!("tool {tool}: MISSING, needed for {needed_for} (fix: {fix})");
+        }
+    }
+    ok
 }
