@@ -338,7 +338,10 @@ fn sandboxed_sleepers() -> usize {
 
 #[test]
 fn sigint_kills_every_sandbox_and_leaves_the_store_consistent() {
-    let sleeper = "echo started > $REFINE_OUT/x\nexec sleep 987654\n";
+    // A sleep length no other test run uses, so that counting sleepers counts only ours.
+    let marker = 900_000 + std::process::id();
+    let sleeper = format!("echo started > $REFINE_OUT/x\nexec sleep {marker}\n");
+    let sleeper = sleeper.as_str();
     let w = tiny(&[("s1", sleeper, &[]), ("s2", sleeper, &[]), ("done", A, &[])]);
     let store = tempfile::tempdir().unwrap();
     let events = tempfile::NamedTempFile::new().unwrap();
