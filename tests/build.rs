@@ -329,8 +329,9 @@ fn wait_for(mut cond: impl FnMut() -> bool, what: &str) {
 }
 
 fn sandboxed_sleepers() -> usize {
+    let marker = 900_000 + std::process::id();
     let out = Command::new("pgrep")
-        .args(["-f", "sleep 987654"])
+        .args(["-f", &format!("sleep {marker}")])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).lines().count()
