@@ -52,7 +52,7 @@ fn id(graph: &TargetGraph, label: &str) -> TargetId {
 /// Stands in for an action: stores an artifact holding `content` under the target's key.
 fn build(graph: &TargetGraph, store: &LocalStore, label: &str, content: &str) {
     let target = id(graph, label);
-    let p = plan(graph, &[target], store).unwrap();
+    let p = plan(graph, &[target], store, None).unwrap();
     let node = p.nodes.iter().find(|n| n.id == target).unwrap();
     assert_eq!(node.status, Status::Build, "{label} is not ready to build");
     let out = tempfile::tempdir().unwrap();
@@ -69,7 +69,7 @@ fn build(graph: &TargetGraph, store: &LocalStore, label: &str, content: &str) {
 }
 
 fn statuses(graph: &TargetGraph, store: &LocalStore, label: &str) -> Vec<(String, Status)> {
-    plan(graph, &[id(graph, label)], store)
+    plan(graph, &[id(graph, label)], store, None)
         .unwrap()
         .nodes
         .iter()
@@ -132,7 +132,7 @@ fn explain_names_the_changed_field_through_the_pending_chain() {
     }
     write_workspace(ws.path(), "-O3");
     let g = load(ws.path());
-    let e = explain(&g, id(&g, "//wheels:numpy-py311"), &store).unwrap();
+    let e = explain(&g, id(&g, "//wheels:numpy-py311"), &store, None).unwrap();
     let Explanation::Pending { must_build, .. } = &e else {
         panic!("{e:?}")
     };
@@ -157,7 +157,7 @@ fn explain_names_the_changed_field_through_the_pending_chain() {
     // The pack rebuilds with different content: now the wheel is the one to explain, and the
     // field that differs is the pack's digest, naming the pack.
     build(&g, &store, "//packs:openblas", "blas built with -O3");
-    let e = explain(&g, id(&g, "//wheels:numpy-py311"), &store).unwrap();
+    let e = explain(&g, id(&g, "//wheels:numpy-py311"), &store, None).unwrap();
     let Explanation::Build { diffs, .. } = &e else {
         panic!("{e:?}")
     };
@@ -209,12 +209,12 @@ fn explain_a_cached_target_and_one_never_built() {
     write_workspace(ws.path(), "-O2");
     let store = LocalStore::open(st.path()).unwrap();
     let g = load(ws.path());
-    let e = explain(&g, id(&g, "//bases:deb"), &store).unwrap();
+    let e = explain(&g, id(&g, "//bases:deb"), &store, None).unwrap();
     assert!(
         matches!(&e, Explanation::Build { previous: None, diffs, .. } if diffs.is_empty()),
         "{e:?}"
     );
     build(&g, &store, "//bases:deb", "root");
-    let e = explain(&g, id(&g, "//bases:deb"), &store).unwrap();
+    let e = explain(&g, id(&g, "//bases:deb"), &store, None).unwrap();
     assert!(matches!(&e, Explanation::Cached { .. }), "{e:?}");
 }

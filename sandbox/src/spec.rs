@@ -263,7 +263,8 @@ mod tests {
     #[test]
     fn validation_rejects_bad_specs() {
         assert!(spec().validate().is_ok());
-        let cases: Vec<Box<dyn Fn(&mut Spec)>> = vec![
+        type Breaks = Box<dyn Fn(&mut Spec)>;
+        let cases: Vec<Breaks> = vec![
             Box::new(|s| s.command.clear()),
             Box::new(|s| s.root = "r".into()),
             Box::new(|s| s.cwd = "/work/../etc".into()),

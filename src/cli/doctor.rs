@@ -99,11 +99,31 @@ pub fn run(_args: DoctorArgs) -> Result<(), Failure> {
 
 /// The host tools refine runs outside the sandbox, each with what needs it and how to get it.
 const TOOLS: &[(&str, &str, &str)] = &[
-    ("debootstrap", "bases made by `bootstrap \"debootstrap\"`", "apt-get install debootstrap"),
-    ("curl", "fetching PyPI files and URLs", "apt-get install curl"),
-    ("apt-get", "fetching Debian source files", "a Debian-based host"),
-    ("python3", "reading pip's configuration (index, certificates, proxy)", "apt-get install python3 python3-pip"),
-    ("qemu-s390x-static", "s390x actions on other hosts (with binfmt_misc, above)", "apt-get install qemu-user-static"),
+    (
+        "debootstrap",
+        "bases made by `bootstrap \"debootstrap\"`",
+        "apt-get install debootstrap",
+    ),
+    (
+        "curl",
+        "fetching PyPI files and URLs",
+        "apt-get install curl",
+    ),
+    (
+        "apt-get",
+        "fetching Debian source files",
+        "a Debian-based host",
+    ),
+    (
+        "python3",
+        "reading pip's configuration (index, certificates, proxy)",
+        "apt-get install python3 python3-pip",
+    ),
+    (
+        "qemu-s390x-static",
+        "s390x actions on other hosts (with binfmt_misc, above)",
+        "apt-get install qemu-user-static",
+    ),
 ];
 
 fn report_tools() -> bool {
