@@ -92,36 +92,44 @@ fn tree_of(store: &Path, label: &str) -> PathBuf {
         .join(digest.trim_start_matches("sha256:"))
 }
 
-/// Installs `wheel` into a clean venv inside the sandbox on `root` and runs `smoke` with it.
-fn smoke_in_sandbox(root: &Path, arch: Option<&str>, wheel: &Path, smoke: &str) -> String {
-    let dir = wheel.parent().unwrap();
-    let name = wheel.file_name().unwrap().to_str().unwrap();
-    let script = format!(
-        "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --no-deps /wheels/{name} && /tmp/v/bin/python -c '{smoke}'"
-    );
+/// Runs `script` with `/bin/sh` in the sandbox on `root`, with host folders bound read-only.
+fn run_in_sandbox(
+    root: &Path,
+    arch: Option<&str>,
+    binds: &[(&Path, &str)],
+    script: &str,
+) -> String {
+    let binds: Vec<String> = binds
+        .iter()
+        .map(|(from, to)| format!("{}:{to}:ro", from.display()))
+        .collect();
     let mut args = vec!["sandbox", "run", "--root", root.to_str().unwrap()];
-    let bind = format!("{}:/wheels:ro", dir.display());
-    args.extend([
-        "--bind",
-        bind.as_str(),
-        "--env",
-        "PATH=/usr/bin:/bin",
-        "--env",
-        "HOME=/tmp",
-    ]);
+    for b in &binds {
+        args.extend(["--bind", b.as_str()]);
+    }
+    args.extend(["--env", "PATH=/usr/bin:/bin", "--env", "HOME=/tmp"]);
     if let Some(a) = arch {
         args.extend(["--arch", a]);
     }
-    args.extend(["--", "/bin/sh", "-c", script.as_str()]);
+    args.extend(["--", "/bin/sh", "-c", script]);
     let out = run_refine(Path::new("/"), &args);
     assert_eq!(
         out.status.code(),
         Some(0),
-        "smoke test failed:\n{}{}",
+        "in the sandbox, `{script}` failed:\n{}{}",
         stdout(&out),
         stderr(&out)
     );
     stdout(&out)
+}
+
+/// Installs `wheel` into a clean venv inside the sandbox on `root` and runs `smoke` with it.
+fn smoke_in_sandbox(root: &Path, arch: Option<&str>, wheel: &Path, smoke: &str) -> String {
+    let name = wheel.file_name().unwrap().to_str().unwrap();
+    let script = format!(
+        "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --no-deps /wheels/{name} && /tmp/v/bin/python -c '{smoke}'"
+    );
+    run_in_sandbox(root, arch, &[(wheel.parent().unwrap(), "/wheels")], &script)
 }
 
 const YAML_SMOKE: &str = "import yaml, platform; assert yaml.__with_libyaml__; d = yaml.load(\"a: [1, 2]\", Loader=yaml.CLoader); assert d == {\"a\": [1, 2]}; print(\"ok\", platform.machine())";
@@ -194,17 +202,23 @@ fn s390x_pyyaml_with_libyaml_under_emulation() {
         "{name}"
     );
 
-    // auditwheel (the pinned version, from PyPI, on the host: it reads ELF of any arch) agrees.
-    let venv = work.path().join("aw");
-    let ok = std::process::Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    let pip = std::process::Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "auditwheel==6.1.0"])
+    // `auditwheel show` agrees, run where the wheel belongs: in the s390x root, under qemu
+    // (auditwheel judges wheels against the machine it runs on). Its pinned wheels come
+    // from PyPI into a folder bound into the sandbox.
+    let wh = work.path().join("auditwheel-wheels");
+    let pip = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary",
+            ":all:",
+            "-d",
+        ])
+        .arg(&wh)
+        .args(["auditwheel==6.1.0", "pyelftools==0.31", "packaging==24.2"])
         .output()
         .unwrap();
     assert!(
@@ -212,24 +226,21 @@ fn s390x_pyyaml_with_libyaml_under_emulation() {
         "{}",
         String::from_utf8_lossy(&pip.stderr)
     );
-    let show = std::process::Command::new(venv.join("bin/auditwheel"))
-        .arg("show")
-        .arg(&wheel)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&show.stdout);
-    assert!(
-        show.status.success() && text.contains("_s390x"),
-        "{text}{}",
-        String::from_utf8_lossy(&show.stderr)
+    let base = tree_of(&store, "//bases:bookworm-s390x");
+    let show = run_in_sandbox(
+        &base,
+        Some("s390x"),
+        &[(wh.as_path(), "/aw"), (out_dir.as_path(), "/wheels")],
+        &format!(
+            "python3 -m venv /tmp/aw && /tmp/aw/bin/pip install -q --no-index --find-links /aw auditwheel && /tmp/aw/bin/auditwheel show /wheels/{name}"
+        ),
     );
     assert!(
-        text.contains("consistent with the following platform tag"),
-        "{text}"
+        show.contains("consistent with the following platform tag") && show.contains("_s390x"),
+        "{show}"
     );
 
     // Installed into a clean venv and smoke-tested, under qemu.
-    let base = tree_of(&store, "//bases:bookworm-s390x");
     let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, YAML_SMOKE);
     assert!(said.contains("ok s390x"), "{said}");
 
