@@ -38,7 +38,7 @@ python3 "$here/gen_build.py" actions "$actions_n" "$work/act"
 tree=$(ls -d "$work"/act-store/trees/*/ | head -1)
 mkdir -p "$work/sb-out"
 hyperfine --warmup 3 --min-runs 30 --export-json "$work/b1.json" \
-  -n sandbox "$refine sandbox run --root $tree --bind $work/sb-out:/out -- /bin/sh -c 'echo 1 > /out/n'"
+  -n sandbox "$refine sandbox run --root $tree --bind $work/sb-out:/res -- /bin/sh -c 'echo 1 > /res/n'"
 start=$(date +%s.%N)
 "$refine" -C "$work/act" --store "$work/act-store" build //packs:all -j 2 2> "$work/b.log" || { tail "$work/b.log"; exit 1; }
 end=$(date +%s.%N)
