@@ -9,4 +9,4 @@ for setup in .ci/setup.d/*.sh; do
   echo "== setup: $setup"
   bash "$setup"
 done
-cargo test --workspace --locked "$@"
+cargo test --workspace --locked --no-fail-fast "$@"
