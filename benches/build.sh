@@ -37,6 +37,7 @@ python3 "$here/gen_build.py" actions "$actions_n" "$work/act"
 "$refine" -C "$work/act" --store "$work/act-store" build //packs:p0 2>/dev/null
 tree=$(ls -d "$work"/act-store/trees/*/ | head -1)
 mkdir -p "$work/sb-out"
+chmod 777 "$work/sb-out"   # actions run as uid 65534: the bind must be writable by it
 hyperfine --warmup 3 --min-runs 30 --export-json "$work/b1.json" \
   -n sandbox "$refine sandbox run --root $tree --bind $work/sb-out:/res -- /bin/sh -c 'echo 1 > /res/n'"
 start=$(date +%s.%N)
