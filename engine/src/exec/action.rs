@@ -70,33 +70,22 @@ pub fn host_arch() -> &'static str {
     }
 }
 
-/// The base a target is built on, through its first dependencies.
-fn base_of(graph: &TargetGraph, id: TargetId) -> TargetId {
-    let mut at = id;
-    for _ in 0..graph.len() {
-        match &graph.target(at).spec {
-            RuleSpec::Base(_) => return at,
-            _ => match graph.deps(at).first() {
-                Some(&d) => at = d,
-                None => break,
-            },
-        }
-    }
-    at
-}
-
 fn arch_of(graph: &TargetGraph, id: TargetId) -> String {
-    match &graph.target(base_of(graph, id)).spec {
-        RuleSpec::Base(b) => b.arch.clone(),
-        _ => host_arch().to_string(),
-    }
+    graph
+        .base_of(id)
+        .map(|b| b.arch.clone())
+        .unwrap_or_else(|| host_arch().to_string())
 }
 
 fn policy_of(graph: &TargetGraph, id: TargetId) -> String {
-    match &graph.target(base_of(graph, id)).spec {
-        RuleSpec::Base(b) => b.policy.clone(),
-        _ => "linux".into(),
-    }
+    graph
+        .base_of(id)
+        .map(|b| b.policy.clone())
+        .unwrap_or_else(|| "linux".into())
+}
+
+fn base_of(graph: &TargetGraph, id: TargetId) -> TargetId {
+    graph.base_target_of(id).unwrap_or(id)
 }
 
 /// The file of a fixed-output source, with its sha256 (none for PyPI and path sources, which

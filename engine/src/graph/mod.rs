@@ -65,6 +65,27 @@ impl TargetGraph {
             .map(|e| self.graph[e.target()])
     }
 
+    /// The base a target is built on: found through first dependencies (a runtime's or a
+    /// pack's base, a wheel's runtime, a repair's wheel).
+    pub fn base_of(&self, id: TargetId) -> Option<&crate::rules::BaseSpec> {
+        match &self.target(self.base_target_of(id)?).spec {
+            crate::rules::Spec::Base(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The base target itself, as with [`TargetGraph::base_of`].
+    pub fn base_target_of(&self, id: TargetId) -> Option<TargetId> {
+        let mut at = id;
+        for _ in 0..self.len() {
+            match &self.target(at).spec {
+                crate::rules::Spec::Base(_) => return Some(at),
+                _ => at = *self.deps(at).first()?,
+            }
+        }
+        None
+    }
+
     /// Targets a pattern matches, in label order.
     pub fn matching(&self, pattern: &Pattern) -> Vec<TargetId> {
         if let Pattern::Target(label) = pattern {

@@ -50,21 +50,6 @@ fn dep(inputs: &dyn KeyInputs, id: TargetId) -> Result<String, MissingInput> {
         .ok_or(MissingInput::Dependency(id))
 }
 
-/// The architecture a target is built for, through its base.
-fn arch(graph: &TargetGraph, id: TargetId) -> String {
-    let mut at = id;
-    for _ in 0..graph.len() {
-        match &graph.target(at).spec {
-            Spec::Base(b) => return b.arch.clone(),
-            _ => match graph.deps(at).first() {
-                Some(&d) => at = d,
-                None => break,
-            },
-        }
-    }
-    String::new()
-}
-
 /// Pack digests by pack name: the name is part of the mount path `/opt/packs/<name>/…`.
 fn packs(
     graph: &TargetGraph,
@@ -128,9 +113,15 @@ pub fn key_fields(
         }
         Spec::Runtime(r) => {
             let base = dep(inputs, deps[0])?;
-            f.text("arch", arch(graph, id))
-                .text("base", base)
-                .text("python_version", r.python.to_string());
+            f.text(
+                "arch",
+                graph
+                    .base_of(id)
+                    .map(|b| b.arch.clone())
+                    .unwrap_or_default(),
+            )
+            .text("base", base)
+            .text("python_version", r.python.to_string());
             match &r.build {
                 RuntimeBuild::Source {
                     source,
@@ -168,14 +159,20 @@ pub fn key_fields(
                 })?;
             let sources: Result<Vec<String>, MissingInput> =
                 p.sources.iter().map(|s| source_digest(s, inputs)).collect();
-            f.text("arch", arch(graph, id))
-                .text("base", base)
-                .text("pack_name", &target.label.name)
-                .map("pack_versions", p.versions.clone())
-                .text("recipe", recipe)
-                .set("sources", sources?)
-                .map("packs", packs(graph, &deps[1..], inputs)?)
-                .map("env", p.env.clone());
+            f.text(
+                "arch",
+                graph
+                    .base_of(id)
+                    .map(|b| b.arch.clone())
+                    .unwrap_or_default(),
+            )
+            .text("base", base)
+            .text("pack_name", &target.label.name)
+            .map("pack_versions", p.versions.clone())
+            .text("recipe", recipe)
+            .set("sources", sources?)
+            .map("packs", packs(graph, &deps[1..], inputs)?)
+            .map("env", p.env.clone());
         }
         Spec::Wheel(w) => {
             let runtime = dep(inputs, deps[0])?;
@@ -189,7 +186,16 @@ pub fn key_fields(
                         release.get(1).copied().unwrap_or(0)
                     ),
                 )
-                .text("platform_tag", format!("linux_{}", arch(graph, id)))
+                .text(
+                    "platform_tag",
+                    format!(
+                        "linux_{}",
+                        graph
+                            .base_of(id)
+                            .map(|b| b.arch.clone())
+                            .unwrap_or_default()
+                    ),
+                )
                 .text("runtime", runtime)
                 .map("packs", packs(graph, &deps[1..], inputs)?)
                 .text("frontend", pinned(&w.frontend))
@@ -208,7 +214,10 @@ pub fn key_fields(
             let wheel = dep(inputs, deps[0])?;
             let policy = match &r.policy {
                 Some(p) => p.clone(),
-                None => base_policy(graph, id),
+                None => graph
+                    .base_of(id)
+                    .map(|b| b.policy.clone())
+                    .unwrap_or_else(|| "linux".into()),
             };
             f.text("wheel", wheel)
                 .text("tool", pinned(&r.tool))
@@ -222,19 +231,4 @@ pub fn key_fields(
         }
     }
     Ok(f)
-}
-
-/// The policy of the base a repair's wheel is built on.
-pub fn base_policy(graph: &TargetGraph, id: TargetId) -> String {
-    let mut at = id;
-    for _ in 0..graph.len() {
-        match &graph.target(at).spec {
-            Spec::Base(b) => return b.policy.clone(),
-            _ => match graph.deps(at).first() {
-                Some(&d) => at = d,
-                None => break,
-            },
-        }
-    }
-    "linux".into()
 }

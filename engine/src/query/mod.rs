@@ -129,14 +129,3 @@ fn no_match(
     )
     .with_help(help)
 }
-
-impl Kind {
-    /// Names for help texts.
-    pub fn names() -> String {
-        Kind::ALL
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
