@@ -15,7 +15,6 @@ mod parse;
 use crate::diag::{Errors, InputError, Source};
 use crate::graph::{TargetGraph, TargetId};
 use crate::label::Pattern;
-use crate::rules::Kind;
 
 pub use parse::Expr;
 
