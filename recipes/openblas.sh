@@ -3,7 +3,8 @@
 # include/{cblas.h,openblas_config.h,f77blas.h,lapack*.h}, lib/pkgconfig/openblas.pc.
 # The action contract is docs/actions.md.
 #
-# Inputs:  REFINE_SRC     /src/openblas_0.3.21+ds.orig.tar.xz, or upstream's OpenBLAS-0.3.21.tar.gz
+# Inputs:  REFINE_SRC     /src/openblas_0.3.21+ds.orig.tar.xz (+ /src/lapack_3.11.0.orig.tar.gz),
+#                         or upstream's OpenBLAS-0.3.21.tar.gz
 #          REFINE_PREFIX  where to install (default /out: the pack's root)
 #          REFINE_JOBS    make -j (default 1)
 #          TARGET         default ZARCH_GENERIC on s390x: under qemu-user /proc/cpuinfo shows
@@ -15,11 +16,13 @@
 #   make DYNAMIC_ARCH=1 TARGET=ZARCH_GENERIC USE_OPENMP=0 NUM_THREADS=64
 #
 # LAPACK. Debian's "+ds" orig tarball has lapack-netlib/ and relapack/ removed (Files-Excluded
-# in debian/copyright: Debian links LAPACK from its own liblapack-pic instead). Built from that
-# tarball, OpenBLAS can only be BLAS + CBLAS, which numpy (-Dlapack=openblas) cannot use.
-# So this recipe refuses a tarball without lapack-netlib/ unless the rule says NO_LAPACK=1
-# (a BLAS-only pack, on purpose). For numpy, feed upstream's release tarball (it carries
-# lapack-netlib/), e.g. seeded with `refine fetch --import`.
+# in debian/copyright). Debian then builds reference LAPACK (source package `lapack`) as a PIC
+# archive, deletes from it the routines OpenBLAS implements itself, and adds the rest to
+# libopenblas (debian/patches/no-embedded-lapack.patch). This recipe does the same when the
+# rule also gives LAPACK's tarball (lapack_3.11.0.orig.tar.gz, or upstream's lapack-*.tar.gz);
+# with upstream's OpenBLAS-*.tar.gz (it carries lapack-netlib/) OpenBLAS's own build is used.
+# Without either, it refuses unless the rule says NO_LAPACK=1 (a BLAS-only pack, on purpose):
+# numpy (-Dlapack=openblas) needs LAPACK.
 set -euf
 umask 022
 export LC_ALL=C TZ=UTC
@@ -48,6 +51,7 @@ pick_src() {
     echo "$found"
 }
 SRC_FILE=$(pick_src 'openblas_*.orig.tar.*' 'OpenBLAS-*.tar.*')
+LAPACK_FILE=$(pick_src 'lapack_*.orig.tar.*' 'lapack-*.tar.*' 2>/dev/null || true)
 
 case $(uname -m) in
     s390x) : "${TARGET:=ZARCH_GENERIC}" ;;
@@ -75,10 +79,15 @@ S=$(find "$B" -mindepth 1 -maxdepth 1 -type d | head -n1)
 
 if [ -d "$S/lapack-netlib" ]; then
     NO_LAPACK=${NO_LAPACK:-0}
+    LAPACK_FROM=openblas
 elif [ "${NO_LAPACK:-0}" = 1 ]; then
     echo "openblas.sh: no lapack-netlib/ in the tarball; building BLAS + CBLAS only (NO_LAPACK=1)" >&2
+    LAPACK_FROM=none
+elif [ -n "$LAPACK_FILE" ]; then
+    NO_LAPACK=0
+    LAPACK_FROM=reference
 else
-    die "$SRC_FILE has no lapack-netlib/ (Debian's +ds tarball strips it); use upstream's release tarball, or set NO_LAPACK=1 for a BLAS-only pack"
+    die "$SRC_FILE has no lapack-netlib/ (Debian's +ds tarball strips it); add LAPACK's tarball to the rule's sources (Debian: lapack_3.11.0.orig.tar.gz), use upstream's release tarball, or set NO_LAPACK=1 for a BLAS-only pack"
 fi
 
 # One set of variables for build and install (install re-reads the configuration).
@@ -93,7 +102,53 @@ cd "$S"
 # QEMU 7.2 lacks instructions some z kernels use (e.g. lper), so tests fail under emulation.
 # MAKE_NB_JOBS: otherwise OpenBLAS adds -j<detected cores> to its sub-makes.
 # shellcheck disable=SC2086 # OPTS is a list of words; COMMON_OPT keeps its blank
-make -j"$JOBS" $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" libs netlib shared
+if [ "$LAPACK_FROM" = reference ]; then
+    make -j"$JOBS" $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" libs
+    # Reference LAPACK as a PIC archive (Debian's liblapack_pic.a): SRC/ only, no BLAS, no tests.
+    L=/work/lapack
+    rm -rf "$L"
+    mkdir -p "$L"
+    tar -xf "$LAPACK_FILE" -C "$L"
+    LS=$(find "$L" -mindepth 1 -maxdepth 1 -type d | head -n1)
+    [ -f "$LS/SRC/Makefile" ] || die "$LAPACK_FILE is not a LAPACK source tree"
+    LMAP="-ffile-prefix-map=$LS=lapack"
+    cat > "$LS/make.inc" <<EOF
+SHELL = /bin/sh
+CC = ${CC:-gcc}
+CFLAGS = -O2 -fPIC $LMAP
+FC = ${FC:-gfortran}
+FFLAGS = -O2 -frecursive -fPIC $LMAP
+FFLAGS_DRV = \$(FFLAGS)
+FFLAGS_NOOPT = -O0 -frecursive -fPIC $LMAP
+LDFLAGS =
+AR = ar
+ARFLAGS = cr
+RANLIB = ranlib
+TIMER = INT_ETIME
+LAPACKLIB = \$(TOPSRCDIR)/liblapack_pic.a
+EOF
+    make -j"$JOBS" -C "$LS/SRC"
+    [ -f "$LS/liblapack_pic.a" ] || die "LAPACK did not build $LS/liblapack_pic.a"
+    # Debian's merge: LAPACK's objects minus the ones OpenBLAS implements, into libopenblas.
+    mkdir "$S/lapack-netlib"
+    (cd "$S/lapack-netlib" && ar -x "$LS/liblapack_pic.a")
+    cat >> "$S/interface/Makefile" <<'EOF'
+
+delete-duplicate-lapack-objects:
+	cd ../lapack-netlib && rm -f $(SLAPACKOBJS) $(DLAPACKOBJS) $(CLAPACKOBJS) $(ZLAPACKOBJS) lsame.o xerbla.o
+EOF
+    # shellcheck disable=SC2086
+    make -C interface $OPTS delete-duplicate-lapack-objects
+    LIBA=$(find "$S" -maxdepth 1 -type f -name 'libopenblas*.a' | head -n1)
+    [ -n "$LIBA" ] || die "make libs left no libopenblas*.a in $S"
+    # sorted: the archive's member order is part of the pack's bytes
+    (cd "$S/lapack-netlib" && LC_ALL=C ls | LC_ALL=C sort | xargs ar -r "$LIBA")
+    # shellcheck disable=SC2086
+    make $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" shared
+else
+    # shellcheck disable=SC2086
+    make -j"$JOBS" $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" libs netlib shared
+fi
 # shellcheck disable=SC2086
 make $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" PREFIX="$PREFIX" \
     OPENBLAS_INCLUDE_DIR="$PREFIX/include" OPENBLAS_LIBRARY_DIR="$PREFIX/lib" install
@@ -113,4 +168,7 @@ grep -q '^prefix=${pcfiledir}' "$pc" || die "could not make $pc relocatable"
 for f in lib/libopenblas.so lib/libopenblas.so.0 lib/libopenblas.a include/cblas.h include/openblas_config.h; do
     [ -e "$PREFIX/$f" ] || die "$PREFIX/$f is missing"
 done
-echo "openblas.sh: installed OpenBLAS ($TARGET, DYNAMIC_ARCH=$DYNAMIC_ARCH, NO_LAPACK=$NO_LAPACK) into $PREFIX"
+if [ "$NO_LAPACK" = 0 ]; then
+    nm -D "$PREFIX/lib/libopenblas.so" | grep -q ' T dgesdd_$' || die "libopenblas.so has no LAPACK (dgesdd_)"
+fi
+echo "openblas.sh: installed OpenBLAS ($TARGET, DYNAMIC_ARCH=$DYNAMIC_ARCH, LAPACK from $LAPACK_FROM) into $PREFIX"

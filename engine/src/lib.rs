@@ -6,6 +6,7 @@ pub mod exec;
 pub mod fetch;
 pub mod fmt;
 pub mod graph;
+pub mod image;
 pub mod key;
 pub mod label;
 pub mod plan;

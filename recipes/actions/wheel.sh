@@ -100,6 +100,9 @@ fi
 pipi install --quiet --no-index --find-links "$REFINE_WHEELHOUSE" --only-binary :all: \
     $(echo "$REFINE_REQUIRES" | tr '\n' ' ')
 "$W/venv/bin/python" -m build --version >/dev/null || die "build (pypa/build) is not in REFINE_REQUIRES"
+# As in an activated venv, its scripts come first on PATH: meson-python runs `ninja` from
+# PATH, and build backends call tools (cython, meson) by name.
+export PATH="$W/venv/bin:$PATH"
 
 # 3. config settings, one per line
 set --

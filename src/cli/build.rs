@@ -28,6 +28,9 @@ pub struct BuildArgs {
     /// Actions to run at once [default: the number of cores].
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Compile jobs inside each action (`REFINE_JOBS`, `make -j`) [default: the number of cores].
+    #[arg(long, value_name = "N", env = "REFINE_CORES")]
+    pub cores: Option<usize>,
     /// Build everything that does not depend on a failed target.
     #[arg(short = 'k', long)]
     pub keep_going: bool,
@@ -321,6 +324,15 @@ pub fn run(
             )));
         }
         opts.jobs = j;
+    }
+    if let Some(c) = args.cores {
+        if c == 0 {
+            return Err(Failure::bad_input(miette::miette!(
+                help = "Give `--cores 1` or more",
+                "`--cores 0` gives every action no core to run on"
+            )));
+        }
+        opts.cores = c;
     }
     opts.keep_going = args.keep_going;
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

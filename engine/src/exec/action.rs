@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use refine_sandbox::{Bind, Limits, Spec, Writable};
 
 use crate::graph::{TargetGraph, TargetId};
-use crate::rules::{BaseOrigin, Pinned, RuntimeBuild, SourceSpec, Spec as RuleSpec};
+use crate::rules::{BaseOrigin, ImagePin, Pinned, RuntimeBuild, SourceSpec, Spec as RuleSpec};
 use crate::store::{Digest, LocalStore};
 
 use super::ExecError;
@@ -326,10 +326,30 @@ pub fn prepare(
                     inputs: vec![("mirror".into(), mirror)],
                 })
             }
-            _ => Err(ExecError::Unsupported {
-                label: target.label.to_string(),
-                what: "bases from an OCI `image` or `layout`".into(),
-            }),
+            BaseOrigin::Image { repository, pin } => {
+                let registry = crate::image::registry::ImageRegistry::from_env()?;
+                let pin = match pin {
+                    ImagePin::Digest(d) => crate::image::Pin::Digest(d.clone()),
+                    ImagePin::Tag(t) => crate::image::Pin::Tag(t.clone()),
+                };
+                let (layout, digest) = crate::image::registry::pull(
+                    &registry,
+                    repository,
+                    &pin,
+                    &b.arch,
+                    &scratch.join("image"),
+                )?;
+                let what = format!(
+                    "oci://{}/{}@{digest}",
+                    registry.host,
+                    registry.repository(repository)
+                );
+                image_root(&layout, &digest, &b.arch, &out, what)
+            }
+            BaseOrigin::Layout { path, digest } => {
+                let layout = crate::image::Layout::open(&root.join(path), scratch)?;
+                image_root(&layout, digest, &b.arch, &out, format!("{path}@{digest}"))
+            }
         },
         RuleSpec::Runtime(r) => match &r.build {
             RuntimeBuild::Adopt { interpreter } => {
@@ -553,6 +573,28 @@ fn base_env(pack_dirs: &[String], path_prefix: &[String], jobs: usize) -> Vec<(S
         ("REFINE_PACKS".into(), pack_dirs.join(" ")),
         ("REFINE_JOBS".into(), jobs.to_string()),
     ]
+}
+
+/// Unpacks an image into `out/rootfs` and makes it a sandbox root, like a bootstrapped one.
+fn image_root(
+    blobs: &dyn crate::image::Blobs,
+    digest: &str,
+    arch: &str,
+    out: &Path,
+    what: String,
+) -> Result<Prepared, ExecError> {
+    let rootfs = out.join("rootfs");
+    fs_err::create_dir_all(&rootfs).map_err(|e| ExecError::io(&rootfs, e))?;
+    let unpacked = crate::image::unpack(blobs, digest, arch, &rootfs)?;
+    super::bootstrap::sanitize(&rootfs)?;
+    let mut inputs = vec![("image".to_string(), what)];
+    if unpacked.index.is_some() {
+        inputs.push(("manifest".into(), unpacked.manifest));
+    }
+    Ok(Prepared::Direct {
+        tree: rootfs,
+        inputs,
+    })
 }
 
 /// Checks an action's outputs; the reason, when they will not do.

@@ -45,13 +45,11 @@ pub enum ExecError {
     #[error("Source `{name}` ({digest}) is not in the store")]
     #[diagnostic(help("Run `refine fetch` for the target, or `refine fetch --import FILE`"))]
     MissingSource { digest: String, name: String },
-    #[error("Building `{label}` needs {what}, which this version of refine cannot build yet")]
-    #[diagnostic(help(
-        "Build the targets refine supports, or use a cached artifact from a remote store"
-    ))]
-    Unsupported { label: String, what: String },
     #[error(transparent)]
     Fetch(#[from] crate::fetch::FetchError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Image(#[from] crate::image::ImageError),
     #[error("Cannot start the build's thread pool: {0}")]
     Pool(String),
     #[error(transparent)]
@@ -72,6 +70,9 @@ impl ExecError {
 pub struct BuildOptions {
     /// Actions run at once.
     pub jobs: usize,
+    /// Compile jobs one action may run (`REFINE_JOBS`, `make -j`): like Nix's `--cores`, every
+    /// action gets all cores by default, because most builds are one long action at a time.
+    pub cores: usize,
     pub keep_going: bool,
     /// Set (by a signal handler) to stop the build: running sandboxes are killed.
     pub cancel: Arc<AtomicBool>,
@@ -81,12 +82,17 @@ pub struct BuildOptions {
     pub remote: Option<Arc<dyn Remote>>,
 }
 
+fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
 impl Default for BuildOptions {
     fn default() -> Self {
         BuildOptions {
-            jobs: std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1),
+            jobs: available_cores(),
+            cores: available_cores(),
             keep_going: false,
             cancel: Arc::new(AtomicBool::new(false)),
             sandbox_helper: None,
@@ -349,7 +355,7 @@ pub fn build(
                 let sandbox = &sandbox;
                 let fetch_lock = &fetch_lock;
                 let stop = &stop_flag;
-                let jobs = opts.jobs;
+                let jobs = opts.cores;
                 let remote = opts.remote.as_deref();
                 scope.spawn(move |_| {
                     let worker = rayon::current_thread_index().unwrap_or(0);

@@ -133,7 +133,7 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
         scratch.path(),
         job.jobs,
     )
-    .map_err(|e| (e.to_string(), None))?;
+    .map_err(|e| (with_help(&e), None))?;
 
     if let Some(d) = missing.get() {
         return Err((
@@ -356,4 +356,13 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
         seconds,
     });
     Ok((built, seconds, start_unix, job.worker))
+}
+
+/// The error's message and, when it has one, its hint: the failure is printed as text.
+fn with_help(e: &super::ExecError) -> String {
+    use miette::Diagnostic;
+    match e.help() {
+        Some(help) => format!("{e}\nhelp: {help}"),
+        None => e.to_string(),
+    }
 }

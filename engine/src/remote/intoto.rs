@@ -82,6 +82,18 @@ pub fn rfc3339(unix: f64) -> String {
 
 /// The statement for the artifact `subject` (its manifest digest), from refine's provenance
 /// record (the JSON blob `dev.refine.provenance` names).
+/// A resolved dependency: an input's value is a digest (`sha256:…`), a location pinned by one
+/// (`oci://host/repo@sha256:…`, `vendor/img@sha256:…`), or a location alone (a mirror URL).
+fn dependency(name: &str, value: &str) -> Value {
+    match value.rsplit_once('@') {
+        Some((uri, digest)) if digest.starts_with("sha256:") => {
+            json!({ "name": name, "uri": uri, "digest": digest_set(digest) })
+        }
+        _ if value.contains("://") => json!({ "name": name, "uri": value }),
+        _ => json!({ "name": name, "digest": digest_set(value) }),
+    }
+}
+
 pub fn statement(subject: &Digest, record: &Value) -> Value {
     let s = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default();
     let env: BTreeMap<String, String> = pairs(&record["env"])
@@ -98,7 +110,7 @@ pub fn statement(subject: &Digest, record: &Value) -> Value {
     let fields: BTreeMap<String, String> = pairs(&record["key_fields"]).into_iter().collect();
     let deps: Vec<Value> = pairs(&record["inputs"])
         .into_iter()
-        .map(|(name, d)| json!({ "name": name, "digest": digest_set(&d) }))
+        .map(|(name, value)| dependency(&name, &value))
         .collect();
     let started = record["started_unix"].as_f64().unwrap_or(0.0);
     let finished = started + record["seconds"].as_f64().unwrap_or(0.0);
