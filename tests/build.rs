@@ -521,3 +521,50 @@ fn two_builds_over_one_store_both_succeed() {
     let (code, text) = verify(store.path());
     assert_eq!(code, Some(0), "{text}");
 }
+
+#[test]
+fn sandbox_debug_keeps_the_action_and_replays_it_by_hand() {
+    let w = tiny(&[("a", A, &[]), ("b", B, &["a"])]);
+    let store = tempfile::tempdir().unwrap();
+    let debug = tempfile::tempdir().unwrap();
+    let r = build(
+        &w,
+        store.path(),
+        &[
+            "//packs:b",
+            "--sandbox-debug",
+            debug.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let kept: Vec<_> = fs_err::read_dir(debug.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(kept.len(), 2, "one folder per action: {kept:?}");
+    let b = fs_err::read_dir(debug.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("packs-b-"))
+        .expect("the folder of //packs:b")
+        .path();
+    let replay = b.join("replay.sh");
+    let text = fs_err::read_to_string(&replay).unwrap();
+    assert!(
+        text.contains("sandbox run") && text.contains("--bind") && text.contains("/src:ro"),
+        "{text}"
+    );
+    // By hand: the same action, the same output.
+    let out = Command::new("sh").arg(&replay).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        fs_err::read_to_string(b.join("out/b.txt")).unwrap(),
+        "hello\nb\n"
+    );
+}

@@ -197,7 +197,7 @@ fn golden_vectors() {
         ),
         (
             "//repairs:yaml-py311",
-            "873edceaadbc61f5c7df632f3f25fe5074a8453002e2b931da796c2d06db81fe",
+            "63f69a41b4870e591a26a9fcbc85546fee6988f5ef382bfcf60dc6569227e2d4",
         ),
         (
             "//runtimes:cpy-py311",
@@ -209,7 +209,7 @@ fn golden_vectors() {
         ),
         (
             "//wheels:yaml-py311",
-            "fab61b37be55e02566d795c8b0d1ed4138b1786cb8ca82cfd10999dfc4667563",
+            "388c95f9835330762cc60f03022c39acff451cdccbe15548e73a605f5f0aaeff",
         ),
     ];
     let got_str: Vec<String> = got

@@ -28,6 +28,10 @@ pub struct BuildArgs {
     /// Actions to run at once [default: the number of cores].
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Keep each sandboxed action's folder in DIR, with a `replay.sh` that runs the action
+    /// again by hand (same root, mounts, environment and command).
+    #[arg(long, value_name = "DIR")]
+    pub sandbox_debug: Option<PathBuf>,
     /// Compile jobs inside each action (`REFINE_JOBS`, `make -j`) [default: the number of cores].
     #[arg(long, value_name = "N", env = "REFINE_CORES")]
     pub cores: Option<usize>,
@@ -335,6 +339,13 @@ pub fn run(
         opts.cores = c;
     }
     opts.keep_going = args.keep_going;
+    if let Some(dir) = &args.sandbox_debug {
+        // Absolute: replay.sh names the folders it mounts.
+        let dir = std::path::absolute(dir).map_err(|e| {
+            Failure::bad_input(miette::miette!("Cannot use `{}`: {e}", dir.display()))
+        })?;
+        opts.sandbox_debug = Some(dir);
+    }
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, opts.cancel.clone())
             .map_err(|e| Failure::failed(miette::miette!("Cannot handle signals: {e}")))?;

@@ -14,6 +14,7 @@ mod bootstrap;
 pub mod events;
 pub mod provenance;
 pub mod remote;
+mod replay;
 mod run;
 pub mod scripts;
 
@@ -80,6 +81,9 @@ pub struct BuildOptions {
     pub sandbox_helper: Option<PathBuf>,
     /// A shared cache behind the local store.
     pub remote: Option<Arc<dyn Remote>>,
+    /// Keep each sandboxed action's folder here, with a `replay.sh` that re-runs the action
+    /// by hand (like Bazel's `--sandbox_debug`).
+    pub sandbox_debug: Option<PathBuf>,
 }
 
 fn available_cores() -> usize {
@@ -96,6 +100,7 @@ impl Default for BuildOptions {
             keep_going: false,
             cancel: Arc::new(AtomicBool::new(false)),
             sandbox_helper: None,
+            sandbox_debug: None,
             remote: None,
         }
     }
@@ -357,6 +362,7 @@ pub fn build(
                 let stop = &stop_flag;
                 let jobs = opts.cores;
                 let remote = opts.remote.as_deref();
+                let sandbox_debug = opts.sandbox_debug.as_deref();
                 scope.spawn(move |_| {
                     let worker = rayon::current_thread_index().unwrap_or(0);
                     let job = run::Job {
@@ -373,6 +379,7 @@ pub fn build(
                         jobs,
                         stop,
                         remote,
+                        sandbox_debug,
                     };
                     // A panic in an action must not leave the loop waiting for it forever.
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

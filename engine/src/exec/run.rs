@@ -30,6 +30,8 @@ pub struct Job<'a> {
     /// Set once the build stops: an action that starts after that is cancelled at once.
     pub stop: &'a std::sync::atomic::AtomicBool,
     pub remote: Option<&'a dyn super::Remote>,
+    /// Where to keep the action's folder and its `replay.sh`.
+    pub sandbox_debug: Option<&'a std::path::Path>,
 }
 
 /// Why an action failed, and its log when there is one.
@@ -81,9 +83,23 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
         }
     }
 
-    let tmp = job.store.root().join("tmp");
+    let tmp = match job.sandbox_debug {
+        Some(dir) => dir.to_path_buf(),
+        None => job.store.root().join("tmp"),
+    };
+    let prefix = match job.sandbox_debug {
+        Some(_) => format!(
+            "{}-",
+            label.trim_start_matches('/').replace([':', '/'], "-")
+        ),
+        None => "action-".to_string(),
+    };
+    if job.sandbox_debug.is_some() {
+        fs_err::create_dir_all(&tmp).map_err(|e| (e.to_string(), None))?;
+    }
     let scratch = tempfile::Builder::new()
-        .prefix("action-")
+        .prefix(&prefix)
+        .disable_cleanup(job.sandbox_debug.is_some())
         .tempdir_in(&tmp)
         .map_err(|e| {
             (
@@ -147,6 +163,7 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
     let kind = ArtifactKind::parse(target.kind().as_str()).map_err(|e| (e.to_string(), None))?;
     let mut artifact = ArtifactInput::new(kind, job.key.hex(), &label)
         .key_fields(serde_json::json!(job.fields.flat()));
+    let sandboxed = matches!(prepared, Prepared::Sandboxed { .. });
     let (inputs, command, env, platform, emulator, exit, log_digest) = match prepared {
         Prepared::Direct { tree, inputs } => {
             artifact = artifact.tree(tree);
@@ -213,6 +230,10 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
             check,
             inputs,
         } => {
+            if job.sandbox_debug.is_some() {
+                super::replay::write(&scratch.path().join("replay.sh"), &label, &spec)
+                    .map_err(|e| (e.to_string(), None))?;
+            }
             let running = job
                 .sandbox
                 .spawn(&spec)
@@ -298,6 +319,10 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
         }
     };
     let seconds = started.elapsed().as_secs_f64();
+    // --sandbox-debug keeps what can be replayed: sandboxed actions only.
+    if job.sandbox_debug.is_some() && !sandboxed {
+        let _ = std::fs::remove_dir_all(scratch.path());
+    }
     let provenance = Provenance {
         label: label.clone(),
         kind: target.kind().to_string(),

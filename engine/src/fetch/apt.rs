@@ -91,7 +91,15 @@ pub fn download(
         }
     };
     run(&["update"])?;
-    run(&["source", "--download-only", &format!("{package}={version}")])?;
+    // The Debian revision is where to look first; the file's sha256 is the pin. A stable
+    // release's security updates replace revisions (3.11.2-6+deb12u8 goes when u9 comes),
+    // while the upstream tarball they carry stays the same file: so when the pinned revision
+    // is gone, the current one is tried, and the caller checks the file's sha256 either way.
+    if let Err(pinned) = run(&["source", "--download-only", &format!("{package}={version}")])
+        && (run(&["source", "--download-only", package]).is_err() || !dir.join(file).is_file())
+    {
+        return Err(pinned);
+    }
     let path = dir.join(file);
     if !path.is_file() {
         return Err(failed(
