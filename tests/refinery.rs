@@ -1,8 +1,9 @@
 //! The refinery end to end, on the repo's own workspace: real Debian bases bootstrapped with
 //! debootstrap, libyaml built from Debian's source, PyYAML from its PyPI sdist, repaired by
-//! auditwheel, installed into a clean venv in the sandbox and smoke-tested. On the host's
-//! architecture and on s390x under qemu-user. These tests need the network to PyPI and a
-//! Debian mirror, debootstrap, and qemu-user-static (see .ci/setup.d/); they take minutes.
+//! auditwheel, installed into a clean venv in the sandbox and smoke-tested; CPython built from
+//! source on the host. On the host's architecture and on s390x under qemu-user. These tests
+//! need the network to PyPI and a Debian mirror, debootstrap, and qemu-user-static (see
+//! .ci/setup.d/); they take minutes.
 
 mod common;
 
@@ -175,6 +176,33 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
         "import markupsafe; assert str(markupsafe.escape(\"<a>\")) == \"&lt;a&gt;\"; print(\"ok\")",
     );
     assert!(said.contains("ok"));
+
+    // CPython built from source (Debian's copy of upstream's 3.11.2 tarball, fetched by
+    // refine through apt), then markupsafe built and repaired with it, installed into a venv
+    // of that very interpreter: mounted where it was built for.
+    let out_c = work.path().join("wheels-c");
+    let out = build(
+        &store_a,
+        "//repairs:markupsafe-cpython-host-py311",
+        &out_c,
+        &events,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let c = only_wheel(&out_c);
+    let runtime = tree_of(&store_a, "//runtimes:cpython-host-py311");
+    let name = c.file_name().unwrap().to_str().unwrap();
+    let said = run_in_sandbox(
+        &base,
+        None,
+        &[
+            (runtime.as_path(), "/opt/python/cp311-cp311"),
+            (c.parent().unwrap(), "/wheels"),
+        ],
+        &format!(
+            "/opt/python/cp311-cp311/bin/python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --no-deps /wheels/{name} && /tmp/v/bin/python -c 'import sys, ctypes, markupsafe; assert sys.version.startswith(\"3.11.2 \"), sys.version; assert sys.base_prefix == \"/opt/python/cp311-cp311\", sys.base_prefix; assert str(markupsafe.escape(\"<a>\")) == \"&lt;a&gt;\"; print(\"ok\", sys.version.split()[0])'"
+        ),
+    );
+    assert!(said.contains("ok 3.11.2"), "{said}");
 
     // From an empty store, the same bytes.
     let out_b = work.path().join("wheels-b");
