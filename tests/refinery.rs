@@ -281,3 +281,42 @@ fn s390x_pyyaml_with_libyaml_under_emulation() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(action_starts(&events), 0, "a second build ran actions");
 }
+
+const NUMPY_SMOKE: &str = "import numpy as np, platform; a = np.array([[4.0, 1.0], [2.0, 3.0]]); x = np.linalg.solve(a, [1.0, 2.0]); assert np.allclose(a @ x, [1.0, 2.0]); assert np.allclose(np.linalg.eigvalsh([[2.0, 1.0], [1.0, 2.0]]), [1.0, 3.0]); deps = np.show_config(mode=\"dicts\")[\"Build Dependencies\"]; assert deps[\"blas\"][\"name\"] == \"openblas\" and deps[\"lapack\"][\"name\"] == \"openblas\", deps; print(\"ok\", platform.machine(), np.__version__)";
+
+/// The flagship: numpy 2.1.3 on s390x with OpenBLAS (and Debian's way of adding reference
+/// LAPACK to it), everything under qemu. Hours on a 2-core machine, so opt-in:
+/// `cargo test --test refinery -- --ignored s390x_numpy` (README.md, "Tests").
+#[test]
+#[ignore = "hours under emulation: run with `-- --ignored s390x_numpy`"]
+fn s390x_numpy_with_openblas_under_emulation() {
+    let work = scratch();
+    // A store of your own (REFINE_FLAGSHIP_STORE) keeps the base and the pack between runs.
+    let store = std::env::var_os("REFINE_FLAGSHIP_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| work.path().join("store"));
+    let out_dir = work.path().join("wheels");
+    let events = work.path().join("events.jsonl");
+    let out = build(&store, "//repairs:numpy-debian-py311", &out_dir, &events);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let wheel = only_wheel(&out_dir);
+    let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with("numpy-2.1.3-cp311-cp311-manylinux_") && name.ends_with("_s390x.whl"),
+        "{name}"
+    );
+    // The repair grafted OpenBLAS (with its gfortran runtime) into the wheel.
+    let list = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-l"])
+        .arg(&wheel)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        listing.contains("numpy.libs/libopenblas") && listing.contains("numpy.libs/libgfortran"),
+        "{listing}"
+    );
+    let base = tree_of(&store, "//bases:bookworm-s390x");
+    let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, NUMPY_SMOKE);
+    assert!(said.contains("ok s390x 2.1.3"), "{said}");
+}
