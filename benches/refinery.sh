@@ -7,7 +7,7 @@
 #
 # Targets (native): //packs:libyaml-x86_64, //wheels:pyyaml-host-py311,
 # //repairs:pyyaml-host-py311. Each timed refine run starts from a hard-linked copy of a store
-# holding the dependencies only (hyperfine --prepare, not timed).
+# holding everything but the target's ref (hyperfine --prepare, not timed).
 # Needs: hyperfine, and the refinery's setup (.ci/setup.d/). The first run bootstraps the
 # x86_64 base (a minute or two) unless STORE already holds it.
 # Usage: benches/refinery.sh [STORE] [RUNS]
@@ -24,17 +24,27 @@ store0=${1:-$work/store0}
 runs=${2:-3}
 cd "$root"
 for t in //packs:libyaml-x86_64 //wheels:pyyaml-host-py311 //repairs:pyyaml-host-py311; do
-    name=${t##*:}
-    deps=$("$refine" query "deps($t) except $t")
-    # shellcheck disable=SC2086 # one label per line
-    "$refine" build $deps --store "$store0" 2> "$work/deps.log" || { tail "$work/deps.log"; exit 1; }
+    name=$(echo "${t#//}" | tr ':/' '--')
+    # The target and its dependencies in STORE; each run then starts from a hard-linked copy
+    # without the target's ref, so that refine builds it (and only it) again.
+    "$refine" build "$t" --store "$store0" 2> "$work/deps.log" || { tail "$work/deps.log"; exit 1; }
+    ref=$("$refine" plan "$t" --store "$store0" --output json | python3 -c '
+import json, sys
+n = [x for x in json.load(sys.stdin) if x["label"] == sys.argv[1]][0]
+print("refs/%s/%s/%s" % (n["kind"], n["key"][:2], n["key"]))' "$t")
+    # The by-hand side replays the action as it ran in a copy of its own (whose trees stay
+    # unpacked); refine's runs each start from a fresh copy (unpacking what they need).
     rm -rf "$work/s1"
     cp -al "$store0" "$work/s1"
+    rm "$work/s1/$ref"
     "$refine" build "$t" --store "$work/s1" --sandbox-debug "$work/debug-$name" 2> "$work/first.log" \
         || { tail "$work/first.log"; exit 1; }
+    fresh="rm -rf $work/s; cp -al $store0 $work/s; rm $work/s/$ref"
     replay=$(ls "$work/debug-$name"/*/replay.sh)
+    # replay.sh empties /work and /out first: do it untimed for both sides.
+    fresh="$fresh; find $work/debug-$name/*/work $work/debug-$name/*/out -mindepth 1 -delete"
     hyperfine --runs "$runs" --export-json "$work/$name.json" \
-        --prepare "rm -rf $work/s; cp -al $store0 $work/s" \
+        --prepare "$fresh" \
         -n refine "$refine build $t --store $work/s 2>/dev/null" \
         -n by-hand "sh $replay > /dev/null 2>&1"
     python3 - "$work/$name.json" "$t" <<'PY'
