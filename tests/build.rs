@@ -568,3 +568,34 @@ fn sandbox_debug_keeps_the_action_and_replays_it_by_hand() {
         "hello\nb\n"
     );
 }
+
+#[test]
+fn zero_jobs_or_cores_is_bad_input_and_runs_nothing() {
+    let w = tiny(&[("a", A, &[])]);
+    let store = tempfile::tempdir().unwrap();
+    for (flag, said) in [("-j", "`-j 0` runs nothing"), ("--cores", "`--cores 0`")] {
+        let r = build(&w, store.path(), &["//packs:a", flag, "0"]);
+        assert_eq!(r.code, Some(2), "{flag} 0: {}", r.stderr);
+        assert!(r.stderr.contains(said), "{}", r.stderr);
+        assert!(actions(&r).is_empty());
+    }
+    // `--cores` reaches the action as REFINE_JOBS.
+    let w = tiny(&[("j", "echo $REFINE_JOBS > $REFINE_OUT/jobs\n", &[])]);
+    let out = tempfile::tempdir().unwrap();
+    let r = build(
+        &w,
+        store.path(),
+        &[
+            "//packs:j",
+            "--cores",
+            "3",
+            "--out",
+            out.path().to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        fs_err::read_to_string(out.path().join("j/jobs")).unwrap(),
+        "3\n"
+    );
+}
