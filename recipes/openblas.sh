@@ -3,8 +3,8 @@
 # include/{cblas.h,openblas_config.h,f77blas.h,lapack*.h}, lib/pkgconfig/openblas.pc.
 # The action contract is docs/actions.md.
 #
-# Inputs:  REFINE_SRC     /src/openblas_0.3.21+ds.orig.tar.xz (+ /src/lapack_3.11.0.orig.tar.gz),
-#                         or upstream's OpenBLAS-0.3.21.tar.gz
+# Inputs:  REFINE_SRC     /src/openblas_0.3.21+ds.orig.tar.xz, or upstream's OpenBLAS-0.3.21.tar.gz
+#          REFINE_PACKS   with the +ds tarball: a pack holding lib/liblapack_pic.a
 #          REFINE_PREFIX  where to install (default /out: the pack's root)
 #          REFINE_JOBS    make -j (default 1)
 #          TARGET         default ZARCH_GENERIC on s390x: under qemu-user /proc/cpuinfo shows
@@ -16,11 +16,11 @@
 #   make DYNAMIC_ARCH=1 TARGET=ZARCH_GENERIC USE_OPENMP=0 NUM_THREADS=64
 #
 # LAPACK. Debian's "+ds" orig tarball has lapack-netlib/ and relapack/ removed (Files-Excluded
-# in debian/copyright). Debian then builds reference LAPACK (source package `lapack`) as a PIC
-# archive, deletes from it the routines OpenBLAS implements itself, and adds the rest to
-# libopenblas (debian/patches/no-embedded-lapack.patch). This recipe does the same when the
-# rule also gives LAPACK's tarball (lapack_3.11.0.orig.tar.gz, or upstream's lapack-*.tar.gz);
-# with upstream's OpenBLAS-*.tar.gz (it carries lapack-netlib/) OpenBLAS's own build is used.
+# in debian/copyright). Debian then takes reference LAPACK as a PIC archive (liblapack-pic),
+# deletes from it the routines OpenBLAS implements itself, and adds the rest to libopenblas
+# (debian/patches/no-embedded-lapack.patch). This recipe does the same with the pack
+# //packs:lapack (recipes/lapack.sh: lib/liblapack_pic.a), found among REFINE_PACKS; with
+# upstream's OpenBLAS-*.tar.gz (it carries lapack-netlib/) OpenBLAS's own build is used.
 # Without either, it refuses unless the rule says NO_LAPACK=1 (a BLAS-only pack, on purpose):
 # numpy (-Dlapack=openblas) needs LAPACK.
 set -euf
@@ -51,7 +51,12 @@ pick_src() {
     echo "$found"
 }
 SRC_FILE=$(pick_src 'openblas_*.orig.tar.*' 'OpenBLAS-*.tar.*')
-LAPACK_FILE=$(pick_src 'lapack_*.orig.tar.*' 'lapack-*.tar.*' 2>/dev/null || true)
+LAPACK_PIC=''
+IFS=': '   # REFINE_PACKS: colon- or blank-separated (paths hold neither)
+for p in ${REFINE_PACKS:-}; do
+    [ -f "$p/lib/liblapack_pic.a" ] && LAPACK_PIC=$p/lib/liblapack_pic.a
+done
+unset IFS
 
 case $(uname -m) in
     s390x) : "${TARGET:=ZARCH_GENERIC}" ;;
@@ -83,11 +88,11 @@ if [ -d "$S/lapack-netlib" ]; then
 elif [ "${NO_LAPACK:-0}" = 1 ]; then
     echo "openblas.sh: no lapack-netlib/ in the tarball; building BLAS + CBLAS only (NO_LAPACK=1)" >&2
     LAPACK_FROM=none
-elif [ -n "$LAPACK_FILE" ]; then
+elif [ -n "$LAPACK_PIC" ]; then
     NO_LAPACK=0
     LAPACK_FROM=reference
 else
-    die "$SRC_FILE has no lapack-netlib/ (Debian's +ds tarball strips it); add LAPACK's tarball to the rule's sources (Debian: lapack_3.11.0.orig.tar.gz), use upstream's release tarball, or set NO_LAPACK=1 for a BLAS-only pack"
+    die "$SRC_FILE has no lapack-netlib/ (Debian's +ds tarball strips it); add the lapack pack to the rule (packs \"//packs:lapack\"), use upstream's release tarball, or set NO_LAPACK=1 for a BLAS-only pack"
 fi
 
 # One set of variables for build and install (install re-reads the configuration).
@@ -104,34 +109,9 @@ cd "$S"
 # shellcheck disable=SC2086 # OPTS is a list of words; COMMON_OPT keeps its blank
 if [ "$LAPACK_FROM" = reference ]; then
     make -j"$JOBS" $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" libs
-    # Reference LAPACK as a PIC archive (Debian's liblapack_pic.a): SRC/ only, no BLAS, no tests.
-    L=/work/lapack
-    rm -rf "$L"
-    mkdir -p "$L"
-    tar -xf "$LAPACK_FILE" -C "$L"
-    LS=$(find "$L" -mindepth 1 -maxdepth 1 -type d | head -n1)
-    [ -f "$LS/SRC/Makefile" ] || die "$LAPACK_FILE is not a LAPACK source tree"
-    LMAP="-ffile-prefix-map=$LS=lapack"
-    cat > "$LS/make.inc" <<EOF
-SHELL = /bin/sh
-CC = ${CC:-gcc}
-CFLAGS = -O2 -fPIC $LMAP
-FC = ${FC:-gfortran}
-FFLAGS = -O2 -frecursive -fPIC $LMAP
-FFLAGS_DRV = \$(FFLAGS)
-FFLAGS_NOOPT = -O0 -frecursive -fPIC $LMAP
-LDFLAGS =
-AR = ar
-ARFLAGS = cr
-RANLIB = ranlib
-TIMER = INT_ETIME
-LAPACKLIB = \$(TOPSRCDIR)/liblapack_pic.a
-EOF
-    make -j"$JOBS" -C "$LS/SRC"
-    [ -f "$LS/liblapack_pic.a" ] || die "LAPACK did not build $LS/liblapack_pic.a"
     # Debian's merge: LAPACK's objects minus the ones OpenBLAS implements, into libopenblas.
     mkdir "$S/lapack-netlib"
-    (cd "$S/lapack-netlib" && ar -x "$LS/liblapack_pic.a")
+    (cd "$S/lapack-netlib" && ar -x "$LAPACK_PIC")
     cat >> "$S/interface/Makefile" <<'EOF'
 
 delete-duplicate-lapack-objects:
