@@ -599,3 +599,42 @@ fn zero_jobs_or_cores_is_bad_input_and_runs_nothing() {
         "3\n"
     );
 }
+
+#[test]
+fn a_recipe_edited_during_the_build_is_not_stored_under_its_old_key() {
+    const SLOW: &str = "sleep 2\necho done > $REFINE_OUT/done\n";
+    let w = tiny(&[("a", SLOW, &[]), ("b", SLOW, &[])]);
+    let store = tempfile::tempdir().unwrap();
+    // Both keys are computed at once; at -j 1 one action waits while the other runs, and
+    // its recipe is edited meanwhile.
+    let child = Command::new(refine_bin())
+        .current_dir(w.path())
+        .env("NO_COLOR", "1")
+        .args([
+            "--store",
+            store.path().to_str().unwrap(),
+            "build",
+            "//packs:a",
+            "//packs:b",
+            "-j",
+            "1",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    for name in ["a", "b"] {
+        let recipe = w.path().join(format!("recipes/{name}.sh"));
+        fs_err::write(&recipe, format!("{SLOW}# edited\n")).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("changed during the build"), "{err}");
+    assert!(err.contains("run the build again"), "{err}");
+    // Again: the edited recipes run (the one that ran before the edit, under its new key too).
+    let r = build(&w, store.path(), &["//packs:a", "//packs:b"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(actions(&r), ["//packs:a", "//packs:b"]);
+    assert_eq!(verify(store.path()).0, Some(0));
+}

@@ -277,6 +277,7 @@ pub fn prepare(
     built: &dyn Fn(TargetId) -> Built,
     scratch: &Path,
     jobs_per_action: usize,
+    fields: &crate::key::KeyFields,
 ) -> Result<Prepared, ExecError> {
     let target = graph.target(id);
     let root = &graph.workspace.root;
@@ -404,6 +405,16 @@ pub fn prepare(
             }
             let recipe = fs_err::read_to_string(root.join(&p.recipe))
                 .map_err(|e| ExecError::io(&root.join(&p.recipe), e))?;
+            // The key holds the recipe's digest as it was when the key was computed; a recipe
+            // edited since (during a long build) must not be stored under that key.
+            let now = crate::store::Digest::of_bytes(recipe.as_bytes()).to_string();
+            if let Some((_, keyed)) = fields.flat().into_iter().find(|(n, _)| n == "recipe")
+                && keyed != now
+            {
+                return Err(ExecError::ChangedDuringBuild {
+                    path: p.recipe.clone(),
+                });
+            }
             sb.env.push(("REFINE_PREFIX".into(), "/out".into()));
             sb.env
                 .extend(p.env.iter().map(|(k, v)| (k.clone(), v.clone())));

@@ -51,6 +51,11 @@ pub enum ExecError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Image(#[from] crate::image::ImageError),
+    #[error("`{path}` changed during the build")]
+    #[diagnostic(help(
+        "Its old digest is in this target's key, so nothing is stored under it: run the build again"
+    ))]
+    ChangedDuringBuild { path: String },
     #[error("Cannot start the build's thread pool: {0}")]
     Pool(String),
     #[error(transparent)]

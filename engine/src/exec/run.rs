@@ -148,6 +148,7 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
         &built_of,
         scratch.path(),
         job.jobs,
+        job.fields,
     )
     .map_err(|e| (with_help(&e), None))?;
 
