@@ -638,3 +638,52 @@ fn a_recipe_edited_during_the_build_is_not_stored_under_its_old_key() {
     assert_eq!(actions(&r), ["//packs:a", "//packs:b"]);
     assert_eq!(verify(store.path()).0, Some(0));
 }
+
+#[test]
+fn a_path_source_edited_while_its_action_runs_is_not_stored() {
+    let w = tiny(&[]);
+    fs_err::write(
+        w.path().join("rules/packs.kdl"),
+        "pack \"p\" {\n    version \"1\"\n    source path=\"data\"\n    recipe \"recipes/p.sh\"\n}\n",
+    )
+    .unwrap();
+    fs_err::create_dir_all(w.path().join("recipes")).unwrap();
+    fs_err::write(
+        w.path().join("recipes/p.sh"),
+        "cat /src/tree0/x > $REFINE_OUT/x\nsleep 2\n",
+    )
+    .unwrap();
+    fs_err::create_dir_all(w.path().join("data")).unwrap();
+    fs_err::write(w.path().join("data/x"), "one\n").unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let child = Command::new(refine_bin())
+        .current_dir(w.path())
+        .env("NO_COLOR", "1")
+        .args([
+            "--store",
+            store.path().to_str().unwrap(),
+            "build",
+            "//packs:p",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    fs_err::write(w.path().join("data/x"), "two\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("`data` changed during the build"), "{err}");
+    // Again, undisturbed: the folder as it is now.
+    let dest = tempfile::tempdir().unwrap();
+    let r = build(
+        &w,
+        store.path(),
+        &["//packs:p", "--out", dest.path().to_str().unwrap()],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        fs_err::read_to_string(dest.path().join("p/x")).unwrap(),
+        "two\n"
+    );
+}

@@ -204,6 +204,23 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
     );
     assert!(said.contains("ok 3.11.2"), "{said}");
 
+    // A wheel from a folder of the workspace rather than an sdist.
+    let out_h = work.path().join("wheels-h");
+    let out = build(&store_a, "//wheels:hello-host-py311", &out_h, &events);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let h = only_wheel(&out_h);
+    assert_eq!(
+        h.file_name().unwrap().to_str().unwrap(),
+        "hello_refine-0.1.0-py3-none-any.whl"
+    );
+    let said = smoke_in_sandbox(
+        &base,
+        None,
+        &h,
+        "import hello_refine; print(hello_refine.greet())",
+    );
+    assert!(said.contains("hello from refine"), "{said}");
+
     // From an empty store, the same bytes.
     let out_b = work.path().join("wheels-b");
     let out = build(&store_b, "//repairs:pyyaml-host-py311", &out_b, &events);

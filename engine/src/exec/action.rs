@@ -171,6 +171,27 @@ struct Sandboxed<'a> {
 }
 
 impl Sandboxed<'_> {
+    /// Stages one source: a fixed-output file into `/src` under its name, or a workspace
+    /// folder bound read-only at `/src/<mount>`.
+    fn stage_source(&mut self, source: &SourceSpec, mount: &str) -> Result<(), ExecError> {
+        let src = self.scratch.join("src");
+        let staged = match source {
+            SourceSpec::Path { path } => {
+                // A copy, not a bind: `/src` is one read-only mount, and the action sees the
+                // folder as it was when staged (the run checks it against the key after).
+                let from = self.graph.workspace.root.join(path);
+                copy_tree(&from, &src.join(mount)).map_err(|e| ExecError::io(&from, e))?;
+                return Ok(());
+            }
+            SourceSpec::Pypi { sha256, .. } => stage_blob(self.store, &sha256.0, &src, None)?,
+            SourceSpec::Url { file, sha256, .. } | SourceSpec::Debian { file, sha256, .. } => {
+                stage_blob(self.store, &sha256.0, &src, Some(file))?
+            }
+        };
+        self.inputs.push(staged);
+        Ok(())
+    }
+
     fn mount_pack(&mut self, d: TargetId) -> Result<(), ExecError> {
         let b = (self.built)(d);
         let tree = self.store.unpack(&b.digest)?;
@@ -395,10 +416,8 @@ pub fn prepare(
             }
         },
         RuleSpec::Pack(p) => {
-            for s in &p.sources {
-                if let Some((file, sha)) = source_file(s) {
-                    sb.inputs.push(stage_blob(store, sha, &src, Some(file))?);
-                }
+            for (i, s) in p.sources.iter().enumerate() {
+                sb.stage_source(s, &format!("tree{i}"))?;
             }
             for &d in &deps[1..] {
                 sb.mount_pack(d)?;
@@ -421,29 +440,17 @@ pub fn prepare(
             sb.finish(id, &recipe, OutputCheck::NonEmpty, jobs_per_action)
         }
         RuleSpec::Wheel(w) => {
-            match &w.source {
-                SourceSpec::Path { path } => {
-                    sb.binds.push(Bind {
-                        source: root.join(path),
-                        target: PathBuf::from("/src/tree"),
-                        read_only: true,
-                    });
-                }
-                other => {
-                    let sha = match other {
-                        SourceSpec::Pypi { sha256, .. }
-                        | SourceSpec::Url { sha256, .. }
-                        | SourceSpec::Debian { sha256, .. } => &sha256.0,
-                        SourceSpec::Path { .. } => unreachable!("handled above"),
-                    };
-                    let name = match other {
-                        SourceSpec::Url { file, .. } | SourceSpec::Debian { file, .. } => {
-                            Some(file.as_str())
-                        }
-                        _ => None,
-                    };
-                    sb.inputs.push(stage_blob(store, sha, &src, name)?);
-                }
+            sb.stage_source(&w.source, "tree")?;
+            if let SourceSpec::Path { path } = &w.source {
+                // wheel.sh builds from an sdist: the folder becomes one, `<name>.tar.gz`
+                // holding `<name>/`, as `python -m build --sdist` would lay it out.
+                let name = Path::new(path)
+                    .file_name()
+                    .map_or("source".into(), |n| n.to_string_lossy().into_owned());
+                let tree = src.join("tree");
+                tar_gz(&tree, &name, &src.join(format!("{name}.tar.gz")))
+                    .map_err(|e| ExecError::io(&tree, e))?;
+                fs_err::remove_dir_all(&tree).map_err(|e| ExecError::io(&tree, e))?;
             }
             let python = sb.mount_runtime(deps[0])?;
             for &d in &deps[1..] {
@@ -584,6 +591,55 @@ fn base_env(pack_dirs: &[String], path_prefix: &[String], jobs: usize) -> Vec<(S
         ("REFINE_PACKS".into(), pack_dirs.join(" ")),
         ("REFINE_JOBS".into(), jobs.to_string()),
     ]
+}
+
+/// Copies the folder `from` to `to` (files, folders, symlinks as links; modes kept).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs_err::create_dir_all(to)?;
+    for entry in fs_err::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs_err::read_link(&src)?, &dst)?;
+        } else if ft.is_file() {
+            fs_err::copy(&src, &dst)?;
+        }
+    }
+    let mode = fs_err::metadata(from)?.permissions();
+    fs_err::set_permissions(to, mode)
+}
+
+/// Writes the folder `dir` as a gzip tarball whose one top folder is `top`.
+fn tar_gz(dir: &Path, top: &str, to: &Path) -> std::io::Result<()> {
+    let file = fs_err::File::create(to)?;
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    tar.follow_symlinks(false);
+    tar.append_dir_all(top, dir)?;
+    tar.into_inner()?.finish()?;
+    Ok(())
+}
+
+/// The workspace folders an action reads as they are at run time (bound into the sandbox,
+/// or stored as the artifact): the key holds their tree digests from before the action, so
+/// they are hashed again after it (see `run`).
+pub fn live_trees(graph: &TargetGraph, id: TargetId) -> Vec<String> {
+    let path_of = |s: &SourceSpec| match s {
+        SourceSpec::Path { path } => Some(path.clone()),
+        _ => None,
+    };
+    match &graph.target(id).spec {
+        RuleSpec::Base(b) => match &b.origin {
+            BaseOrigin::Tree { path } => vec![path.clone()],
+            _ => Vec::new(),
+        },
+        RuleSpec::Pack(p) => p.sources.iter().filter_map(path_of).collect(),
+        RuleSpec::Wheel(w) => path_of(&w.source).into_iter().collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// Unpacks an image into `out/rootfs` and makes it a sandbox root, like a bootstrapped one.

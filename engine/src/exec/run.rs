@@ -319,6 +319,20 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
             )
         }
     };
+    // A workspace folder edited while the action ran is not stored under the key of its
+    // old contents.
+    for path in super::action::live_trees(job.graph, job.id) {
+        let full = job.graph.workspace.root.join(&path);
+        let now = crate::source::hash_tree(&full)
+            .map(|d| format!("blake3:{}", d.hex()))
+            .map_err(|e| (e.to_string(), None))?;
+        if !job.fields.flat().iter().any(|(_, v)| v.contains(&now)) {
+            return Err((
+                with_help(&super::ExecError::ChangedDuringBuild { path }),
+                None,
+            ));
+        }
+    }
     let seconds = started.elapsed().as_secs_f64();
     // --sandbox-debug keeps what can be replayed: sandboxed actions only.
     if job.sandbox_debug.is_some() && !sandboxed {

@@ -1,0 +1,5 @@
+"""The smallest package refine builds from a workspace folder."""
+
+
+def greet() -> str:
+    return "hello from refine"
