@@ -93,9 +93,12 @@ fn build(w: &TempWorkspace, store: &Path, args: &[&str]) -> Run {
     }
 }
 
+/// The complete lines of an events file (a build still running, or killed, may have written
+/// part of its last line).
 fn read_events(path: &Path) -> Vec<serde_json::Value> {
-    fs_err::read_to_string(path)
-        .unwrap_or_default()
+    let text = fs_err::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}")))
         .collect()
