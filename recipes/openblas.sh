@@ -142,9 +142,11 @@ make $OPTS COMMON_OPT="-O2 $MAP" FCOMMON_OPT="-O2 -frecursive $MAP" PREFIX="$PRE
 rm -rf "${PREFIX:?}/lib/cmake" "${PREFIX:?}/bin"
 pc=$PREFIX/lib/pkgconfig/openblas.pc
 [ -f "$pc" ] || die "$pc is missing"
-sed -e 's|^prefix=.*|prefix=${pcfiledir}/../..|' \
-    -e "s|^libdir=$PREFIX|libdir=\${prefix}|" -e "s|^includedir=$PREFIX|includedir=\${prefix}|" \
-    -e "s|$PREFIX|\${prefix}|g" "$pc" > "$pc.new"
+# OpenBLAS 0.3.21 writes libdir= and includedir= as absolute paths and no prefix= at all.
+{
+    echo 'prefix=${pcfiledir}/../..'
+    sed -e '/^prefix=/d' -e "s|$PREFIX|\${prefix}|g" "$pc"
+} > "$pc.new"
 mv "$pc.new" "$pc"
 chmod 0644 "$pc"
 grep -q '^prefix=${pcfiledir}' "$pc" || die "could not make $pc relocatable"
