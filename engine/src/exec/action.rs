@@ -128,6 +128,24 @@ fn stage_blob(
     }
     fs_err::create_dir_all(dir).map_err(|e| ExecError::io(dir, e))?;
     let to = dir.join(&name);
+    // Never write to a path that exists: it may be a hard link to the store's blob (the
+    // same pin listed twice, by the defaults and by the rule), and a copy onto it would
+    // truncate the blob itself.
+    if let Ok(there) = std::fs::symlink_metadata(&to) {
+        use std::os::unix::fs::MetadataExt;
+        let same = std::fs::metadata(&blob)
+            .is_ok_and(|b| b.dev() == there.dev() && b.ino() == there.ino())
+            || crate::source::sha256_file(&to).is_ok_and(|(d, _)| d == digest);
+        if same {
+            return Ok((name, digest.to_string()));
+        }
+        return Err(ExecError::io(
+            &to,
+            std::io::Error::other(format!(
+                "two different inputs are named `{name}`; rename one of them"
+            )),
+        ));
+    }
     if fs_err::hard_link(&blob, &to).is_err() {
         fs_err::copy(&blob, &to).map_err(|e| ExecError::io(&to, e))?;
     }
@@ -692,5 +710,35 @@ pub fn check_outputs(out: &Path, check: OutputCheck) -> Result<(), String> {
                 )),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same pin staged twice (defaults and rule both list it) leaves the store's blob
+    /// whole: the second staging used to copy the blob onto its own hard link, emptying it.
+    #[test]
+    fn staging_one_blob_twice_keeps_the_store_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(&dir.path().join("store")).unwrap();
+        let bytes = b"a wheel's bytes".to_vec();
+        let digest = store.put_log(&bytes[..]).unwrap();
+        let sha = digest.hex();
+        let wh = dir.path().join("wheelhouse");
+        for _ in 0..2 {
+            stage_blob(&store, &sha, &wh, Some("x-1.0-py3-none-any.whl")).unwrap();
+        }
+        assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), bytes);
+        assert_eq!(
+            fs_err::read(wh.join("x-1.0-py3-none-any.whl")).unwrap(),
+            bytes
+        );
+        // A different file under the same name is an error, not an overwrite.
+        let other = store.put_log(&b"another wheel"[..]).unwrap();
+        let err = stage_blob(&store, &other.hex(), &wh, Some("x-1.0-py3-none-any.whl"));
+        assert!(err.is_err());
+        assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), bytes);
     }
 }
