@@ -722,7 +722,7 @@ mod tests {
     #[test]
     fn staging_one_blob_twice_keeps_the_store_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LocalStore::open(&dir.path().join("store")).unwrap();
+        let store = LocalStore::open(dir.path().join("store")).unwrap();
         let bytes = b"a wheel's bytes".to_vec();
         let digest = store.put_log(&bytes[..]).unwrap();
         let sha = digest.hex();
