@@ -337,3 +337,26 @@ fn s390x_numpy_with_openblas_under_emulation() {
     let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, NUMPY_SMOKE);
     assert!(said.contains("ok s390x 2.1.3"), "{said}");
 }
+
+/// The flagship's recipes on the host: LAPACK, OpenBLAS (one CPU target), numpy 2.1.3,
+/// repaired and smoke-tested. About a quarter of an hour on two cores, so opt-in with the
+/// flagship: `cargo test --test refinery -- --ignored host_numpy`.
+#[test]
+#[ignore = "a quarter of an hour: run with `-- --ignored host_numpy`"]
+fn host_numpy_with_openblas() {
+    let work = scratch();
+    let store = work.path().join("store");
+    let out_dir = work.path().join("wheels");
+    let events = work.path().join("events.jsonl");
+    let out = build(&store, "//repairs:numpy-host-py311", &out_dir, &events);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let wheel = only_wheel(&out_dir);
+    let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    assert!(
+        name.starts_with("numpy-2.1.3-cp311-cp311-manylinux_") && name.ends_with("_x86_64.whl"),
+        "{name}"
+    );
+    let base = tree_of(&store, "//bases:bookworm-x86_64");
+    let said = smoke_in_sandbox(&base, None, &wheel, NUMPY_SMOKE);
+    assert!(said.contains("ok x86_64 2.1.3"), "{said}");
+}
