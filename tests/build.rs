@@ -610,6 +610,7 @@ fn a_recipe_edited_during_the_build_is_not_stored_under_its_old_key() {
     let store = tempfile::tempdir().unwrap();
     // Both keys are computed at once; at -j 1 one action waits while the other runs, and
     // its recipe is edited meanwhile.
+    let events = tempfile::NamedTempFile::new().unwrap();
     let child = Command::new(refine_bin())
         .current_dir(w.path())
         .env("NO_COLOR", "1")
@@ -621,11 +622,21 @@ fn a_recipe_edited_during_the_build_is_not_stored_under_its_old_key() {
             "//packs:b",
             "-j",
             "1",
+            "--events",
+            events.path().to_str().unwrap(),
         ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    // Once one pack's action has started, the other waits for the one worker.
+    wait_for(
+        || {
+            read_events(events.path())
+                .iter()
+                .any(|e| e["event"] == "action-start" && e["kind"] == "pack")
+        },
+        "the first pack to start",
+    );
     for name in ["a", "b"] {
         let recipe = w.path().join(format!("recipes/{name}.sh"));
         fs_err::write(&recipe, format!("{SLOW}# edited\n")).unwrap();
@@ -659,6 +670,7 @@ fn a_path_source_edited_while_its_action_runs_is_not_stored() {
     fs_err::create_dir_all(w.path().join("data")).unwrap();
     fs_err::write(w.path().join("data/x"), "one\n").unwrap();
     let store = tempfile::tempdir().unwrap();
+    let events = tempfile::NamedTempFile::new().unwrap();
     let child = Command::new(refine_bin())
         .current_dir(w.path())
         .env("NO_COLOR", "1")
@@ -667,11 +679,22 @@ fn a_path_source_edited_while_its_action_runs_is_not_stored() {
             store.path().to_str().unwrap(),
             "build",
             "//packs:p",
+            "--events",
+            events.path().to_str().unwrap(),
         ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1000));
+    // Edited once the action has started (before or after its copy of the folder: either
+    // way the folder no longer has the contents its key was computed from).
+    wait_for(
+        || {
+            read_events(events.path())
+                .iter()
+                .any(|e| e["event"] == "action-start" && e["label"] == "//packs:p")
+        },
+        "the action to start",
+    );
     fs_err::write(w.path().join("data/x"), "two\n").unwrap();
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
