@@ -307,6 +307,15 @@ fn events_and_profile() {
     assert_eq!(kinds.get(1), Some(&"plan"));
     assert_eq!(kinds.last(), Some(&"build-finish"));
     assert_eq!(kinds.iter().filter(|k| **k == "action-finish").count(), 3);
+    // Each finished action splits its time: the action's own process, and refine's.
+    for e in r.events.iter().filter(|e| e["event"] == "action-finish") {
+        let overhead = e["overhead_seconds"].as_f64().unwrap();
+        assert!(overhead >= 0.0, "{e}");
+        match e["label"].as_str().unwrap() {
+            "//bases:tiny" => assert!(e["action_seconds"].is_null(), "{e}"),
+            _ => assert!(e["action_seconds"].as_f64().unwrap() > 0.0, "{e}"),
+        }
+    }
     let finish = r.events.last().unwrap();
     assert_eq!(
         finish["critical_path"],

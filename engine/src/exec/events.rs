@@ -36,6 +36,12 @@ pub enum Event {
         key: String,
         digest: String,
         seconds: f64,
+        /// The wall time of the action's own process (the sandbox, or a host tool such as
+        /// debootstrap); `None` for artifacts stored without one (tree and image bases).
+        action_seconds: Option<f64>,
+        /// What refine spent on this action outside that process, up to this event: fetching
+        /// and staging inputs, checking and storing the artifact, its log and provenance.
+        overhead_seconds: f64,
     },
     /// An action failed (or could not start); its dependents will not run.
     ActionFail {

@@ -165,6 +165,7 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
     let mut artifact = ArtifactInput::new(kind, job.key.hex(), &label)
         .key_fields(serde_json::json!(job.fields.flat()));
     let sandboxed = matches!(prepared, Prepared::Sandboxed { .. });
+    let mut action_seconds: Option<f64> = None;
     let (inputs, command, env, platform, emulator, exit, log_digest) = match prepared {
         Prepared::Direct { tree, inputs } => {
             artifact = artifact.tree(tree);
@@ -186,6 +187,7 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
         } => {
             let log_file = fs_err::File::create(&log).map_err(|e| (e.to_string(), None))?;
             let err_file = log_file.try_clone().map_err(|e| (e.to_string(), None))?;
+            let ran = Instant::now();
             let status = std::process::Command::new(&command[0])
                 .args(&command[1..])
                 .env_clear()
@@ -197,6 +199,7 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
                 .stdout(log_file.into_file())
                 .stderr(err_file.into_file())
                 .status();
+            action_seconds = Some(ran.elapsed().as_secs_f64());
             let log_digest = fs_err::File::open(&log)
                 .ok()
                 .and_then(|f| job.store.put_log(f).ok());
@@ -261,6 +264,7 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
             let kept = log_digest.as_ref().map(|d| job.store.blob_path(d));
             let outcome =
                 outcome.map_err(|e| (format!("the sandbox failed: {e}"), kept.clone()))?;
+            action_seconds = Some(outcome.wall_time.as_secs_f64());
             let exit = format!("{:?}", outcome.termination);
             if outcome.cancelled {
                 return Err(("cancelled".into(), kept));
@@ -394,6 +398,8 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
         key: job.key.hex(),
         digest: digest.to_string(),
         seconds,
+        action_seconds,
+        overhead_seconds: started.elapsed().as_secs_f64() - action_seconds.unwrap_or(0.0),
     });
     Ok((built, seconds, start_unix, job.worker))
 }
