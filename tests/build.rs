@@ -612,6 +612,26 @@ fn zero_jobs_or_cores_is_bad_input_and_runs_nothing() {
     );
 }
 
+/// Starts `refine build ARGS --events FILE` without waiting for it (stderr captured).
+fn spawn_build(
+    w: &TempWorkspace,
+    store: &Path,
+    args: &[&str],
+) -> (std::process::Child, tempfile::NamedTempFile) {
+    let events = tempfile::NamedTempFile::new().unwrap();
+    let child = Command::new(refine_bin())
+        .current_dir(w.path())
+        .env("NO_COLOR", "1")
+        .args(["--store", store.to_str().unwrap(), "build"])
+        .args(args)
+        .arg("--events")
+        .arg(events.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (child, events)
+}
+
 #[test]
 fn a_recipe_edited_during_the_build_is_not_stored_under_its_old_key() {
     const SLOW: &str = "sleep 2\necho done > $REFINE_OUT/done\n";
@@ -619,24 +639,7 @@ fn a_recipe_edited_during_the_build_is_not_stored_under_its_old_key() {
     let store = tempfile::tempdir().unwrap();
     // Both keys are computed at once; at -j 1 one action waits while the other runs, and
     // its recipe is edited meanwhile.
-    let events = tempfile::NamedTempFile::new().unwrap();
-    let child = Command::new(refine_bin())
-        .current_dir(w.path())
-        .env("NO_COLOR", "1")
-        .args([
-            "--store",
-            store.path().to_str().unwrap(),
-            "build",
-            "//packs:a",
-            "//packs:b",
-            "-j",
-            "1",
-            "--events",
-            events.path().to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (child, events) = spawn_build(&w, store.path(), &["//packs:a", "//packs:b", "-j", "1"]);
     // Once one pack's action has started, the other waits for the one worker.
     wait_for(
         || {
@@ -679,21 +682,7 @@ fn a_path_source_edited_while_its_action_runs_is_not_stored() {
     fs_err::create_dir_all(w.path().join("data")).unwrap();
     fs_err::write(w.path().join("data/x"), "one\n").unwrap();
     let store = tempfile::tempdir().unwrap();
-    let events = tempfile::NamedTempFile::new().unwrap();
-    let child = Command::new(refine_bin())
-        .current_dir(w.path())
-        .env("NO_COLOR", "1")
-        .args([
-            "--store",
-            store.path().to_str().unwrap(),
-            "build",
-            "//packs:p",
-            "--events",
-            events.path().to_str().unwrap(),
-        ])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (child, events) = spawn_build(&w, store.path(), &["//packs:p"]);
     // Edited once the action has started (before or after its copy of the folder: either
     // way the folder no longer has the contents its key was computed from).
     wait_for(
