@@ -235,13 +235,11 @@ pub fn unpack(
     })
 }
 
-/// sha256 of a file, as `sha256:<hex>`.
+/// sha256 of a file, as `sha256:<hex>` (the store's own file hashing).
 pub(crate) fn sha256_file(path: &Path) -> Result<String, ImageError> {
-    let f = fs_err::File::open(path).map_err(|e| ImageError::io(path, e))?;
-    let (digest, _) =
-        crate::store::Digest::of_reader(std::io::BufReader::with_capacity(1 << 20, f))
-            .map_err(|e| ImageError::io(path, e))?;
-    Ok(digest.to_string())
+    crate::source::sha256_file(path)
+        .map(|(digest, _)| digest.to_string())
+        .map_err(|e| ImageError::Invalid(e.to_string(), "Check the file".into()))
 }
 
 pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
