@@ -1,0 +1,12 @@
+//! refine-engine: the top of the layers (see `docs/architecture.md`). It re-exports every
+//! layer below under one roof, so that the CLI and the integration tests name one crate.
+
+pub use refine_digest as source;
+pub use refine_exec as exec;
+pub use refine_fetch as fetch;
+pub use refine_fetch::image;
+pub use refine_plan as plan;
+pub use refine_plan::key;
+pub use refine_remote as remote;
+pub use refine_rules::{diag, fmt, graph, label, query, rules};
+pub use refine_store as store;

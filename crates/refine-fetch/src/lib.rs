@@ -1,0 +1,258 @@
+//! Fetching fixed-output inputs into the local store: PyPI files (sdists, and the pinned
+//! wheels of build requirements and tools), Debian source files, and URLs. Everything fetched
+//! is verified against its declared sha256 before it enters the store; nothing unverified is
+//! ever stored.
+//!
+//! PyPI files are found on the PEP 503 simple index that the user's pip is configured with
+//! (`index-url`, `extra-index-url`, `cert`, `proxy` from `pip config` and `PIP_*`), by the
+//! sha256 fragment of the file's link, and downloaded with curl. refine does not run
+//! `pip download` for sdists because pip would build their metadata on the host, which is
+//! neither hermetic nor always possible (numpy's needs meson). Debian files come through
+//! `apt-get source --download-only` with a private configuration that adds `deb-src` entries
+//! for the host's own mirrors.
+
+mod apt;
+mod http;
+pub mod image;
+mod pypi;
+
+use refine_digest as source;
+use refine_rules::{graph, rules};
+use refine_store as store;
+
+use std::path::PathBuf;
+
+use crate::rules::{Pinned, Sha256, SourceSpec};
+use crate::store::{Digest, LocalStore, StoreError};
+
+pub use pypi::PipConfig;
+
+/// Something to fetch, with the digest it must have.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fetchable {
+    Pypi {
+        project: String,
+        version: String,
+        sha256: String,
+    },
+    Url {
+        url: String,
+        file: String,
+        sha256: String,
+    },
+    Debian {
+        package: String,
+        version: String,
+        file: String,
+        sha256: String,
+    },
+}
+
+impl Fetchable {
+    pub fn sha256(&self) -> &str {
+        match self {
+            Fetchable::Pypi { sha256, .. }
+            | Fetchable::Url { sha256, .. }
+            | Fetchable::Debian { sha256, .. } => sha256,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Fetchable::Pypi {
+                project, version, ..
+            } => format!("{project}=={version} (PyPI)"),
+            Fetchable::Url { url, .. } => url.clone(),
+            Fetchable::Debian {
+                package,
+                version,
+                file,
+                ..
+            } => format!("{file} (Debian {package} {version})"),
+        }
+    }
+
+    pub fn from_source(source: &SourceSpec) -> Option<Fetchable> {
+        let hex = |s: &Sha256| s.0.clone();
+        match source {
+            SourceSpec::Pypi {
+                name,
+                version,
+                sha256,
+            } => Some(Fetchable::Pypi {
+                project: name.clone(),
+                version: version.clone(),
+                sha256: hex(sha256),
+            }),
+            SourceSpec::Url { url, file, sha256 } => Some(Fetchable::Url {
+                url: url.clone(),
+                file: file.clone(),
+                sha256: hex(sha256),
+            }),
+            SourceSpec::Debian {
+                package,
+                version,
+                file,
+                sha256,
+            } => Some(Fetchable::Debian {
+                package: package.clone(),
+                version: version.clone(),
+                file: file.clone(),
+                sha256: hex(sha256),
+            }),
+            SourceSpec::Path { .. } => None,
+        }
+    }
+
+    pub fn from_pinned(p: &Pinned) -> Fetchable {
+        Fetchable::Pypi {
+            project: p.name.clone(),
+            version: p.version.clone(),
+            sha256: p.sha256.0.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum FetchError {
+    #[error("`{what}` has sha256 {actual}, but the rules say {expected}")]
+    #[diagnostic(
+        code(refine::fetch::digest_mismatch),
+        help(
+            "Nothing was stored. If the new file is the one you want, put its sha256 in the rule; otherwise check your index or mirror"
+        )
+    )]
+    Mismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("No file with sha256 {sha256} for `{project}=={version}` on {index}")]
+    #[diagnostic(
+        code(refine::fetch::not_on_index),
+        help(
+            "Check the sha256 in the rule against the index, or the index pip is configured with (`pip config list`)"
+        )
+    )]
+    NotOnIndex {
+        project: String,
+        version: String,
+        sha256: String,
+        index: String,
+    },
+    #[error("Cannot fetch `{what}`: {reason}")]
+    #[diagnostic(code(refine::fetch::failed), help("{help}"))]
+    Failed {
+        what: String,
+        reason: String,
+        help: String,
+    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Fetches one input into the store unless it is there already; returns its digest and
+/// whether it was fetched now.
+pub fn fetch(
+    store: &LocalStore,
+    item: &Fetchable,
+    pip: &PipConfig,
+    work: &std::path::Path,
+) -> Result<(Digest, bool), FetchError> {
+    let expected = Digest::parse(&format!("sha256:{}", item.sha256()))
+        .map_err(|e| FetchError::Store(e.into()))?;
+    if store.has_blob(&expected) && file_name(store, &expected).is_some() {
+        return Ok((expected, false));
+    }
+    let tmp = tempfile::tempdir_in(work).map_err(|e| FetchError::Failed {
+        what: item.describe(),
+        reason: e.to_string(),
+        help: format!("Check that `{}` is writable", work.display()),
+    })?;
+    let file: PathBuf = match item {
+        Fetchable::Pypi {
+            project,
+            version,
+            sha256,
+        } => pypi::download(pip, project, version, sha256, tmp.path())?,
+        Fetchable::Url { url, file, .. } => {
+            http::download(url, &tmp.path().join(file), &pip.curl_args())?
+        }
+        Fetchable::Debian {
+            package,
+            version,
+            file,
+            ..
+        } => apt::download(package, version, file, tmp.path())?,
+    };
+    let actual = crate::source::sha256_file(&file)
+        .map_err(|e| FetchError::Store(e.into()))?
+        .0;
+    if actual != expected {
+        return Err(FetchError::Mismatch {
+            what: item.describe(),
+            expected: expected.to_string(),
+            actual: actual.to_string(),
+        });
+    }
+    let digest = store.put_source_file(&file, Some(&expected))?;
+    if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
+        record_name(store, &digest, name).map_err(|e| FetchError::Failed {
+            what: item.describe(),
+            reason: e.to_string(),
+            help: format!("Check that `{}` is writable", store.root().display()),
+        })?;
+    }
+    Ok((digest, true))
+}
+
+/// Remembers the file name an input was fetched (or imported) under, beside the store: pip
+/// needs a wheel's own file name, and the blob store keeps only digests.
+pub fn record_name(store: &LocalStore, digest: &Digest, name: &str) -> std::io::Result<()> {
+    let dir = store.root().join("names");
+    fs_err::create_dir_all(&dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
+    std::io::Write::write_all(&mut tmp, name.as_bytes())?;
+    tmp.persist(dir.join(digest.hex())).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// The file name an input was fetched under, if known.
+pub fn file_name(store: &LocalStore, digest: &Digest) -> Option<String> {
+    let name = fs_err::read_to_string(store.root().join("names").join(digest.hex())).ok()?;
+    let name = name.trim();
+    (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
+}
+
+/// Every fixed-output input of the given targets, deduplicated.
+pub fn inputs_of(
+    graph: &crate::graph::TargetGraph,
+    ids: &[crate::graph::TargetId],
+) -> Vec<Fetchable> {
+    use crate::rules::{RuntimeBuild, Spec};
+    let mut out = Vec::new();
+    for &id in ids {
+        match &graph.target(id).spec {
+            Spec::Base(_) => {}
+            Spec::Runtime(r) => {
+                if let RuntimeBuild::Source { source, .. } = &r.build {
+                    out.extend(Fetchable::from_source(source));
+                }
+            }
+            Spec::Pack(p) => out.extend(p.sources.iter().filter_map(Fetchable::from_source)),
+            Spec::Wheel(w) => {
+                out.extend(Fetchable::from_source(&w.source));
+                out.extend(w.requires.iter().map(Fetchable::from_pinned));
+                out.push(Fetchable::from_pinned(&w.frontend));
+            }
+            Spec::Repair(r) => {
+                out.push(Fetchable::from_pinned(&r.tool));
+                out.extend(r.patchelf.iter().map(Fetchable::from_pinned));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}

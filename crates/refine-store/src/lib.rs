@@ -1,0 +1,322 @@
+//! The local store: refine's embedded, content-addressed artifact cache.
+//!
+//! It is a valid **OCI image layout** as defined by the OCI image-spec 1.1 ("OCI Image Layout
+//! Specification": `oci-layout`, `index.json`, `blobs/sha256/<hex>`), so that `skopeo`, `oras`
+//! or a registry such as Zot can read, copy or serve it as is. Artifacts are **OCI artifact
+//! manifests** (image-spec 1.1 "Guidelines for Artifact Usage"): an image manifest with an
+//! `artifactType` of `application/vnd.refine.<kind>.v1`, the empty config descriptor, one
+//! deterministic `tar+zstd` layer for a directory tree and/or one layer per file (titled with
+//! `org.opencontainers.image.title`).
+//!
+//! Next to the standard files, refine keeps its own bookkeeping (none of which an OCI tool
+//! needs to understand):
+//!
+//! ```text
+//! STORE/
+//!   oci-layout                    {"imageLayoutVersion":"1.0.0"}
+//!   index.json                    the tags, kept in step with refs/ once per command
+//!   blobs/sha256/<hex>            every blob: manifests, layers, the empty config, sources, logs
+//!   refs/<kind>/<key[..2]>/<key>  "sha256:<manifest hex> <manifest size>\n": key → artifact
+//!   pins/<hex[..2]>/<hex>         "source\n" or "log\n": a plain blob kept alive by gc
+//!   labels/<h[..2]>/<h>           JSON {label, kind, key, digest}, h = BLAKE3(label): the last
+//!                                 artifact built for a label (for `refine explain`)
+//!   trees/<manifest hex>/         unpacked artifacts, for mounting into sandboxes
+//!   tmp/                          temporary files and folders, renamed into place when complete
+//!   outbox/<kind>/<key>           "sha256:<manifest hex>\n": an artifact whose push to the
+//!                                 remote store has not finished (see `remote::oci`)
+//!   lock                          flock: writers hold it shared, gc exclusive
+//!   index.lock                    flock: serialises index.json rewrites
+//! ```
+//!
+//! See `docs/store.md` for what is atomic, how concurrent processes share a store, `verify`
+//! and `gc`.
+
+mod artifact;
+mod blob;
+pub mod error;
+mod gc;
+mod import;
+mod index;
+mod lock;
+pub mod manifest;
+mod refs;
+pub mod remote;
+pub mod tar;
+mod verify;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub use artifact::{ArtifactInput, ArtifactKind, FileLayer, validate_key};
+pub use blob::BlobReader;
+pub use error::{Result, StoreError};
+pub use gc::{GcOptions, GcReport};
+pub use import::IncomingBlob;
+pub use lock::StoreLease;
+pub use manifest::{Descriptor, Index, Manifest};
+pub use refine_digest::{self as digest, Digest};
+pub use refs::{LabelRecord, PinRole};
+pub use verify::{Problem, VerifyOptions, VerifyReport};
+
+use error::io_err;
+
+/// Media type of an OCI image manifest.
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+/// Media type of an OCI image index.
+pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
+/// Media type of the OCI empty descriptor (`{}`), used as the artifacts' config.
+pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
+/// Media type of a zstd-compressed tar layer.
+pub const TAR_ZSTD_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// Media type of an uncompressed tar layer (read, never written).
+pub const TAR_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar";
+/// Default media type of a file layer.
+pub const FILE_MEDIA_TYPE: &str = "application/octet-stream";
+
+/// Annotation keys refine writes.
+pub mod annotations {
+    /// OCI: the artifact's (or a file layer's) title.
+    pub const TITLE: &str = "org.opencontainers.image.title";
+    /// OCI: a tag in `index.json`.
+    pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+    /// The label of the target that produced the artifact, e.g. `//wheels:numpy-py312`.
+    pub const LABEL: &str = "dev.refine.label";
+    /// `base`, `runtime`, `pack`, `wheel` or `repair`.
+    pub const KIND: &str = "dev.refine.kind";
+    /// The key, 64 lowercase hex.
+    pub const KEY: &str = "dev.refine.key";
+    /// The key's fields, as canonical JSON (what `refine explain` diffs).
+    pub const KEY_FIELDS: &str = "dev.refine.key.fields";
+}
+
+/// A local OCI image layout used as refine's store. Cheap to share between threads (`&self`
+/// methods everywhere); several processes may open the same folder at once.
+///
+/// Tags reach `index.json` through [`LocalStore::sync_index`], which the CLI calls once at the
+/// end of a command; dropping a store that inserted artifacts calls it too (ignoring errors).
+/// [`LocalStore::rebuild_index`] regenerates it from every ref.
+#[derive(Debug)]
+pub struct LocalStore {
+    root: PathBuf,
+    fsync: bool,
+    /// Tags stored by this process and not yet in `index.json`.
+    pending: Mutex<Vec<index::PendingTag>>,
+}
+
+/// What a store folder may hold at its top level.
+const OWN_NAMES: [&str; 11] = [
+    "oci-layout",
+    "outbox",
+    "index.json",
+    "blobs",
+    "refs",
+    "pins",
+    "labels",
+    "trees",
+    "tmp",
+    "lock",
+    "index.lock",
+];
+
+impl LocalStore {
+    /// Opens the store at `root`, creating the layout if the folder is absent or empty.
+    ///
+    /// A folder that holds files but no `oci-layout` is refused ([`StoreError::NotALayout`]),
+    /// so that a mistyped `--store` never scatters files into, say, a home folder.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let store = LocalStore {
+            root,
+            fsync: true,
+            pending: Mutex::new(Vec::new()),
+        };
+        store.init()?;
+        Ok(store)
+    }
+
+    /// Turns `fsync` off (or back on). Without it, writes are still atomic (a reader never
+    /// sees a partial file) but a power loss may lose the most recent ones. For benchmarks and
+    /// throw-away stores only.
+    pub fn with_fsync(mut self, fsync: bool) -> Self {
+        self.fsync = fsync;
+        self
+    }
+
+    /// The default store folder: `REFINE_STORE`, else `$XDG_CACHE_HOME/refine`, else
+    /// `$HOME/.cache/refine`.
+    pub fn default_path() -> Result<PathBuf> {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        if let Some(p) = var("REFINE_STORE") {
+            return Ok(PathBuf::from(p));
+        }
+        if let Some(p) = var("XDG_CACHE_HOME") {
+            return Ok(PathBuf::from(p).join("refine"));
+        }
+        if let Some(p) = var("HOME") {
+            return Ok(PathBuf::from(p).join(".cache").join("refine"));
+        }
+        Err(StoreError::NoPath)
+    }
+
+    /// Picks the store folder: `explicit` (a `--store` flag, which the CLI also fills from
+    /// `REFINE_STORE`), else `configured` (`store { local … }` in `workspace.kdl`), else
+    /// [`LocalStore::default_path`].
+    pub fn resolve_path(explicit: Option<&Path>, configured: Option<&Path>) -> Result<PathBuf> {
+        match explicit.or(configured) {
+            Some(p) => Ok(p.to_owned()),
+            None => Self::default_path(),
+        }
+    }
+
+    /// The store's folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn init(&self) -> Result<()> {
+        let root = &self.root;
+        let layout = root.join("oci-layout");
+        // Refuse a folder holding anything but what a (possibly half-created, by a concurrent
+        // process) store holds.
+        if !layout.exists()
+            && let Ok(entries) = std::fs::read_dir(root)
+        {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if !OWN_NAMES.iter().any(|n| name == *n) {
+                    return Err(StoreError::NotALayout {
+                        path: root.clone(),
+                        reason: format!(
+                            "the folder holds `{}` but no `oci-layout` file",
+                            name.to_string_lossy()
+                        ),
+                    });
+                }
+            }
+        }
+        std::fs::create_dir_all(root).map_err(io_err("create the folder", root))?;
+        // Shared, like every write: a concurrent gc must not clear `tmp/` under us.
+        let _lease = self.lease()?;
+        for dir in ["blobs/sha256", "refs", "pins", "labels", "trees", "tmp"] {
+            let p = root.join(dir);
+            std::fs::create_dir_all(&p).map_err(io_err("create the folder", &p))?;
+        }
+        if !layout.exists() {
+            self.create_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        } else {
+            let text = std::fs::read(&layout).map_err(io_err("read", &layout))?;
+            let parsed: serde_json::Value =
+                serde_json::from_slice(&text).map_err(|e| StoreError::NotALayout {
+                    path: root.clone(),
+                    reason: format!("`oci-layout` is not JSON: {e}"),
+                })?;
+            if parsed["imageLayoutVersion"] != "1.0.0" {
+                return Err(StoreError::NotALayout {
+                    path: root.clone(),
+                    reason: format!(
+                        "unsupported `imageLayoutVersion` {}",
+                        parsed["imageLayoutVersion"]
+                    ),
+                });
+            }
+        }
+        let index = root.join("index.json");
+        if !index.exists() {
+            let empty = Index::new(Vec::new());
+            self.create_atomic(&index, &empty.to_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Path of the blob with `digest` (whether or not it exists).
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        let mut p = self.root.join("blobs/sha256");
+        p.push(digest.hex());
+        p
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn add_pending(&self, tag: index::PendingTag) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tag);
+    }
+
+    /// A new temporary file in `tmp/`, created with `mode` (masked by the umask).
+    pub(crate) fn temp_file(&self, prefix: &str, mode: u32) -> Result<tempfile::NamedTempFile> {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp_dir = self.tmp_dir();
+        tempfile::Builder::new()
+            .prefix(prefix)
+            .permissions(std::fs::Permissions::from_mode(mode))
+            .tempfile_in(&tmp_dir)
+            .map_err(io_err("create a temporary file in", &tmp_dir))
+    }
+
+    /// Writes `bytes` to `path` atomically: a temporary file in `tmp/`, fsync, rename.
+    pub(crate) fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        self.write_atomic_mode(path, bytes, 0o644)
+    }
+
+    pub(crate) fn write_atomic_mode(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+        use std::io::Write;
+        let mut tmp = self.temp_file("w-", mode)?;
+        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+        self.finish_file(tmp, path)
+    }
+
+    /// Like [`Self::write_atomic`], but leaves an existing file alone (a concurrent process
+    /// creating the same store may have written it, and since changed it).
+    fn create_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let mut tmp = self.temp_file("w-", 0o644)?;
+        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+        if self.fsync {
+            tmp.as_file()
+                .sync_all()
+                .map_err(io_err("sync", tmp.path()))?;
+        }
+        match tmp.persist_noclobber(path) {
+            Ok(_) => Ok(()),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(StoreError::io("create", path, e.error)),
+        }
+    }
+
+    /// Syncs a complete temporary file and renames it to `path`, creating `path`'s folder if
+    /// the rename finds it missing (so the common case costs no `mkdir`).
+    pub(crate) fn finish_file(&self, tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+        if self.fsync {
+            tmp.as_file()
+                .sync_all()
+                .map_err(io_err("sync", tmp.path()))?;
+        }
+        let tmp = match tmp.persist(path) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.file,
+            Err(e) => return Err(StoreError::io("rename a temporary file to", path, e.error)),
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io_err("create the folder", parent))?;
+        }
+        tmp.persist(path)
+            .map_err(|e| StoreError::io("rename a temporary file to", path, e.error))?;
+        Ok(())
+    }
+}
+
+impl Drop for LocalStore {
+    fn drop(&mut self) {
+        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !pending.is_empty() {
+            let _ = self.sync_index();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
