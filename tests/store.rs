@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use refine_engine::store::{ArtifactInput, ArtifactKind, Digest, LocalStore, VerifyOptions};
+use refine_engine::store::{ArtifactInput, Digest, Kind, LocalStore, VerifyOptions};
 
 const KEY_A: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
 const KEY_B: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
@@ -61,7 +61,7 @@ fn put_wheel(store: &LocalStore, dir: &Path, key: &str, payload: &str) -> Digest
     sample_tree(&tree, payload);
     let whl = dir.join(format!("demo-{key}.whl"));
     fs::write(&whl, format!("wheel {payload}")).unwrap();
-    let input = ArtifactInput::new(ArtifactKind::Wheel, key, "//wheels:demo-py312")
+    let input = ArtifactInput::new(Kind::Wheel, key, "//wheels:demo-py312")
         .tree(&tree)
         .file(&whl, "demo-1.0-cp312-cp312-linux_s390x.whl")
         .key_fields(serde_json::json!({"python": "3.12"}));
@@ -362,8 +362,7 @@ fn child_writer() {
         let key = format!("{i:064x}");
         let tree = work.path().join(&key);
         sample_tree(&tree, &format!("n = {i}\n"));
-        let input =
-            ArtifactInput::new(ArtifactKind::Pack, &key, format!("//packs:p{i}")).tree(&tree);
+        let input = ArtifactInput::new(Kind::Pack, &key, format!("//packs:p{i}")).tree(&tree);
         store.put_artifact(&input).unwrap();
         store
             .put_blob_bytes(format!("shared blob {}", i % 10).as_bytes())

@@ -59,7 +59,7 @@ pub fn run(
     let remote = open_remote(&graph, flags)?;
     let (digest, kinds): (Digest, Vec<String>) = if args.target.starts_with("sha256:") {
         let d = Digest::parse(&args.target).map_err(Failure::bad_input)?;
-        let kinds = refine_engine::store::ArtifactKind::ALL
+        let kinds = refine_engine::store::Kind::ALL
             .iter()
             .map(|k| k.as_str().to_string())
             .collect();

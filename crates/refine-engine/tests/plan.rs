@@ -7,7 +7,7 @@ use refine_engine::graph::{TargetGraph, TargetId};
 use refine_engine::label::parse_label;
 use refine_engine::plan::{Explanation, Status, explain, plan};
 use refine_engine::rules::Workspace;
-use refine_engine::store::{ArtifactInput, ArtifactKind, LocalStore};
+use refine_engine::store::{ArtifactInput, LocalStore};
 
 const SHA: &str = "d584d9ec91ad65861cc08d42e834324ef890a082e591037abe114850ff7bbc3e";
 
@@ -58,13 +58,9 @@ fn build(graph: &TargetGraph, store: &LocalStore, label: &str, content: &str) {
     let out = tempfile::tempdir().unwrap();
     std::fs::write(out.path().join("out.txt"), content).unwrap();
     let t = graph.target(target);
-    let input = ArtifactInput::new(
-        ArtifactKind::parse(t.kind().as_str()).unwrap(),
-        node.key.unwrap().hex(),
-        label,
-    )
-    .tree(out.path())
-    .key_fields(serde_json::json!(node.fields.as_ref().unwrap().flat()));
+    let input = ArtifactInput::new(t.kind(), node.key.unwrap().hex(), label)
+        .tree(out.path())
+        .key_fields(serde_json::json!(node.fields.as_ref().unwrap().flat()));
     store.put_artifact(&input).unwrap();
 }
 

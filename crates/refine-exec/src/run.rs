@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::graph::{TargetGraph, TargetId};
 use crate::key::{Key, KeyFields};
 use crate::plan::content_digest;
-use crate::store::{ArtifactInput, ArtifactKind, LocalStore};
+use crate::store::{ArtifactInput, LocalStore};
 
 use super::action::{Built, OutputCheck, Prepared, check_outputs, host_arch, prepare};
 use super::events::{Event, Observer};
@@ -161,7 +161,7 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
             None,
         ));
     }
-    let kind = ArtifactKind::parse(target.kind().as_str()).map_err(|e| (e.to_string(), None))?;
+    let kind = target.kind();
     let mut artifact = ArtifactInput::new(kind, job.key.hex(), &label)
         .key_fields(serde_json::json!(job.fields.flat()));
     let sandboxed = matches!(prepared, Prepared::Sandboxed { .. });

@@ -665,7 +665,7 @@ impl OciRemote {
     pub fn flush_outbox(&self, local: &LocalStore) -> Result<usize, RemoteError> {
         let dir = local.root().join("outbox");
         let mut pending = Vec::new();
-        for kind in crate::store::ArtifactKind::ALL {
+        for kind in crate::store::Kind::ALL {
             let Ok(rd) = std::fs::read_dir(dir.join(kind.as_str())) else {
                 continue;
             };

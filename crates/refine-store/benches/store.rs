@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use refine_store::{ArtifactInput, ArtifactKind, LocalStore};
+use refine_store::{ArtifactInput, Kind, LocalStore};
 
 fn key(i: u64) -> String {
     blake3::hash(&i.to_le_bytes()).to_hex().to_string()
@@ -32,7 +32,7 @@ fn input(work: &Path, k: u64, i: u64) -> ArtifactInput {
     if !file.exists() {
         std::fs::write(&file, format!("payload {i}")).unwrap();
     }
-    ArtifactInput::new(ArtifactKind::Wheel, key(k), format!("//wheels:w{k}"))
+    ArtifactInput::new(Kind::Wheel, key(k), format!("//wheels:w{k}"))
         .file(file, "demo-1.0-cp312-cp312-linux_s390x.whl")
         .key_fields(serde_json::json!({ "i": i }))
 }

@@ -7,60 +7,16 @@ use std::path::{Component, Path, PathBuf};
 use super::digest::HashingWriter;
 use super::error::io_err;
 use super::refs::{LabelRecord, PinRole};
+use refine_digest::Kind;
+
 use super::{
     Descriptor, Digest, FILE_MEDIA_TYPE, LocalStore, MANIFEST_MEDIA_TYPE, Manifest, Result,
     StoreError, TAR_ZSTD_MEDIA_TYPE, annotations,
 };
 
-/// The five kinds of node whose outputs the store keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ArtifactKind {
-    Base,
-    Runtime,
-    Pack,
-    Wheel,
-    Repair,
-}
-
-impl ArtifactKind {
-    /// Every kind, in graph order.
-    pub const ALL: [ArtifactKind; 5] = [
-        ArtifactKind::Base,
-        ArtifactKind::Runtime,
-        ArtifactKind::Pack,
-        ArtifactKind::Wheel,
-        ArtifactKind::Repair,
-    ];
-
-    /// `base`, `runtime`, `pack`, `wheel` or `repair`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ArtifactKind::Base => "base",
-            ArtifactKind::Runtime => "runtime",
-            ArtifactKind::Pack => "pack",
-            ArtifactKind::Wheel => "wheel",
-            ArtifactKind::Repair => "repair",
-        }
-    }
-
-    /// Parses [`ArtifactKind::as_str`]'s output.
-    pub fn parse(kind: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == kind)
-            .ok_or_else(|| StoreError::BadKind { kind: kind.into() })
-    }
-
-    /// `application/vnd.refine.<kind>.v1`.
-    pub fn artifact_type(self) -> String {
-        format!("application/vnd.refine.{}.v1", self.as_str())
-    }
-}
-
-impl std::fmt::Display for ArtifactKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// Parses an artifact kind's name (`base`, `runtime`, `pack`, `wheel`, `repair`).
+pub fn parse_kind(kind: &str) -> Result<Kind> {
+    Kind::parse(kind).ok_or_else(|| StoreError::BadKind { kind: kind.into() })
 }
 
 /// Checks that `key` is 64 lowercase hex digits (a BLAKE3 key).
@@ -93,7 +49,7 @@ pub struct FileLayer {
 /// What [`LocalStore::put_artifact`] stores.
 #[derive(Clone, Debug)]
 pub struct ArtifactInput {
-    pub kind: ArtifactKind,
+    pub kind: Kind,
     /// 64 lowercase hex: the node's BLAKE3 key. Also the artifact's tag.
     pub key: String,
     /// The target's label, e.g. `//wheels:numpy-py312`.
@@ -113,7 +69,7 @@ pub struct ArtifactInput {
 
 impl ArtifactInput {
     /// An artifact with no content yet: add a tree and/or files.
-    pub fn new(kind: ArtifactKind, key: impl Into<String>, label: impl Into<String>) -> Self {
+    pub fn new(kind: Kind, key: impl Into<String>, label: impl Into<String>) -> Self {
         ArtifactInput {
             kind,
             key: key.into(),

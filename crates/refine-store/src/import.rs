@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use sha2::{Digest as _, Sha256};
 
-use super::artifact::{ArtifactKind, validate_key};
+use super::artifact::validate_key;
 use super::error::io_err;
 use super::refs::{LabelRecord, PinRole};
 use super::{Digest, LocalStore, Manifest, Result, StoreError, annotations};
@@ -100,7 +100,7 @@ impl LocalStore {
     /// manifest digest. Blobs come first (see [`LocalStore::incoming_blob`]): a ref never
     /// points at a manifest with missing blobs.
     pub fn put_manifest_bytes(&self, kind: &str, key: &str, bytes: &[u8]) -> Result<Digest> {
-        let kind = ArtifactKind::parse(kind)?;
+        let kind = super::artifact::parse_kind(kind)?;
         validate_key(key)?;
         let digest = Digest::of_bytes(bytes);
         let manifest = Manifest::from_slice(bytes)

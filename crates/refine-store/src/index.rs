@@ -12,18 +12,18 @@
 
 use std::collections::HashMap;
 
-use super::artifact::ArtifactKind;
+use super::Kind;
 use super::error::io_err;
 use super::{Descriptor, Digest, Index, LocalStore, MANIFEST_MEDIA_TYPE, Result, annotations};
 
 /// A tag stored by this process, not yet merged into `index.json`.
 #[derive(Clone, Debug)]
 pub(crate) struct PendingTag {
-    pub kind: ArtifactKind,
+    pub kind: Kind,
     pub key: String,
 }
 
-fn descriptor(kind: ArtifactKind, key: String, digest: Digest, size: u64) -> Descriptor {
+fn descriptor(kind: Kind, key: String, digest: Digest, size: u64) -> Descriptor {
     Descriptor {
         media_type: MANIFEST_MEDIA_TYPE.into(),
         digest,

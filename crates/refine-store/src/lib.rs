@@ -47,13 +47,14 @@ mod verify;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub use artifact::{ArtifactInput, ArtifactKind, FileLayer, validate_key};
+pub use artifact::{ArtifactInput, FileLayer, parse_kind, validate_key};
 pub use blob::BlobReader;
 pub use error::{Result, StoreError};
 pub use gc::{GcOptions, GcReport};
 pub use import::IncomingBlob;
 pub use lock::StoreLease;
 pub use manifest::{Descriptor, Index, Manifest};
+pub use refine_digest::Kind;
 pub use refine_digest::{self as digest, Digest};
 pub use refs::{LabelRecord, PinRole};
 pub use verify::{Problem, VerifyOptions, VerifyReport};

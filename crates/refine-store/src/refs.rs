@@ -11,7 +11,8 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::artifact::{ArtifactKind, validate_key};
+use super::Kind;
+use super::artifact::validate_key;
 use super::error::io_err;
 use super::{Digest, LocalStore, Result, StoreError};
 
@@ -52,7 +53,7 @@ pub struct LabelRecord {
 /// A ref as found on disk.
 #[derive(Clone, Debug)]
 pub(crate) struct RefEntry {
-    pub kind: ArtifactKind,
+    pub kind: Kind,
     pub key: String,
     pub digest: Digest,
     pub size: u64,
@@ -158,7 +159,7 @@ fn mtime(path: &Path) -> SystemTime {
 }
 
 impl LocalStore {
-    fn ref_path(&self, kind: ArtifactKind, key: &str) -> PathBuf {
+    fn ref_path(&self, kind: Kind, key: &str) -> PathBuf {
         fan(self.root.join("refs").join(kind.as_str()), key)
     }
 
@@ -180,7 +181,7 @@ impl LocalStore {
     /// artifact is rebuilt and the ref rewritten). A hit refreshes the ref's mtime, which
     /// `gc --older-than` and `--max-size` read as "last used".
     pub fn lookup(&self, kind: &str, key: &str) -> Result<Option<Digest>> {
-        let kind = ArtifactKind::parse(kind)?;
+        let kind = super::artifact::parse_kind(kind)?;
         validate_key(key)?;
         let path = self.ref_path(kind, key);
         let Some(text) = read_small(&path).map_err(io_err("read", &path))? else {
@@ -194,7 +195,7 @@ impl LocalStore {
     }
 
     /// The ref's content, without refreshing its last use.
-    pub(crate) fn read_ref(&self, kind: ArtifactKind, key: &str) -> Result<Option<(Digest, u64)>> {
+    pub(crate) fn read_ref(&self, kind: Kind, key: &str) -> Result<Option<(Digest, u64)>> {
         let path = self.ref_path(kind, key);
         match std::fs::read_to_string(&path) {
             Ok(text) => parse_ref(&text)
@@ -207,7 +208,7 @@ impl LocalStore {
 
     pub(crate) fn write_ref(
         &self,
-        kind: ArtifactKind,
+        kind: Kind,
         key: &str,
         digest: &Digest,
         size: u64,
@@ -266,7 +267,7 @@ impl LocalStore {
     pub(crate) fn list_refs(&self) -> Result<(Vec<RefEntry>, Vec<BadEntry>)> {
         let mut good = Vec::new();
         let mut bad = Vec::new();
-        for kind in ArtifactKind::ALL {
+        for kind in Kind::ALL {
             let dir = self.root.join("refs").join(kind.as_str());
             let found = list_fanned(&dir, |name, path| {
                 let bad = |reason: String| BadEntry {

@@ -27,7 +27,7 @@ fn sample_tree(root: &Path) {
 }
 
 fn wheel_input(tree: &Path, key: &str) -> ArtifactInput {
-    ArtifactInput::new(ArtifactKind::Wheel, key, "//wheels:demo-py312")
+    ArtifactInput::new(Kind::Wheel, key, "//wheels:demo-py312")
         .tree(tree)
         .key_fields(serde_json::json!({"py_tag": "cp312", "source_digest": "sha256:00"}))
 }
@@ -475,11 +475,7 @@ fn gc_evicts_by_age_and_by_size() {
 fn artifacts_without_content_use_the_empty_layer() {
     let (_dir, s) = store();
     let d = s
-        .put_artifact(&ArtifactInput::new(
-            ArtifactKind::Base,
-            KEY_A,
-            "//bases:empty",
-        ))
+        .put_artifact(&ArtifactInput::new(Kind::Base, KEY_A, "//bases:empty"))
         .unwrap();
     let m = s.read_manifest(&d).unwrap();
     assert_eq!(m.layers, vec![Descriptor::empty()]);
@@ -492,7 +488,7 @@ fn unsafe_titles_are_refused() {
     let f = dir.path().join("f");
     fs::write(&f, "x").unwrap();
     for title in ["../escape", "/abs", "", "a/../b", "dir/"] {
-        let input = ArtifactInput::new(ArtifactKind::Wheel, KEY_A, "//w:x").file(&f, title);
+        let input = ArtifactInput::new(Kind::Wheel, KEY_A, "//w:x").file(&f, title);
         assert!(
             matches!(s.put_artifact(&input), Err(StoreError::BadTitle { .. })),
             "{title}"

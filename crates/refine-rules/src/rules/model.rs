@@ -2,7 +2,6 @@
 //! exactly the fields its key needs (DESIGN.md, "The graph").
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use miette::SourceSpan;
 use serde::{Deserialize, Serialize};
@@ -10,55 +9,7 @@ use uv_pep440::Version;
 
 use crate::label::Label;
 
-/// The five kinds of target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Base,
-    Runtime,
-    Pack,
-    Wheel,
-    Repair,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Base,
-        Kind::Runtime,
-        Kind::Pack,
-        Kind::Wheel,
-        Kind::Repair,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Base => "base",
-            Kind::Runtime => "runtime",
-            Kind::Pack => "pack",
-            Kind::Wheel => "wheel",
-            Kind::Repair => "repair",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-
-    /// The kinds' names, for help texts.
-    pub fn names() -> String {
-        Kind::ALL
-            .iter()
-            .map(|k| format!("`{k}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use refine_digest::Kind;
 
 /// Index of a file in [`crate::rules::Workspace::files`].
 pub type FileId = usize;
