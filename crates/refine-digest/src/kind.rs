@@ -1,4 +1,4 @@
-//! The five kinds of node (DESIGN.md, "The graph"): one enum for the rules that declare them,
+//! The five kinds of node (docs/architecture.md, "Keys"): one enum for the rules that declare them,
 //! the keys that name them and the stores that keep their artifacts.
 
 use std::fmt;
