@@ -115,6 +115,11 @@ fn render(e: &Explanation, out: &mut String, indent: &str) {
                     }
                 }
             }
+            // Fields that are gone are starred too, so that the stars match the count.
+            for d in diffs.iter().filter(|d| d.after.is_none()) {
+                let before = d.before.as_deref().map(short).unwrap_or_default();
+                let _ = writeln!(out, "{indent}* {:<20} {before} → (none)", d.field);
+            }
         }
     }
 }
