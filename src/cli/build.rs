@@ -261,11 +261,12 @@ fn copy_out(
             continue;
         };
         let tree = store.unpack(digest).map_err(store_failure)?;
-        let entries: Vec<PathBuf> = fs_err::read_dir(&tree)
+        let mut entries: Vec<PathBuf> = fs_err::read_dir(&tree)
             .map_err(|e| io(&tree, e))?
             .flatten()
             .map(|e| e.path())
             .collect();
+        entries.sort();
         let wheels: Vec<&PathBuf> = entries
             .iter()
             .filter(|p| p.extension().is_some_and(|e| e == "whl"))
@@ -391,6 +392,13 @@ pub fn run(
         write_profile(p, &graph, &report)
             .map_err(|e| Failure::failed(miette::miette!("Cannot write `{}`: {e}", p.display())))?;
     }
+    // The summary is the last thing a build says, after what `--out` listed on stdout, so
+    // that the two streams shown together read in order, each line on its own.
+    if let Some(out) = &args.out {
+        for p in copy_out(out, &graph, &report, &roots, &store, remote)? {
+            println!("{}", p.display());
+        }
+    }
     let count = |f: fn(&NodeResult) -> bool| report.count(f);
     let path: Vec<String> = report
         .critical_path
@@ -411,11 +419,6 @@ pub fn run(
             format!(": {}", path.join(" → "))
         }
     );
-    if let Some(out) = &args.out {
-        for p in copy_out(out, &graph, &report, &roots, &store, remote)? {
-            println!("{}", p.display());
-        }
-    }
     if opts.cancel.load(Ordering::SeqCst) {
         eprintln!("Interrupted: every sandbox was stopped; the store is consistent.");
         return Err(Failure::Exit(1));
