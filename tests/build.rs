@@ -711,3 +711,45 @@ fn a_path_source_edited_while_its_action_runs_is_not_stored() {
         "two\n"
     );
 }
+
+/// Two wheels, so that `--out` lists more than one path.
+const WHEELS: &str =
+    "echo x > $REFINE_OUT/w-1.0-py3-none-any.whl\necho y > $REFINE_OUT/v-1.0-py3-none-any.whl\n";
+
+#[test]
+fn a_no_op_build_out_lists_each_wheel_then_the_summary_on_lines_of_their_own() {
+    let w = tiny(&[("w", WHEELS, &[])]);
+    let store = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let args = ["//packs:w", "--out", dest.path().to_str().unwrap()];
+    assert_eq!(build(&w, store.path(), &args).code, Some(0));
+    // Nothing to build; both streams into one file, as `>log 2>&1` does.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let status = Command::new(refine_bin())
+        .current_dir(w.path())
+        .env("NO_COLOR", "1")
+        .args(["--store", store.path().to_str().unwrap(), "build"])
+        .args(args)
+        .stdout(log.as_file().try_clone().unwrap())
+        .stderr(log.as_file().try_clone().unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let text = fs_err::read_to_string(log.path()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let wheel = |name: &str| dest.path().join(name).display().to_string();
+    assert_eq!(
+        lines[..2],
+        [
+            wheel("v-1.0-py3-none-any.whl"),
+            wheel("w-1.0-py3-none-any.whl")
+        ],
+        "{text}"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[2].starts_with("0 built, 2 cached, 0 failed"),
+        "{text}"
+    );
+    assert!(text.ends_with('\n'), "{text:?}");
+}

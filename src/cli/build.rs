@@ -1,19 +1,18 @@
 //! `refine build PATTERN...`: plan, then build in parallel; progress on a terminal, plain
 //! lines otherwise, JSON events and a Chrome trace for those who need to see inside.
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use refine_engine::exec::{
-    BuildOptions, BuildReport, Event, NodeResult, Observer, Remote, artifact_of, build,
-};
-use refine_engine::graph::TargetGraph;
+use refine_engine::exec::{BuildOptions, BuildReport};
+use refine_engine::ops;
+use refine_engine::ops::build::Summary;
+use refine_engine::session::{RemoteNeed, Session, SessionOptions, Targets};
 
 use super::Failure;
-use super::common::{RemoteFlags, load_graph, open_remote, open_workspace_store};
-use super::store::store_failure;
+use super::common::open_session;
+use super::progress::Reporter;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
@@ -49,275 +48,38 @@ pub struct BuildArgs {
     pub profile: Option<PathBuf>,
 }
 
-/// Prints progress and writes the events file.
-struct Reporter {
-    events: Option<Mutex<std::io::BufWriter<fs_err::File>>>,
-    bar: Option<indicatif::ProgressBar>,
-    total: Mutex<(usize, usize)>,
-}
-
-impl Reporter {
-    fn line(&self, text: String) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None => eprintln!("{text}"),
+pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
+    let targets = Targets::Patterns(&args.patterns);
+    let session = open_session(options, targets, RemoteNeed::IfConfigured)?;
+    let build_options = build_options(&args)?;
+    let cancel = build_options.cancel.clone();
+    stop_on_signals(&cancel)?;
+    let reporter = Reporter::new(args.events.as_deref())?;
+    let report = ops::build::build(&session, build_options, &reporter)?;
+    reporter.finish();
+    if report.success() {
+        share(&session, &report)?;
+    }
+    if let Some(path) = &args.profile {
+        ops::profile::write_trace(path, session.graph(), &report)?;
+    }
+    if let Some(dir) = &args.out {
+        for path in ops::export::export(&session, &report, dir)?.written {
+            println!("{}", path.display());
         }
     }
-}
-
-impl Observer for Reporter {
-    fn event(&self, event: &Event) {
-        if let Some(f) = &self.events {
-            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = serde_json::to_writer(&mut *f, event);
-            let _ = writeln!(f);
-            let _ = f.flush();
-        }
-        let mut total = self.total.lock().unwrap_or_else(|e| e.into_inner());
-        match event {
-            Event::Plan { nodes } => {
-                total.1 = nodes.len();
-                if let Some(bar) = &self.bar {
-                    bar.set_length(nodes.len() as u64);
-                }
-            }
-            Event::CacheHit { label, .. } => {
-                total.0 += 1;
-                // Plain output names only what runs: a no-op build prints one summary line.
-                if let Some(bar) = &self.bar {
-                    bar.inc(1);
-                    bar.set_message(format!("cached {label}"));
-                }
-            }
-            Event::ActionStart { label, kind, .. } => match &self.bar {
-                Some(bar) => bar.set_message(format!("{kind} {label}")),
-                None => eprintln!("[{}/{}] building {label}", total.0, total.1),
-            },
-            Event::ActionFinish { label, seconds, .. } => {
-                total.0 += 1;
-                match &self.bar {
-                    Some(bar) => {
-                        bar.inc(1);
-                        bar.println(format!("built {label} in {seconds:.1} s"));
-                    }
-                    None => eprintln!("[{}/{}] built {label} in {seconds:.1} s", total.0, total.1),
-                }
-            }
-            Event::ActionFail {
-                label, reason, log, ..
-            } => {
-                total.0 += 1;
-                if let Some(bar) = &self.bar {
-                    bar.inc(1);
-                }
-                let log = log
-                    .as_ref()
-                    .map(|l| format!("\n  full log: {l}"))
-                    .unwrap_or_default();
-                drop(total);
-                self.line(format!("FAILED {label}: {reason}{log}"));
-            }
-            Event::Skipped { label, because } => {
-                drop(total);
-                self.line(format!("skipped {label}: {because}"));
-            }
-            _ => {}
-        }
+    print_summary(&Summary::of(session.graph(), &report));
+    if cancel.load(Ordering::SeqCst) {
+        eprintln!("Interrupted: every sandbox was stopped; the store is consistent.");
+        return Err(Failure::Exit(1));
     }
+    report.success().then_some(()).ok_or(Failure::Exit(1))
 }
 
-/// A Chrome trace (the JSON array format) of the actions that ran.
-fn write_profile(path: &Path, graph: &TargetGraph, report: &BuildReport) -> std::io::Result<()> {
-    let first = report
-        .results
-        .values()
-        .filter_map(|r| match r {
-            NodeResult::Built { start, .. } => Some(*start),
-            _ => None,
-        })
-        .fold(f64::INFINITY, f64::min);
-    let mut events: Vec<serde_json::Value> = report
-        .results
-        .iter()
-        .filter_map(|(id, r)| match r {
-            NodeResult::Built {
-                seconds,
-                start,
-                worker,
-                ..
-            } => Some(serde_json::json!({
-                "name": graph.target(*id).label.to_string(),
-                "cat": graph.target(*id).kind().to_string(),
-                "ph": "X",
-                "ts": ((start - first) * 1e6).round() as u64,
-                "dur": (seconds * 1e6).round() as u64,
-                "pid": 1,
-                "tid": worker,
-            })),
-            _ => None,
-        })
-        .collect();
-    events.sort_by_key(|e| e["ts"].as_u64());
-    let mut f = std::io::BufWriter::new(fs_err::File::create(path)?);
-    serde_json::to_writer_pretty(
-        &mut f,
-        &serde_json::json!({ "traceEvents": events, "displayTimeUnit": "ms" }),
-    )?;
-    f.flush()
-}
-
-/// Pulls a node's artifact if it is in the remote store only; returns its digest.
-fn ensure_local<'a>(
-    graph: &TargetGraph,
-    report: &'a BuildReport,
-    id: usize,
-    store: &refine_engine::store::LocalStore,
-    remote: Option<&dyn Remote>,
-) -> Result<Option<&'a refine_engine::store::Digest>, Failure> {
-    let Some(digest) = artifact_of(report, id) else {
-        return Ok(None);
-    };
-    if let (Some(NodeResult::Cached(b)), Some(remote)) = (report.results.get(&id), remote)
-        && b.remote
-        && !store.has_blob(&b.digest)
-    {
-        let t = graph.target(id);
-        remote
-            .pull(
-                store,
-                t.kind().as_str(),
-                b.key.as_deref().unwrap_or_default(),
-                &b.digest,
-            )
-            .map_err(Failure::failed)?;
-    }
-    Ok(Some(digest))
-}
-
-/// Puts the wheels of every `repair` artifact of the build into the S3 mirror.
-fn publish_to_mirror(
-    graph: &TargetGraph,
-    report: &BuildReport,
-    store: &refine_engine::store::LocalStore,
-    remote: Option<&dyn Remote>,
-) -> Result<(), Failure> {
-    let Some(m) = &graph.workspace.config.store.mirror else {
-        return Ok(());
-    };
-    let mut ids: Vec<usize> = report
-        .results
-        .keys()
-        .copied()
-        .filter(|&id| graph.target(id).kind().as_str() == "repair")
-        .collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    ids.sort();
-    let mirror =
-        refine_engine::remote::WheelMirror::new(&m.url, m.endpoint.as_deref(), m.region.as_deref())
-            .map_err(Failure::bad_input)?;
-    for id in ids {
-        let Some(digest) = ensure_local(graph, report, id, store, remote)? else {
-            continue;
-        };
-        let tree = store.unpack(digest).map_err(store_failure)?;
-        for entry in fs_err::read_dir(&tree)
-            .map_err(|e| Failure::failed(miette::miette!("{e}")))?
-            .flatten()
-        {
-            let p = entry.path();
-            if p.extension().is_some_and(|e| e == "whl") {
-                mirror.publish(&p).map_err(Failure::failed)?;
-                eprintln!(
-                    "mirrored {} to {}",
-                    p.file_name().unwrap_or_default().to_string_lossy(),
-                    m.url
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Copies the artifacts of the requested targets into `dir`: wheels as files, other
-/// artifacts as folders named after the target. Artifacts found in the remote store are
-/// pulled first.
-fn copy_out(
-    dir: &Path,
-    graph: &TargetGraph,
-    report: &BuildReport,
-    roots: &[usize],
-    store: &refine_engine::store::LocalStore,
-    remote: Option<&dyn Remote>,
-) -> Result<Vec<PathBuf>, Failure> {
-    let io = |p: &Path, e: std::io::Error| {
-        Failure::failed(miette::miette!("Cannot write `{}`: {e}", p.display()))
-    };
-    fs_err::create_dir_all(dir).map_err(|e| io(dir, e))?;
-    let mut written = Vec::new();
-    for &id in roots {
-        let Some(digest) = ensure_local(graph, report, id, store, remote)? else {
-            continue;
-        };
-        let tree = store.unpack(digest).map_err(store_failure)?;
-        let entries: Vec<PathBuf> = fs_err::read_dir(&tree)
-            .map_err(|e| io(&tree, e))?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        let wheels: Vec<&PathBuf> = entries
-            .iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "whl"))
-            .collect();
-        if !wheels.is_empty() {
-            for w in wheels {
-                let to = dir.join(w.file_name().unwrap_or_default());
-                fs_err::copy(w, &to).map_err(|e| io(&to, e))?;
-                written.push(to);
-            }
-        } else {
-            let to = dir.join(&graph.target(id).label.name);
-            copy_tree(&tree, &to).map_err(|e| io(&to, e))?;
-            written.push(to);
-        }
-    }
-    Ok(written)
-}
-
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs_err::create_dir_all(to)?;
-    for entry in fs_err::read_dir(from)? {
-        let entry = entry?;
-        let ft = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if ft.is_dir() {
-            copy_tree(&entry.path(), &dest)?;
-        } else if ft.is_symlink() {
-            let target = fs_err::read_link(entry.path())?;
-            let _ = fs_err::remove_file(&dest);
-            std::os::unix::fs::symlink(target, &dest)?;
-        } else {
-            fs_err::copy(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
-}
-
-pub fn run(
-    dir: Option<&Path>,
-    store_flag: Option<&Path>,
-    remote_flags: &RemoteFlags,
-    args: BuildArgs,
-) -> Result<(), Failure> {
-    let graph = load_graph(dir)?;
-    let roots = refine_engine::query::resolve_patterns(&graph, &args.patterns)
-        .map_err(Failure::bad_input)?;
-    let store = open_workspace_store(&graph, store_flag)?;
-    let oci = open_remote(&graph, remote_flags)?;
-    let remote: Option<&dyn Remote> = oci.as_deref().map(|r| r as &dyn Remote);
+/// The executor's options from the arguments (the session adds its remote store).
+fn build_options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
     let mut opts = BuildOptions {
-        remote: oci.clone().map(|r| r as Arc<dyn Remote>),
+        keep_going: args.keep_going,
         ..Default::default()
     };
     if let Some(j) = args.jobs {
@@ -338,7 +100,6 @@ pub fn run(
         }
         opts.cores = c;
     }
-    opts.keep_going = args.keep_going;
     if let Some(dir) = &args.sandbox_debug {
         // Absolute: replay.sh names the folders it mounts.
         let dir = std::path::absolute(dir).map_err(|e| {
@@ -346,83 +107,48 @@ pub fn run(
         })?;
         opts.sandbox_debug = Some(dir);
     }
+    Ok(opts)
+}
+
+/// Ctrl-C and SIGTERM stop the build: running sandboxes are killed, the store stays
+/// consistent.
+fn stop_on_signals(cancel: &Arc<AtomicBool>) -> Result<(), Failure> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, opts.cancel.clone())
+        signal_hook::flag::register(signal, cancel.clone())
             .map_err(|e| Failure::failed(miette::miette!("Cannot handle signals: {e}")))?;
     }
-    let events = match &args.events {
-        Some(p) => Some(Mutex::new(std::io::BufWriter::new(
-            fs_err::File::create(p).map_err(|e| Failure::bad_input(miette::miette!("{e}")))?,
-        ))),
-        None => None,
-    };
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{pos}/{len}] {elapsed} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    Ok(())
+}
+
+/// After a successful build: pushes what an earlier, interrupted build left unpushed, and
+/// puts the wheels of `repair` artifacts into the mirror.
+fn share(session: &Session, report: &BuildReport) -> Result<(), Failure> {
+    let flushed = ops::push::flush_outbox(session)?;
+    if let Some(e) = &flushed.skipped {
+        eprintln!("warning: {e}");
+    } else if flushed.pushed > 0 {
+        eprintln!(
+            "pushed {} artifact(s) an earlier push left unfinished",
+            flushed.pushed
         );
-        bar.enable_steady_tick(std::time::Duration::from_millis(120));
-        bar
-    });
-    let reporter = Reporter {
-        events,
-        bar,
-        total: Mutex::new((0, 0)),
-    };
-    let report = build(&graph, &roots, &store, &opts, &reporter).map_err(Failure::failed)?;
-    if let Some(bar) = &reporter.bar {
-        bar.finish_and_clear();
     }
-    store.sync_index().map_err(store_failure)?;
-    // Artifacts whose push an earlier, interrupted build left unfinished.
-    if let (Some(r), true) = (&oci, report.success()) {
-        match r.flush_outbox(&store) {
-            Ok(0) => {}
-            Ok(n) => eprintln!("pushed {n} artifact(s) an earlier push left unfinished"),
-            Err(e) if remote_flags.optional => eprintln!("warning: {e}"),
-            Err(e) => return Err(Failure::failed(e)),
-        }
-    }
-    if report.success() {
-        publish_to_mirror(&graph, &report, &store, remote)?;
-    }
-    if let Some(p) = &args.profile {
-        write_profile(p, &graph, &report)
-            .map_err(|e| Failure::failed(miette::miette!("Cannot write `{}`: {e}", p.display())))?;
-    }
-    let count = |f: fn(&NodeResult) -> bool| report.count(f);
-    let path: Vec<String> = report
-        .critical_path
-        .iter()
-        .map(|&i| graph.target(i).label.to_string())
-        .collect();
-    eprintln!(
-        "{} built, {} cached, {} failed, {} skipped in {:.1} s; critical path {:.1} s{}",
-        count(|r| matches!(r, NodeResult::Built { .. })),
-        count(|r| matches!(r, NodeResult::Cached(_))),
-        count(|r| matches!(r, NodeResult::Failed { .. })),
-        count(|r| matches!(r, NodeResult::Skipped { .. })),
-        report.seconds,
-        report.critical_path_seconds,
-        if path.is_empty() || report.critical_path_seconds == 0.0 {
-            String::new()
-        } else {
-            format!(": {}", path.join(" → "))
-        }
-    );
-    if let Some(out) = &args.out {
-        for p in copy_out(out, &graph, &report, &roots, &store, remote)? {
-            println!("{}", p.display());
-        }
-    }
-    if opts.cancel.load(Ordering::SeqCst) {
-        eprintln!("Interrupted: every sandbox was stopped; the store is consistent.");
-        return Err(Failure::Exit(1));
-    }
-    if report.success() {
-        Ok(())
+    ops::mirror::publish_built(session, report, &mut |m| {
+        let file = m.wheel.file_name().unwrap_or_default().to_string_lossy();
+        eprintln!("mirrored {file} to {}", m.mirror);
+    })?;
+    Ok(())
+}
+
+/// The build's closing line: the last thing a build says, after what `--out` listed (each
+/// path a line of its own on stdout), so that the two streams shown together read in order.
+fn print_summary(s: &Summary) {
+    let path = if s.critical_path.is_empty() || s.critical_path_seconds == 0.0 {
+        String::new()
     } else {
-        Err(Failure::Exit(1))
-    }
+        format!(": {}", s.critical_path.join(" → "))
+    };
+    eprintln!(
+        "{} built, {} cached, {} failed, {} skipped in {:.1} s; critical path {:.1} s{path}",
+        s.built, s.cached, s.failed, s.skipped, s.seconds, s.critical_path_seconds,
+    );
 }

@@ -1,6 +1,12 @@
-//! What every subcommand shares: how failures map to exit codes and how they are rendered.
+//! What every subcommand shares: how failures map to exit codes and how they are rendered,
+//! and opening a session (with the warning for a remote store left out).
 
 use std::process::ExitCode;
+
+use refine_engine::ops::OpError;
+use refine_engine::plan::PlanError;
+use refine_engine::session::{RemoteNeed, Session, SessionError, SessionOptions, Targets};
+use refine_engine::store::StoreError;
 
 /// Why a command did not succeed; the variant picks the exit code.
 #[derive(Debug)]
@@ -37,77 +43,79 @@ pub fn report(failure: Failure) -> ExitCode {
     }
 }
 
-/// Finds the workspace (from `-C DIR` or the current folder), loads it and builds its graph.
-pub fn load_graph(
-    dir: Option<&std::path::Path>,
-) -> Result<refine_engine::graph::TargetGraph, Failure> {
-    let start = match dir {
-        Some(d) => d.to_path_buf(),
-        None => std::env::current_dir().map_err(|e| {
-            Failure::bad_input(miette::miette!("Cannot read the current folder: {e}"))
-        })?,
-    };
-    let root = refine_engine::rules::find_root(&start).map_err(Failure::bad_input)?;
-    let workspace = refine_engine::rules::Workspace::load(&root).map_err(Failure::bad_input)?;
-    refine_engine::graph::TargetGraph::build(workspace).map_err(Failure::bad_input)
+/// Maps a store error to the exit code it stands for: I/O trouble is a failure (1), every
+/// other error is bad input or a damaged store (2).
+pub fn store_failure(err: StoreError) -> Failure {
+    match err {
+        StoreError::Io { .. } => Failure::failed(err),
+        _ => Failure::bad_input(err),
+    }
 }
 
-/// Opens the local store: `--store` / `REFINE_STORE`, else `store { local … }` in
-/// workspace.kdl (relative to the workspace root), else the user's cache folder.
-pub fn open_workspace_store(
-    graph: &refine_engine::graph::TargetGraph,
-    flag: Option<&std::path::Path>,
-) -> Result<refine_engine::store::LocalStore, Failure> {
-    let configured = graph
-        .workspace
-        .config
-        .store
-        .local
-        .as_ref()
-        .map(|p| graph.workspace.root.join(p));
-    let path = refine_engine::store::LocalStore::resolve_path(flag, configured.as_deref())
-        .map_err(super::store::store_failure)?;
-    refine_engine::store::LocalStore::open(path).map_err(super::store::store_failure)
-}
-
-/// The global remote-store options: `--remote URL` (or `REFINE_REMOTE`) and
-/// `--remote-optional`.
-#[derive(Clone, Debug, Default)]
-pub struct RemoteFlags {
-    pub url: Option<String>,
-    pub optional: bool,
-}
-
-/// Connects to the remote store: `--remote` / `REFINE_REMOTE`, else `store { remote … }` in
-/// workspace.kdl, else none. A registry that does not answer is an error naming it, or, with
-/// `--remote-optional`, a warning after which refine works from the local store alone.
-pub fn open_remote(
-    graph: &refine_engine::graph::TargetGraph,
-    flags: &RemoteFlags,
-) -> Result<Option<std::sync::Arc<refine_engine::remote::OciRemote>>, Failure> {
-    use refine_engine::remote::{OciRemote, RemoteUrl, oci::RemoteOptions};
-    let Some(url) = flags
-        .url
-        .clone()
-        .filter(|u| !u.is_empty())
-        .or_else(|| graph.workspace.config.store.remote.clone())
-    else {
-        return Ok(None);
-    };
-    let url = RemoteUrl::parse(&url).map_err(Failure::bad_input)?;
-    let remote = OciRemote::new(
-        url,
-        RemoteOptions {
-            optional: flags.optional,
-        },
-    )
-    .map_err(Failure::bad_input)?;
-    match remote.ping() {
-        Ok(()) => Ok(Some(std::sync::Arc::new(remote))),
-        Err(e) if flags.optional => {
-            eprintln!("warning: {e}; continuing from the local store alone (`--remote-optional`)");
-            Ok(None)
+impl From<SessionError> for Failure {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::Store(e) => store_failure(e),
+            SessionError::RemoteUnreachable(_) => Failure::failed(err),
+            SessionError::CurrentDir { .. }
+            | SessionError::NoWorkspace(_)
+            | SessionError::Rules(_)
+            | SessionError::NotOneTarget { .. }
+            | SessionError::RemoteConfig(_)
+            | SessionError::NoRemote => Failure::bad_input(err),
         }
-        Err(e) => Err(Failure::failed(e)),
+    }
+}
+
+impl From<OpError> for Failure {
+    fn from(err: OpError) -> Self {
+        match err {
+            OpError::Session(e) => e.into(),
+            OpError::Store(e) => store_failure(e),
+            // Planning fails on bad input, except when the remote store does.
+            OpError::Plan(PlanError::Remote(_)) => Failure::failed(err),
+            OpError::Plan(_)
+            | OpError::Digest(_)
+            | OpError::MirrorConfig(_)
+            | OpError::NoMirror => Failure::bad_input(err),
+            OpError::Exec(_)
+            | OpError::Remote(_)
+            | OpError::Io { .. }
+            | OpError::RecordName { .. }
+            | OpError::NoArtifact { .. }
+            | OpError::BadProvenance { .. }
+            | OpError::NoProvenance { .. } => Failure::failed(err),
+        }
+    }
+}
+
+impl From<PlanError> for Failure {
+    fn from(err: PlanError) -> Self {
+        OpError::Plan(err).into()
+    }
+}
+
+/// Opens a session, and warns when `--remote-optional` left the remote store out.
+pub fn open_session(
+    options: &SessionOptions,
+    targets: Targets<'_>,
+    need: RemoteNeed,
+) -> Result<Session, Failure> {
+    let session = Session::open(options, targets, need)?;
+    if let Some(e) = session.remote_skipped() {
+        eprintln!("warning: {e}; continuing from the local store alone (`--remote-optional`)");
+    }
+    Ok(session)
+}
+
+/// Writes a command's output to stdout: a closed pipe (`refine query //... | head`) is not
+/// an error.
+pub fn finish_output(result: std::io::Result<()>) -> Result<(), Failure> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(Failure::failed(miette::miette!(
+            "Cannot write the output: {e}"
+        ))),
     }
 }

@@ -1,12 +1,12 @@
 //! `refine explain LABEL`: why a target is not cached, field by field.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
-use refine_engine::plan::{Explanation, explain};
+use refine_engine::plan::{Explanation, FieldDiff, explain};
+use refine_engine::session::{RemoteNeed, SessionError, SessionOptions, Targets};
 
 use super::Failure;
-use super::common::{RemoteFlags, load_graph, open_remote, open_workspace_store};
+use super::common::open_session;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -26,6 +26,10 @@ fn short(v: &str) -> String {
         Some(hex) if hex.len() > 16 => format!("sha256:{}…", &hex[..12]),
         _ => v.to_string(),
     }
+}
+
+fn or_none(v: Option<&str>) -> String {
+    v.map(short).unwrap_or_else(|| "(none)".into())
 }
 
 fn render(e: &Explanation, out: &mut String, indent: &str) {
@@ -50,103 +54,100 @@ fn render(e: &Explanation, out: &mut String, indent: &str) {
             label,
             key,
             fields,
-            previous,
-            diffs,
+            previous: None,
+            ..
         } => {
-            let Some(previous) = previous else {
-                let _ = writeln!(
-                    out,
-                    "{indent}`{label}` must be built: this store has never held an artifact for it."
-                );
-                let _ = writeln!(out, "{indent}key {key}");
-                for (f, v) in fields {
-                    let _ = writeln!(out, "{indent}  {f:<20} {}", short(v));
-                }
-                return;
-            };
-            if diffs.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "{indent}`{label}` must be built: its key {} equals no stored key, yet its fields match the last build ({}). The key encoding changed.",
-                    &key[..12],
-                    &previous.key[..12.min(previous.key.len())]
-                );
-                return;
-            }
             let _ = writeln!(
                 out,
-                "{indent}`{label}` must be built: {} of its key fields differ from the last build (key {}…, artifact {}):",
-                diffs.len(),
-                &previous.key[..12.min(previous.key.len())],
-                short(&previous.digest)
+                "{indent}`{label}` must be built: this store has never held an artifact for it."
             );
-            for d in diffs {
-                let before = d
-                    .before
-                    .as_deref()
-                    .map(short)
-                    .unwrap_or_else(|| "(none)".into());
-                let after = d
-                    .after
-                    .as_deref()
-                    .map(short)
-                    .unwrap_or_else(|| "(none)".into());
-                let why = d
-                    .dependency
-                    .as_ref()
-                    .map(|l| format!("  ← the artifact of `{l}` changed"))
-                    .unwrap_or_default();
-                let _ = writeln!(out, "{indent}  {}: {before} → {after}{why}", d.field);
-            }
-            let _ = writeln!(out, "{indent}All key fields, last build → now (* differs):");
+            let _ = writeln!(out, "{indent}key {key}");
             for (f, v) in fields {
-                let diff = diffs.iter().find(|d| &d.field == f);
-                match diff {
-                    Some(d) => {
-                        let before = d
-                            .before
-                            .as_deref()
-                            .map(short)
-                            .unwrap_or_else(|| "(none)".into());
-                        let _ = writeln!(out, "{indent}* {f:<20} {before} → {}", short(v));
-                    }
-                    None => {
-                        let _ = writeln!(out, "{indent}  {f:<20} {}", short(v));
-                    }
-                }
+                let _ = writeln!(out, "{indent}  {f:<20} {}", short(v));
             }
+        }
+        Explanation::Build {
+            label,
+            key,
+            fields,
+            previous: Some(previous),
+            diffs,
+        } => {
+            let previous = (previous.key.as_str(), previous.digest.as_str());
+            render_rebuild(label, key, fields, previous, diffs, out, indent)
         }
     }
 }
 
-pub fn run(
-    dir: Option<&Path>,
-    store_flag: Option<&Path>,
-    remote: &RemoteFlags,
-    args: ExplainArgs,
-) -> Result<(), Failure> {
-    let graph = load_graph(dir)?;
-    let ids = refine_engine::query::resolve_patterns(&graph, std::slice::from_ref(&args.label))
-        .map_err(Failure::bad_input)?;
-    let [id] = ids.as_slice() else {
-        return Err(Failure::bad_input(miette::miette!(
-            help = "Name one target, such as `//wheels:numpy-py312`",
-            "`{}` matches {} targets; `refine explain` takes one",
-            args.label,
-            ids.len()
-        )));
+/// A target built before (`previous`: that build's key and artifact) under other key fields:
+/// the fields that differ, then all of them, starred where they differ (fields that are gone
+/// included), so that the stars match the count.
+fn render_rebuild(
+    label: &str,
+    key: &str,
+    fields: &[(String, String)],
+    (previous_key, previous_digest): (&str, &str),
+    diffs: &[FieldDiff],
+    out: &mut String,
+    indent: &str,
+) {
+    let previous_key = &previous_key[..12.min(previous_key.len())];
+    if diffs.is_empty() {
+        let _ = writeln!(
+            out,
+            "{indent}`{label}` must be built: its key {} equals no stored key, yet its fields match the last build ({previous_key}). The key encoding changed.",
+            &key[..12.min(key.len())],
+        );
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "{indent}`{label}` must be built: {} of its key fields differ from the last build (key {previous_key}…, artifact {}):",
+        diffs.len(),
+        short(previous_digest)
+    );
+    for d in diffs {
+        let why = d
+            .dependency
+            .as_ref()
+            .map(|l| format!("  ← the artifact of `{l}` changed"))
+            .unwrap_or_default();
+        let (before, after) = (or_none(d.before.as_deref()), or_none(d.after.as_deref()));
+        let _ = writeln!(out, "{indent}  {}: {before} → {after}{why}", d.field);
+    }
+    let _ = writeln!(out, "{indent}All key fields, last build → now (* differs):");
+    for (f, v) in fields {
+        match diffs.iter().find(|d| &d.field == f) {
+            Some(d) => {
+                let before = or_none(d.before.as_deref());
+                let _ = writeln!(out, "{indent}* {f:<20} {before} → {}", short(v));
+            }
+            None => {
+                let _ = writeln!(out, "{indent}  {f:<20} {}", short(v));
+            }
+        }
+    }
+    for d in diffs.iter().filter(|d| d.after.is_none()) {
+        let before = or_none(d.before.as_deref());
+        let _ = writeln!(out, "{indent}* {:<20} {before} → (none)", d.field);
+    }
+}
+
+pub fn run(options: &SessionOptions, args: ExplainArgs) -> Result<(), Failure> {
+    let targets = Targets::One {
+        pattern: &args.label,
+        command: "explain",
     };
-    let store = open_workspace_store(&graph, store_flag)?;
-    let remote = open_remote(&graph, remote)?;
-    let explanation = explain(
-        &graph,
-        *id,
-        &store,
-        remote
-            .as_deref()
-            .map(|r| r as &dyn refine_engine::exec::Remote),
-    )
-    .map_err(Failure::bad_input)?;
+    let session = open_session(options, targets, RemoteNeed::IfConfigured)?;
+    let &[id] = session.roots() else {
+        return Err(SessionError::NotOneTarget {
+            pattern: args.label,
+            count: session.roots().len(),
+            command: "explain",
+        }
+        .into());
+    };
+    let explanation = explain(session.graph(), id, session.store(), session.remote_store())?;
     if args.json {
         println!(
             "{}",

@@ -5,12 +5,15 @@
 //! over HTTP). `--import FILE` puts a file into the store under its sha256, for machines
 //! without network, like Bazel's distdir.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use refine_engine::ops;
+use refine_engine::ops::fetch::{FetchEvent, ImportFile, fetch_inputs};
+use refine_engine::session::{RemoteNeed, SessionOptions, Targets, import_store};
 use refine_engine::store::Digest;
 
 use super::Failure;
-use super::store::{open_store, store_failure};
+use super::common::{open_session, store_failure};
 
 #[derive(clap::Args, Debug)]
 pub struct FetchArgs {
@@ -42,69 +45,30 @@ fn parse_sha256(s: &str) -> Result<Digest, Failure> {
 }
 
 /// Fetches every input of the targets the patterns match (and of their dependencies).
-fn fetch_patterns(
-    dir: Option<&Path>,
-    store_flag: Option<&Path>,
-    patterns: &[String],
-) -> Result<(), Failure> {
-    use refine_engine::fetch::{PipConfig, fetch, inputs_of};
-    let graph = super::common::load_graph(dir)?;
-    let roots =
-        refine_engine::query::resolve_patterns(&graph, patterns).map_err(Failure::bad_input)?;
-    let mut member = vec![false; graph.len()];
-    for r in roots {
-        member[r] = true;
-    }
-    let closure = graph.deps_closure(&member);
-    let ids: Vec<usize> = (0..graph.len()).filter(|&i| closure[i]).collect();
-    let store = super::common::open_workspace_store(&graph, store_flag)?;
-    let pip = PipConfig::load();
-    let work = store.root().join("tmp");
-    let items = inputs_of(&graph, &ids);
-    let mut failures = Vec::new();
-    let (mut fetched, mut had) = (0, 0);
-    for item in &items {
-        match fetch(&store, item, &pip, &work) {
-            Ok((digest, true)) => {
-                fetched += 1;
-                println!("fetched {} {digest}", item.describe());
-            }
-            Ok((_, false)) => had += 1,
-            Err(e) => {
-                eprintln!("{:?}", miette::Report::new(e));
-                failures.push(item.describe());
-            }
+fn fetch_patterns(options: &SessionOptions, patterns: &[String]) -> Result<(), Failure> {
+    let session = open_session(options, Targets::Patterns(patterns), RemoteNeed::Unused)?;
+    let summary = fetch_inputs(&session, &mut |event| match event {
+        FetchEvent::Fetched { input, digest } => {
+            println!("fetched {} {digest}", input.describe())
         }
-    }
-    store.sync_index().map_err(store_failure)?;
+        FetchEvent::Failed { error, .. } => eprintln!("{:?}", miette::Report::new(error)),
+    })?;
     println!(
-        "{} inputs: {fetched} fetched, {had} already in the store, {} failed",
-        items.len(),
-        failures.len()
+        "{} inputs: {} fetched, {} already in the store, {} failed",
+        summary.inputs,
+        summary.fetched,
+        summary.present,
+        summary.failed.len()
     );
-    if failures.is_empty() {
+    if summary.failed.is_empty() {
         Ok(())
     } else {
         Err(Failure::Exit(1))
     }
 }
 
-pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: FetchArgs) -> Result<(), Failure> {
-    if !args.patterns.is_empty() {
-        if !args.import.is_empty() {
-            return Err(Failure::bad_input(miette::miette!(
-                help = "Run `refine fetch PATTERN` and `refine fetch --import FILE` separately.",
-                "Give target patterns or `--import`, not both"
-            )));
-        }
-        return fetch_patterns(dir, store_flag, &args.patterns);
-    }
-    if args.import.is_empty() {
-        return Err(Failure::bad_input(miette::miette!(
-            help = "Try `refine fetch --import FILE [--sha256 HEX]`.",
-            "Nothing to fetch: give target patterns or `--import FILE`"
-        )));
-    }
+/// The files to import, checked, each with the sha256 given for it.
+fn import_files(args: &FetchArgs) -> Result<Vec<ImportFile>, Failure> {
     if !args.sha256.is_empty() && args.sha256.len() != args.import.len() {
         return Err(Failure::bad_input(miette::miette!(
             help = "Give one `--sha256` per `--import`, in the same order, or none.",
@@ -113,11 +77,13 @@ pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: FetchArgs) -> Re
             args.import.len()
         )));
     }
-    let expected = args
+    let mut expected = args
         .sha256
         .iter()
         .map(|s| parse_sha256(s))
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter();
+    let mut files = Vec::new();
     for file in &args.import {
         if !file.is_file() {
             return Err(Failure::bad_input(miette::miette!(
@@ -126,41 +92,53 @@ pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: FetchArgs) -> Re
                 file.display()
             )));
         }
+        files.push(ImportFile {
+            file: file.clone(),
+            expected: expected.next(),
+        });
     }
-    // Inside a workspace, its store (`store { local … }`); elsewhere the default one.
-    let store = match super::common::load_graph(dir) {
-        Ok(graph) => super::common::open_workspace_store(&graph, store_flag)?,
-        Err(_) => open_store(store_flag)?,
-    };
-    // Import every file that verifies; report each one that does not, then fail.
+    Ok(files)
+}
+
+/// Imports every file that verifies; reports each one that does not, then fails.
+fn import(options: &SessionOptions, files: &[ImportFile]) -> Result<(), Failure> {
+    let store = import_store(options)?;
     let mut exit = 0;
-    for (i, file) in args.import.iter().enumerate() {
-        match store.put_source_file(file, expected.get(i)) {
-            Ok(digest) => {
-                if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
-                    refine_engine::fetch::record_name(&store, &digest, name).map_err(|e| {
-                        Failure::failed(miette::miette!(
-                            "Cannot record the name of `{}`: {e}",
-                            file.display()
-                        ))
-                    })?;
-                }
-                println!("{digest}  {}", file.display())
-            }
-            Err(err) => {
-                let failure = store_failure(err);
-                let code = if matches!(failure, Failure::Failed(_)) {
-                    1
-                } else {
-                    2
-                };
-                super::report(failure);
-                exit = exit.max(code);
-            }
+    ops::fetch::import(&store, files, &mut |imported| match imported.result {
+        Ok(digest) => println!("{digest}  {}", imported.file.display()),
+        Err(err) => {
+            let failure = store_failure(err);
+            let code = if matches!(failure, Failure::Failed(_)) {
+                1
+            } else {
+                2
+            };
+            super::report(failure);
+            exit = exit.max(code);
         }
-    }
+    })?;
     match exit {
         0 => Ok(()),
         code => Err(Failure::Exit(code)),
     }
+}
+
+pub fn run(options: &SessionOptions, args: FetchArgs) -> Result<(), Failure> {
+    if !args.patterns.is_empty() {
+        if !args.import.is_empty() {
+            return Err(Failure::bad_input(miette::miette!(
+                help = "Run `refine fetch PATTERN` and `refine fetch --import FILE` separately.",
+                "Give target patterns or `--import`, not both"
+            )));
+        }
+        return fetch_patterns(options, &args.patterns);
+    }
+    if args.import.is_empty() {
+        return Err(Failure::bad_input(miette::miette!(
+            help = "Try `refine fetch --import FILE [--sha256 HEX]`.",
+            "Nothing to fetch: give target patterns or `--import FILE`"
+        )));
+    }
+    let files = import_files(&args)?;
+    import(options, &files)
 }

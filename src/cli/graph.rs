@@ -1,10 +1,9 @@
 //! `refine graph PATTERN`: the targets a pattern matches and everything they depend on, in
 //! Graphviz DOT.
 
-use std::path::Path;
+use refine_engine::session::{SessionOptions, load_graph};
 
 use super::Failure;
-use super::common::load_graph;
 use super::query::{OutputFormat, print};
 
 #[derive(clap::Args, Debug)]
@@ -15,8 +14,8 @@ pub struct GraphArgs {
     pub patterns: Vec<String>,
 }
 
-pub fn run(dir: Option<&Path>, args: GraphArgs) -> Result<(), Failure> {
-    let graph = load_graph(dir)?;
+pub fn run(options: &SessionOptions, args: GraphArgs) -> Result<(), Failure> {
+    let graph = load_graph(options)?;
     let expr = format!("deps({})", args.patterns.join(" + "));
     let ids = refine_engine::query::query(&graph, &expr).map_err(Failure::bad_input)?;
     print(&graph, &ids, OutputFormat::Dot)

@@ -9,6 +9,7 @@ mod fmt;
 mod graph;
 mod mirror;
 mod plan;
+mod progress;
 mod provenance;
 mod pull;
 mod push;
@@ -122,54 +123,26 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let remote = common::RemoteFlags {
-        url: cli.remote.clone(),
-        optional: cli.remote_optional,
+    let options = refine_engine::session::SessionOptions {
+        directory: cli.directory,
+        store: cli.store,
+        remote: cli.remote,
+        remote_optional: cli.remote_optional,
     };
     let result = match cli.command {
-        Command::Query(args) => query::run(cli.directory.as_deref(), args),
-        Command::Graph(args) => graph::run(cli.directory.as_deref(), args),
-        Command::Plan(args) => plan::run(
-            cli.directory.as_deref(),
-            cli.store.as_deref(),
-            &remote,
-            args,
-        ),
-        Command::Explain(args) => explain::run(
-            cli.directory.as_deref(),
-            cli.store.as_deref(),
-            &remote,
-            args,
-        ),
-        Command::Build(args) => build::run(
-            cli.directory.as_deref(),
-            cli.store.as_deref(),
-            &remote,
-            args,
-        ),
-        Command::Push(args) => push::run(
-            cli.directory.as_deref(),
-            cli.store.as_deref(),
-            &remote,
-            args,
-        ),
-        Command::Pull(args) => pull::run(
-            cli.directory.as_deref(),
-            cli.store.as_deref(),
-            &remote,
-            args,
-        ),
-        Command::Provenance(args) => provenance::run(
-            cli.directory.as_deref(),
-            cli.store.as_deref(),
-            &remote,
-            args,
-        ),
-        Command::Mirror(args) => mirror::run(cli.directory.as_deref(), args),
-        Command::Fmt(args) => fmt::run(cli.directory.as_deref(), args),
+        Command::Query(args) => query::run(&options, args),
+        Command::Graph(args) => graph::run(&options, args),
+        Command::Plan(args) => plan::run(&options, args),
+        Command::Explain(args) => explain::run(&options, args),
+        Command::Build(args) => build::run(&options, args),
+        Command::Push(args) => push::run(&options, args),
+        Command::Pull(args) => pull::run(&options, args),
+        Command::Provenance(args) => provenance::run(&options, args),
+        Command::Mirror(args) => mirror::run(&options, args),
+        Command::Fmt(args) => fmt::run(options.directory.as_deref(), args),
         Command::Sandbox(args) => sandbox::run(args),
-        Command::Fetch(args) => fetch::run(cli.directory.as_deref(), cli.store.as_deref(), args),
-        Command::Store(args) => store::run(cli.store.as_deref(), args),
+        Command::Fetch(args) => fetch::run(&options, args),
+        Command::Store(args) => store::run(options.store.as_deref(), args),
         Command::Doctor(args) => doctor::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "refine", &mut std::io::stdout());

@@ -2,13 +2,11 @@
 //! are in the local store to the remote store: blobs, provenance referrer, then the tagged
 //! manifest.
 
-use std::path::Path;
-
-use refine_engine::exec::Remote;
-use refine_engine::plan::{Status, plan};
+use refine_engine::ops::push::push;
+use refine_engine::session::{RemoteNeed, SessionOptions, Targets};
 
 use super::Failure;
-use super::common::{RemoteFlags, load_graph, open_remote, open_workspace_store};
+use super::common::open_session;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
@@ -21,52 +19,17 @@ pub struct PushArgs {
     pub patterns: Vec<String>,
 }
 
-/// The remote, or an error saying how to name one.
-pub fn require_remote(
-    graph: &refine_engine::graph::TargetGraph,
-    flags: &RemoteFlags,
-) -> Result<std::sync::Arc<refine_engine::remote::OciRemote>, Failure> {
-    let flags = RemoteFlags {
-        optional: false,
-        ..flags.clone()
-    };
-    open_remote(graph, &flags)?.ok_or_else(|| {
-        Failure::bad_input(miette::miette!(
-            help = "Pass `--remote oci://HOST:PORT/PREFIX`, set `REFINE_REMOTE`, or write `store { remote \"oci://…\" }` in workspace.kdl",
-            "No remote store is configured"
-        ))
-    })
-}
-
-pub fn run(
-    dir: Option<&Path>,
-    store_flag: Option<&Path>,
-    flags: &RemoteFlags,
-    args: PushArgs,
-) -> Result<(), Failure> {
-    let graph = load_graph(dir)?;
-    let roots = refine_engine::query::resolve_patterns(&graph, &args.patterns)
-        .map_err(Failure::bad_input)?;
-    let store = open_workspace_store(&graph, store_flag)?;
-    let remote = require_remote(&graph, flags)?;
-    let plan = plan(&graph, &roots, &store, None).map_err(Failure::bad_input)?;
-    let (mut pushed, mut absent) = (0, 0);
-    for n in &plan.nodes {
-        let t = graph.target(n.id);
-        match (n.status, &n.digest, &n.key) {
-            (Status::Cached, Some(d), Some(k)) => {
-                remote
-                    .push(&store, t.kind().as_str(), &k.hex(), d)
-                    .map_err(Failure::failed)?;
-                println!("pushed {} {d}", t.label);
-                pushed += 1;
-            }
-            _ => absent += 1,
-        }
-    }
+pub fn run(options: &SessionOptions, args: PushArgs) -> Result<(), Failure> {
+    let targets = Targets::Patterns(&args.patterns);
+    let session = open_session(options, targets, RemoteNeed::Required)?;
+    let summary = push(&session, &mut |p| {
+        println!("pushed {} {}", p.label, p.digest)
+    })?;
     eprintln!(
-        "{pushed} artifact(s) in {}; {absent} target(s) not in the local store",
-        remote.describe()
+        "{} artifact(s) in {}; {} target(s) not in the local store",
+        summary.pushed.len(),
+        summary.remote,
+        summary.absent
     );
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! `refine query EXPR`: targets as labels, JSON or DOT.
 
 use std::io::Write;
-use std::path::Path;
 
 use refine_engine::graph::{TargetGraph, TargetId};
 
+use refine_engine::session::{SessionOptions, load_graph};
+
 use super::Failure;
-use super::common::load_graph;
+use super::common::finish_output;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
 pub enum OutputFormat {
@@ -35,8 +36,8 @@ pub struct QueryArgs {
     pub output: OutputFormat,
 }
 
-pub fn run(dir: Option<&Path>, args: QueryArgs) -> Result<(), Failure> {
-    let graph = load_graph(dir)?;
+pub fn run(options: &SessionOptions, args: QueryArgs) -> Result<(), Failure> {
+    let graph = load_graph(options)?;
     let ids = refine_engine::query::query(&graph, &args.expr).map_err(Failure::bad_input)?;
     print(&graph, &ids, args.output)
 }
@@ -69,14 +70,7 @@ pub fn print(graph: &TargetGraph, ids: &[TargetId], format: OutputFormat) -> Res
         }
         OutputFormat::Dot => write_dot(&mut out, graph, ids),
     };
-    match result.and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        // A closed pipe (`refine query //... | head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure::failed(miette::miette!(
-            "Cannot write the output: {e}"
-        ))),
-    }
+    finish_output(result.and_then(|()| out.flush()))
 }
 
 /// DOT of the given targets and the edges among them, dependency → dependent.

@@ -3,9 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use refine_engine::store::{GcOptions, LocalStore, StoreError, VerifyOptions};
+use refine_engine::store::{GcOptions, LocalStore, VerifyOptions};
 
 use super::Failure;
+use super::common::store_failure;
 
 #[derive(clap::Args, Debug)]
 pub struct StoreArgs {
@@ -50,19 +51,9 @@ pub enum StoreCommand {
     },
 }
 
-/// Maps a store error to the exit code it stands for: I/O trouble is a failure (1), every
-/// other error is bad input or a damaged store (2).
-pub fn store_failure(err: StoreError) -> Failure {
-    match err {
-        StoreError::Io { .. } => Failure::failed(err),
-        _ => Failure::bad_input(err),
-    }
-}
-
 /// Opens the store chosen by `--store` / `REFINE_STORE`, else the default folder.
-pub fn open_store(flag: Option<&Path>) -> Result<LocalStore, Failure> {
-    let path = LocalStore::resolve_path(flag, None).map_err(store_failure)?;
-    LocalStore::open(path).map_err(store_failure)
+fn open_store(flag: Option<&Path>) -> Result<LocalStore, Failure> {
+    Ok(refine_engine::session::open_store(flag)?)
 }
 
 pub fn run(store_flag: Option<&Path>, args: StoreArgs) -> Result<(), Failure> {

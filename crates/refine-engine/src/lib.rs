@@ -1,5 +1,10 @@
 //! refine-engine: the top of the layers (see `docs/architecture.md`). It re-exports every
-//! layer below under one roof, so that the CLI and the integration tests name one crate.
+//! layer below under one roof, so that the CLI and the integration tests name one crate, and
+//! holds what the commands share: the [`session::Session`] (workspace, targets, stores) and
+//! the operations in [`ops`].
+
+pub mod ops;
+pub mod session;
 
 pub use refine_digest as source;
 pub use refine_exec as exec;

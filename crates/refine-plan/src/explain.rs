@@ -72,6 +72,11 @@ fn dependency_of(graph: &TargetGraph, id: TargetId, field: &str) -> Option<Strin
     }
 }
 
+/// How [`crate::key::KeyFields::flat`] writes a map field without entries. A map with entries
+/// is flattened to one `name[k]` field per entry instead, so an empty map on one side and no
+/// field on the other is no difference: the entries that came or went are compared one by one.
+const EMPTY_MAP: &str = "{}";
+
 fn diff(
     before: &[(String, String)],
     after: &[(String, String)],
@@ -89,11 +94,12 @@ fn diff(
     for (k, v) in after {
         match b.get(k.as_str()) {
             Some(old) if old == v => {}
+            None if v == EMPTY_MAP => {}
             old => out.push((k.clone(), old.map(|s| s.to_string()), Some(v.clone()))),
         }
     }
     for (k, v) in before {
-        if !a.contains_key(k.as_str()) {
+        if !a.contains_key(k.as_str()) && v != EMPTY_MAP {
             out.push((k.clone(), Some(v.clone()), None));
         }
     }
@@ -197,4 +203,47 @@ pub fn explain(
 ) -> Result<Explanation, PlanError> {
     let plan = plan(graph, &[id], store, remote)?;
     explain_node(graph, &plan, id, store, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diff;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_empty_map_against_its_first_entry_is_one_difference() {
+        let before = fields(&[("recipe", "sha256:ab"), ("env", "{}")]);
+        let after = fields(&[("recipe", "sha256:ab"), ("env[CFLAGS]", "-O2")]);
+        assert_eq!(
+            diff(&before, &after),
+            [("env[CFLAGS]".to_string(), None, Some("-O2".to_string()))]
+        );
+        assert_eq!(
+            diff(&after, &before),
+            [("env[CFLAGS]".to_string(), Some("-O2".to_string()), None)]
+        );
+    }
+
+    #[test]
+    fn a_changed_entry_and_a_field_that_is_gone_are_differences() {
+        let before = fields(&[("env[CFLAGS]", "-O2"), ("jobs", "4")]);
+        let after = fields(&[("env[CFLAGS]", "-O3")]);
+        assert_eq!(
+            diff(&before, &after),
+            [
+                (
+                    "env[CFLAGS]".to_string(),
+                    Some("-O2".to_string()),
+                    Some("-O3".to_string())
+                ),
+                ("jobs".to_string(), Some("4".to_string()), None),
+            ]
+        );
+    }
 }

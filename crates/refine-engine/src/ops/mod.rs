@@ -1,0 +1,143 @@
+//! The operations behind the commands, in the manner of Cargo's `ops`: each takes a
+//! [`Session`](crate::session::Session) (or the part of one it needs) and returns a typed
+//! result that the CLI prints. Nothing here prints: what a long operation does item by item
+//! (each artifact pulled, each wheel mirrored) is handed to a callback as it happens, so that
+//! the caller can show it at once.
+
+pub mod build;
+pub mod export;
+pub mod fetch;
+pub mod mirror;
+pub mod profile;
+pub mod provenance;
+pub mod pull;
+pub mod push;
+
+use std::path::{Path, PathBuf};
+
+use refine_digest::DigestError;
+use refine_exec::{BuildReport, ExecError, NodeResult};
+use refine_plan::PlanError;
+use refine_remote::RemoteError;
+use refine_rules::graph::TargetId;
+use refine_store::{Digest, StoreError};
+
+use crate::session::{Session, SessionError};
+
+/// Why an operation failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum OpError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Session(#[from] SessionError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Exec(#[from] ExecError),
+    /// The remote store (or the mirror) failed while working.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Remote(#[from] RemoteError),
+    /// A digest given by the user is not one.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Digest(#[from] DigestError),
+    /// The wheel mirror's configuration is wrong.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    MirrorConfig(RemoteError),
+    /// `refine mirror` without a mirror.
+    #[error("No wheel mirror is configured")]
+    #[diagnostic(help(
+        "Write `store {{ mirror \"s3://BUCKET\" endpoint=\"…\" region=\"…\" }}` in workspace.kdl"
+    ))]
+    NoMirror,
+    /// A file or folder outside the store could not be read or written.
+    #[error("Cannot {action} `{}`: {error}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The name of an imported file could not be recorded beside the store.
+    #[error("Cannot record the name of `{}`: {error}", file.display())]
+    RecordName {
+        file: PathBuf,
+        error: std::io::Error,
+    },
+    /// `refine provenance LABEL` for a target that was never built.
+    #[error("`{target}` has no artifact in any store, so it has no provenance")]
+    #[diagnostic(help("Build it first with `refine build`, or name a remote store that has it"))]
+    NoArtifact { target: String },
+    /// A provenance record in the store is not JSON.
+    #[error("The provenance record `{record}` is not JSON: {error}")]
+    #[diagnostic(help("Run `refine store verify`"))]
+    BadProvenance {
+        record: Digest,
+        error: serde_json::Error,
+    },
+    /// No store holds a provenance statement for the artifact.
+    #[error("No provenance found for `{digest}`")]
+    #[diagnostic(help(
+        "Artifacts built by refine carry provenance; pass `--remote` if it was built elsewhere"
+    ))]
+    NoProvenance { digest: Digest },
+}
+
+impl OpError {
+    /// `map_err` helper for I/O outside the store: `.map_err(OpError::io("write", &path))`.
+    pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> OpError {
+        let path = path.to_path_buf();
+        move |error| OpError::Io {
+            action,
+            path,
+            error,
+        }
+    }
+}
+
+/// The artifact of a built or cached target in the local store, pulled first if the build
+/// found it in the remote store only. `None` for a target that has no artifact (it failed or
+/// was skipped).
+pub(crate) fn ensure_local<'a>(
+    session: &Session,
+    report: &'a BuildReport,
+    id: TargetId,
+) -> Result<Option<&'a Digest>, OpError> {
+    let Some(digest) = refine_exec::artifact_of(report, id) else {
+        return Ok(None);
+    };
+    let store = session.store();
+    if let (Some(NodeResult::Cached(b)), Some(remote)) =
+        (report.results.get(&id), session.remote_store())
+        && b.remote
+        && !store.has_blob(&b.digest)
+    {
+        let kind = session.graph().target(id).kind();
+        remote.pull(
+            store,
+            kind.as_str(),
+            b.key.as_deref().unwrap_or_default(),
+            &b.digest,
+        )?;
+    }
+    Ok(Some(digest))
+}
+
+/// The `.whl` files at the top of an unpacked artifact, by name.
+pub(crate) fn wheels_in(tree: &Path) -> Result<Vec<PathBuf>, OpError> {
+    let mut wheels = Vec::new();
+    for entry in fs_err::read_dir(tree).map_err(OpError::io("read", tree))? {
+        let path = entry.map_err(OpError::io("read", tree))?.path();
+        if path.extension().is_some_and(|e| e == "whl") {
+            wheels.push(path);
+        }
+    }
+    wheels.sort();
+    Ok(wheels)
+}
