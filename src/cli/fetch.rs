@@ -59,7 +59,7 @@ fn fetch_patterns(
     let ids: Vec<usize> = (0..graph.len()).filter(|&i| closure[i]).collect();
     let store = super::common::open_workspace_store(&graph, store_flag)?;
     let pip = PipConfig::load();
-    let work = store.root().join("tmp");
+    let work = store.tmp_dir();
     let items = inputs_of(&graph, &ids);
     let mut failures = Vec::new();
     let (mut fetched, mut had) = (0, 0);
@@ -138,12 +138,7 @@ pub fn run(dir: Option<&Path>, store_flag: Option<&Path>, args: FetchArgs) -> Re
         match store.put_source_file(file, expected.get(i)) {
             Ok(digest) => {
                 if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
-                    refine_engine::fetch::record_name(&store, &digest, name).map_err(|e| {
-                        Failure::failed(miette::miette!(
-                            "Cannot record the name of `{}`: {e}",
-                            file.display()
-                        ))
-                    })?;
+                    store.record_name(&digest, name).map_err(store_failure)?;
                 }
                 println!("{digest}  {}", file.display())
             }
