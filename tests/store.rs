@@ -456,3 +456,173 @@ fn several_processes_share_a_store() {
     assert_eq!((report.refs, report.pins), (45, 60));
     assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
 }
+
+/// Writes `text` to `store/rel`, creating its folder.
+fn plant(store: &Path, rel: &str, text: &str) -> PathBuf {
+    let path = store.join(rel);
+    fs_err::create_dir_all(path.parent().unwrap()).unwrap();
+    fs_err::write(&path, text).unwrap();
+    path
+}
+
+/// A store with something in every folder: an imported source (blob, pin, fetched name), a
+/// wheel (manifest, layers, ref, label, tag), its unpacked tree and an unfinished push.
+fn populated_store(tmp: &Path) -> (PathBuf, Digest, Digest) {
+    let dir = tmp.join("store");
+    let file = tmp.join("demo-1.0.tar.gz");
+    fs_err::write(&file, "pretend sdist").unwrap();
+    let out = refine(&dir, &["fetch", "--import", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let source = Digest::of_bytes(b"pretend sdist");
+    let store = LocalStore::open(&dir).unwrap();
+    let wheel = put_wheel(&store, tmp, KEY_A, "x = 1\n");
+    store.unpack(&wheel).unwrap();
+    store.outbox_add("wheel", KEY_A, &wheel).unwrap();
+    drop(store);
+    let out = refine(&dir, &["store", "verify"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (dir, source, wheel)
+}
+
+#[test]
+fn verify_reports_damage_under_every_store_folder_and_fix_repairs_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, source, wheel) = populated_store(tmp.path());
+    let missing = Digest::of_bytes(b"never stored");
+    let label_file = fs_err::read_dir(dir.join("labels"))
+        .unwrap()
+        .flat_map(|fan| fs_err::read_dir(fan.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .next()
+        .unwrap();
+    let tree = dir.join("trees").join(wheel.hex());
+    fs_err::write(tree.join("lib/pkg/__init__.py"), "x = 2\n").unwrap();
+    // One damaged file under every folder, and what `verify` says of it.
+    let blob = dir.join("blobs/sha256").join(source.hex());
+    flip_byte(&blob, 0);
+    let bad_ref = plant(&dir, &format!("refs/wheel/b2/{KEY_B}"), "garbage\n");
+    let pin = format!("pins/{}/{}", &missing.hex()[..2], missing.hex());
+    plant(&dir, &pin, "source\n");
+    let label = fs_err::read(&label_file).unwrap();
+    fs_err::write(&label_file, &label[..label.len() / 2]).unwrap();
+    plant(&dir, &format!("names/{}", missing.hex()), "gone.whl");
+    plant(
+        &dir,
+        &format!("outbox/pack/{KEY_B}"),
+        &format!("{missing}\n"),
+    );
+    let index = plant(&dir, "index.json", "{\"truncated");
+    let shown = |p: &Path| p.display().to_string();
+    let damage = [
+        ("blobs", format!("Blob `{source}` is corrupt")),
+        (
+            "refs",
+            format!("Ref file `{}` is malformed", shown(&bad_ref)),
+        ),
+        ("pins", format!("Pinned blob `{missing}` is missing")),
+        ("labels", format!("`{}` is malformed", shown(&label_file))),
+        (
+            "trees",
+            format!(
+                "Tree `{}` differs from manifest `{wheel}`: `lib/pkg/__init__.py` has other content",
+                shown(&tree)
+            ),
+        ),
+        (
+            "names",
+            format!("is for blob `{missing}`, which is missing"),
+        ),
+        (
+            "outbox",
+            format!("Outbox entry `pack/{KEY_B}` points at manifest `{missing}`, which is missing"),
+        ),
+        ("index.json", format!("`{}` is malformed", shown(&index))),
+    ];
+
+    let out = refine(&dir, &["store", "verify"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    for (folder, says) in &damage {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("problem: ") && l.contains(says.as_str())),
+            "nothing about `{folder}` ({says}):\n{stderr}"
+        );
+    }
+
+    let out = refine(&dir, &["store", "verify", "--fix"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("Removed "),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = refine(&dir, &["store", "verify"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("no problems"),
+        "{}",
+        text(&out.stdout)
+    );
+    // What was intact is still there; the damaged source went with its pin and name.
+    let store = LocalStore::open(&dir).unwrap();
+    assert_eq!(store.lookup("wheel", KEY_A).unwrap(), Some(wheel));
+    assert_eq!(store.outbox_list().unwrap().len(), 1);
+    assert!(!store.has_blob(&source));
+    assert_eq!(store.lookup_name(&source).unwrap(), None);
+
+    // A damaged `oci-layout` makes every command refuse the folder, naming the file.
+    fs_err::write(dir.join("oci-layout"), "{").unwrap();
+    let out = refine(&dir, &["store", "verify"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("`oci-layout` is not JSON"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn gc_removes_garbage_in_names_and_outbox_and_keeps_what_is_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, source, wheel) = populated_store(tmp.path());
+    let store = LocalStore::open(&dir).unwrap();
+    let old = put_wheel(&store, tmp.path(), KEY_B, "y = 1\n");
+    store.outbox_add("wheel", KEY_B, &old).unwrap();
+    let loose = store.put_blob_bytes(b"a wheel nobody pinned").unwrap();
+    store
+        .record_name(&loose, "loose-1.0-py3-none-any.whl")
+        .unwrap();
+    let missing = Digest::of_bytes(b"never stored");
+    store.record_name(&missing, "gone-1.0.tar.gz").unwrap();
+    drop(store);
+    plant(&dir, &format!("outbox/repair/{KEY_A}"), "not a digest");
+    plant(&dir, "tmp/blob-crashed", "partial");
+    age(&ref_path(&dir, KEY_B), 3 * 3600);
+
+    let out = refine(&dir, &["store", "gc", "--older-than", "2h"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!("evicted wheel/{KEY_B}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 temporary file(s), 2 fetched name(s), 2 outbox entries"),
+        "{stdout}"
+    );
+    let name = |d: &Digest| dir.join("names").join(d.hex());
+    assert!(name(&source).is_file(), "the name of a pinned source stays");
+    assert!(!name(&loose).exists() && !name(&missing).exists());
+    assert!(
+        dir.join("outbox/wheel").join(KEY_A).is_file(),
+        "a live artifact's push stays"
+    );
+    assert!(!dir.join("outbox/wheel").join(KEY_B).exists());
+    assert!(!dir.join("outbox/repair").join(KEY_A).exists());
+    assert!(!dir.join("tmp/blob-crashed").exists());
+    assert!(dir.join("trees").join(wheel.hex()).is_dir());
+    let out = refine(&dir, &["store", "verify"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}

@@ -16,16 +16,18 @@ pub struct StoreArgs {
 
 #[derive(clap::Subcommand, Debug)]
 pub enum StoreCommand {
-    /// Check every blob against its digest and every manifest, ref, pin and tag against the
-    /// blobs; exit 1 naming what is corrupt or missing.
+    /// Check every blob against its digest, every manifest, ref, pin, label, tag, fetched name
+    /// and outbox entry against the blobs, and every unpacked tree against its artifact; exit
+    /// 1 naming what is corrupt, missing or out of place.
     Verify {
         /// Remove what is broken (corrupt blobs and the entries that lead to something broken)
         /// so that the next build recreates it.
         #[arg(long)]
         fix: bool,
     },
-    /// Remove what no tag (ref) or pin reaches; with limits, evict the least recently used
-    /// entries first.
+    /// Remove what no tag (ref) or pin reaches (blobs, trees, leftover temporary files, and
+    /// the fetched names and outbox entries of removed blobs); with limits, evict the least
+    /// recently used entries first.
     Gc {
         /// Evict entries not used (stored or looked up) for this long, e.g. `30days`, `12h`.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -80,17 +82,14 @@ pub fn run(store_flag: Option<&Path>, args: StoreArgs) -> Result<(), Failure> {
                 println!("{} {name}", if dry_run { "would evict" } else { "evicted" });
             }
             println!(
-                "{verb} {} blob(s) and {} tree(s), {}; {} entr{} evicted, {} temporary file(s); kept {} blob(s), {}",
+                "{verb} {} blob(s) and {} tree(s), {}; {} evicted, {} temporary file(s), {} fetched name(s), {}; kept {} blob(s), {}",
                 report.removed_blobs,
                 report.removed_trees,
                 human_size(report.removed_bytes),
-                report.evicted.len(),
-                if report.evicted.len() == 1 {
-                    "y"
-                } else {
-                    "ies"
-                },
+                plural(report.evicted.len(), "entry", "entries"),
                 report.removed_temp,
+                report.removed_names,
+                plural(report.removed_outbox, "outbox entry", "outbox entries"),
                 report.kept_blobs,
                 human_size(report.kept_bytes),
             );
@@ -189,6 +188,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
     };
     Ok((number * factor).round() as u64)
+}
+
+/// `1 entry`, `2 entries`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `1.5 MiB`.

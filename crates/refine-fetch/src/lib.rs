@@ -198,31 +198,15 @@ pub fn fetch(
     }
     let digest = store.put_source_file(&file, Some(&expected))?;
     if let Some(name) = file.file_name().and_then(|n| n.to_str()) {
-        record_name(store, &digest, name).map_err(|e| FetchError::Failed {
-            what: item.describe(),
-            reason: e.to_string(),
-            help: format!("Check that `{}` is writable", store.root().display()),
-        })?;
+        store.record_name(&digest, name)?;
     }
     Ok((digest, true))
 }
 
-/// Remembers the file name an input was fetched (or imported) under, beside the store: pip
-/// needs a wheel's own file name, and the blob store keeps only digests.
-pub fn record_name(store: &LocalStore, digest: &Digest, name: &str) -> std::io::Result<()> {
-    let dir = store.root().join("names");
-    fs_err::create_dir_all(&dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(store.root().join("tmp"))?;
-    std::io::Write::write_all(&mut tmp, name.as_bytes())?;
-    tmp.persist(dir.join(digest.hex())).map_err(|e| e.error)?;
-    Ok(())
-}
-
-/// The file name an input was fetched under, if known.
+/// The file name an input was fetched under, if known (and readable: an unreadable record
+/// means fetching again, which rewrites it).
 pub fn file_name(store: &LocalStore, digest: &Digest) -> Option<String> {
-    let name = fs_err::read_to_string(store.root().join("names").join(digest.hex())).ok()?;
-    let name = name.trim();
-    (!name.is_empty() && !name.contains('/')).then(|| name.to_string())
+    store.lookup_name(digest).ok().flatten()
 }
 
 /// Every fixed-output input of the given targets, deduplicated.

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
 use crate::graph::{TargetGraph, TargetId};
 use crate::key::{Key, KeyFields, KeyInputs, MissingInput, key_fields};
@@ -90,24 +89,10 @@ pub enum PlanError {
     },
 }
 
-/// The digest of an artifact's content: sha256 over its layers' digests, sizes and titles.
+/// The digest of an artifact's content, as keys name dependencies: see
+/// [`Manifest::content_digest`], which this forwards to for the executor.
 pub fn content_digest(manifest: &Manifest) -> String {
-    let mut h = Sha256::new();
-    for layer in &manifest.layers {
-        let title = layer
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(crate::store::annotations::TITLE));
-        h.update(format!(
-            "{} {} {} {}\n",
-            layer.media_type,
-            layer.digest,
-            layer.size,
-            title.map(String::as_str).unwrap_or("")
-        ));
-    }
-    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    manifest.content_digest().to_string()
 }
 
 /// Key inputs from the workspace and the content digests of planned dependencies.
@@ -247,7 +232,7 @@ pub fn plan(
             match found {
                 Some(digest) => {
                     let manifest = store.read_manifest(&digest)?;
-                    node.cache(digest, content_digest(&manifest), false);
+                    node.cache(digest, manifest.content_digest().to_string(), false);
                 }
                 None => misses.push((nodes.len(), target.kind().to_string(), key.hex())),
             }
@@ -260,7 +245,7 @@ pub fn plan(
                 .collect();
             for ((i, _, _), answer) in misses.iter().zip(remote.lookup_many(&keys)) {
                 if let Some((digest, manifest)) = answer? {
-                    nodes[*i].cache(digest, content_digest(&manifest), true);
+                    nodes[*i].cache(digest, manifest.content_digest().to_string(), true);
                 }
             }
         }

@@ -14,7 +14,6 @@
 //! runtime and blocks on it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -656,32 +655,15 @@ impl OciRemote {
         })
     }
 
-    fn outbox_path(local: &LocalStore, kind: &str, key: &str) -> PathBuf {
-        local.root().join("outbox").join(kind).join(key)
-    }
-
     /// Pushes every artifact whose push did not finish (a registry that went away mid-push).
     /// Returns how many were pushed.
     pub fn flush_outbox(&self, local: &LocalStore) -> Result<usize, RemoteError> {
-        let dir = local.root().join("outbox");
-        let mut pending = Vec::new();
-        for kind in crate::store::Kind::ALL {
-            let Ok(rd) = std::fs::read_dir(dir.join(kind.as_str())) else {
-                continue;
-            };
-            for e in rd.flatten() {
-                let key = e.file_name().to_string_lossy().into_owned();
-                if let Ok(text) = std::fs::read_to_string(e.path())
-                    && let Ok(d) = Digest::parse(text.trim())
-                {
-                    pending.push((kind.as_str(), key, d));
-                }
-            }
-        }
+        let pending = local.outbox_list().map_err(store_err)?;
         let mut n = 0;
-        for (kind, key, digest) in pending {
+        for crate::store::OutboxEntry { kind, key, digest } in pending {
+            let kind = kind.as_str();
             if !local.has_blob(&digest) {
-                let _ = std::fs::remove_file(Self::outbox_path(local, kind, &key));
+                local.outbox_remove(kind, &key).map_err(store_err)?;
                 continue;
             }
             self.push_now(local, kind, &key, &digest)?;
@@ -697,15 +679,10 @@ impl OciRemote {
         key: &str,
         digest: &Digest,
     ) -> Result<(), RemoteError> {
-        let mark = Self::outbox_path(local, kind, key);
-        if let Some(parent) = mark.parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
-        let _ = std::fs::write(&mark, format!("{digest}\n"));
+        local.outbox_add(kind, key, digest).map_err(store_err)?;
         self.rt
             .block_on(self.push_async(local, kind, key, digest))?;
-        let _ = std::fs::remove_file(&mark);
-        Ok(())
+        local.outbox_remove(kind, key).map_err(store_err)
     }
 }
 

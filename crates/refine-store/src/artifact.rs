@@ -144,7 +144,7 @@ impl LocalStore {
             layers.push(self.put_tree_layer(dir, input.mtime)?);
         }
         for f in &input.files {
-            let file = std::fs::File::open(&f.path).map_err(io_err("open", &f.path))?;
+            let file = fs_err::File::open(&f.path).map_err(io_err("open", &f.path))?;
             let (digest, size) =
                 self.put_blob_unlocked(file, None, &f.path.display().to_string())?;
             layers.push(Descriptor {
@@ -213,7 +213,7 @@ impl LocalStore {
             .into_inner()
             .map_err(|e| StoreError::io("write a temporary file in", &tmp_dir, e.into_error()))?;
         let path = self.blob_path(&digest);
-        if !std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
+        if !fs_err::metadata(&path).is_ok_and(|m| m.len() == size) {
             self.finish_file(tmp, &path)?;
         }
         Ok(Descriptor {
@@ -237,7 +237,7 @@ impl LocalStore {
     /// Stores a fixed-output source file under its sha256 and pins it (gc keeps it).
     /// With `expected`, a mismatch is an error and nothing is stored.
     pub fn put_source_file(&self, path: &Path, expected: Option<&Digest>) -> Result<Digest> {
-        let file = std::fs::File::open(path).map_err(io_err("open", path))?;
+        let file = fs_err::File::open(path).map_err(io_err("open", path))?;
         let _lease = self.lease()?;
         let (digest, _) = self.put_blob_unlocked(file, expected, &path.display().to_string())?;
         self.write_pin(&digest, PinRole::Source)?;
@@ -271,7 +271,7 @@ impl LocalStore {
     /// is complete; every blob is verified while it is read. Hold a [`LocalStore::lease`]
     /// while using the tree so that gc cannot remove it.
     pub fn unpack(&self, manifest_digest: &Digest) -> Result<PathBuf> {
-        let dest = self.root.join("trees").join(manifest_digest.hex());
+        let dest = self.tree_path(manifest_digest);
         if dest.is_dir() {
             return Ok(dest);
         }
@@ -313,15 +313,15 @@ impl LocalStore {
             }
         }
         let kept = tmp.keep();
-        match std::fs::rename(&kept, &dest) {
+        match fs_err::rename(&kept, &dest) {
             Ok(()) => Ok(dest),
             // Another process unpacked the same artifact first: use its tree.
             Err(_) if dest.is_dir() => {
-                let _ = std::fs::remove_dir_all(&kept);
+                let _ = fs_err::remove_dir_all(&kept);
                 Ok(dest)
             }
             Err(e) => {
-                let _ = std::fs::remove_dir_all(&kept);
+                let _ = fs_err::remove_dir_all(&kept);
                 Err(StoreError::io("rename an unpacked tree to", dest, e))
             }
         }
@@ -331,9 +331,9 @@ impl LocalStore {
         validate_title(title)?;
         let path = root.join(title);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err("create the folder", parent))?;
+            fs_err::create_dir_all(parent).map_err(io_err("create the folder", parent))?;
         }
-        let mut out = std::fs::File::options()
+        let mut out = fs_err::File::options()
             .write(true)
             .create_new(true)
             .open(&path)

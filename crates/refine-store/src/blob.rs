@@ -1,6 +1,6 @@
 //! Blobs: `blobs/sha256/<hex>`, written atomically and verified on every read.
 
-use std::fs::File;
+use fs_err::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -49,7 +49,7 @@ impl LocalStore {
     /// A blob of the right size is taken as present (the same digest means the same content;
     /// a lost race between two writers is harmless). A blob of the wrong size is replaced.
     fn blob_is_complete(&self, digest: &Digest, size: u64) -> bool {
-        std::fs::metadata(self.blob_path(digest)).is_ok_and(|m| m.len() == size)
+        fs_err::metadata(self.blob_path(digest)).is_ok_and(|m| m.len() == size)
     }
 
     pub(crate) fn put_blob_unlocked(

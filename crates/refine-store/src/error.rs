@@ -1,7 +1,7 @@
 //! The store's error type: every message names the object and says what to do next.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use refine_digest::DigestError;
 
@@ -86,13 +86,21 @@ pub enum StoreError {
     )]
     BadManifest { digest: Digest, reason: String },
 
-    /// A ref, pin or label file holds something unreadable.
+    /// A ref, pin, label, name or outbox file holds something unreadable.
     #[error("`{path}` is malformed: {reason}")]
     #[diagnostic(
         code(refine::store::bad_ref),
         help("Run `refine store verify --fix` to drop it.")
     )]
     BadRef { path: PathBuf, reason: String },
+
+    /// A file name that cannot be recorded for a fetched source.
+    #[error("`{name}` cannot be recorded as a fetched file's name: {reason}")]
+    #[diagnostic(
+        code(refine::store::bad_name),
+        help("A fetched file's name is a plain file name, such as `numpy-2.1.3.tar.gz`.")
+    )]
+    BadName { name: String, reason: &'static str },
 
     /// The folder exists, holds files, and is not an OCI image layout.
     #[error("`{path}` is not an OCI image layout: {reason}")]
@@ -135,7 +143,7 @@ pub enum StoreError {
     NoPath,
 
     /// An I/O operation on a path failed.
-    #[error("Could not {action} `{path}`: {source}")]
+    #[error("{}", io_message(action, path, source))]
     #[diagnostic(
         code(refine::store::io),
         help("Check that the store folder exists, is writable and that its disk is not full.")
@@ -162,6 +170,17 @@ impl StoreError {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// "Could not read `PATH`: …", naming the path once: an error from fs-err names it already.
+fn io_message(action: &str, path: &Path, source: &io::Error) -> String {
+    let shown = format!("`{}`", path.display());
+    let source = source.to_string();
+    if source.contains(&shown) {
+        format!("Could not {action}: {source}")
+    } else {
+        format!("Could not {action} {shown}: {source}")
     }
 }
 

@@ -3,7 +3,8 @@
 //! **Roots** are the refs (`refs/…`, the tags), the pins (`pins/…`: sources and logs) and any
 //! `index.json` entry refine did not write. A ref reaches its manifest, the manifest's config
 //! and layers, and its unpacked tree. Everything else in `blobs/` and `trees/`, and everything
-//! in `tmp/`, is garbage.
+//! in `tmp/`, is garbage; so are the fetched names (`names/`) and outbox entries (`outbox/`)
+//! whose blob does not survive, and whatever in those two cannot be read.
 //!
 //! **Eviction**: `older_than` drops refs and pins not used (inserted or looked up) for that
 //! long; then `max_size` drops the least recently used ones until the reachable blobs and
@@ -16,12 +17,12 @@
 //! gc waits for running builds, and builds wait for a running gc.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::error::io_err;
+use super::walk::{entries, remove_any, size_of};
 use super::{
-    Digest, INDEX_MEDIA_TYPE, LocalStore, MANIFEST_MEDIA_TYPE, Result, StoreError, annotations,
+    Bucket, Digest, INDEX_MEDIA_TYPE, LocalStore, MANIFEST_MEDIA_TYPE, Result, annotations,
 };
 
 /// What [`LocalStore::gc`] may remove.
@@ -45,6 +46,10 @@ pub struct GcReport {
     pub removed_bytes: u64,
     pub removed_trees: usize,
     pub removed_temp: usize,
+    /// Fetched names whose blob went (or was gone), and unreadable ones.
+    pub removed_names: usize,
+    /// Outbox entries whose artifact went (or was gone), and unreadable ones.
+    pub removed_outbox: usize,
     pub kept_blobs: usize,
     /// Bytes of the blobs and trees kept.
     pub kept_bytes: u64,
@@ -60,30 +65,106 @@ struct Root {
     tree: Option<Digest>,
 }
 
-fn dir_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if !meta.is_dir() {
-        return meta.len();
-    }
-    std::fs::read_dir(path)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| dir_size(&e.path())).sum())
-        .unwrap_or(0)
+/// What `blobs/` and `trees/` hold.
+#[derive(Default)]
+struct OnDisk {
+    blobs: HashMap<Digest, u64>,
+    trees: HashMap<Digest, u64>,
+    /// Entries not named after a digest.
+    stray: Vec<PathBuf>,
 }
 
-fn remove_any(path: &Path) -> Result<()> {
-    let result = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(_) => Ok(()),
-    };
-    match result {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(StoreError::io("remove", path, e))
+/// Which roots survive, and what they reach.
+struct Reach {
+    evicted: Vec<bool>,
+    blobs: HashMap<Digest, usize>,
+    trees: HashMap<Digest, usize>,
+    /// Bytes of the blobs and trees reached.
+    size: u64,
+}
+
+impl Reach {
+    fn new(roots: &[Root], evicted: Vec<bool>, disk: &OnDisk) -> Self {
+        let mut reach = Reach {
+            evicted,
+            blobs: HashMap::new(),
+            trees: HashMap::new(),
+            size: 0,
+        };
+        for (i, root) in roots.iter().enumerate() {
+            if reach.evicted[i] {
+                continue;
+            }
+            for d in &root.blobs {
+                let c = reach.blobs.entry(*d).or_default();
+                *c += 1;
+                if *c == 1 {
+                    reach.size += disk.blobs.get(d).copied().unwrap_or(0);
+                }
+            }
+            if let Some(t) = root.tree {
+                let c = reach.trees.entry(t).or_default();
+                *c += 1;
+                if *c == 1 {
+                    reach.size += disk.trees.get(&t).copied().unwrap_or(0);
+                }
+            }
         }
-        _ => Ok(()),
+        reach
     }
+
+    /// Evicts the least recently used evictable roots until what they reach fits `max`.
+    fn shrink_to(&mut self, max: u64, roots: &[Root], disk: &OnDisk) {
+        let mut order: Vec<usize> = (0..roots.len())
+            .filter(|&i| !self.evicted[i] && roots[i].file.is_some())
+            .collect();
+        order.sort_by(|&a, &b| {
+            (roots[a].used, &roots[a].name).cmp(&(roots[b].used, &roots[b].name))
+        });
+        for i in order {
+            if self.size <= max {
+                break;
+            }
+            self.evicted[i] = true;
+            for d in &roots[i].blobs {
+                if release(&mut self.blobs, d) {
+                    self.size -= disk.blobs.get(d).copied().unwrap_or(0);
+                }
+            }
+            if let Some(t) = roots[i].tree
+                && release(&mut self.trees, &t)
+            {
+                self.size -= disk.trees.get(&t).copied().unwrap_or(0);
+            }
+        }
+    }
+
+    fn live_blobs(&self) -> HashSet<Digest> {
+        live(&self.blobs)
+    }
+
+    fn live_trees(&self) -> HashSet<Digest> {
+        live(&self.trees)
+    }
+}
+
+/// Drops one reference; whether it was the last.
+fn release(counts: &mut HashMap<Digest, usize>, d: &Digest) -> bool {
+    match counts.get_mut(d) {
+        Some(c) if *c > 0 => {
+            *c -= 1;
+            *c == 0
+        }
+        _ => false,
+    }
+}
+
+fn live(counts: &HashMap<Digest, usize>) -> HashSet<Digest> {
+    counts
+        .iter()
+        .filter(|(_, c)| **c > 0)
+        .map(|(d, _)| *d)
+        .collect()
 }
 
 impl LocalStore {
@@ -96,45 +177,87 @@ impl LocalStore {
     pub fn gc_with(&self, options: &GcOptions, on_wait: &mut dyn FnMut()) -> Result<GcReport> {
         let _lock = self.lock_exclusive(on_wait)?;
         let mut report = GcReport::default();
+        let dry_run = options.dry_run;
+        self.clear_tmp(dry_run, &mut report)?;
+        let disk = self.on_disk()?;
+        let roots = self.roots()?;
+
         let now = SystemTime::now();
+        let limit = options
+            .older_than
+            .map(|age| now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH));
+        let evicted = roots
+            .iter()
+            .map(|r| r.file.is_some() && limit.is_some_and(|l| r.used < l))
+            .collect();
+        let mut reach = Reach::new(&roots, evicted, &disk);
+        if let Some(max) = options.max_size {
+            reach.shrink_to(max, &roots, &disk);
+        }
+        let live = reach.live_blobs();
 
-        // Leftovers of crashed writers: no writer is running while we hold the lock.
-        let tmp = self.tmp_dir();
-        for entry in std::fs::read_dir(&tmp).map_err(io_err("list", &tmp))? {
-            let entry = entry.map_err(io_err("list", &tmp))?;
+        // Refs first (and index.json), then what they no longer reach.
+        for (root, _) in roots.iter().zip(&reach.evicted).filter(|(_, e)| **e) {
+            report.evicted.push(root.name.clone());
+            if !dry_run && let Some(file) = &root.file {
+                remove_any(file)?;
+            }
+        }
+        report.evicted.sort();
+        if !dry_run {
+            let (labels, _) = self.list_labels()?;
+            for (path, record) in labels {
+                if !live.contains(&record.digest) {
+                    remove_any(&path)?;
+                }
+            }
+            self.rebuild_index_unlocked()?;
+        }
+        self.remove_unreached(&disk, &live, &reach.live_trees(), dry_run, &mut report)?;
+        self.remove_followers(&live, dry_run, &mut report)?;
+        for path in &disk.stray {
             report.removed_temp += 1;
-            if !options.dry_run {
-                remove_any(&entry.path())?;
+            if !dry_run {
+                remove_any(path)?;
             }
         }
+        Ok(report)
+    }
 
-        // Blobs and trees on disk.
-        let blob_dir = self.root.join("blobs/sha256");
-        let mut blob_sizes: HashMap<Digest, u64> = HashMap::new();
-        let mut stray: Vec<PathBuf> = Vec::new();
-        for entry in std::fs::read_dir(&blob_dir).map_err(io_err("list", &blob_dir))? {
-            let entry = entry.map_err(io_err("list", &blob_dir))?;
-            match Digest::from_hex(&entry.file_name().to_string_lossy()) {
-                Some(d) => {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    blob_sizes.insert(d, size);
-                }
-                None => stray.push(entry.path()),
+    /// Leftovers of crashed writers: no writer is running while gc holds the lock.
+    fn clear_tmp(&self, dry_run: bool, report: &mut GcReport) -> Result<()> {
+        for (_, path, _) in entries(&self.tmp_dir())? {
+            report.removed_temp += 1;
+            if !dry_run {
+                remove_any(&path)?;
             }
         }
-        let tree_dir = self.root.join("trees");
-        let mut tree_sizes: HashMap<Digest, u64> = HashMap::new();
-        for entry in std::fs::read_dir(&tree_dir).map_err(io_err("list", &tree_dir))? {
-            let entry = entry.map_err(io_err("list", &tree_dir))?;
-            match Digest::from_hex(&entry.file_name().to_string_lossy()) {
-                Some(d) => {
-                    tree_sizes.insert(d, dir_size(&entry.path()));
-                }
-                None => stray.push(entry.path()),
-            }
-        }
+        Ok(())
+    }
 
-        // Roots.
+    fn on_disk(&self) -> Result<OnDisk> {
+        let mut disk = OnDisk::default();
+        for (name, path, _) in entries(&self.blob_dir())? {
+            match Digest::from_hex(&name) {
+                Some(d) => {
+                    let size = fs_err::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    disk.blobs.insert(d, size);
+                }
+                None => disk.stray.push(path),
+            }
+        }
+        for (name, path, _) in entries(&self.bucket_path(Bucket::Trees))? {
+            match Digest::from_hex(&name) {
+                Some(d) => {
+                    disk.trees.insert(d, size_of(&path));
+                }
+                None => disk.stray.push(path),
+            }
+        }
+        Ok(disk)
+    }
+
+    fn roots(&self) -> Result<Vec<Root>> {
         let mut roots = Vec::new();
         let (refs, _) = self.list_refs()?;
         for r in refs {
@@ -161,7 +284,7 @@ impl LocalStore {
                 if d.annotation(annotations::KIND).is_none() {
                     roots.push(Root {
                         name: d.annotation(annotations::REF_NAME).unwrap_or("").to_owned(),
-                        used: now,
+                        used: SystemTime::now(),
                         file: None,
                         blobs: self.closure(&d.digest),
                         tree: None,
@@ -169,131 +292,73 @@ impl LocalStore {
                 }
             }
         }
+        Ok(roots)
+    }
 
-        // Eviction by age.
-        let mut evicted = vec![false; roots.len()];
-        if let Some(age) = options.older_than {
-            let limit = now.checked_sub(age).unwrap_or(SystemTime::UNIX_EPOCH);
-            for (i, root) in roots.iter().enumerate() {
-                if root.file.is_some() && root.used < limit {
-                    evicted[i] = true;
-                }
-            }
-        }
-
-        // Reference counts of what the surviving roots reach.
-        let mut counts: HashMap<Digest, usize> = HashMap::new();
-        let mut tree_counts: HashMap<Digest, usize> = HashMap::new();
-        let mut size = 0u64;
-        for (i, root) in roots.iter().enumerate() {
-            if evicted[i] {
-                continue;
-            }
-            for d in &root.blobs {
-                let c = counts.entry(*d).or_default();
-                *c += 1;
-                if *c == 1 {
-                    size += blob_sizes.get(d).copied().unwrap_or(0);
-                }
-            }
-            if let Some(t) = root.tree {
-                let c = tree_counts.entry(t).or_default();
-                *c += 1;
-                if *c == 1 {
-                    size += tree_sizes.get(&t).copied().unwrap_or(0);
-                }
-            }
-        }
-
-        // Eviction by size, least recently used first.
-        if let Some(max) = options.max_size {
-            let mut order: Vec<usize> = (0..roots.len())
-                .filter(|&i| !evicted[i] && roots[i].file.is_some())
-                .collect();
-            order.sort_by(|&a, &b| {
-                (roots[a].used, &roots[a].name).cmp(&(roots[b].used, &roots[b].name))
-            });
-            for i in order {
-                if size <= max {
-                    break;
-                }
-                evicted[i] = true;
-                for d in &roots[i].blobs {
-                    let c = counts.get_mut(d).expect("counted above");
-                    *c -= 1;
-                    if *c == 0 {
-                        size -= blob_sizes.get(d).copied().unwrap_or(0);
-                    }
-                }
-                if let Some(t) = roots[i].tree {
-                    let c = tree_counts.get_mut(&t).expect("counted above");
-                    *c -= 1;
-                    if *c == 0 {
-                        size -= tree_sizes.get(&t).copied().unwrap_or(0);
-                    }
-                }
-            }
-        }
-        let live: HashSet<Digest> = counts
-            .iter()
-            .filter(|(_, c)| **c > 0)
-            .map(|(d, _)| *d)
-            .collect();
-        let live_trees: HashSet<Digest> = tree_counts
-            .iter()
-            .filter(|(_, c)| **c > 0)
-            .map(|(d, _)| *d)
-            .collect();
-
-        // Apply: refs first (and index.json), then what they no longer reach.
-        for (i, root) in roots.iter().enumerate() {
-            if evicted[i] {
-                report.evicted.push(root.name.clone());
-                if !options.dry_run {
-                    remove_any(root.file.as_ref().expect("only files are evicted"))?;
-                }
-            }
-        }
-        report.evicted.sort();
-        if !options.dry_run {
-            let (labels, _) = self.list_labels()?;
-            for (path, record) in labels {
-                if !live.contains(&record.digest) {
-                    remove_any(&path)?;
-                }
-            }
-            self.rebuild_index_unlocked()?;
-        }
-        for (digest, blob_size) in &blob_sizes {
+    fn remove_unreached(
+        &self,
+        disk: &OnDisk,
+        live: &HashSet<Digest>,
+        live_trees: &HashSet<Digest>,
+        dry_run: bool,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        for (digest, blob_size) in &disk.blobs {
             if live.contains(digest) {
                 report.kept_blobs += 1;
                 report.kept_bytes += blob_size;
             } else {
                 report.removed_blobs += 1;
                 report.removed_bytes += blob_size;
-                if !options.dry_run {
+                if !dry_run {
                     remove_any(&self.blob_path(digest))?;
                 }
             }
         }
-        for (digest, tree_size) in &tree_sizes {
+        for (digest, tree_size) in &disk.trees {
             if live_trees.contains(digest) {
                 report.kept_bytes += tree_size;
             } else {
                 report.removed_trees += 1;
                 report.removed_bytes += tree_size;
-                if !options.dry_run {
-                    remove_any(&self.root.join("trees").join(digest.hex()))?;
+                if !dry_run {
+                    remove_any(&self.tree_path(digest))?;
                 }
             }
         }
-        for path in stray {
-            report.removed_temp += 1;
-            if !options.dry_run {
-                remove_any(&path)?;
+        Ok(())
+    }
+
+    /// Fetched names and outbox entries follow their blob: those whose blob does not
+    /// survive go, and so does whatever in their folders cannot be read.
+    fn remove_followers(
+        &self,
+        live: &HashSet<Digest>,
+        dry_run: bool,
+        report: &mut GcReport,
+    ) -> Result<()> {
+        let (names, bad_names) = self.list_names()?;
+        let dead_names = names.into_iter().filter(|n| !live.contains(&n.digest));
+        let names: Vec<PathBuf> = dead_names
+            .map(|n| n.path)
+            .chain(bad_names.into_iter().map(|b| b.path))
+            .collect();
+        let (outbox, bad_outbox) = self.list_outbox()?;
+        let dead_outbox = outbox
+            .into_iter()
+            .filter(|(_, e)| !live.contains(&e.digest));
+        let outbox: Vec<PathBuf> = dead_outbox
+            .map(|(path, _)| path)
+            .chain(bad_outbox.into_iter().map(|b| b.path))
+            .collect();
+        report.removed_names = names.len();
+        report.removed_outbox = outbox.len();
+        if !dry_run {
+            for path in names.iter().chain(&outbox) {
+                remove_any(path)?;
             }
         }
-        Ok(report)
+        Ok(())
     }
 
     /// The blobs a manifest (or index) reaches, itself included. What cannot be read reaches

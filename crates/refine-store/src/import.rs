@@ -76,7 +76,7 @@ impl LocalStore {
             .into_inner()
             .map_err(|e| StoreError::io("write a temporary file in", &tmp_dir, e.into_error()))?;
         let path = self.blob_path(&actual);
-        if !std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
+        if !fs_err::metadata(&path).is_ok_and(|m| m.len() == size) {
             self.finish_file(tmp, &path)?;
         }
         Ok(actual)
@@ -147,7 +147,7 @@ impl LocalStore {
     /// The path of a blob, failing with [`StoreError::MissingBlob`] if it is absent.
     pub fn existing_blob_path(&self, digest: &Digest) -> Result<std::path::PathBuf> {
         let path = self.blob_path(digest);
-        match std::fs::metadata(&path) {
+        match fs_err::metadata(&path) {
             Ok(_) => Ok(path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::MissingBlob {
                 digest: *digest,

@@ -14,7 +14,9 @@ use std::collections::HashMap;
 
 use super::Kind;
 use super::error::io_err;
-use super::{Descriptor, Digest, Index, LocalStore, MANIFEST_MEDIA_TYPE, Result, annotations};
+use super::{
+    Bucket, Descriptor, Digest, Index, LocalStore, MANIFEST_MEDIA_TYPE, Result, annotations,
+};
 
 /// A tag stored by this process, not yet merged into `index.json`.
 #[derive(Clone, Debug)]
@@ -67,8 +69,8 @@ impl LocalStore {
     fn merge_pending(&self, pending: &[PendingTag]) -> Result<()> {
         let _lease = self.lease()?;
         let _lock = self.lock_index()?;
-        let path = self.root.join("index.json");
-        let old_bytes = std::fs::read(&path).ok();
+        let path = self.bucket_path(Bucket::Index);
+        let old_bytes = fs_err::read(&path).ok();
         let Some(index) = old_bytes
             .as_deref()
             .and_then(|b| serde_json::from_slice::<Index>(b).ok())
@@ -130,8 +132,8 @@ impl LocalStore {
     fn rebuild_index_locked(&self) -> Result<()> {
         let (mut refs, _bad) = self.list_refs()?;
         refs.sort_by(|a, b| (&a.key, a.kind.as_str()).cmp(&(&b.key, b.kind.as_str())));
-        let path = self.root.join("index.json");
-        let old_bytes = std::fs::read(&path).ok();
+        let path = self.bucket_path(Bucket::Index);
+        let old_bytes = fs_err::read(&path).ok();
         let mut manifests: Vec<Descriptor> = old_bytes
             .as_deref()
             .and_then(|b| serde_json::from_slice::<Index>(b).ok())
@@ -165,8 +167,8 @@ impl LocalStore {
 
     /// The parsed `index.json`.
     pub fn read_index(&self) -> Result<Index> {
-        let path = self.root.join("index.json");
-        let bytes = std::fs::read(&path).map_err(io_err("read", &path))?;
+        let path = self.bucket_path(Bucket::Index);
+        let bytes = fs_err::read(&path).map_err(io_err("read", &path))?;
         serde_json::from_slice(&bytes).map_err(|e| super::StoreError::BadRef {
             path,
             reason: e.to_string(),

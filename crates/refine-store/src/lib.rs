@@ -9,7 +9,8 @@
 //! `org.opencontainers.image.title`).
 //!
 //! Next to the standard files, refine keeps its own bookkeeping (none of which an OCI tool
-//! needs to understand):
+//! needs to understand). Every entry is declared once, with the version of its format, in
+//! [`layout`]; `verify` and `gc` cover each one:
 //!
 //! ```text
 //! STORE/
@@ -22,9 +23,11 @@
 //!                                 artifact built for a label (for `refine explain`)
 //!   trees/<manifest hex>/         unpacked artifacts, for mounting into sandboxes
 //!   tmp/                          temporary files and folders, renamed into place when complete
+//!   names/<hex>                   the file name a source blob was fetched or imported under
+//!                                 (pip needs a wheel's own name; blobs have only digests)
 //!   outbox/<kind>/<key>           "sha256:<manifest hex>\n": an artifact whose push to the
-//!                                 remote store has not finished (see `remote::oci`)
-//!   lock                          flock: writers hold it shared, gc exclusive
+//!                                 remote store has not finished (see `refine_remote::oci`)
+//!   lock                          flock: writers hold it shared, gc and verify --fix exclusive
 //!   index.lock                    flock: serialises index.json rewrites
 //! ```
 //!
@@ -37,12 +40,16 @@ pub mod error;
 mod gc;
 mod import;
 mod index;
+pub mod layout;
 mod lock;
 pub mod manifest;
+mod names;
+mod outbox;
 mod refs;
 pub mod remote;
 pub mod tar;
 mod verify;
+mod walk;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -52,8 +59,10 @@ pub use blob::BlobReader;
 pub use error::{Result, StoreError};
 pub use gc::{GcOptions, GcReport};
 pub use import::IncomingBlob;
+pub use layout::{Bucket, OCI_LAYOUT_VERSION};
 pub use lock::StoreLease;
 pub use manifest::{Descriptor, Index, Manifest};
+pub use outbox::OutboxEntry;
 pub use refine_digest::Kind;
 pub use refine_digest::{self as digest, Digest};
 pub use refs::{LabelRecord, PinRole};
@@ -103,21 +112,6 @@ pub struct LocalStore {
     /// Tags stored by this process and not yet in `index.json`.
     pending: Mutex<Vec<index::PendingTag>>,
 }
-
-/// What a store folder may hold at its top level.
-const OWN_NAMES: [&str; 11] = [
-    "oci-layout",
-    "outbox",
-    "index.json",
-    "blobs",
-    "refs",
-    "pins",
-    "labels",
-    "trees",
-    "tmp",
-    "lock",
-    "index.lock",
-];
 
 impl LocalStore {
     /// Opens the store at `root`, creating the layout if the folder is absent or empty.
@@ -175,53 +169,27 @@ impl LocalStore {
     }
 
     fn init(&self) -> Result<()> {
+        self.refuse_foreign_folder()?;
         let root = &self.root;
-        let layout = root.join("oci-layout");
-        // Refuse a folder holding anything but what a (possibly half-created, by a concurrent
-        // process) store holds.
-        if !layout.exists()
-            && let Ok(entries) = std::fs::read_dir(root)
-        {
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                if !OWN_NAMES.iter().any(|n| name == *n) {
-                    return Err(StoreError::NotALayout {
-                        path: root.clone(),
-                        reason: format!(
-                            "the folder holds `{}` but no `oci-layout` file",
-                            name.to_string_lossy()
-                        ),
-                    });
-                }
-            }
-        }
-        std::fs::create_dir_all(root).map_err(io_err("create the folder", root))?;
+        fs_err::create_dir_all(root).map_err(io_err("create the folder", root))?;
         // Shared, like every write: a concurrent gc must not clear `tmp/` under us.
         let _lease = self.lease()?;
-        for dir in ["blobs/sha256", "refs", "pins", "labels", "trees", "tmp"] {
-            let p = root.join(dir);
-            std::fs::create_dir_all(&p).map_err(io_err("create the folder", &p))?;
-        }
-        if !layout.exists() {
-            self.create_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        } else {
-            let text = std::fs::read(&layout).map_err(io_err("read", &layout))?;
-            let parsed: serde_json::Value =
-                serde_json::from_slice(&text).map_err(|e| StoreError::NotALayout {
-                    path: root.clone(),
-                    reason: format!("`oci-layout` is not JSON: {e}"),
-                })?;
-            if parsed["imageLayoutVersion"] != "1.0.0" {
-                return Err(StoreError::NotALayout {
-                    path: root.clone(),
-                    reason: format!(
-                        "unsupported `imageLayoutVersion` {}",
-                        parsed["imageLayoutVersion"]
-                    ),
-                });
+        for bucket in Bucket::ALL {
+            if bucket.spec().form == layout::Form::Folder {
+                let p = self.bucket_path(bucket);
+                fs_err::create_dir_all(&p).map_err(io_err("create the folder", &p))?;
             }
         }
-        let index = root.join("index.json");
+        fs_err::create_dir_all(self.blob_dir())
+            .map_err(io_err("create the folder", self.blob_dir()))?;
+        let layout = self.bucket_path(Bucket::OciLayout);
+        if !layout.exists() {
+            let text = format!(r#"{{"imageLayoutVersion":"{OCI_LAYOUT_VERSION}"}}"#);
+            self.create_atomic(&layout, text.as_bytes())?;
+        } else {
+            self.check_oci_layout(&layout)?;
+        }
+        let index = self.bucket_path(Bucket::Index);
         if !index.exists() {
             let empty = Index::new(Vec::new());
             self.create_atomic(&index, &empty.to_bytes())?;
@@ -229,15 +197,48 @@ impl LocalStore {
         Ok(())
     }
 
-    /// Path of the blob with `digest` (whether or not it exists).
-    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        let mut p = self.root.join("blobs/sha256");
-        p.push(digest.hex());
-        p
+    /// Refuses a folder holding anything but what a (possibly half-created, by a concurrent
+    /// process) store holds.
+    fn refuse_foreign_folder(&self) -> Result<()> {
+        let root = &self.root;
+        if self.bucket_path(Bucket::OciLayout).exists() {
+            return Ok(());
+        }
+        let Ok(entries) = fs_err::read_dir(root) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !Bucket::ALL.iter().any(|b| name == b.name()) {
+                return Err(StoreError::NotALayout {
+                    path: root.clone(),
+                    reason: format!(
+                        "the folder holds `{}` but no `oci-layout` file",
+                        name.to_string_lossy()
+                    ),
+                });
+            }
+        }
+        Ok(())
     }
 
-    fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
+    fn check_oci_layout(&self, layout: &Path) -> Result<()> {
+        let text = fs_err::read(layout).map_err(io_err("read", layout))?;
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| StoreError::NotALayout {
+                path: self.root.clone(),
+                reason: format!("`oci-layout` is not JSON: {e}"),
+            })?;
+        if parsed["imageLayoutVersion"] != OCI_LAYOUT_VERSION {
+            return Err(StoreError::NotALayout {
+                path: self.root.clone(),
+                reason: format!(
+                    "unsupported `imageLayoutVersion` {}",
+                    parsed["imageLayoutVersion"]
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn add_pending(&self, tag: index::PendingTag) {
@@ -302,7 +303,7 @@ impl LocalStore {
             Err(e) => return Err(StoreError::io("rename a temporary file to", path, e.error)),
         };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(io_err("create the folder", parent))?;
+            fs_err::create_dir_all(parent).map_err(io_err("create the folder", parent))?;
         }
         tmp.persist(path)
             .map_err(|e| StoreError::io("rename a temporary file to", path, e.error))?;
@@ -321,3 +322,6 @@ impl Drop for LocalStore {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod bucket_tests;

@@ -10,11 +10,12 @@
 //! two threads of one process hold independent shared locks. They are released when the
 //! guard drops, or by the kernel if the process dies.
 
-use std::fs::{File, TryLockError};
+use fs_err::File;
+use std::fs::TryLockError;
 use std::path::Path;
 
 use super::error::io_err;
-use super::{LocalStore, Result, StoreError};
+use super::{Bucket, LocalStore, Result, StoreError};
 
 /// A held lock; released on drop.
 #[derive(Debug)]
@@ -38,7 +39,7 @@ impl LocalStore {
     /// Each write operation takes it on its own; a build holds one for its whole run so that
     /// the trees it mounted and the artifacts it looked up cannot be collected under it.
     pub fn lease(&self) -> Result<StoreLease> {
-        let path = self.root.join("lock");
+        let path = self.bucket_path(Bucket::Lock);
         let file = open(&path)?;
         file.lock_shared().map_err(io_err("lock", &path))?;
         Ok(StoreLease { _file: file })
@@ -46,11 +47,11 @@ impl LocalStore {
 
     /// The store's lock, exclusive. `on_wait` is called once if another process holds it.
     pub(crate) fn lock_exclusive(&self, on_wait: &mut dyn FnMut()) -> Result<StoreLease> {
-        lock_exclusive(&self.root.join("lock"), on_wait)
+        lock_exclusive(&self.bucket_path(Bucket::Lock), on_wait)
     }
 
     pub(crate) fn lock_index(&self) -> Result<StoreLease> {
-        lock_exclusive(&self.root.join("index.lock"), &mut || {})
+        lock_exclusive(&self.bucket_path(Bucket::IndexLock), &mut || {})
     }
 }
 

@@ -8,8 +8,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
-use super::{Digest, EMPTY_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use super::{Digest, EMPTY_MEDIA_TYPE, INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, annotations};
 
 /// An OCI content descriptor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +68,22 @@ impl Manifest {
     /// The value of an annotation, if present.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.as_ref()?.get(key).map(String::as_str)
+    }
+
+    /// The digest of the artifact's content: sha256 over one line per layer (media type,
+    /// digest, size, title), so not over the key or label the manifest also records. Keys
+    /// name dependencies by it: an artifact rebuilt bit for bit leaves every key downstream
+    /// unchanged. Its bytes must never change (the golden key vectors pin them).
+    pub fn content_digest(&self) -> Digest {
+        let mut h = Sha256::new();
+        for layer in &self.layers {
+            let title = layer.annotation(annotations::TITLE).unwrap_or("");
+            h.update(format!(
+                "{} {} {} {title}\n",
+                layer.media_type, layer.digest, layer.size
+            ));
+        }
+        Digest::from_sha256_bytes(h.finalize().into())
     }
 
     /// Parses and checks the media type and schema version.

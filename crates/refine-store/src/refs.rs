@@ -8,13 +8,13 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::Kind;
 use super::artifact::validate_key;
 use super::error::io_err;
-use super::{Digest, LocalStore, Result, StoreError};
+use super::layout::label_hash;
+use super::walk::{BadEntry, entries, list_fanned, mtime};
+use super::{Bucket, Digest, Kind, LocalStore, Result, StoreError};
 
 /// Why a plain blob is pinned (kept by gc although no manifest refers to it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,7 +32,7 @@ impl PinRole {
             PinRole::Log => "log",
         }
     }
-    fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         match s {
             "source" => Some(PinRole::Source),
             "log" => Some(PinRole::Log),
@@ -71,27 +71,16 @@ pub(crate) struct PinEntry {
     pub digest: Digest,
     pub path: PathBuf,
     pub used: SystemTime,
-}
-
-/// Something under `refs/`, `pins/` or `labels/` that could not be read.
-#[derive(Clone, Debug)]
-pub(crate) struct BadEntry {
-    pub path: PathBuf,
-    pub reason: String,
-}
-
-fn fan(dir: PathBuf, hex: &str) -> PathBuf {
-    let mut p = dir;
-    p.push(&hex[..2]);
-    p.push(hex);
-    p
+    /// `None` if the file holds neither `source` nor `log`: `verify` reports it, and gc
+    /// still keeps the blob (the name says which).
+    pub role: Option<PinRole>,
 }
 
 /// How stale a ref's "last used" time may get before a lookup refreshes it.
 const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 fn read_small(path: &Path) -> io::Result<Option<String>> {
-    match std::fs::File::open(path) {
+    match fs_err::File::open(path) {
         Ok(mut f) => {
             let mut s = String::new();
             f.read_to_string(&mut s)?;
@@ -124,56 +113,7 @@ fn parse_ref(text: &str) -> std::result::Result<(Digest, u64), String> {
     Ok((digest, size))
 }
 
-/// Lists `dir/<xx>/<name>` files in parallel over the fan-out folders.
-fn list_fanned<T: Send>(dir: &Path, f: impl Fn(&str, &Path) -> T + Sync) -> Result<Vec<T>> {
-    let fans: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(StoreError::io("list", dir, e)),
-    };
-    let lists: Vec<Vec<T>> = fans
-        .par_iter()
-        .map(|fan| {
-            let rd = std::fs::read_dir(fan).map_err(io_err("list", fan))?;
-            let mut out = Vec::new();
-            for entry in rd {
-                let entry = entry.map_err(io_err("list", fan))?;
-                let name = entry.file_name();
-                let path = entry.path();
-                out.push(f(&name.to_string_lossy(), &path));
-            }
-            Ok(out)
-        })
-        .collect::<Result<_>>()?;
-    Ok(lists.into_iter().flatten().collect())
-}
-
-fn mtime(path: &Path) -> SystemTime {
-    std::fs::symlink_metadata(path)
-        .and_then(|m| m.modified())
-        .unwrap_or(SystemTime::UNIX_EPOCH)
-}
-
 impl LocalStore {
-    fn ref_path(&self, kind: Kind, key: &str) -> PathBuf {
-        fan(self.root.join("refs").join(kind.as_str()), key)
-    }
-
-    fn pin_path(&self, digest: &Digest) -> PathBuf {
-        fan(self.root.join("pins"), &digest.hex())
-    }
-
-    fn label_path(&self, label: &str) -> PathBuf {
-        fan(
-            self.root.join("labels"),
-            blake3::hash(label.as_bytes()).to_hex().as_str(),
-        )
-    }
-
     /// The manifest digest of the artifact stored for (`kind`, `key`), if any.
     ///
     /// `kind` is one of `base`, `runtime`, `pack`, `wheel`, `repair`; `key` is 64 lowercase
@@ -197,7 +137,7 @@ impl LocalStore {
     /// The ref's content, without refreshing its last use.
     pub(crate) fn read_ref(&self, kind: Kind, key: &str) -> Result<Option<(Digest, u64)>> {
         let path = self.ref_path(kind, key);
-        match std::fs::read_to_string(&path) {
+        match fs_err::read_to_string(&path) {
             Ok(text) => parse_ref(&text)
                 .map(Some)
                 .map_err(|reason| StoreError::BadRef { path, reason }),
@@ -221,9 +161,9 @@ impl LocalStore {
 
     pub(crate) fn write_pin(&self, digest: &Digest, role: PinRole) -> Result<()> {
         let path = self.pin_path(digest);
-        match std::fs::read_to_string(&path) {
+        match fs_err::read_to_string(&path) {
             Ok(s) if s.trim_end() == role.as_str() => {
-                let _ = std::fs::File::open(&path).and_then(|f| f.set_modified(SystemTime::now()));
+                let _ = fs_err::File::open(&path).and_then(|f| f.set_modified(SystemTime::now()));
                 Ok(())
             }
             _ => self.write_atomic(&path, format!("{}\n", role.as_str()).as_bytes()),
@@ -232,7 +172,7 @@ impl LocalStore {
 
     /// Whether a blob is pinned, and as what.
     pub fn pin_role(&self, digest: &Digest) -> Option<PinRole> {
-        let text = std::fs::read_to_string(self.pin_path(digest)).ok()?;
+        let text = fs_err::read_to_string(self.pin_path(digest)).ok()?;
         PinRole::parse(text.trim_end())
     }
 
@@ -250,7 +190,7 @@ impl LocalStore {
     /// The full record behind [`LocalStore::latest_for_label`].
     pub fn label_record(&self, label: &str) -> Result<Option<LabelRecord>> {
         let path = self.label_path(label);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match fs_err::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::io("read", path, e)),
@@ -263,22 +203,23 @@ impl LocalStore {
         Ok(Some(record))
     }
 
-    /// Every ref, and the refs that could not be read.
+    /// Every ref, and what under `refs/` could not be read or does not belong there.
     pub(crate) fn list_refs(&self) -> Result<(Vec<RefEntry>, Vec<BadEntry>)> {
         let mut good = Vec::new();
         let mut bad = Vec::new();
+        for (name, path, is_dir) in entries(&self.bucket_path(Bucket::Refs))? {
+            if !(is_dir && Kind::parse(&name).is_some()) {
+                bad.push(BadEntry::new(
+                    &path,
+                    format!("it is not a folder named after a kind ({})", Kind::names()),
+                ));
+            }
+        }
         for kind in Kind::ALL {
-            let dir = self.root.join("refs").join(kind.as_str());
-            let found = list_fanned(&dir, |name, path| {
-                let bad = |reason: String| BadEntry {
-                    path: path.to_owned(),
-                    reason,
-                };
-                if validate_key(name).is_err() {
-                    return Err(bad("the file name is not a key".into()));
-                }
-                let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-                let (digest, size) = parse_ref(&text).map_err(bad)?;
+            let (found, wrong) = list_fanned(&self.ref_dir(kind), |name, path| {
+                validate_key(name).map_err(|_| "the file name is not a key".to_owned())?;
+                let text = fs_err::read_to_string(path).map_err(|e| e.to_string())?;
+                let (digest, size) = parse_ref(&text)?;
                 Ok(RefEntry {
                     kind,
                     key: name.to_owned(),
@@ -288,61 +229,41 @@ impl LocalStore {
                     used: mtime(path),
                 })
             })?;
-            for r in found {
-                match r {
-                    Ok(e) => good.push(e),
-                    Err(b) => bad.push(b),
-                }
-            }
+            good.extend(found);
+            bad.extend(wrong);
         }
         Ok((good, bad))
     }
 
+    /// Every pin, and what under `pins/` does not belong there.
     pub(crate) fn list_pins(&self) -> Result<(Vec<PinEntry>, Vec<BadEntry>)> {
-        let found = list_fanned(&self.root.join("pins"), |name, path| {
-            let digest = Digest::from_hex(name).ok_or_else(|| BadEntry {
-                path: path.to_owned(),
-                reason: "the file name is not a sha256".into(),
-            })?;
+        list_fanned(&self.bucket_path(Bucket::Pins), |name, path| {
+            let digest = Digest::from_hex(name).ok_or("the file name is not a sha256")?;
+            let role = fs_err::read_to_string(path)
+                .ok()
+                .and_then(|text| PinRole::parse(text.trim_end()));
             Ok(PinEntry {
                 digest,
                 path: path.to_owned(),
                 used: mtime(path),
+                role,
             })
-        })?;
-        Ok(found.into_iter().partition_result())
+        })
     }
 
+    /// Every label record, and what under `labels/` could not be read or is filed under
+    /// another label's name.
     pub(crate) fn list_labels(&self) -> Result<(Vec<LabelFile>, Vec<BadEntry>)> {
-        let found = list_fanned(&self.root.join("labels"), |_, path| {
-            let bytes = std::fs::read(path).map_err(|e| BadEntry {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-            let record: LabelRecord = serde_json::from_slice(&bytes).map_err(|e| BadEntry {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-            Ok((path.to_owned(), record))
-        })?;
-        Ok(found.into_iter().partition_result())
-    }
-}
-
-trait PartitionResult<T, E> {
-    fn partition_result(self) -> (Vec<T>, Vec<E>);
-}
-
-impl<T, E, I: Iterator<Item = std::result::Result<T, E>>> PartitionResult<T, E> for I {
-    fn partition_result(self) -> (Vec<T>, Vec<E>) {
-        let mut ok = Vec::new();
-        let mut err = Vec::new();
-        for r in self {
-            match r {
-                Ok(t) => ok.push(t),
-                Err(e) => err.push(e),
+        list_fanned(&self.bucket_path(Bucket::Labels), |name, path| {
+            let bytes = fs_err::read(path).map_err(|e| e.to_string())?;
+            let record: LabelRecord = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+            if label_hash(&record.label) != name {
+                return Err(format!(
+                    "it records label `{}`, whose record has another file name",
+                    record.label
+                ));
             }
-        }
-        (ok, err)
+            Ok((path.to_owned(), record))
+        })
     }
 }

@@ -9,7 +9,7 @@
 //! Devices, FIFOs and sockets are refused. Compressed with zstd at a fixed level in a single
 //! thread, the layer is byte-for-byte reproducible for a given zstd version (pinned).
 
-use std::fs;
+use fs_err as fs;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -52,7 +52,7 @@ pub fn fetch_inputs(
     let ids: Vec<usize> = (0..graph.len()).filter(|&i| closure[i]).collect();
     let store = session.store();
     let pip = PipConfig::load();
-    let work = store.root().join("tmp");
+    let work = store.tmp_dir();
     let inputs = refine_fetch::inputs_of(graph, &ids);
     let mut summary = FetchSummary {
         inputs: inputs.len(),
@@ -103,12 +103,12 @@ pub fn import(
     for ImportFile { file, expected } in files {
         let result = store.put_source_file(file, expected.as_ref());
         if let (Ok(digest), Some(name)) = (&result, file.file_name().and_then(|n| n.to_str())) {
-            refine_fetch::record_name(store, digest, name).map_err(|error| {
-                OpError::RecordName {
+            store
+                .record_name(digest, name)
+                .map_err(|error| OpError::RecordName {
                     file: file.clone(),
                     error,
-                }
-            })?;
+                })?;
         }
         on_each(Imported { file, result });
     }

@@ -68,7 +68,8 @@ pub enum OpError {
     #[error("Cannot record the name of `{}`: {error}", file.display())]
     RecordName {
         file: PathBuf,
-        error: std::io::Error,
+        #[source]
+        error: refine_store::StoreError,
     },
     /// `refine provenance LABEL` for a target that was never built.
     #[error("`{target}` has no artifact in any store, so it has no provenance")]
