@@ -105,11 +105,6 @@ const TOOLS: &[(&str, &str, &str)] = &[
         "apt-get install debootstrap",
     ),
     (
-        "curl",
-        "fetching PyPI files and URLs",
-        "apt-get install curl",
-    ),
-    (
         "apt-get",
         "fetching Debian source files",
         "a Debian-based host",

@@ -44,14 +44,12 @@ impl Digest {
 
     /// Parses a bare 64-digit lowercase hex sha256 (as `sha256sum` prints it).
     pub fn from_hex(hex: &str) -> Option<Self> {
-        let bytes = hex.as_bytes();
-        if bytes.len() != 64 {
+        // Lowercase only: a digest has one spelling (it names files and keys).
+        if hex.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
         let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            out[i] = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
-        }
+        hex::decode_to_slice(hex, &mut out).ok()?;
         Some(Digest(out))
     }
 
@@ -75,32 +73,13 @@ impl Digest {
 
     /// The 64 lowercase hex digits, without the algorithm.
     pub fn hex(&self) -> String {
-        to_hex(&self.0)
+        hex::encode(self.0)
     }
 
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
-}
-
-/// Lowercase hex of `bytes`.
-pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(DIGITS[(b >> 4) as usize] as char);
-        s.push(DIGITS[(b & 15) as usize] as char);
-    }
-    s
 }
 
 impl fmt::Display for Digest {

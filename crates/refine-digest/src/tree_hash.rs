@@ -46,7 +46,7 @@ pub struct TreeDigest(pub [u8; 32]);
 impl TreeDigest {
     /// 64 lowercase hex digits.
     pub fn hex(&self) -> String {
-        crate::to_hex(&self.0)
+        hex::encode(self.0)
     }
 }
 

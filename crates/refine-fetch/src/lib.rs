@@ -3,9 +3,11 @@
 //! is verified against its declared sha256 before it enters the store; nothing unverified is
 //! ever stored.
 //!
-//! PyPI files are found on the PEP 503 simple index that the user's pip is configured with
-//! (`index-url`, `extra-index-url`, `cert`, `proxy` from `pip config` and `PIP_*`), by the
-//! sha256 fragment of the file's link, and downloaded with curl. refine does not run
+//! PyPI files are found on the simple indexes that the user's pip is configured with
+//! (`index-url`, `extra-index-url`, `cert`, `proxy` from `pip config` and `PIP_*`), on the
+//! project's PEP 691 JSON page (PEP 503 HTML where an index has no JSON), by the file's
+//! sha256, and downloaded with reqwest (streamed to disk, transient failures retried). URLs
+//! come the same way. refine does not run
 //! `pip download` for sdists because pip would build their metadata on the host, which is
 //! neither hermetic nor always possible (numpy's needs meson). Debian files come through
 //! `apt-get source --download-only` with a private configuration that adds `deb-src` entries
@@ -14,6 +16,8 @@
 mod apt;
 mod http;
 pub mod image;
+mod index;
+mod pip;
 mod pypi;
 
 use refine_digest as source;
@@ -25,6 +29,7 @@ use std::path::PathBuf;
 use crate::rules::{Pinned, Sha256, SourceSpec};
 use crate::store::{Digest, LocalStore, StoreError};
 
+pub use http::HttpError;
 pub use pypi::PipConfig;
 
 /// Something to fetch, with the digest it must have.
@@ -150,6 +155,9 @@ pub enum FetchError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Http(#[from] HttpError),
 }
 
 /// Fetches one input into the store unless it is there already; returns its digest and
@@ -176,9 +184,9 @@ pub fn fetch(
             version,
             sha256,
         } => pypi::download(pip, project, version, sha256, tmp.path())?,
-        Fetchable::Url { url, file, .. } => {
-            http::download(url, &tmp.path().join(file), &pip.curl_args())?
-        }
+        Fetchable::Url { url, file, .. } => pip
+            .http()?
+            .download(&http::parse_url(url)?, &tmp.path().join(file))?,
         Fetchable::Debian {
             package,
             version,

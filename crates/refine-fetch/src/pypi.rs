@@ -1,90 +1,36 @@
-//! PyPI files by sha256, from the PEP 503 simple index pip is configured with.
+//! PyPI files by sha256, from the simple indexes pip is configured with ([`PipConfig`]): the
+//! project's page (PEP 691 JSON, or PEP 503 HTML) is read from each index in turn, and the
+//! file whose sha256 the rule pins is downloaded.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use super::{FetchError, http};
+use url::Url;
 
-/// The parts of pip's configuration that decide where and how files are fetched.
-#[derive(Clone, Debug, Default)]
-pub struct PipConfig {
-    pub indexes: Vec<String>,
-    pub cert: Option<String>,
-    pub proxy: Option<String>,
+use super::FetchError;
+use crate::http::parse_url;
+use crate::index::{self, FileLink};
+pub use crate::pip::PipConfig;
+
+/// The page of `project` (PEP 503 normalized) on `index`: `INDEX/<name>/`.
+fn project_page(index: &str, project: &str) -> Result<Url, FetchError> {
+    // A trailing `/` makes the index a folder that `join` goes into rather than replaces.
+    let index = parse_url(&format!("{}/", index.trim_end_matches('/')))?;
+    let name = crate::rules::normalize(project);
+    index
+        .join(&format!("{name}/"))
+        .map_err(|source| FetchError::Http(crate::http::HttpError::BadUrl { url: name, source }))
 }
 
-impl PipConfig {
-    /// Reads `pip config list` (which merges files and `PIP_*` variables); falls back to PyPI.
-    pub fn load() -> PipConfig {
-        let mut cfg = PipConfig::default();
-        let listed = Command::new("python3")
-            .args(["-m", "pip", "config", "list"])
-            .output();
-        if let Ok(out) = listed {
-            for line in String::from_utf8_lossy(&out.stdout).lines() {
-                let Some((key, value)) = line.split_once('=') else {
-                    continue;
-                };
-                let value = value.trim().trim_matches('\'').to_string();
-                let name = key.rsplit('.').next().unwrap_or(key);
-                match name {
-                    "index-url" => cfg.indexes.insert(0, value),
-                    "extra-index-url" => cfg
-                        .indexes
-                        .extend(value.split_whitespace().map(str::to_string)),
-                    "cert" => cfg.cert = Some(value),
-                    "proxy" => cfg.proxy = Some(value),
-                    _ => {}
-                }
-            }
-        }
-        if cfg.indexes.is_empty() {
-            cfg.indexes.push("https://pypi.org/simple".into());
-        }
-        cfg
-    }
-
-    pub fn curl_args(&self) -> Vec<String> {
-        let mut args = Vec::new();
-        if let Some(c) = &self.cert {
-            args.extend(["--cacert".to_string(), c.clone()]);
-        }
-        if let Some(p) = &self.proxy {
-            args.extend(["--proxy".to_string(), p.clone()]);
-        }
-        args
-    }
+/// The file with `sha256` among `files`.
+fn find<'a>(files: &'a [FileLink], sha256: &str) -> Option<&'a FileLink> {
+    files.iter().find(|f| {
+        f.sha256
+            .as_deref()
+            .is_some_and(|h| h.eq_ignore_ascii_case(sha256))
+    })
 }
 
-/// PEP 503 normalized name.
-fn normalize(name: &str) -> String {
-    crate::rules::normalize(name)
-}
-
-/// Finds the link whose `#sha256=` fragment is `sha256` on a simple-index page.
-fn find_link(page: &str, base: &str, sha256: &str) -> Option<String> {
-    let needle = format!("#sha256={sha256}");
-    let at = page.find(&needle)?;
-    let start = page[..at].rfind("href=\"")? + 6;
-    let href = &page[start..at];
-    let href = href.replace("&amp;", "&");
-    Some(
-        if href.starts_with("http://") || href.starts_with("https://") {
-            href
-        } else if let Some(rest) = href.strip_prefix('/') {
-            // Absolute path on the index's host.
-            let host_end = base
-                .find("://")
-                .map(|i| i + 3)
-                .and_then(|i| base[i..].find('/').map(|j| i + j))
-                .unwrap_or(base.len());
-            format!("{}/{rest}", &base[..host_end])
-        } else {
-            format!("{}/{href}", base.trim_end_matches('/'))
-        },
-    )
-}
-
+/// Downloads the file of `project` whose sha256 is `sha256` into `dir`.
 pub fn download(
     cfg: &PipConfig,
     project: &str,
@@ -92,29 +38,29 @@ pub fn download(
     sha256: &str,
     dir: &Path,
 ) -> Result<PathBuf, FetchError> {
-    let name = normalize(project);
+    let http = cfg.http()?;
     let mut tried = Vec::new();
     for index in &cfg.indexes {
-        let page_url = format!("{}/{name}/", index.trim_end_matches('/'));
-        let page = match http::get_text(&page_url, &cfg.curl_args()) {
+        let page_url = project_page(index, project)?;
+        let page = match http.page(&page_url, index::ACCEPT) {
             Ok(p) => p,
             Err(e) => {
                 tried.push(format!("{page_url}: {e}"));
                 continue;
             }
         };
-        if let Some(url) = find_link(&page, &page_url, sha256) {
-            let file = url
-                .rsplit('/')
-                .next()
-                .unwrap_or("download")
-                .split(['#', '?'])
-                .next()
-                .unwrap_or("download")
-                .to_string();
-            return http::download(&url, &dir.join(file), &cfg.curl_args());
+        let files = match index::files(&page.body, &page.url, page.content_type.as_deref()) {
+            Ok(f) => f,
+            Err(e) => {
+                tried.push(format!("{page_url}: {e}"));
+                continue;
+            }
+        };
+        if let Some(link) = find(&files, sha256) {
+            let name = index::safe_file_name(link).unwrap_or_else(|| "download".into());
+            return Ok(http.download(&link.url, &dir.join(name))?);
         }
-        tried.push(page_url);
+        tried.push(page_url.to_string());
     }
     Err(FetchError::NotOnIndex {
         project: project.to_string(),
@@ -127,24 +73,73 @@ pub fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use refine_oci::testing::{Reply, TestServer};
 
     #[test]
-    fn links_are_found_by_sha256() {
-        let page = r#"<a href="https://files.example/pyyaml-6.0.2.tar.gz#sha256=abc">x</a>
-<a href="../../packages/ab/pyyaml-6.0.1.tar.gz#sha256=def&amp;x">y</a>
-<a href="/root/pyyaml-5.tar.gz#sha256=fed">z</a>"#;
-        assert_eq!(
-            find_link(page, "https://i.example/simple/pyyaml/", "abc").unwrap(),
-            "https://files.example/pyyaml-6.0.2.tar.gz"
+    fn project_pages_are_joined_not_concatenated() {
+        for index in ["https://i.example/simple", "https://i.example/simple/"] {
+            assert_eq!(
+                project_page(index, "PyYAML").unwrap().as_str(),
+                "https://i.example/simple/pyyaml/"
+            );
+        }
+        assert!(matches!(
+            project_page("not a url", "x"),
+            Err(FetchError::Http(_))
+        ));
+    }
+
+    /// Two real indexes on loopback: one that does not have the file (PEP 691 JSON), one that
+    /// serves PEP 503 HTML only and links the file relatively; the file comes from the second.
+    #[test]
+    fn the_file_is_found_by_sha256_across_indexes_and_page_formats() {
+        let body = b"pyyaml source\n";
+        let sha = refine_digest::Digest::of_bytes(body).hex();
+        let accepts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = accepts.clone();
+        let json_index = TestServer::start(move |req| {
+            seen.lock()
+                .unwrap()
+                .push(req.header("accept").unwrap_or("").to_string());
+            Reply::status(200)
+                .header("Content-Type", "application/vnd.pypi.simple.v1+json")
+                .body(r#"{"meta":{"api-version":"1.1"},"name":"pyyaml","files":[{"filename":"other.tar.gz","url":"other.tar.gz","hashes":{"sha256":"00"}}]}"#)
+        });
+        let page = format!(
+            "<!DOCTYPE html><html><body><a href=\"../../files/PyYAML-6.0.tar.gz#sha256={sha}\">PyYAML-6.0.tar.gz</a></body></html>"
         );
+        let html_index = TestServer::start(move |req| match req.path.as_str() {
+            "/simple/pyyaml/" => Reply::status(200)
+                .header("Content-Type", "text/html")
+                .body(page.as_bytes()),
+            "/files/PyYAML-6.0.tar.gz" => Reply::status(200).body(body),
+            _ => Reply::status(404),
+        });
+        let cfg = PipConfig {
+            indexes: vec![json_index.url("/simple"), html_index.url("/simple/")],
+            ..PipConfig::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = download(&cfg, "PyYAML", "6.0", &sha, dir.path()).unwrap();
+        assert_eq!(file, dir.path().join("PyYAML-6.0.tar.gz"));
+        assert_eq!(fs_err::read(&file).unwrap(), body);
         assert_eq!(
-            find_link(page, "https://i.example/simple/pyyaml/", "def").unwrap(),
-            "https://i.example/simple/pyyaml/../../packages/ab/pyyaml-6.0.1.tar.gz"
+            *accepts.lock().unwrap(),
+            [index::ACCEPT],
+            "JSON asked for first"
         );
-        assert_eq!(
-            find_link(page, "https://i.example/simple/pyyaml/", "fed").unwrap(),
-            "https://i.example/root/pyyaml-5.tar.gz"
+
+        let e = download(&cfg, "PyYAML", "6.0", &"1".repeat(64), dir.path()).unwrap_err();
+        let FetchError::NotOnIndex { index, .. } = e else {
+            panic!("{e}")
+        };
+        assert!(
+            index.contains(&json_index.url("/simple/pyyaml/")),
+            "{index}"
         );
-        assert!(find_link(page, "https://i.example/simple/pyyaml/", "000").is_none());
+        assert!(
+            index.contains(&html_index.url("/simple/pyyaml/")),
+            "{index}"
+        );
     }
 }

@@ -1,7 +1,33 @@
-//! refine-oci: the one OCI distribution layer that base images and the remote store share:
-//! credentials (`~/.docker/config.json` and the environment), loopback detection.
+//! refine-oci: the one OCI distribution layer that base images (`refine-fetch`) and the remote
+//! store (`refine-remote`) share, and the network plumbing every remote call of refine uses:
+//!
+//! - [`address`]: registry addresses (`[SCHEME://]HOST[:PORT][/PATH]`), the transport they imply
+//!   (HTTPS, plain HTTP on loopback or with `oci+http://`), loopback detection.
+//! - [`auth`]: credentials (`REFINE_REGISTRY_USER` / `_PASSWORD`, Docker's `config.json`).
+//! - [`client`]: the `oci-client` configuration every registry client uses.
+//! - [`error`]: what a failed registry call means (not found, refused credentials,
+//!   unreachable, throttled, …), so both users classify alike.
+//! - [`retry`]: the retry policy for transient failures (registry calls and HTTP fetches).
+//! - [`runtime`]: the one tokio runtime, built on first use, that every synchronous caller
+//!   blocks on.
+//! - [`spec`]: the OCI image-spec types (`oci-spec`) for documents refine reads from others.
 
+pub mod address;
 pub mod auth;
+pub mod client;
+pub mod error;
+pub mod retry;
+pub mod runtime;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+/// The OCI image-spec types and media types, from `oci-spec` (the version `oci-client` uses).
+pub use oci_spec::image as spec;
+
+pub use address::{RegistryUrl, Schemes, UrlError, is_loopback, is_repository_path};
+pub use error::{ErrorClass, classify};
+pub use retry::RetryPolicy;
+pub use runtime::{RuntimeError, block_on};
 
 use std::fmt;
 
@@ -39,17 +65,4 @@ impl miette::Diagnostic for RegistryError {
             .as_ref()
             .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
-}
-
-/// Whether `host` (`HOST[:PORT]`) is a loopback address, spoken to in plain HTTP.
-pub fn is_loopback(host: &str) -> bool {
-    let bare = host
-        .rsplit_once(':')
-        .filter(|(h, p)| !h.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(host, |(h, _)| h);
-    bare == "localhost"
-        || bare == "[::1]"
-        || bare
-            .parse::<std::net::Ipv4Addr>()
-            .is_ok_and(|a| a.is_loopback())
 }

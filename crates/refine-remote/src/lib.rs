@@ -23,7 +23,7 @@ pub use refine_store::remote::{Remote, RemoteError};
 
 pub use mirror::WheelMirror;
 pub use oci::OciRemote;
-use refine_oci::is_loopback;
+use refine_oci::{RegistryUrl, Schemes, is_repository_path};
 use refine_store as store;
 
 /// The default repository prefix.
@@ -33,7 +33,7 @@ pub const DEFAULT_PREFIX: &str = "artifacts";
 ///
 /// `oci://` uses HTTPS, except for a loopback host (`localhost`, `127.*`, `[::1]`), which is
 /// spoken to in plain HTTP; `oci+http://` forces plain HTTP (configure it knowingly),
-/// `oci+https://` forces HTTPS.
+/// `oci+https://` forces HTTPS (parsed by `refine_oci::RegistryUrl`, as image registries are).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RemoteUrl {
     /// `HOST[:PORT]`.
@@ -44,59 +44,30 @@ pub struct RemoteUrl {
     pub plain_http: bool,
 }
 
-fn valid_component(c: &str) -> bool {
-    // distribution-spec: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*
-    !c.is_empty()
-        && c.bytes()
-            .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-'))
-        && c.as_bytes()[0].is_ascii_alphanumeric()
-        && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
-}
-
 impl RemoteUrl {
     /// Parses `oci://HOST[:PORT][/PREFIX]` (see the type's doc for the schemes).
     pub fn parse(url: &str) -> Result<Self, RemoteError> {
-        let bad = |why: &str| {
+        let bad = |why: &dyn std::fmt::Display| {
             RemoteError::new(
                 format!("`{url}` is not a remote store URL: {why}"),
                 "Write `oci://HOST:PORT/PREFIX`, e.g. `oci://zot.example.com/refine` (`oci+http://` for plain HTTP)",
             )
         };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("it has no `oci://` scheme"))?;
-        let (host, prefix) = match rest.split_once('/') {
-            Some((h, p)) => (h, p.trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        if host.is_empty() {
-            return Err(bad("it names no host"));
-        }
-        if host.contains('@') {
-            return Err(bad(
-                "credentials do not belong in the URL; use `REFINE_REGISTRY_USER` and `REFINE_REGISTRY_PASSWORD` or `docker login`",
-            ));
-        }
-        let prefix = if prefix.is_empty() {
+        let parsed = RegistryUrl::parse(url, Schemes::Oci).map_err(|e| bad(&e))?;
+        let prefix = if parsed.path.is_empty() {
             DEFAULT_PREFIX.to_string()
         } else {
-            prefix.to_string()
+            parsed.path
         };
-        if !prefix.split('/').all(valid_component) {
+        if !is_repository_path(&prefix) {
             return Err(bad(
-                "the prefix must be lowercase path components (`a-z`, `0-9`, `.`, `_`, `-`)",
+                &"the prefix must be lowercase path components (`a-z`, `0-9`, and `.`, `_`, `-` between them)",
             ));
         }
-        let plain_http = match scheme {
-            "oci" => is_loopback(host),
-            "oci+http" => true,
-            "oci+https" => false,
-            _ => return Err(bad("the scheme is not `oci`, `oci+http` or `oci+https`")),
-        };
         Ok(RemoteUrl {
-            registry: host.to_string(),
+            registry: parsed.registry,
             prefix,
-            plain_http,
+            plain_http: parsed.plain_http,
         })
     }
 
@@ -139,5 +110,9 @@ mod tests {
         assert!(RemoteUrl::parse("http://zot/x").is_err());
         assert!(RemoteUrl::parse("oci://u:p@zot/x").is_err());
         assert!(RemoteUrl::parse("oci://zot/Upper").is_err());
+        assert!(RemoteUrl::parse("oci://zot:port/x").is_err());
+        assert_eq!(RemoteUrl::parse("oci://[::1]:5000/a/").unwrap().prefix, "a");
+        let e = RemoteUrl::parse("oci:///x").unwrap_err();
+        assert!(e.message.contains("names no host"), "{e}");
     }
 }

@@ -12,7 +12,8 @@
 //! `<project>` is the PEP 503 normalised name. Pages link with relative URLs, so the bucket
 //! served as a static website (`…/simple/<project>/` → `index.html`) is a package index:
 //! `pip install --index-url <website>/simple <project>`. Credentials come from the standard
-//! `AWS_*` environment variables (never printed).
+//! `AWS_*` environment variables (never printed). The S3 client runs on the process's one
+//! runtime (`refine_oci::runtime`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -28,7 +29,6 @@ use crate::store::Digest;
 
 /// A bucket holding the mirror.
 pub struct WheelMirror {
-    rt: tokio::runtime::Runtime,
     store: Arc<dyn ObjectStore>,
     url: String,
 }
@@ -114,18 +114,7 @@ impl WheelMirror {
                 "Check `endpoint`, `region` and the `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` variables",
             )
         })?;
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                RemoteError::new(
-                    format!("Cannot start the mirror's runtime: {e}"),
-                    "Check the process's thread limit",
-                )
-            })?;
         Ok(WheelMirror {
-            rt,
             store: Arc::new(store),
             url: url.to_string(),
         })
@@ -160,7 +149,7 @@ impl WheelMirror {
                     "Check the file",
                 )
             })?;
-        self.rt.block_on(async {
+        refine_oci::block_on(async {
             let key = ObjectPath::from(format!("packages/{project}/{name}"));
             let mut file = tokio::fs::File::open(wheel).await.map_err(|e| {
                 RemoteError::new(
@@ -192,7 +181,13 @@ impl WheelMirror {
                 .map_err(|e| self.error("store a checksum", e))?;
             self.rebuild_project(&project).await?;
             self.rebuild_root().await
-        })?;
+        })
+        .map_err(|e| {
+            RemoteError::new(
+                e.to_string(),
+                "Check the process's limit on threads (`ulimit -u`)",
+            )
+        })??;
         Ok(project)
     }
 

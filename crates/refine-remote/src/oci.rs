@@ -10,28 +10,31 @@
 //! pushed by the next build ([`OciRemote::flush_outbox`]). A pull verifies every blob against
 //! its digest while it streams to a temporary file; nothing unverified enters the store.
 //!
-//! The [`Remote`] trait is synchronous and called from rayon workers: the remote owns a tokio
-//! runtime and blocks on it.
+//! The [`Remote`] trait is synchronous and called from rayon workers: the remote blocks on the
+//! process's one runtime (`refine_oci::runtime`). The client, the error classes and the retry
+//! policy (transient failures are sent again, see `refine_oci::retry`) come from `refine-oci`.
+
+mod referrers;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use futures_util::{StreamExt, TryStreamExt};
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use super::intoto;
 use super::{Remote, RemoteError, RemoteUrl};
 use crate::store::{
-    Descriptor, Digest, INDEX_MEDIA_TYPE, IncomingBlob, Index, LocalStore, MANIFEST_MEDIA_TYPE,
-    Manifest, PinRole, StoreError,
+    Descriptor, Digest, IncomingBlob, LocalStore, MANIFEST_MEDIA_TYPE, Manifest, PinRole,
+    StoreError,
 };
 use refine_oci::auth::Credentials;
+use refine_oci::{ErrorClass, RetryPolicy, classify};
 
 /// Lookups sent at once by [`Remote::lookup_many`].
 const CONCURRENT_LOOKUPS: usize = 32;
@@ -48,7 +51,6 @@ type Cached = Option<(Digest, Manifest)>;
 
 /// A registry used as refine's remote store.
 pub struct OciRemote {
-    rt: tokio::runtime::Runtime,
     client: Client,
     url: RemoteUrl,
     auth: RegistryAuth,
@@ -89,20 +91,46 @@ impl tokio::io::AsyncWrite for ToIncoming<'_> {
 }
 
 fn is_not_found(e: &OciDistributionError) -> bool {
-    match e {
-        OciDistributionError::ImageManifestNotFoundError(_) => true,
-        OciDistributionError::ServerError { code, .. } => *code == 404,
-        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|e| {
-            matches!(
-                e.code,
-                OciErrorCode::ManifestUnknown
-                    | OciErrorCode::NameUnknown
-                    | OciErrorCode::NotFound
-                    | OciErrorCode::BlobUnknown
-            )
-        }),
-        _ => false,
-    }
+    classify(e) == ErrorClass::NotFound
+}
+
+/// One attempt's failure: the local store's (final), or the registry's (maybe transient).
+enum AttemptError {
+    Store(StoreError),
+    Registry(OciDistributionError),
+}
+
+/// Sends `attempt` again while the registry fails for a passing reason.
+async fn retried<T, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, OciDistributionError>
+where
+    Fut: Future<Output = Result<T, OciDistributionError>>,
+{
+    RetryPolicy::DEFAULT
+        .run(attempt, |e| classify(e).is_transient())
+        .await
+}
+
+/// [`retried`] for attempts that also use the local store.
+async fn retried_with_store<T, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, AttemptError>
+where
+    Fut: Future<Output = Result<T, AttemptError>>,
+{
+    RetryPolicy::DEFAULT
+        .run(attempt, |e| match e {
+            AttemptError::Registry(e) => classify(e).is_transient(),
+            AttemptError::Store(_) => false,
+        })
+        .await
+}
+
+/// Runs `future` on the shared runtime.
+fn block_on<T>(future: impl Future<Output = Result<T, RemoteError>>) -> Result<T, RemoteError> {
+    refine_oci::block_on(future).map_err(|e| {
+        RemoteError::new(
+            e.to_string(),
+            "Check the process's limit on threads (`ulimit -u`)",
+        )
+    })?
 }
 
 fn store_err(e: StoreError) -> RemoteError {
@@ -130,34 +158,14 @@ impl OciRemote {
         creds: Credentials,
         opts: RemoteOptions,
     ) -> Result<Self, RemoteError> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("refine-remote")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                RemoteError::new(
-                    format!("Cannot start the remote store's runtime: {e}"),
-                    "Check the process's thread limit",
-                )
-            })?;
-        let protocol = if url.plain_http {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        };
-        let client = Client::new(ClientConfig {
-            protocol,
-            use_monolithic_push: true,
-            connect_timeout: Some(std::time::Duration::from_secs(10)),
-            user_agent: concat!("refine/", env!("CARGO_PKG_VERSION")),
-            ..Default::default()
-        });
+        let client = refine_oci::client::client(url.plain_http);
         let auth = creds.registry_auth();
         let who = creds.describe();
-        rt.block_on(client.store_auth_if_needed(&url.registry, &auth));
+        block_on(async {
+            client.store_auth_if_needed(&url.registry, &auth).await;
+            Ok(())
+        })?;
         Ok(OciRemote {
-            rt,
             client,
             url,
             auth,
@@ -190,20 +198,10 @@ impl OciRemote {
     }
 
     /// Turns a client error into a message naming the registry (never the credentials).
-    fn error(&self, doing: &str, e: OciDistributionError) -> RemoteError {
+    fn error(&self, doing: &str, e: &OciDistributionError) -> RemoteError {
         let reg = &self.url;
-        let unauthorized = match &e {
-            OciDistributionError::UnauthorizedError { .. }
-            | OciDistributionError::AuthenticationFailure(_) => true,
-            OciDistributionError::ServerError { code, .. } => *code == 401 || *code == 403,
-            OciDistributionError::RegistryError { envelope, .. } => envelope
-                .errors
-                .iter()
-                .any(|e| matches!(e.code, OciErrorCode::Unauthorized | OciErrorCode::Denied)),
-            _ => false,
-        };
-        if unauthorized {
-            return RemoteError::new(
+        match classify(e) {
+            ErrorClass::Unauthorized => RemoteError::new(
                 format!(
                     "The registry {reg} refused the credentials ({}) while trying to {doing}",
                     self.who
@@ -212,39 +210,33 @@ impl OciRemote {
                     "Check `REFINE_REGISTRY_USER` / `REFINE_REGISTRY_PASSWORD` or run `docker login {}`",
                     reg.registry
                 ),
-            );
-        }
-        if let OciDistributionError::RequestError(r) = &e
-            && (r.is_connect() || r.is_timeout())
-        {
-            return RemoteError::new(
+            ),
+            ErrorClass::Unreachable => RemoteError::new(
                 format!("Cannot reach the registry {reg} (trying to {doing}): it is not answering"),
                 "Start the registry or check `--remote` / `REFINE_REMOTE` / `store { remote … }`; pass `--remote-optional` to build from the local store alone",
-            );
-        }
-        if let OciDistributionError::DigestError(d) = &e {
-            return RemoteError::new(
-                format!("The registry {reg} sent corrupt data while trying to {doing}: {d}"),
+            ),
+            ErrorClass::Corrupt => RemoteError::new(
+                format!(
+                    "The registry {reg} sent corrupt data while trying to {doing}: {}",
+                    refine_oci::error::describe(e)
+                ),
                 "Nothing was stored locally. The registry's copy is damaged: delete it there (or push it again from a good store with `refine push`)",
-            );
+            ),
+            _ => RemoteError::new(
+                format!(
+                    "The registry {reg} failed to {doing}: {}",
+                    refine_oci::error::describe(e)
+                ),
+                "Check that the registry is up and implements the OCI distribution-spec",
+            ),
         }
-        let text = match &e {
-            OciDistributionError::RequestError(r) => {
-                let mut s = r.to_string();
-                let mut src = std::error::Error::source(r);
-                while let Some(inner) = src {
-                    s.push_str(": ");
-                    s.push_str(&inner.to_string());
-                    src = inner.source();
-                }
-                s
-            }
-            other => other.to_string(),
-        };
-        RemoteError::new(
-            format!("The registry {reg} failed to {doing}: {text}"),
-            "Check that the registry is up and implements the OCI distribution-spec",
-        )
+    }
+
+    fn attempt_error(&self, doing: &str, e: AttemptError) -> RemoteError {
+        match e {
+            AttemptError::Store(e) => store_err(e),
+            AttemptError::Registry(e) => self.error(doing, &e),
+        }
     }
 
     fn warn(&self, e: &RemoteError) {
@@ -257,23 +249,24 @@ impl OciRemote {
 
     /// Checks that the registry answers `/v2/` (with the credentials).
     pub fn ping(&self) -> Result<(), RemoteError> {
-        self.rt.block_on(async {
+        block_on(async {
             // Any repository works: listing tags needs `/v2/` and the credentials.
             let r = self.tag_ref("base", "latest");
-            match self.client.list_tags(&r, &self.auth, Some(1), None).await {
+            match retried(|| self.client.list_tags(&r, &self.auth, Some(1), None)).await {
                 Ok(_) => Ok(()),
                 Err(e) if is_not_found(&e) => Ok(()),
-                Err(e) => Err(self.error("check that it answers", e)),
+                Err(e) => Err(self.error("check that it answers", &e)),
             }
         })
     }
 
     async fn lookup_async(&self, kind: &str, key: &str) -> Result<Cached, RemoteError> {
         let r = self.tag_ref(kind, key);
-        match self
-            .client
-            .pull_manifest_raw(&r, &self.auth, &[MANIFEST_MEDIA_TYPE])
-            .await
+        match retried(|| {
+            self.client
+                .pull_manifest_raw(&r, &self.auth, &[MANIFEST_MEDIA_TYPE])
+        })
+        .await
         {
             Ok((bytes, _)) => {
                 let digest = Digest::of_bytes(&bytes);
@@ -289,7 +282,7 @@ impl OciRemote {
                 Ok(Some((digest, manifest)))
             }
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(self.error(&format!("look up `{kind}` key `{key}`"), e)),
+            Err(e) => Err(self.error(&format!("look up `{kind}` key `{key}`"), &e)),
         }
     }
 
@@ -318,12 +311,18 @@ impl OciRemote {
             return Ok(());
         }
         let r = self.digest_ref(kind, &d.digest);
-        let mut incoming = local.incoming_blob().map_err(store_err)?;
         let digest = d.digest.to_string();
-        self.client
-            .pull_blob(&r, digest.as_str(), ToIncoming(&mut incoming))
-            .await
-            .map_err(|e| self.error(&format!("send blob `{digest}`"), e))?;
+        // Each attempt starts a fresh temporary file: a broken-off transfer leaves nothing.
+        let incoming = retried_with_store(|| async {
+            let mut incoming = local.incoming_blob().map_err(AttemptError::Store)?;
+            self.client
+                .pull_blob(&r, digest.as_str(), ToIncoming(&mut incoming))
+                .await
+                .map_err(AttemptError::Registry)?;
+            Ok(incoming)
+        })
+        .await
+        .map_err(|e| self.attempt_error(&format!("send blob `{digest}`"), e))?;
         local
             .commit_incoming(
                 incoming,
@@ -347,11 +346,12 @@ impl OciRemote {
     ) -> Result<(), RemoteError> {
         let _lease = local.lease().map_err(store_err)?;
         let r = self.digest_ref(kind, digest);
-        let (bytes, _) = self
-            .client
-            .pull_manifest_raw(&r, &self.auth, &[MANIFEST_MEDIA_TYPE])
-            .await
-            .map_err(|e| self.error(&format!("send manifest `{digest}`"), e))?;
+        let (bytes, _) = retried(|| {
+            self.client
+                .pull_manifest_raw(&r, &self.auth, &[MANIFEST_MEDIA_TYPE])
+        })
+        .await
+        .map_err(|e| self.error(&format!("send manifest `{digest}`"), &e))?;
         let actual = Digest::of_bytes(&bytes);
         if actual != *digest {
             return Err(RemoteError::new(
@@ -405,29 +405,32 @@ impl OciRemote {
     ) -> Result<(), RemoteError> {
         let r = self.digest_ref(kind, digest);
         let d = digest.to_string();
-        let exists = self
-            .client
-            .blob_exists(&r, &d)
+        let exists = retried(|| self.client.blob_exists(&r, &d))
             .await
-            .map_err(|e| self.error(&format!("check blob `{d}`"), e))?;
+            .map_err(|e| self.error(&format!("check blob `{d}`"), &e))?;
         if exists {
             return Ok(());
         }
         let path = local.existing_blob_path(digest).map_err(store_err)?;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| {
-            store_err(StoreError::Io {
-                action: "open",
-                path: path.clone(),
-                source: e,
-            })
-        })?;
-        let size = file.metadata().await.map(|m| m.len()).ok();
-        let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
-            .map_err(OciDistributionError::IoError);
-        self.client
-            .push_blob_stream(&r, stream, &d, size)
-            .await
-            .map_err(|e| self.error(&format!("receive blob `{d}`"), e))?;
+        // Each attempt streams the file from its start.
+        retried_with_store(|| async {
+            let file = tokio::fs::File::open(&path).await.map_err(|e| {
+                AttemptError::Store(StoreError::Io {
+                    action: "open",
+                    path: path.clone(),
+                    source: e,
+                })
+            })?;
+            let size = file.metadata().await.map(|m| m.len()).ok();
+            let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024)
+                .map_err(OciDistributionError::IoError);
+            self.client
+                .push_blob_stream(&r, stream, &d, size)
+                .await
+                .map_err(AttemptError::Registry)
+        })
+        .await
+        .map_err(|e| self.attempt_error(&format!("receive blob `{d}`"), e))?;
         Ok(())
     }
 
@@ -447,11 +450,11 @@ impl OciRemote {
         })?;
         let tag = self.tag_ref(kind, key);
         // Already there (another machine, or an earlier push): nothing to do.
-        match self.client.fetch_manifest_digest(&tag, &self.auth).await {
+        match retried(|| self.client.fetch_manifest_digest(&tag, &self.auth)).await {
             Ok(d) if d == digest.to_string() => return Ok(()),
             Ok(_) => {}
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(self.error(&format!("look up `{kind}` key `{key}`"), e)),
+            Err(e) => return Err(self.error(&format!("look up `{kind}` key `{key}`"), &e)),
         }
         let mut blobs: Vec<Digest> = std::iter::once(&manifest.config)
             .chain(&manifest.layers)
@@ -479,180 +482,23 @@ impl OciRemote {
             self.push_blob_file(local, kind, b).await?;
         }
         if let Some(p) = provenance {
-            self.push_provenance(local, kind, key, digest, bytes.len() as u64, &p)
+            self.push_provenance(local, kind, key, (digest, bytes.len() as u64), &p)
                 .await?;
         }
         // The manifest, tagged with the key, last: the tag names a complete artifact.
-        self.client
-            .push_manifest_raw(&tag, bytes, http_header(MANIFEST_MEDIA_TYPE))
-            .await
-            .map_err(|e| {
-                self.error(&format!("receive the manifest for `{kind}` key `{key}`"), e)
-            })?;
-        self.remember(kind, key, Some((*digest, manifest)));
-        Ok(())
-    }
-
-    /// Pushes the in-toto statement for `subject` as a referrer, and records it in the
-    /// referrers tag schema if the registry's referrers API does not list it.
-    async fn push_provenance(
-        &self,
-        local: &LocalStore,
-        kind: &str,
-        key: &str,
-        subject: &Digest,
-        subject_size: u64,
-        record: &Digest,
-    ) -> Result<(), RemoteError> {
-        let record_bytes = local.read_blob(record).map_err(store_err)?;
-        let record: serde_json::Value = serde_json::from_slice(&record_bytes).map_err(|e| {
-            RemoteError::new(
-                format!("The provenance record `{record}` is not JSON: {e}"),
-                "Run `refine store verify`",
+        retried(|| {
+            self.client
+                .push_manifest_raw(&tag, bytes.clone(), http_header(MANIFEST_MEDIA_TYPE))
+        })
+        .await
+        .map_err(|e| {
+            self.error(
+                &format!("receive the manifest for `{kind}` key `{key}`"),
+                &e,
             )
         })?;
-        let statement = serde_json::to_vec(&intoto::statement(subject, &record))
-            .map_err(|e| RemoteError::new(format!("Cannot write JSON: {e}"), "Report a bug"))?;
-        let st_digest = Digest::of_bytes(&statement);
-        let r = self.digest_ref(kind, &st_digest);
-        let st = st_digest.to_string();
-        if !self
-            .client
-            .blob_exists(&r, &st)
-            .await
-            .map_err(|e| self.error("check the provenance blob", e))?
-        {
-            self.client
-                .push_blob(&r, statement.clone(), &st)
-                .await
-                .map_err(|e| self.error("receive the provenance blob", e))?;
-        }
-        let referrer = intoto::referrer_manifest(
-            subject,
-            subject_size,
-            &st_digest,
-            statement.len() as u64,
-            key,
-        );
-        let ref_bytes = referrer.to_bytes();
-        let ref_digest = Digest::of_bytes(&ref_bytes);
-        self.client
-            .push_manifest_raw(
-                &self.digest_ref(kind, &ref_digest),
-                ref_bytes.clone(),
-                http_header(MANIFEST_MEDIA_TYPE),
-            )
-            .await
-            .map_err(|e| self.error("receive the provenance referrer", e))?;
-        // distribution-spec 1.1: a registry with the referrers API lists it now; otherwise
-        // the client maintains the `sha256-<hex>` tag holding an index of referrers.
-        let listed = self
-            .client
-            .pull_referrers(&self.digest_ref(kind, subject), None)
-            .await
-            .map(|idx| {
-                idx.manifests
-                    .iter()
-                    .any(|m| m.digest == ref_digest.to_string())
-            })
-            .unwrap_or(false);
-        if listed {
-            return Ok(());
-        }
-        let tag = self.tag_ref(kind, &format!("sha256-{}", subject.hex()));
-        let mut index = match self
-            .client
-            .pull_manifest_raw(&tag, &self.auth, &[INDEX_MEDIA_TYPE])
-            .await
-        {
-            Ok((b, _)) => {
-                serde_json::from_slice::<Index>(&b).unwrap_or_else(|_| Index::new(vec![]))
-            }
-            Err(e) if is_not_found(&e) => Index::new(Vec::new()),
-            Err(e) => return Err(self.error("read the referrers tag", e)),
-        };
-        index.manifests.push(Descriptor {
-            media_type: MANIFEST_MEDIA_TYPE.into(),
-            digest: ref_digest,
-            size: ref_bytes.len() as u64,
-            artifact_type: Some(intoto::INTOTO_MEDIA_TYPE.into()),
-            annotations: referrer.annotations.clone(),
-        });
-        self.client
-            .push_manifest_raw(&tag, index.to_bytes(), http_header(INDEX_MEDIA_TYPE))
-            .await
-            .map_err(|e| self.error("update the referrers tag", e))?;
+        self.remember(kind, key, Some((*digest, manifest)));
         Ok(())
-    }
-
-    /// The in-toto statement attached to the artifact `subject` of `kind`, if any.
-    pub fn provenance(
-        &self,
-        kind: &str,
-        subject: &Digest,
-    ) -> Result<Option<serde_json::Value>, RemoteError> {
-        self.rt.block_on(async {
-            let idx = self
-                .client
-                .pull_referrers(
-                    &self.digest_ref(kind, subject),
-                    Some(intoto::INTOTO_MEDIA_TYPE),
-                )
-                .await
-                .map_err(|e| self.error("list the referrers", e))?;
-            let Some(entry) = idx.manifests.first() else {
-                return Ok(None);
-            };
-            let rd = Digest::parse(&entry.digest).map_err(|e| store_err(e.into()))?;
-            let (bytes, _) = self
-                .client
-                .pull_manifest_raw(
-                    &self.digest_ref(kind, &rd),
-                    &self.auth,
-                    &[MANIFEST_MEDIA_TYPE],
-                )
-                .await
-                .map_err(|e| self.error("send the provenance referrer", e))?;
-            if Digest::of_bytes(&bytes) != rd {
-                return Err(RemoteError::new(
-                    format!("The registry {} sent a corrupt referrer `{rd}`", self.url),
-                    "Delete it in the registry",
-                ));
-            }
-            let m = Manifest::from_slice(&bytes).map_err(|why| {
-                RemoteError::new(
-                    format!("Referrer `{rd}` is unusable: {why}"),
-                    "Delete it in the registry",
-                )
-            })?;
-            let Some(layer) = m.layers.first() else {
-                return Ok(None);
-            };
-            let mut buf = Vec::new();
-            self.client
-                .pull_blob(
-                    &self.digest_ref(kind, &layer.digest),
-                    layer.digest.to_string().as_str(),
-                    &mut buf,
-                )
-                .await
-                .map_err(|e| self.error("send the provenance statement", e))?;
-            if Digest::of_bytes(&buf) != layer.digest {
-                return Err(RemoteError::new(
-                    format!(
-                        "The registry {} sent a corrupt statement `{}`",
-                        self.url, layer.digest
-                    ),
-                    "Delete it in the registry",
-                ));
-            }
-            serde_json::from_slice(&buf).map(Some).map_err(|e| {
-                RemoteError::new(
-                    format!("The provenance statement is not JSON: {e}"),
-                    "Delete it in the registry",
-                )
-            })
-        })
     }
 
     /// Pushes every artifact whose push did not finish (a registry that went away mid-push).
@@ -680,13 +526,12 @@ impl OciRemote {
         digest: &Digest,
     ) -> Result<(), RemoteError> {
         local.outbox_add(kind, key, digest).map_err(store_err)?;
-        self.rt
-            .block_on(self.push_async(local, kind, key, digest))?;
+        block_on(self.push_async(local, kind, key, digest))?;
         local.outbox_remove(kind, key).map_err(store_err)
     }
 }
 
-fn http_header(v: &'static str) -> http::HeaderValue {
+pub(crate) fn http_header(v: &'static str) -> http::HeaderValue {
     http::HeaderValue::from_static(v)
 }
 
@@ -699,7 +544,7 @@ impl Remote for OciRemote {
         if let Some(v) = self.cached(kind, key) {
             return Ok(v);
         }
-        match self.rt.block_on(self.lookup_async(kind, key)) {
+        match block_on(self.lookup_async(kind, key)) {
             Ok(v) => {
                 self.remember(kind, key, v.clone());
                 Ok(v)
@@ -719,14 +564,19 @@ impl Remote for OciRemote {
         let todo: Vec<usize> = (0..keys.len())
             .filter(|&i| self.cached(&keys[i].0, &keys[i].1).is_none())
             .collect();
-        let answers: Vec<(usize, Result<Cached, RemoteError>)> = self.rt.block_on(
-            futures_util::stream::iter(
-                todo.into_iter()
-                    .map(|i| async move { (i, self.lookup_async(&keys[i].0, &keys[i].1).await) }),
+        let answers: Vec<(usize, Result<Cached, RemoteError>)> = match block_on(async {
+            Ok(futures_util::stream::iter(
+                todo.iter()
+                    .map(|&i| async move { (i, self.lookup_async(&keys[i].0, &keys[i].1).await) }),
             )
             .buffer_unordered(CONCURRENT_LOOKUPS)
-            .collect(),
-        );
+            .collect()
+            .await)
+        }) {
+            Ok(answers) => answers,
+            // No runtime: every lookup failed alike.
+            Err(e) => todo.iter().map(|&i| (i, Err(e.clone()))).collect(),
+        };
         for (i, a) in &answers {
             if let Ok(v) = a {
                 self.remember(&keys[*i].0, &keys[*i].1, v.clone());
@@ -755,7 +605,7 @@ impl Remote for OciRemote {
         key: &str,
         digest: &Digest,
     ) -> Result<(), RemoteError> {
-        self.rt.block_on(self.pull_async(local, kind, key, digest))
+        block_on(self.pull_async(local, kind, key, digest))
     }
 
     fn push(

@@ -12,6 +12,9 @@
 //! - [`source`]: where blobs come from ([`source::Layout`] for folders and tarballs).
 //! - [`registry`]: pulling from a registry into a layout folder first (`REFINE_IMAGE_REGISTRY`).
 //! - [`apply`]: applying one layer (tar, tar+gzip, tar+zstd) to a tree.
+//!
+//! The documents (indexes, manifests, configs) are others', read with the image-spec's own
+//! types (`oci-spec`, through `refine_oci::spec`).
 
 pub mod apply;
 pub mod registry;
@@ -19,6 +22,9 @@ pub mod source;
 
 use std::path::{Path, PathBuf};
 
+use refine_oci::spec::{
+    Arch, Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, Os, ToDockerV2S2,
+};
 use serde::Deserialize;
 
 pub use source::{Blobs, Layout};
@@ -79,12 +85,6 @@ pub enum Pin {
     Tag(String),
 }
 
-pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
-pub const DOCKER_LIST_MEDIA_TYPE: &str =
-    "application/vnd.docker.distribution.manifest.list.v2+json";
-pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-
 /// The OCI name of refine's architecture (`x86_64` is `amd64`, GOARCH style).
 pub fn oci_arch(arch: &str) -> &str {
     match arch {
@@ -95,58 +95,77 @@ pub fn oci_arch(arch: &str) -> &str {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
-pub struct Descriptor {
-    #[serde(rename = "mediaType", default)]
-    pub media_type: String,
-    pub digest: String,
-    #[serde(default)]
-    pub size: u64,
-    #[serde(default)]
-    pub platform: Option<Platform>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-pub struct Platform {
-    pub architecture: String,
-    pub os: String,
+/// The media types a pin may name: OCI and Docker schema 2 indexes and manifests.
+pub(crate) fn document_media_types() -> [String; 4] {
+    let docker = |m: MediaType| m.to_docker_v2s2().map(str::to_string).unwrap_or_default();
+    [
+        MediaType::ImageIndex.to_string(),
+        MediaType::ImageManifest.to_string(),
+        docker(MediaType::ImageIndex),
+        docker(MediaType::ImageManifest),
+    ]
 }
 
 /// An image index or an image manifest: the two documents a pin can name.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Document {
-    #[serde(rename = "mediaType", default)]
-    pub(crate) media_type: Option<String>,
-    #[serde(default)]
-    pub(crate) manifests: Option<Vec<Descriptor>>,
-    #[serde(default)]
-    pub(crate) config: Option<Descriptor>,
-    #[serde(default)]
-    pub(crate) layers: Option<Vec<Descriptor>>,
+#[derive(Debug)]
+pub(crate) enum Document {
+    // Boxed: the two differ much in size, and a document is read once.
+    Index(Box<ImageIndex>),
+    Manifest(Box<ImageManifest>),
 }
 
-#[derive(Debug, Deserialize)]
-struct Config {
+/// Enough of a document to tell which it is.
+#[derive(Deserialize)]
+struct Probe {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
     #[serde(default)]
-    architecture: String,
-    #[serde(default)]
-    os: String,
+    manifests: Option<serde::de::IgnoredAny>,
+}
+
+impl Document {
+    /// Parses a document a registry or a layout holds; `what` names it in messages. Its
+    /// `mediaType` says which it is (OCI or Docker); without one, `manifests` makes an index.
+    pub(crate) fn parse(bytes: &[u8], what: &str) -> Result<Document, ImageError> {
+        let probe: Probe = parse(bytes, what)?;
+        let [index, manifest, docker_list, docker_manifest] = document_media_types();
+        let is_index = match probe.media_type.as_deref() {
+            Some(m) if m == index || m == docker_list => true,
+            Some(m) if m == manifest || m == docker_manifest => false,
+            _ => probe.manifests.is_some(),
+        };
+        if is_index {
+            return parse(bytes, what).map(|i| Document::Index(Box::new(i)));
+        }
+        serde_json::from_slice(bytes)
+            .map(|m| Document::Manifest(Box::new(m)))
+            .map_err(|e| {
+                ImageError::invalid(
+                    format!(
+                        "{what} ({}) is not an image manifest: {e}",
+                        probe.media_type.as_deref().unwrap_or("no media type")
+                    ),
+                    "Pin the digest of an image manifest or index",
+                )
+            })
+    }
 }
 
 /// The manifest for `linux/<want>` in an index.
 pub(crate) fn select(list: &[Descriptor], want: &str) -> Result<Descriptor, ImageError> {
+    let arch = Arch::from(want);
     list.iter()
         .find(|d| {
-            d.platform
+            d.platform()
                 .as_ref()
-                .is_some_and(|p| p.architecture == want && p.os == "linux")
+                .is_some_and(|p| *p.architecture() == arch && *p.os() == Os::Linux)
         })
         .cloned()
         .ok_or_else(|| {
             let archs: Vec<String> = list
                 .iter()
-                .filter_map(|d| d.platform.as_ref())
-                .map(|p| format!("{}/{}", p.os, p.architecture))
+                .filter_map(|d| d.platform().as_ref())
+                .map(|p| format!("{}/{}", p.os(), p.architecture()))
                 .collect();
             ImageError::WrongArch {
                 wanted: want.to_string(),
@@ -181,6 +200,45 @@ pub(crate) fn parse<T: for<'de> Deserialize<'de>>(
     })
 }
 
+/// The image manifest `digest` names, or the one for `want` in the index it names:
+/// `(manifest digest, manifest, index digest)`.
+fn resolve(
+    blobs: &dyn Blobs,
+    digest: &str,
+    want: &str,
+) -> Result<(String, ImageManifest, Option<String>), ImageError> {
+    let bytes = blobs.manifest(digest)?;
+    let list = match Document::parse(&bytes, &format!("`{digest}`"))? {
+        Document::Manifest(m) => return Ok((digest.to_string(), *m, None)),
+        Document::Index(list) => list,
+    };
+    let chosen = select(list.manifests(), want)?.digest().to_string();
+    let bytes = blobs.manifest(&chosen)?;
+    match Document::parse(&bytes, &format!("`{chosen}`"))? {
+        Document::Manifest(m) => Ok((chosen, *m, Some(digest.to_string()))),
+        Document::Index(_) => Err(ImageError::invalid(
+            format!("`{chosen}` is an index inside an index"),
+            "Pin the digest of the platform's manifest instead",
+        )),
+    }
+}
+
+/// Checks that the image's config is for `linux/<want>`.
+fn check_config(blobs: &dyn Blobs, config: &Descriptor, want: &str) -> Result<(), ImageError> {
+    let path = blobs.blob(config)?;
+    let bytes = fs_err::read(&path).map_err(|e| ImageError::io(&path, e))?;
+    let cfg: ImageConfiguration = parse(&bytes, &format!("the config `{}`", config.digest()))?;
+    // Some tools leave `os` empty; an architecture is always given.
+    let os_ok = matches!(cfg.os(), Os::Linux) || matches!(cfg.os(), Os::Other(o) if o.is_empty());
+    if *cfg.architecture() != Arch::from(want) || !os_ok {
+        return Err(ImageError::WrongArch {
+            wanted: want.to_string(),
+            found: format!("{}/{}", cfg.os(), cfg.architecture()),
+        });
+    }
+    Ok(())
+}
+
 /// Applies the image `digest` names (a manifest, or an index holding one for `arch`) from
 /// `blobs` onto `dest`, an empty folder.
 pub fn unpack(
@@ -190,48 +248,16 @@ pub fn unpack(
     dest: &Path,
 ) -> Result<Unpacked, ImageError> {
     let want = oci_arch(arch);
-    let bytes = blobs.manifest(digest)?;
-    let doc: Document = parse(&bytes, &format!("`{digest}`"))?;
-    let (manifest_digest, doc, index) = if let Some(list) = &doc.manifests {
-        let chosen = select(list, want)?;
-        let bytes = blobs.manifest(&chosen.digest)?;
-        let inner: Document = parse(&bytes, &format!("`{}`", chosen.digest))?;
-        (chosen.digest.clone(), inner, Some(digest.to_string()))
-    } else {
-        (digest.to_string(), doc, None)
-    };
-    if doc.manifests.is_some() {
-        return Err(ImageError::invalid(
-            format!("`{manifest_digest}` is an index inside an index"),
-            "Pin the digest of the platform's manifest instead",
-        ));
-    }
-    let (Some(config), Some(layers)) = (doc.config, doc.layers) else {
-        return Err(ImageError::invalid(
-            format!(
-                "`{manifest_digest}` ({}) is not an image manifest: it has no config or layers",
-                doc.media_type.as_deref().unwrap_or("no media type")
-            ),
-            "Pin the digest of an image manifest or index",
-        ));
-    };
-    let config_path = blobs.blob(&config)?;
-    let config_bytes = fs_err::read(&config_path).map_err(|e| ImageError::io(&config_path, e))?;
-    let cfg: Config = parse(&config_bytes, &format!("the config `{}`", config.digest))?;
-    if cfg.architecture != want || (!cfg.os.is_empty() && cfg.os != "linux") {
-        return Err(ImageError::WrongArch {
-            wanted: want.to_string(),
-            found: format!("{}/{}", cfg.os, cfg.architecture),
-        });
-    }
-    for layer in &layers {
+    let (manifest, doc, index) = resolve(blobs, digest, want)?;
+    check_config(blobs, doc.config(), want)?;
+    for layer in doc.layers() {
         let path = blobs.blob(layer)?;
         apply::layer(&path, dest)?;
     }
     Ok(Unpacked {
-        manifest: manifest_digest,
+        manifest,
         index,
-        layers: layers.len(),
+        layers: doc.layers().len(),
     })
 }
 

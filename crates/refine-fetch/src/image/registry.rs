@@ -3,19 +3,21 @@
 //! `REFINE_IMAGE_REGISTRY` (`HOST[:PORT][/PREFIX]`, e.g. `quay.io` or a mirror such as
 //! `127.0.0.1:5000/mirror`), spoken to over HTTPS except on loopback or with `oci+http://`;
 //! credentials as for the remote store (`REFINE_REGISTRY_USER`/`_PASSWORD`, Docker's config).
+//! Addresses, the client, error classes, retries and the runtime are `refine-oci`'s.
 
 use std::path::Path;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
+use refine_oci::auth::Credentials;
+use refine_oci::spec::{Descriptor, ImageManifest};
+use refine_oci::{ErrorClass, RegistryUrl, RetryPolicy, Schemes, classify};
 
 use super::source::Layout;
 use super::{
-    DOCKER_LIST_MEDIA_TYPE, DOCKER_MANIFEST_MEDIA_TYPE, Descriptor, Document, INDEX_MEDIA_TYPE,
-    ImageError, MANIFEST_MEDIA_TYPE, Pin, oci_arch, select, sha256_bytes, sha256_file,
+    Document, ImageError, Pin, document_media_types, oci_arch, select, sha256_bytes, sha256_file,
 };
-use refine_oci::auth::Credentials;
 
 /// The variable naming the registry images are pulled from.
 pub const REGISTRY_VAR: &str = "REFINE_IMAGE_REGISTRY";
@@ -42,30 +44,20 @@ impl ImageRegistry {
         }
     }
 
-    /// Parses `[SCHEME://]HOST[:PORT][/PREFIX]`; schemes as for the remote store.
+    /// Parses `[SCHEME://]HOST[:PORT][/PREFIX]`; schemes as for the remote store, and
+    /// `http://` / `https://`.
     pub fn parse(s: &str) -> Result<ImageRegistry, ImageError> {
-        let (scheme, rest) = s.split_once("://").unwrap_or(("oci", s));
-        let (host, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let bad = |why: &str| {
+        let parsed = RegistryUrl::parse(s, Schemes::OciOrHttp).map_err(|why| {
             ImageError::Invalid(
                 format!("`{s}` is not a registry: {why}"),
                 "Write `HOST[:PORT][/PREFIX]`, e.g. `quay.io` or `oci+http://mirror.lan:5000/pypa`"
                     .into(),
             )
-        };
-        if host.is_empty() || host.contains('@') {
-            return Err(bad("it names no host (credentials never go in the name)"));
-        }
-        let plain_http = match scheme {
-            "oci" | "https" => refine_oci::is_loopback(host) && scheme == "oci",
-            "oci+http" | "http" => true,
-            "oci+https" => false,
-            _ => return Err(bad("the scheme is not `oci`, `oci+http` or `oci+https`")),
-        };
+        })?;
         Ok(ImageRegistry {
-            host: host.to_string(),
-            prefix: prefix.trim_matches('/').to_string(),
-            plain_http,
+            host: parsed.registry,
+            prefix: parsed.path,
+            plain_http: parsed.plain_http,
         })
     }
 
@@ -77,6 +69,17 @@ impl ImageRegistry {
             format!("{}/{repo}", self.prefix)
         }
     }
+}
+
+/// One pull: the client, and the repository and layout it works on.
+struct Puller<'a> {
+    registry: &'a ImageRegistry,
+    client: Client,
+    auth: RegistryAuth,
+    repo: String,
+    /// The image as messages name it (`HOST/REPO@DIGEST` or `HOST/REPO:TAG`).
+    shown: String,
+    layout: &'a Layout,
 }
 
 /// Pulls `repository` pinned by `pin` (and, from an index, the manifest for `arch`) into a
@@ -93,149 +96,222 @@ pub fn pull(
         Pin::Digest(d) => format!("{}/{repo}@{d}", registry.host),
         Pin::Tag(t) => format!("{}/{repo}:{t}", registry.host),
     };
-    let fail = |e: OciDistributionError| registry_error(&shown, registry, e);
-    let layout = Layout::create(dir)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ImageError::io(dir, e))?;
-    let client = Client::new(ClientConfig {
-        protocol: if registry.plain_http {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        },
-        connect_timeout: Some(std::time::Duration::from_secs(10)),
-        user_agent: concat!("refine/", env!("CARGO_PKG_VERSION")),
-        ..Default::default()
-    });
     let creds = Credentials::resolve(&registry.host).map_err(|e| ImageError::Registry {
         reference: shown.clone(),
         message: e.message.clone(),
         help: e.help.clone().unwrap_or_default(),
     })?;
-    let auth = creds.registry_auth();
-    let accepted = [
-        INDEX_MEDIA_TYPE,
-        MANIFEST_MEDIA_TYPE,
-        DOCKER_LIST_MEDIA_TYPE,
-        DOCKER_MANIFEST_MEDIA_TYPE,
-    ];
-    let by_digest = |d: &str| Reference::with_digest(registry.host.clone(), repo.clone(), d.into());
-    // One document, verified and written into the layout.
-    let document = |reference: Reference, expected: Option<&str>| {
-        let (bytes, _) = rt
-            .block_on(client.pull_manifest_raw(&reference, &auth, &accepted))
-            .map_err(fail)?;
+    let layout = Layout::create(dir)?;
+    let puller = Puller {
+        registry,
+        client: refine_oci::client::client(registry.plain_http),
+        auth: creds.registry_auth(),
+        repo,
+        shown,
+        layout: &layout,
+    };
+    let top =
+        refine_oci::block_on(puller.pull(pin, arch)).map_err(|e| ImageError::Registry {
+            reference: puller.shown.clone(),
+            message: e.to_string(),
+            help: "Check the process's limit on threads (`ulimit -u`)".into(),
+        })??;
+    Ok((layout, top))
+}
+
+impl Puller<'_> {
+    fn by_digest(&self, digest: &str) -> Reference {
+        Reference::with_digest(self.registry.host.clone(), self.repo.clone(), digest.into())
+    }
+
+    /// The document the pin names and, from an index, the manifest for `arch`; then every
+    /// blob that manifest lists. Returns the digest of the document the pin named.
+    async fn pull(&self, pin: &Pin, arch: &str) -> Result<String, ImageError> {
+        let (top, doc) = match pin {
+            Pin::Digest(d) => self.document(self.by_digest(d), Some(d)).await?,
+            Pin::Tag(t) => {
+                let r =
+                    Reference::with_tag(self.registry.host.clone(), self.repo.clone(), t.clone());
+                self.document(r, None).await?
+            }
+        };
+        let manifest: Box<ImageManifest> = match doc {
+            Document::Manifest(m) => m,
+            Document::Index(list) => {
+                let chosen = select(list.manifests(), oci_arch(arch))?
+                    .digest()
+                    .to_string();
+                match self
+                    .document(self.by_digest(&chosen), Some(&chosen))
+                    .await?
+                    .1
+                {
+                    Document::Manifest(m) => m,
+                    // `unpack` names this error; the layout holds what it needs to.
+                    Document::Index(_) => return Ok(top),
+                }
+            }
+        };
+        let reference = self.by_digest(&top);
+        for blob in std::iter::once(manifest.config()).chain(manifest.layers()) {
+            self.blob(&reference, blob).await?;
+        }
+        Ok(top)
+    }
+
+    /// One document, verified (against `expected` when the pin names it) and written into the
+    /// layout.
+    async fn document(
+        &self,
+        reference: Reference,
+        expected: Option<&str>,
+    ) -> Result<(String, Document), ImageError> {
+        let accepted = document_media_types();
+        let accepted: Vec<&str> = accepted.iter().map(String::as_str).collect();
+        let (bytes, _) = retried(|| {
+            self.client
+                .pull_manifest_raw(&reference, &self.auth, &accepted)
+        })
+        .await
+        .map_err(|e| self.error(&e))?;
         let actual = sha256_bytes(&bytes);
         if let Some(expected) = expected
             && actual != expected
         {
             return Err(ImageError::DigestMismatch {
-                what: shown.clone(),
+                what: self.shown.clone(),
                 expected: expected.to_string(),
                 actual,
             });
         }
-        let path = layout.blob_path(&actual)?;
+        let path = self.layout.blob_path(&actual)?;
         fs_err::write(&path, &bytes).map_err(|e| ImageError::io(&path, e))?;
-        let doc: Document = super::parse(&bytes, &format!("`{actual}` from {shown}"))?;
+        let doc = Document::parse(&bytes, &format!("`{actual}` from {}", self.shown))?;
         Ok((actual, doc))
-    };
-    let (top, mut doc) = match pin {
-        Pin::Digest(d) => document(by_digest(d), Some(d))?,
-        Pin::Tag(t) => document(
-            Reference::with_tag(registry.host.clone(), repo.clone(), t.clone()),
-            None,
-        )?,
-    };
-    if let Some(list) = &doc.manifests {
-        let chosen = select(list, oci_arch(arch))?.digest.clone();
-        doc = document(by_digest(&chosen), Some(&chosen))?.1;
     }
-    let blobs: Vec<Descriptor> = doc
-        .config
-        .into_iter()
-        .chain(doc.layers.unwrap_or_default())
-        .collect();
-    let reference = by_digest(&top);
-    for blob in &blobs {
-        let path = layout.blob_path(&blob.digest)?;
-        if path.exists() && sha256_file(&path)? == blob.digest {
-            continue;
+
+    /// One blob into the layout, unless it is there: streamed to a `.partial` file, verified,
+    /// then renamed into place.
+    async fn blob(&self, reference: &Reference, blob: &Descriptor) -> Result<(), ImageError> {
+        let digest = blob.digest().to_string();
+        let path = self.layout.blob_path(&digest)?;
+        if path.exists() && sha256_file(&path)? == digest {
+            return Ok(());
         }
         let partial = path.with_extension("partial");
-        let file = rt
-            .block_on(tokio::fs::File::create(&partial))
-            .map_err(|e| ImageError::io(&partial, e))?;
         let layer = oci_client::manifest::OciDescriptor {
-            media_type: blob.media_type.clone(),
-            digest: blob.digest.clone(),
-            size: blob.size as i64,
+            media_type: blob.media_type().to_string(),
+            digest: digest.clone(),
+            size: i64::try_from(blob.size()).unwrap_or(i64::MAX),
             ..Default::default()
         };
-        rt.block_on(client.pull_blob(&reference, &layer, file))
-            .map_err(fail)?;
+        // Each attempt writes the file from its start.
+        retried_io(|| async {
+            let file = tokio::fs::File::create(&partial)
+                .await
+                .map_err(|e| Attempt::Local(ImageError::io(&partial, e)))?;
+            self.client
+                .pull_blob(reference, &layer, file)
+                .await
+                .map_err(Attempt::Registry)
+        })
+        .await
+        .map_err(|e| match e {
+            Attempt::Local(e) => e,
+            Attempt::Registry(e) => self.error(&e),
+        })?;
         let actual = sha256_file(&partial)?;
-        if actual != blob.digest {
+        if actual != digest {
             return Err(ImageError::DigestMismatch {
-                what: format!("a blob of {shown}"),
-                expected: blob.digest.clone(),
+                what: format!("a blob of {}", self.shown),
+                expected: digest,
                 actual,
             });
         }
-        fs_err::rename(&partial, &path).map_err(|e| ImageError::io(&path, e))?;
+        fs_err::rename(&partial, &path).map_err(|e| ImageError::io(&path, e))
     }
-    Ok((layout, top))
+
+    fn error(&self, e: &OciDistributionError) -> ImageError {
+        let host = &self.registry.host;
+        let help = match classify(e) {
+            ErrorClass::Unauthorized => format!(
+                "Log in to `{host}` (`docker login`), or set `REFINE_REGISTRY_USER` and `REFINE_REGISTRY_PASSWORD`"
+            ),
+            ErrorClass::NotFound => format!(
+                "Check the repository and digest, and that `REFINE_IMAGE_REGISTRY` (`{host}`) serves it"
+            ),
+            _ => {
+                format!("Check that `{host}` is reachable from this host (`REFINE_IMAGE_REGISTRY`)")
+            }
+        };
+        ImageError::Registry {
+            reference: self.shown.clone(),
+            message: refine_oci::error::describe(e),
+            help,
+        }
+    }
 }
 
-fn registry_error(shown: &str, registry: &ImageRegistry, e: OciDistributionError) -> ImageError {
-    let has = |wanted: &[OciErrorCode]| match &e {
-        OciDistributionError::RegistryError { envelope, .. } => envelope.errors.iter().any(|x| {
-            wanted
-                .iter()
-                .any(|w| std::mem::discriminant(w) == std::mem::discriminant(&x.code))
-        }),
-        _ => false,
-    };
-    let unauthorized = matches!(
-        &e,
-        OciDistributionError::UnauthorizedError { .. }
-            | OciDistributionError::AuthenticationFailure(_)
-    ) || matches!(
-        &e,
-        OciDistributionError::ServerError {
-            code: 401 | 403,
-            ..
+/// Sends a registry request again while it fails for a passing reason.
+async fn retried<T, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, OciDistributionError>
+where
+    Fut: Future<Output = Result<T, OciDistributionError>>,
+{
+    RetryPolicy::DEFAULT
+        .run(attempt, |e| classify(e).is_transient())
+        .await
+}
+
+/// One attempt's failure: on this host (final) or the registry's (maybe transient).
+enum Attempt {
+    Local(ImageError),
+    Registry(OciDistributionError),
+}
+
+async fn retried_io<T, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, Attempt>
+where
+    Fut: Future<Output = Result<T, Attempt>>,
+{
+    RetryPolicy::DEFAULT
+        .run(
+            attempt,
+            |e| matches!(e, Attempt::Registry(e) if classify(e).is_transient()),
+        )
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registries_parse_like_remote_urls() {
+        let r = ImageRegistry::parse("127.0.0.1:5000/mirror/").unwrap();
+        assert_eq!(
+            r,
+            ImageRegistry {
+                host: "127.0.0.1:5000".into(),
+                prefix: "mirror".into(),
+                plain_http: true
+            }
+        );
+        assert_eq!(r.repository("test/busybox"), "mirror/test/busybox");
+        let q = ImageRegistry::parse("quay.io").unwrap();
+        assert!(!q.plain_http);
+        assert_eq!(q.repository("pypa/x"), "pypa/x");
+        assert!(
+            ImageRegistry::parse("oci+http://mirror.lan:5000/pypa")
+                .unwrap()
+                .plain_http
+        );
+        assert!(
+            !ImageRegistry::parse("https://localhost/x")
+                .unwrap()
+                .plain_http
+        );
+        for bad in ["", "u:p@quay.io", "ftp://quay.io", "quay.io:port"] {
+            let e = ImageRegistry::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("is not a registry"), "{bad}: {e}");
         }
-    ) || has(&[OciErrorCode::Unauthorized, OciErrorCode::Denied]);
-    let missing = matches!(&e, OciDistributionError::ImageManifestNotFoundError(_))
-        || matches!(&e, OciDistributionError::ServerError { code: 404, .. })
-        || has(&[
-            OciErrorCode::ManifestUnknown,
-            OciErrorCode::NameUnknown,
-            OciErrorCode::NotFound,
-            OciErrorCode::BlobUnknown,
-        ]);
-    let help = if unauthorized {
-        format!(
-            "Log in to `{}` (`docker login`), or set `REFINE_REGISTRY_USER` and `REFINE_REGISTRY_PASSWORD`",
-            registry.host
-        )
-    } else if missing {
-        format!(
-            "Check the repository and digest, and that `REFINE_IMAGE_REGISTRY` (`{}`) serves it",
-            registry.host
-        )
-    } else {
-        format!(
-            "Check that `{}` is reachable from this host (`REFINE_IMAGE_REGISTRY`)",
-            registry.host
-        )
-    };
-    ImageError::Registry {
-        reference: shown.to_string(),
-        message: e.to_string(),
-        help,
     }
 }

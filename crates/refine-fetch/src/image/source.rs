@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Descriptor, ImageError, MANIFEST_MEDIA_TYPE, sha256_bytes, sha256_file};
+use refine_oci::spec::{Descriptor, ImageConfiguration, MediaType};
+
+use super::{ImageError, sha256_bytes, sha256_file};
 
 /// Blobs by digest, each verified before it is handed out.
 pub trait Blobs {
@@ -115,12 +117,13 @@ impl Blobs for Layout {
     }
 
     fn blob(&self, d: &Descriptor) -> Result<PathBuf, ImageError> {
-        let path = self.blob_path(&d.digest)?;
+        let digest = d.digest().to_string();
+        let path = self.blob_path(&digest)?;
         let actual = sha256_file(&path)?;
-        if actual != d.digest {
+        if actual != digest {
             return Err(ImageError::DigestMismatch {
                 what: path.display().to_string(),
-                expected: d.digest.clone(),
+                expected: digest,
                 actual,
             });
         }
@@ -166,16 +169,6 @@ struct DockerEntry {
     layers: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct DockerConfig {
-    rootfs: DockerRootfs,
-}
-
-#[derive(Deserialize)]
-struct DockerRootfs {
-    diff_ids: Vec<String>,
-}
-
 /// Turns an unpacked `docker save` tarball into a layout: its layers are checked against the
 /// config's `rootfs.diff_ids`, so the config digest (the image ID) pins the whole image.
 fn from_docker_archive(dir: &Path) -> Result<Layout, ImageError> {
@@ -211,25 +204,25 @@ fn from_docker_archive(dir: &Path) -> Result<Layout, ImageError> {
         let config_bytes =
             fs_err::read(&config_path).map_err(|e| ImageError::io(&config_path, e))?;
         let config_digest = sha256_bytes(&config_bytes);
-        let cfg: DockerConfig = serde_json::from_slice(&config_bytes).map_err(|e| {
+        let cfg: ImageConfiguration = serde_json::from_slice(&config_bytes).map_err(|e| {
             ImageError::Invalid(
                 format!("`{}` is not an image config: {e}", config_path.display()),
                 "Give a tarball written by `docker save`".into(),
             )
         })?;
-        if cfg.rootfs.diff_ids.len() != entry.layers.len() {
+        if cfg.rootfs().diff_ids().len() != entry.layers.len() {
             return Err(ImageError::Invalid(
                 format!(
                     "`{}` lists {} layers, its config {}",
                     list_path.display(),
                     entry.layers.len(),
-                    cfg.rootfs.diff_ids.len()
+                    cfg.rootfs().diff_ids().len()
                 ),
                 "The tarball is damaged: save the image again".into(),
             ));
         }
         let mut layers = Vec::new();
-        for (rel, diff_id) in entry.layers.iter().zip(&cfg.rootfs.diff_ids) {
+        for (rel, diff_id) in entry.layers.iter().zip(cfg.rootfs().diff_ids()) {
             let path = inside(rel)?;
             let actual = sha256_file(&path)?;
             if &actual != diff_id {
@@ -256,7 +249,7 @@ fn from_docker_archive(dir: &Path) -> Result<Layout, ImageError> {
             .map_err(|e| ImageError::io(&config_path, e))?;
         let manifest = serde_json::to_vec(&serde_json::json!({
             "schemaVersion": 2,
-            "mediaType": MANIFEST_MEDIA_TYPE,
+            "mediaType": MediaType::ImageManifest.to_string(),
             "config": {
                 "mediaType": "application/vnd.oci.image.config.v1+json",
                 "digest": config_digest,
