@@ -9,29 +9,14 @@
 set -euf
 umask 022
 export LC_ALL=C TZ=UTC
+ME=libffi.sh   # for die and pick_src (recipes/lib.sh)
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$REFINE_LIB"
 
 : "${REFINE_SRC:?REFINE_SRC (the libffi tarball) is not set}"
 : "${SOURCE_DATE_EPOCH:?SOURCE_DATE_EPOCH is not set}"
 PREFIX=${REFINE_PREFIX:-/out}
 JOBS=${REFINE_JOBS:-1}
-# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
-# folder): pick the one file there matching the patterns.
-pick_src() {
-    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
-    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
-    set +f
-    found=''
-    for pat in "$@"; do
-        for f in "$REFINE_SRC"/$pat; do
-            [ -f "$f" ] && found="$found${found:+
-}$f"
-        done
-    done
-    set -f
-    n=$(printf '%s' "$found" | grep -c . || true)
-    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
-    echo "$found"
-}
 SRC_FILE=$(pick_src 'libffi_*.orig.tar.*' 'libffi-*.tar.gz')
 
 B=/work/libffi

@@ -208,6 +208,38 @@ fn a_change_rebuilds_downstream_and_stops_at_identical_outputs() {
     assert_eq!(actions(&r), ["//packs:a"], "early cutoff");
 }
 
+/// A pack recipe that sources `recipes/lib.sh` (`. "$REFINE_LIB"`) runs with it; one that does
+/// not never sees it. Editing the lib rebuilds its users (and what depends on them) only.
+#[test]
+fn recipes_lib_sh_reaches_its_users_and_rebuilds_only_them() {
+    let user = "#!/bin/sh\n. \"$REFINE_LIB\"\ngreet > $REFINE_OUT/a.txt\n";
+    let plain = "if [ -n \"${REFINE_LIB:-}\" ] || [ -e /src/lib.sh ]; then exit 3; fi\necho b > $REFINE_OUT/b.txt\n";
+    let w = tiny(&[
+        ("a", user, &[]),
+        ("b", plain, &[]),
+        ("c", "cat $REFINE_PACKS/a.txt > $REFINE_OUT/c.txt\n", &["a"]),
+    ]);
+    let lib = w.path().join("recipes/lib.sh");
+    fs_err::write(&lib, "greet() { echo hello; }\n").unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = ["//packs:all", "--out", out_dir.path().to_str().unwrap()];
+    let r = build(&w, store.path(), &out);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(actions(&r), ["//packs:a", "//packs:b", "//packs:c"]);
+    let c = out_dir.path().join("c/c.txt");
+    assert_eq!(fs_err::read_to_string(&c).unwrap(), "hello\n");
+    fs_err::write(&lib, "greet() { echo bonjour; }\n").unwrap();
+    let r = build(&w, store.path(), &out);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(
+        actions(&r),
+        ["//packs:a", "//packs:c"],
+        "b does not use the lib"
+    );
+    assert_eq!(fs_err::read_to_string(&c).unwrap(), "bonjour\n");
+}
+
 #[test]
 fn exit_zero_without_outputs_fails_and_is_never_cached() {
     let w = tiny(&[("empty", "echo I did nothing\n", &[])]);

@@ -5,13 +5,17 @@ mod common;
 
 use common::*;
 
-/// A workspace with the shared header, bases, runtimes and packs, plus `extra` files.
+/// A workspace with the shared header, bases, runtimes and packs, plus `extra` files. The
+/// recipes its pack rules name (`PACKS`'s, and the `r.sh` of many cases here) exist: a
+/// missing recipe is an error of its own.
 fn ws(extra: &[(&str, &str)]) -> TempWorkspace {
     let mut files: Vec<(&str, &str)> = vec![
         ("workspace.kdl", WORKSPACE),
         ("rules/bases.kdl", BASES),
         ("rules/runtimes.kdl", RUNTIMES),
         ("rules/packs.kdl", PACKS),
+        ("recipes/yaml.sh", "#!/bin/sh\n"),
+        ("r.sh", "#!/bin/sh\n"),
     ];
     for (path, text) in extra {
         files.retain(|(p, _)| p != path);
@@ -392,6 +396,39 @@ fn arch_mismatch() {
 }
 
 #[test]
+fn missing_recipe_near_an_existing_one() {
+    bad(
+        "missing_recipe_near_an_existing_one",
+        &[(
+            "rules/packs.kdl",
+            "pack \"yaml\" {\n    version \"0.2.5\"\n    recipe \"recipes/yml.sh\"\n}\n",
+        )],
+    );
+}
+
+#[test]
+fn missing_recipe() {
+    bad(
+        "missing_recipe",
+        &[(
+            "rules/packs.kdl",
+            "pack \"yaml\" {\n    version \"0.2.5\"\n    recipe \"build/pack.sh\"\n}\n",
+        )],
+    );
+}
+
+#[test]
+fn recipe_is_a_folder() {
+    bad(
+        "recipe_is_a_folder",
+        &[(
+            "rules/packs.kdl",
+            "pack \"yaml\" {\n    version \"0.2.5\"\n    recipe \"recipes\"\n}\n",
+        )],
+    );
+}
+
+#[test]
 fn workspace_unknown_node() {
     bad(
         "workspace_unknown_node",
@@ -721,6 +758,35 @@ fn completions_are_generated() {
     let out = w.refine(&["completions", "bash"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).contains("refine"));
+}
+
+/// The rule-file cache holds what a rule file says, not whether its recipe still exists: a
+/// recipe removed after a cached load is still reported.
+#[test]
+fn a_recipe_removed_after_a_cached_load_is_reported() {
+    let cache = tempfile::tempdir().unwrap();
+    let w = ws(&[]);
+    let run = || {
+        std::process::Command::new(refine_bin())
+            .args(["query", "//..."])
+            .current_dir(w.path())
+            .env("NO_COLOR", "1")
+            .env("REFINE_RULES_CACHE", cache.path())
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(fs_err::read_dir(cache.path()).unwrap().next().is_some());
+    fs_err::remove_file(w.path().join("recipes/yaml.sh")).unwrap();
+    let out = run();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Recipe `recipes/yaml.sh` does not exist")
+            && err.contains("[rules/packs.kdl:3:12]"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -12,29 +12,13 @@
 set -euf
 umask 022
 export LC_ALL=C.UTF-8 TZ=UTC
+ME=smoke.sh   # for die and pick_src (recipes/lib.sh)
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$REFINE_LIB"
 : "${REFINE_SRC:?REFINE_SRC (the wheel) is not set}"
 : "${REFINE_PYTHON:?REFINE_PYTHON is not set}"
 : "${REFINE_SMOKE:?REFINE_SMOKE (the test) is not set}"
 OUT=${REFINE_OUT:-/out}
-die() { echo "smoke.sh: $*" >&2; exit 1; }
-# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
-# folder): pick the one file there matching the patterns.
-pick_src() {
-    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
-    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
-    set +f
-    found=''
-    for pat in "$@"; do
-        for f in "$REFINE_SRC"/$pat; do
-            [ -f "$f" ] && found="$found${found:+
-}$f"
-        done
-    done
-    set -f
-    n=$(printf '%s' "$found" | grep -c . || true)
-    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
-    echo "$found"
-}
 SRC_FILE=$(pick_src '*.whl')
 export PIP_NO_INDEX=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 export PIP_CONFIG_FILE=/dev/null PYTHONNOUSERSITE=1
@@ -43,13 +27,7 @@ unset LD_LIBRARY_PATH PYTHONPATH
 W=/work/smoke
 rm -rf "$W"
 mkdir -p "$W/run"
-"$REFINE_PYTHON" -m venv --without-pip "$W/venv"
-if "$REFINE_PYTHON" -m pip --version >/dev/null 2>&1; then
-    pipi() { "$REFINE_PYTHON" -m pip --python "$W/venv/bin/python" "$@"; }
-else
-    "$W/venv/bin/python" -m ensurepip --default-pip >/dev/null || die "$REFINE_PYTHON has neither pip nor ensurepip"
-    pipi() { "$W/venv/bin/python" -m pip "$@"; }
-fi
+tool_venv "$W/venv"
 if [ -n "${REFINE_WHEELHOUSE:-}" ]; then
     pipi install --quiet --no-index --find-links "$REFINE_WHEELHOUSE" "$SRC_FILE"
 else

@@ -15,31 +15,15 @@
 set -euf
 umask 022
 export LC_ALL=C.UTF-8 TZ=UTC
+ME=wheel.sh   # for die and pick_src (recipes/lib.sh)
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$REFINE_LIB"
 : "${REFINE_SRC:?REFINE_SRC (the sdist) is not set}"
 : "${REFINE_PYTHON:?REFINE_PYTHON is not set}"
 : "${REFINE_WHEELHOUSE:?REFINE_WHEELHOUSE is not set}"
 : "${REFINE_REQUIRES:?REFINE_REQUIRES (the pinned frontend and backend) is not set}"
 : "${SOURCE_DATE_EPOCH:?SOURCE_DATE_EPOCH is not set}"
 OUT=${REFINE_OUT:-/out}
-die() { echo "wheel.sh: $*" >&2; exit 1; }
-# REFINE_SRC is the input file, or the /src folder holding it (refine's executor passes the
-# folder): pick the one file there matching the patterns.
-pick_src() {
-    if [ -f "$REFINE_SRC" ]; then echo "$REFINE_SRC"; return 0; fi
-    [ -d "$REFINE_SRC" ] || { echo "$0: REFINE_SRC=$REFINE_SRC does not exist" >&2; return 1; }
-    set +f
-    found=''
-    for pat in "$@"; do
-        for f in "$REFINE_SRC"/$pat; do
-            [ -f "$f" ] && found="$found${found:+
-}$f"
-        done
-    done
-    set -f
-    n=$(printf '%s' "$found" | grep -c . || true)
-    [ "$n" -eq 1 ] || { echo "$0: want one of '$*' in $REFINE_SRC, found $n" >&2; return 1; }
-    echo "$found"
-}
 SRC_FILE=$(pick_src '*.tar.gz' '*.zip')
 [ -x "$REFINE_PYTHON" ] || die "no interpreter at $REFINE_PYTHON"
 
@@ -86,16 +70,8 @@ TOP=$1
 # $CFLAGS when it is set, but appends $CPPFLAGS. Meson and autotools read CPPFLAGS too.
 export CPPFLAGS="-ffile-prefix-map=$TOP=.${CPPFLAGS:+ $CPPFLAGS}"
 
-# 2. a venv with the pinned frontend and backend, from the wheelhouse only. The venv is made
-#    without pip and filled by the interpreter's own pip (`--python`, pip >= 22.3): cheaper
-#    than ensurepip unpacking pip into every venv (seconds natively, much more under qemu).
-"$REFINE_PYTHON" -m venv --without-pip "$W/venv"
-if "$REFINE_PYTHON" -m pip --version >/dev/null 2>&1; then
-    pipi() { "$REFINE_PYTHON" -m pip --python "$W/venv/bin/python" "$@"; }
-else
-    "$W/venv/bin/python" -m ensurepip --default-pip >/dev/null || die "$REFINE_PYTHON has neither pip nor ensurepip"
-    pipi() { "$W/venv/bin/python" -m pip "$@"; }
-fi
+# 2. a venv with the pinned frontend and backend, from the wheelhouse only
+tool_venv "$W/venv"
 # shellcheck disable=SC2046 # REFINE_REQUIRES is a list of pins
 pipi install --quiet --no-index --find-links "$REFINE_WHEELHOUSE" --only-binary :all: \
     $(echo "$REFINE_REQUIRES" | tr '\n' ' ')

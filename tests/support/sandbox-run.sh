@@ -9,7 +9,8 @@
 # mount layout of docs/actions.md:
 #
 #   /            tmpfs, read-only at the end; ROOT's top-level entries bound read-only
-#   /src         SRCDIR's entries read-only, and SCRIPT as /src/recipe.sh
+#   /src         SRCDIR's entries read-only, SCRIPT as /src/recipe.sh, and the repository's
+#                recipes/lib.sh as /src/lib.sh (REFINE_LIB, for scripts that source it)
 #   /opt/packs/NAME/HEX   each -p DIR read-only; HEX = 16 hex of a digest of DIR's listing
 #   /opt/python/TAG       the -y runtime read-only
 #   /work /out   WORKDIR (default: a fresh temp dir, removed afterwards) and OUTDIR, writable
@@ -18,7 +19,7 @@
 # Environment (engine/src/exec/action.rs base_env): cleared, then PATH (runtime bin, packs'
 # bin, then the default), HOME=/work, TMPDIR=/tmp, LANG=C.UTF-8, TZ=UTC, SOURCE_DATE_EPOCH
 # (315532800), LD_LIBRARY_PATH, PKG_CONFIG_PATH, REFINE_PACKS (blank-separated) from the
-# packs, REFINE_SRC=/src, REFINE_OUT=/out, REFINE_JOBS=1, then every -e (which may override). Needs root on the host (it is not a user
+# packs, REFINE_SRC=/src, REFINE_OUT=/out, REFINE_LIB=/src/lib.sh, REFINE_JOBS=1, then every -e (which may override). Needs root on the host (it is not a user
 # namespace: refine's sandbox is; this is only the stand-in). Exit status: the script's.
 set -eu
 
@@ -48,9 +49,9 @@ if [ "${1:-}" = "--inner" ]; then
     done
     ln -s /proc/self/fd "$R/dev/fd"
     mount -t tmpfs -o mode=1777 refine-tmp "$R/tmp"
-    # /src: a tmpfs with SRCDIR's entries and the script as recipe.sh, all read-only
+    # /src: a tmpfs with SRCDIR's entries, the script as recipe.sh and lib.sh, all read-only
     mount -t tmpfs -o mode=0755 refine-src "$R/src"
-    for e in "$SBX_SRC"/* "$SBX_SCRIPT"; do
+    for e in "$SBX_SRC"/* "$SBX_SCRIPT" "$SBX_LIB"; do
         [ -e "$e" ] || continue
         n=${e##*/}; [ "$e" = "$SBX_SCRIPT" ] && n=recipe.sh
         if [ -d "$e" ]; then mkdir "$R/src/$n"; else touch "$R/src/$n"; fi
@@ -119,6 +120,7 @@ done
 shift $((OPTIND - 1))
 [ $# -eq 1 ] && [ -n "$ROOT" ] && [ -n "$SRC" ] && [ -n "$OUT" ] || usage
 SCRIPT=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+LIB=$(cd "$(dirname "$0")/../../recipes" && pwd)/lib.sh
 ROOT=$(cd "$ROOT" && pwd) SRC=$(cd "$SRC" && pwd)
 mkdir -p "$OUT"; OUT=$(cd "$OUT" && pwd)
 TMPWORK=
@@ -134,6 +136,7 @@ TZ=UTC
 SOURCE_DATE_EPOCH=315532800
 REFINE_SRC=/src
 REFINE_OUT=/out
+REFINE_LIB=/src/lib.sh
 REFINE_JOBS=1
 REFINE_PACKS=$PACKDIRS
 LD_LIBRARY_PATH=$LDDIRS
@@ -141,7 +144,7 @@ PKG_CONFIG_PATH=$PCDIRS
 "
 start=$(date +%s.%N)
 rc=0
-SBX_STAGE=$STAGE SBX_ROOT=$ROOT SBX_SRC=$SRC SBX_OUT=$OUT SBX_WORK=$WORK SBX_SCRIPT=$SCRIPT \
+SBX_STAGE=$STAGE SBX_ROOT=$ROOT SBX_SRC=$SRC SBX_OUT=$OUT SBX_WORK=$WORK SBX_SCRIPT=$SCRIPT SBX_LIB=$LIB \
 SBX_PACKS=$PACKS SBX_RUNTIME=$RUNTIME SBX_ENV="$BASEENV$ENVS" \
     timeout -s KILL "$TIMEOUT" unshare --mount --pid --net --ipc --uts --fork --kill-child \
     /bin/sh "$0" --inner || rc=$?

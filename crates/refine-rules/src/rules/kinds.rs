@@ -626,6 +626,11 @@ fn read_runtime(
     Some(out)
 }
 
+/// Whether a recipe path leaves the workspace (absolute, or through `..`).
+pub(super) fn outside_workspace(path: &str) -> bool {
+    path.starts_with('/') || path.split('/').any(|s| s == "..")
+}
+
 fn read_pack(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<PackSpec> {
     r.check_children(
         node,
@@ -638,17 +643,16 @@ fn read_pack(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Op
     let base = read_base_ref(r, node, ws);
     let version = required_leaf(r, node, "version", "version \"1.0\"");
     let recipe = required_leaf(r, node, "recipe", "recipe \"recipes/NAME.sh\"");
-    if let Some(rec) = &recipe {
-        let bad = rec.value.starts_with('/') || rec.value.split('/').any(|s| s == "..");
-        if bad {
-            r.error(
-                "bad-recipe",
-                rec.span,
-                format!("`{}` is not a path inside the workspace", rec.value),
-                "must be relative, without `..`",
-                "Recipes live in the workspace, such as `recipes/libyaml.sh`".into(),
-            );
-        }
+    if let Some(rec) = &recipe
+        && outside_workspace(&rec.value)
+    {
+        r.error(
+            "bad-recipe",
+            rec.span,
+            format!("`{}` is not a path inside the workspace", rec.value),
+            "must be relative, without `..`",
+            "Recipes live in the workspace, such as `recipes/libyaml.sh`".into(),
+        );
     }
     let sources: Vec<SourceSpec> = r
         .children(node, "source")
@@ -660,10 +664,12 @@ fn read_pack(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Op
     let env = r.env(node);
     let mut versions = BTreeMap::new();
     versions.insert(name, version?.value);
+    let recipe = recipe?;
     Some(PackSpec {
         base: base?,
         versions,
-        recipe: recipe?.value,
+        recipe: recipe.value,
+        recipe_span: recipe.span,
         sources,
         packs,
         env,

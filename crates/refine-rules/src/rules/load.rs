@@ -332,6 +332,7 @@ impl Workspace {
         }
         expand_repairs(&mut targets, repairs);
         check_duplicates(&targets, &files, &mut errors);
+        super::recipe::check_recipes(root, &targets, &files, &mut errors);
         // Only a load without errors fills the cache: bad input writes nothing.
         if errors.is_empty() {
             fresh

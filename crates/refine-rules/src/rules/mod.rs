@@ -7,6 +7,7 @@ mod kinds;
 mod load;
 pub mod model;
 mod reader;
+mod recipe;
 mod source;
 mod workspace_file;
 

@@ -140,6 +140,8 @@ pub struct PackSpec {
     pub versions: BTreeMap<String, String>,
     /// The build script, relative to the workspace root.
     pub recipe: String,
+    /// Where `recipe` is written, in the target's rule file.
+    pub recipe_span: SourceSpan,
     pub sources: Vec<SourceSpec>,
     pub packs: Vec<LabelRef>,
     pub env: BTreeMap<String, String>,
