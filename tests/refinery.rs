@@ -310,8 +310,7 @@ fn s390x_numpy_with_openblas_under_emulation() {
     let work = scratch();
     // A store of your own (REFINE_FLAGSHIP_STORE) keeps the base and the pack between runs.
     let store = std::env::var_os("REFINE_FLAGSHIP_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| work.path().join("store"));
+        .map_or_else(|| work.path().join("store"), PathBuf::from);
     let out_dir = work.path().join("wheels");
     let events = work.path().join("events.jsonl");
     let out = build(&store, "//repairs:numpy-debian-py311", &out_dir, &events);

@@ -9,6 +9,10 @@
 //! and `REFINE_TEST_S390X_ROOT` (default `/var/cache/refine-tests/s390x-bookworm`); run
 //! `.ci/setup.d/sandbox.sh` as root to create them.
 
+// Two probes need raw system calls (`pidfd_open`, a TIOCSTI ioctl): the sandbox crate and
+// these tests are the only places `unsafe` is allowed.
+#![allow(unsafe_code)]
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;

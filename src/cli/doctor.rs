@@ -125,8 +125,7 @@ fn report_tools() -> bool {
     let mut ok = true;
     for (tool, needed_for, fix) in TOOLS {
         let found = std::env::var_os("PATH")
-            .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
-            .unwrap_or(false);
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()));
         if found {
             println!("tool {tool}: found");
         } else {

@@ -29,7 +29,7 @@ fn short(v: &str) -> String {
 }
 
 fn or_none(v: Option<&str>) -> String {
-    v.map(short).unwrap_or_else(|| "(none)".into())
+    v.map_or_else(|| "(none)".into(), short)
 }
 
 fn render(e: &Explanation, out: &mut String, indent: &str) {
@@ -74,7 +74,7 @@ fn render(e: &Explanation, out: &mut String, indent: &str) {
             diffs,
         } => {
             let previous = (previous.key.as_str(), previous.digest.as_str());
-            render_rebuild(label, key, fields, previous, diffs, out, indent)
+            render_rebuild(label, key, fields, previous, diffs, out, indent);
         }
     }
 }

@@ -49,7 +49,7 @@ fn fetch_patterns(options: &SessionOptions, patterns: &[String]) -> Result<(), F
     let session = open_session(options, Targets::Patterns(patterns), RemoteNeed::Unused)?;
     let summary = fetch_inputs(&session, &mut |event| match event {
         FetchEvent::Fetched { input, digest } => {
-            println!("fetched {} {digest}", input.describe())
+            println!("fetched {} {digest}", input.describe());
         }
         FetchEvent::Failed { error, .. } => eprintln!("{:?}", miette::Report::new(error)),
     })?;

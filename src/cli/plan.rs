@@ -59,7 +59,7 @@ fn write_json(out: &mut impl Write, graph: &TargetGraph, plan: &Plan) -> std::io
                 "status": n.status,
                 "where": (n.status == Status::Cached).then_some(if n.remote { "remote" } else { "local" }),
                 "key": n.key.map(|k| k.hex()),
-                "digest": n.digest.as_ref().map(|d| d.to_string()),
+                "digest": n.digest.as_ref().map(std::string::ToString::to_string),
                 "content": n.content,
                 "waits_on": n.waits_on.iter().map(|&d| graph.target(d).label.to_string()).collect::<Vec<_>>(),
             })
@@ -85,8 +85,7 @@ fn write_text(out: &mut impl Write, graph: &TargetGraph, plan: &Plan) -> std::io
         let t = graph.target(n.id);
         let key = n
             .key
-            .map(|k| k.hex()[..12].to_string())
-            .unwrap_or_else(|| "-".into());
+            .map_or_else(|| "-".into(), |k| k.hex()[..12].to_string());
         let status = if n.remote {
             "remote".to_string()
         } else {

@@ -60,7 +60,7 @@ impl Reporter {
 
     fn record(&self, event: &Event) {
         if let Some(f) = &self.events {
-            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+            let mut f = f.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let _ = serde_json::to_writer(&mut *f, event);
             let _ = writeln!(f);
             let _ = f.flush();
@@ -71,7 +71,10 @@ impl Reporter {
 impl Observer for Reporter {
     fn event(&self, event: &Event) {
         self.record(event);
-        let mut total = self.total.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = self
+            .total
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
             Event::Plan { nodes } => {
                 total.1 = nodes.len();

@@ -20,7 +20,7 @@ pub fn run(options: &SessionOptions, args: PullArgs) -> Result<(), Failure> {
     let targets = Targets::Patterns(&args.patterns);
     let session = open_session(options, targets, RemoteNeed::Required)?;
     let summary = pull(&session, &mut |p| {
-        println!("pulled {} {}", p.label, p.digest)
+        println!("pulled {} {}", p.label, p.digest);
     })?;
     eprintln!(
         "{} pulled from {}, {} already local, {} in neither store",

@@ -23,7 +23,7 @@ pub fn run(options: &SessionOptions, args: PushArgs) -> Result<(), Failure> {
     let targets = Targets::Patterns(&args.patterns);
     let session = open_session(options, targets, RemoteNeed::Required)?;
     let summary = push(&session, &mut |p| {
-        println!("pushed {} {}", p.label, p.digest)
+        println!("pushed {} {}", p.label, p.digest);
     })?;
     eprintln!(
         "{} artifact(s) in {}; {} target(s) not in the local store",

@@ -58,7 +58,7 @@ pub fn print(graph: &TargetGraph, ids: &[TargetId], format: OutputFormat) -> Res
                         "label": t.label.to_string(),
                         "kind": t.kind(),
                         "rule": t.rule,
-                        "python": t.python().map(|v| v.to_string()),
+                        "python": t.python().map(std::string::ToString::to_string),
                         "deps": graph.deps(id).iter().map(|&d| graph.target(d).label.to_string()).collect::<Vec<_>>(),
                         "location": graph.workspace.describe(t.at),
                     })

@@ -74,7 +74,7 @@ pub fn run(store_flag: Option<&Path>, args: StoreArgs) -> Result<(), Failure> {
             };
             let report = store
                 .gc_with(&options, &mut || {
-                    eprintln!("Waiting for other refine processes to finish writing to the store…")
+                    eprintln!("Waiting for other refine processes to finish writing to the store…");
                 })
                 .map_err(store_failure)?;
             let verb = if dry_run { "Would remove" } else { "Removed" };

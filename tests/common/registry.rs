@@ -139,7 +139,7 @@ impl Registry {
 
     /// The child's pid, for a test that kills it from elsewhere.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.child.as_ref().map(std::process::Child::id)
     }
 
     pub fn url(&self, prefix: &str) -> String {

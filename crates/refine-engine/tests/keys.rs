@@ -355,8 +355,7 @@ fn renaming_targets_keeps_keys() {
         let new = map
             .iter()
             .find(|(o, _)| o == old)
-            .map(|(_, n)| *n)
-            .unwrap_or(old);
+            .map_or(old.as_str(), |(_, n)| *n);
         assert_eq!(keys.get(new), Some(key), "{old} → {new}");
     }
 }

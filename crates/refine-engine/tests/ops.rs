@@ -47,7 +47,7 @@ fn options(dir: &Path) -> SessionOptions {
 }
 
 fn patterns(p: &[&str]) -> Vec<String> {
-    p.iter().map(|s| s.to_string()).collect()
+    p.iter().map(std::string::ToString::to_string).collect()
 }
 
 #[test]

@@ -95,7 +95,11 @@ fn diff(
         match b.get(k.as_str()) {
             Some(old) if old == v => {}
             None if v == EMPTY_MAP => {}
-            old => out.push((k.clone(), old.map(|s| s.to_string()), Some(v.clone()))),
+            old => out.push((
+                k.clone(),
+                old.map(std::string::ToString::to_string),
+                Some(v.clone()),
+            )),
         }
     }
     for (k, v) in before {
@@ -127,7 +131,7 @@ fn explain_node(
             digest: node
                 .digest
                 .as_ref()
-                .map(|d| d.to_string())
+                .map(std::string::ToString::to_string)
                 .unwrap_or_default(),
         }),
         Status::Pending => {
@@ -143,7 +147,7 @@ fn explain_node(
                     seen.push(d);
                     match plan.nodes.iter().find(|n| n.id == d).map(|n| n.status) {
                         Some(Status::Build) => {
-                            must_build.push(explain_node(graph, plan, d, store, depth + 1)?)
+                            must_build.push(explain_node(graph, plan, d, store, depth + 1)?);
                         }
                         Some(Status::Pending) => stack.extend(
                             plan.nodes
@@ -159,7 +163,11 @@ fn explain_node(
             Ok(Explanation::Pending { label, must_build })
         }
         Status::Build => {
-            let fields = node.fields.as_ref().map(|f| f.flat()).unwrap_or_default();
+            let fields = node
+                .fields
+                .as_ref()
+                .map(super::key::KeyFields::flat)
+                .unwrap_or_default();
             let key = node.key.map(|k| k.hex()).unwrap_or_default();
             let mut previous = None;
             let mut diffs = Vec::new();

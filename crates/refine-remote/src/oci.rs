@@ -239,6 +239,9 @@ impl OciRemote {
         }
     }
 
+    // `--remote-optional` promises one warning on stderr when the remote fails mid-build; this
+    // runs on rayon workers deep below the CLI, with no observer to hand it to.
+    #[allow(clippy::print_stderr)]
     fn warn(&self, e: &RemoteError) {
         if !self.warned.swap(true, Ordering::SeqCst) {
             eprintln!(
@@ -289,7 +292,7 @@ impl OciRemote {
     fn cached(&self, kind: &str, key: &str) -> Option<Cached> {
         self.cache
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&(kind.to_string(), key.to_string()))
             .cloned()
     }
@@ -297,7 +300,7 @@ impl OciRemote {
     fn remember(&self, kind: &str, key: &str, v: Cached) {
         self.cache
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert((kind.to_string(), key.to_string()), v);
     }
 

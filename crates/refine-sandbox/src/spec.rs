@@ -276,21 +276,21 @@ mod tests {
                     source: "/a".into(),
                     target: "/proc/x".into(),
                     read_only: true,
-                })
+                });
             }),
             Box::new(|s| {
                 s.binds.push(Bind {
                     source: "/a".into(),
                     target: "/".into(),
                     read_only: true,
-                })
+                });
             }),
             Box::new(|s| {
                 s.binds.push(Bind {
                     source: "a".into(),
                     target: "/a".into(),
                     read_only: true,
-                })
+                });
             }),
             Box::new(|s| {
                 s.binds.push(Bind {

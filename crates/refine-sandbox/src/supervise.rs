@@ -62,7 +62,7 @@ pub(crate) fn supervise(
         rep_r.as_raw_fd(),
         go_w.as_raw_fd(),
     ];
-    let log_fd = log.as_ref().map(|log| log.as_raw_fd());
+    let log_fd = log.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
     let mut pipes = Some(Pipes {
         stdout: out_w,
         stderr: err_w,

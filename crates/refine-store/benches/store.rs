@@ -74,14 +74,14 @@ fn bench(c: &mut Criterion) {
                 let d = synced.lookup("wheel", &key(i)).unwrap();
                 assert!(d.is_some());
                 black_box(d)
-            })
+            });
         });
         let mut j = 1u64 << 50;
         group.bench_with_input(BenchmarkId::new("lookup_miss", n), &n, |b, _| {
             b.iter(|| {
                 j += 1;
                 black_box(synced.lookup("wheel", &key(j)).unwrap())
-            })
+            });
         });
         group.bench_with_input(BenchmarkId::new("insert", n), &n, |b, _| {
             b.iter(|| {
@@ -91,7 +91,7 @@ fn bench(c: &mut Criterion) {
                         .put_artifact(&input(&work, (1 << 40) + next_new % INSERT_POOL, next_new))
                         .unwrap(),
                 )
-            })
+            });
         });
         group.bench_with_input(BenchmarkId::new("insert_nofsync", n), &n, |b, _| {
             b.iter(|| {
@@ -100,7 +100,7 @@ fn bench(c: &mut Criterion) {
                     fill.put_artifact(&input(&work, (1 << 40) + next_new % INSERT_POOL, next_new))
                         .unwrap(),
                 )
-            })
+            });
         });
         // Once per command, not per insert: listing every ref and rewriting index.json.
         group.sample_size(10);
@@ -110,8 +110,8 @@ fn bench(c: &mut Criterion) {
                 next_new += 1;
                 fill.put_artifact(&input(&work, (1 << 40) + 1, next_new))
                     .unwrap();
-                fill.sync_index().unwrap()
-            })
+                fill.sync_index().unwrap();
+            });
         });
         group.sample_size(50);
     }

@@ -346,7 +346,7 @@ fn tree_comparison_finds_each_kind_of_difference() {
             "exec bit",
             |t| {
                 fs_err::set_permissions(t.join("bin/tool"), std::fs::Permissions::from_mode(0o644))
-                    .unwrap()
+                    .unwrap();
             },
             "`bin/tool` has another executable bit",
         ),

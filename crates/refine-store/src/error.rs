@@ -161,7 +161,11 @@ impl StoreError {
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
         // A verified reader reports corruption as an `io::Error` carrying a `StoreError`:
         // unwrap it so that the caller sees the real diagnosis.
-        if source.get_ref().is_some_and(|e| e.is::<StoreError>()) {
+        if source.get_ref().is_some_and(
+            <dyn std::error::Error + std::marker::Send + std::marker::Sync + 'static>::is::<
+                StoreError,
+            >,
+        ) {
             let inner = source.into_inner().expect("checked above");
             return *inner.downcast::<StoreError>().expect("checked above");
         }

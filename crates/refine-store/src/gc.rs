@@ -240,7 +240,7 @@ impl LocalStore {
         for (name, path, _) in entries(&self.blob_dir())? {
             match Digest::from_hex(&name) {
                 Some(d) => {
-                    let size = fs_err::metadata(&path).map(|m| m.len()).unwrap_or(0);
+                    let size = fs_err::metadata(&path).map_or(0, |m| m.len());
                     disk.blobs.insert(d, size);
                 }
                 None => disk.stray.push(path),

@@ -52,15 +52,22 @@ impl LocalStore {
     /// Merges the tags this process stored since the last call into `index.json`. Call it
     /// once at the end of a command that stored artifacts (dropping the store does it too).
     pub fn sync_index(&self) -> Result<()> {
-        let pending: Vec<PendingTag> =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let pending: Vec<PendingTag> = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
         if pending.is_empty() {
             return Ok(());
         }
         let result = self.merge_pending(&pending);
         if result.is_err() {
             // Try again at the next sync.
-            let mut guard = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let mut guard = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             guard.extend(pending);
         }
         result

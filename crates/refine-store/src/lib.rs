@@ -183,11 +183,11 @@ impl LocalStore {
         fs_err::create_dir_all(self.blob_dir())
             .map_err(io_err("create the folder", self.blob_dir()))?;
         let layout = self.bucket_path(Bucket::OciLayout);
-        if !layout.exists() {
+        if layout.exists() {
+            self.check_oci_layout(&layout)?;
+        } else {
             let text = format!(r#"{{"imageLayoutVersion":"{OCI_LAYOUT_VERSION}"}}"#);
             self.create_atomic(&layout, text.as_bytes())?;
-        } else {
-            self.check_oci_layout(&layout)?;
         }
         let index = self.bucket_path(Bucket::Index);
         if !index.exists() {
@@ -244,7 +244,7 @@ impl LocalStore {
     fn add_pending(&self, tag: index::PendingTag) {
         self.pending
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(tag);
     }
 

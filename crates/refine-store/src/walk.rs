@@ -127,7 +127,9 @@ pub(crate) fn size_of(path: &Path) -> u64 {
     if !meta.is_dir() {
         return meta.len();
     }
-    fs_err::read_dir(path)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| size_of(&e.path())).sum())
-        .unwrap_or(0)
+    fs_err::read_dir(path).map_or(0, |rd| {
+        rd.filter_map(std::result::Result::ok)
+            .map(|e| size_of(&e.path()))
+            .sum()
+    })
 }

@@ -230,8 +230,7 @@ pub fn key_fields(
                 Some(p) => p.clone(),
                 None => graph
                     .base_of(id)
-                    .map(|b| b.policy.clone())
-                    .unwrap_or_else(|| "linux".into()),
+                    .map_or_else(|| "linux".into(), |b| b.policy.clone()),
             };
             f.text("wheel", wheel)
                 .text("tool", pinned(&r.tool))

@@ -167,7 +167,7 @@ impl KeyFields {
             match value {
                 FieldValue::Text(s) => out.push((name.to_string(), s.clone())),
                 FieldValue::List(items) => {
-                    out.push((name.to_string(), format!("[{}]", items.join(", "))))
+                    out.push((name.to_string(), format!("[{}]", items.join(", "))));
                 }
                 FieldValue::Map(entries) => {
                     if entries.is_empty() {

@@ -57,12 +57,11 @@ impl OciRemote {
         let of = self.digest_ref(kind, subject.0);
         let listed = retried(|| self.client.pull_referrers(&of, None))
             .await
-            .map(|idx| {
+            .is_ok_and(|idx| {
                 idx.manifests
                     .iter()
                     .any(|m| m.digest == ref_digest.to_string())
-            })
-            .unwrap_or(false);
+            });
         if listed {
             return Ok(());
         }
