@@ -3,11 +3,10 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use refine_engine::exec::{
-    BuildOptions, BuildReport, Event, NodeResult, Observer, Remote, artifact_of, build,
+    BuildOptions, BuildReport, Event, NodeResult, Observer, Remote, artifact_of, build, copy_tree,
 };
 use refine_engine::graph::TargetGraph;
 
@@ -285,25 +284,6 @@ fn copy_out(
     Ok(written)
 }
 
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs_err::create_dir_all(to)?;
-    for entry in fs_err::read_dir(from)? {
-        let entry = entry?;
-        let ft = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if ft.is_dir() {
-            copy_tree(&entry.path(), &dest)?;
-        } else if ft.is_symlink() {
-            let target = fs_err::read_link(entry.path())?;
-            let _ = fs_err::remove_file(&dest);
-            std::os::unix::fs::symlink(target, &dest)?;
-        } else {
-            fs_err::copy(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
-}
-
 pub fn run(
     dir: Option<&Path>,
     store_flag: Option<&Path>,
@@ -346,10 +326,18 @@ pub fn run(
         })?;
         opts.sandbox_debug = Some(dir);
     }
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, opts.cancel.clone())
-            .map_err(|e| Failure::failed(miette::miette!("Cannot handle signals: {e}")))?;
-    }
+    // A thread waits for the signals and cancels: that wakes the build loop at once.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| Failure::failed(miette::miette!("Cannot handle signals: {e}")))?;
+    let cancel = opts.cancel.clone();
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            cancel.cancel();
+        }
+    });
     let events = match &args.events {
         Some(p) => Some(Mutex::new(std::io::BufWriter::new(
             fs_err::File::create(p).map_err(|e| Failure::bad_input(miette::miette!("{e}")))?,
@@ -416,7 +404,7 @@ pub fn run(
             println!("{}", p.display());
         }
     }
-    if opts.cancel.load(Ordering::SeqCst) {
+    if opts.cancel.is_cancelled() {
         eprintln!("Interrupted: every sandbox was stopped; the store is consistent.");
         return Err(Failure::Exit(1));
     }

