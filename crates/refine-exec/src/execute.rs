@@ -5,12 +5,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use refine_rules::graph::TargetId;
-use refine_sandbox::{Canceller, Sandbox, Spec};
+use refine_sandbox::{Canceller, Outcome, Running, Sandbox, SandboxError, Spec};
 use refine_store::LocalStore;
 
 use crate::error::ActionError;
@@ -103,33 +104,9 @@ fn run_host(
     output: &Path,
     inputs: Inputs,
 ) -> Result<Ran, NodeFailure> {
-    let program = command.first().cloned().unwrap_or_default();
-    let log_file = fs_err::File::create(output).map_err(ActionError::io("create", output))?;
-    let err_file = log_file
-        .try_clone()
-        .map_err(ActionError::io("open", output))?;
     let started = Instant::now();
-    let status = std::process::Command::new(&program)
-        .args(command.iter().skip(1))
-        .env_clear()
-        .envs(HOST_ENV)
-        .stdin(std::process::Stdio::null())
-        .stdout(log_file.into_file())
-        .stderr(err_file.into_file())
-        .status();
+    let ended = run_on_host(&command, output);
     let action_seconds = started.elapsed().as_secs_f64();
-    let ended = match status {
-        Err(source) => Err(ActionError::Spawn {
-            program: program.clone(),
-            source,
-        }),
-        Ok(status) if !status.success() => Err(ActionError::Failed {
-            what: format!("`{program}`"),
-            status: status.to_string(),
-            tail: log::tail(output, TAIL_LINES),
-        }),
-        Ok(status) => Ok(status),
-    };
     let env: Vec<(String, String)> = HOST_ENV
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -149,7 +126,7 @@ fn run_host(
         record: RunRecord {
             inputs,
             command,
-            // The host's environment is not the action's to record: only the sandbox's is.
+            // Fixed (`HOST_ENV`), and written at the top of the log.
             env: Vec::new(),
             platform: host_arch().to_string(),
             emulator: None,
@@ -158,6 +135,35 @@ fn run_host(
         log: Some(log),
         action_seconds: Some(action_seconds),
     })
+}
+
+/// Runs `command` on the host with its output in the file `output`; its exit status if 0.
+fn run_on_host(command: &[String], output: &Path) -> Result<ExitStatus, ActionError> {
+    let program = command.first().cloned().unwrap_or_default();
+    let log_file = fs_err::File::create(output).map_err(ActionError::io("create", output))?;
+    let err_file = log_file
+        .try_clone()
+        .map_err(ActionError::io("open", output))?;
+    let status = std::process::Command::new(&program)
+        .args(command.iter().skip(1))
+        .env_clear()
+        .envs(HOST_ENV)
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.into_file())
+        .stderr(err_file.into_file())
+        .status()
+        .map_err(|source| ActionError::Spawn {
+            program: program.clone(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(ActionError::Failed {
+            what: format!("`{program}`"),
+            status: status.to_string(),
+            tail: log::tail(output, TAIL_LINES),
+        });
+    }
+    Ok(status)
 }
 
 fn run_sandboxed(
@@ -174,24 +180,9 @@ fn run_sandboxed(
     let ended = wait_registered(ctx, running);
     let action_seconds = ended.as_ref().ok().map(|o| o.wall_time.as_secs_f64());
     let output = spec.log.clone().unwrap_or_default();
-    let ended = ended.map_err(ActionError::Sandbox).and_then(|o| {
-        if o.cancelled {
-            Err(ActionError::Cancelled)
-        } else if o.timed_out {
-            Err(ActionError::TimedOut {
-                seconds: o.wall_time.as_secs_f64(),
-                tail: log::tail(&output, TAIL_LINES),
-            })
-        } else if !o.success() {
-            Err(ActionError::Failed {
-                what: "The action".into(),
-                status: format!("{:?}", o.termination),
-                tail: log::tail(&output, TAIL_LINES),
-            })
-        } else {
-            Ok(o)
-        }
-    });
+    let ended = ended
+        .map_err(ActionError::Sandbox)
+        .and_then(|o| judge(o, &output));
     let header = Header {
         label: ctx.label,
         key: ctx.key,
@@ -224,11 +215,28 @@ fn run_sandboxed(
     })
 }
 
+/// The outcome of a sandbox that ran, if the action succeeded.
+fn judge(o: Outcome, output: &Path) -> Result<Outcome, ActionError> {
+    if o.cancelled {
+        Err(ActionError::Cancelled)
+    } else if o.timed_out {
+        Err(ActionError::TimedOut {
+            seconds: o.wall_time.as_secs_f64(),
+            tail: log::tail(output, TAIL_LINES),
+        })
+    } else if !o.success() {
+        Err(ActionError::Failed {
+            what: "The action".into(),
+            status: format!("{:?}", o.termination),
+            tail: log::tail(output, TAIL_LINES),
+        })
+    } else {
+        Ok(o)
+    }
+}
+
 /// Waits for a started sandbox, registered with the build loop for as long as it runs.
-fn wait_registered(
-    ctx: &Execute<'_>,
-    running: refine_sandbox::Running,
-) -> Result<refine_sandbox::Outcome, refine_sandbox::SandboxError> {
+fn wait_registered(ctx: &Execute<'_>, running: Running) -> Result<Outcome, SandboxError> {
     let lock = || ctx.cancellers.lock().unwrap_or_else(|e| e.into_inner());
     lock().insert(ctx.id, running.canceller());
     // The build loop sets `stop` before it cancels the registered sandboxes: a sandbox

@@ -52,6 +52,7 @@ pub struct Job<'a> {
 pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<ActionOutcome, NodeFailure> {
     let target = job.graph.target(job.id);
     let label = target.label.to_string();
+    let key = job.key.hex();
     let started = Instant::now();
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -60,37 +61,13 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<ActionOutcome, Node
     observer.event(&Event::ActionStart {
         label: label.clone(),
         kind: target.kind().to_string(),
-        key: job.key.hex(),
+        key: key.clone(),
         worker: job.worker,
     });
     fetch_inputs(job)?;
     pull_remote_deps(job)?;
     let scratch = scratch(job, &label)?;
-    let staged = stage(&Stage {
-        graph: job.graph,
-        store: job.store,
-        id: job.id,
-        deps: job.deps,
-        scratch: scratch.path(),
-        cores: job.cores,
-        fields: job.fields,
-    })?;
-    let sandboxed = matches!(staged, Staged::Sandboxed { .. });
-    let replay = scratch.path().join("replay.sh");
-    let key = job.key.hex();
-    let ran = execute(
-        &Execute {
-            store: job.store,
-            id: job.id,
-            label: &label,
-            key: &key,
-            sandbox: job.sandbox,
-            cancellers: job.cancellers,
-            stop: job.stop,
-            replay: job.sandbox_debug.is_some().then_some(replay.as_path()),
-        },
-        staged,
-    )?;
+    let (ran, sandboxed) = stage_and_execute(job, &label, &key, scratch.path())?;
     // From here on, a failure names the log: the action ran.
     let log = ran.log.as_ref().map(|l| l.path.clone());
     let with_log = |e: ActionError| NodeFailure {
@@ -103,12 +80,12 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<ActionOutcome, Node
         seconds: started.elapsed().as_secs_f64(),
         action_seconds: ran.action_seconds,
     };
+    let built = store_artifact(job, &label, ran, &timings).map_err(with_log)?;
+    push(job, &built.digest).map_err(with_log)?;
     // --sandbox-debug keeps what can be replayed: sandboxed actions only.
     if job.sandbox_debug.is_some() && !sandboxed {
         let _ = fs_err::remove_dir_all(scratch.path());
     }
-    let built = store_artifact(job, &label, ran, &timings).map_err(with_log)?;
-    push(job, &built.digest).map_err(with_log)?;
     observer.event(&Event::ActionFinish {
         label,
         kind: target.kind().to_string(),
@@ -123,6 +100,37 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<ActionOutcome, Node
         timings,
         worker: job.worker,
     })
+}
+
+/// Stages the target in `scratch` and runs it; whether it ran in the sandbox.
+fn stage_and_execute(
+    job: &Job<'_>,
+    label: &str,
+    key: &str,
+    scratch: &std::path::Path,
+) -> Result<(Ran, bool), NodeFailure> {
+    let staged = stage(&Stage {
+        graph: job.graph,
+        store: job.store,
+        id: job.id,
+        deps: job.deps,
+        scratch,
+        cores: job.cores,
+        fields: job.fields,
+    })?;
+    let sandboxed = matches!(staged, Staged::Sandboxed { .. });
+    let replay = scratch.join("replay.sh");
+    let ctx = Execute {
+        store: job.store,
+        id: job.id,
+        label,
+        key,
+        sandbox: job.sandbox,
+        cancellers: job.cancellers,
+        stop: job.stop,
+        replay: job.sandbox_debug.is_some().then_some(replay.as_path()),
+    };
+    Ok((execute(&ctx, staged)?, sandboxed))
 }
 
 /// Fetches the target's sources that are not in the store yet, one fetch at a time.

@@ -25,6 +25,9 @@ use crate::files::{copy_tree, wheels_in, write_sdist};
 /// Fixed so that timestamps builds embed are the same on every run (the zip format's floor).
 pub const SOURCE_DATE_EPOCH: &str = "315532800";
 
+/// [`SOURCE_DATE_EPOCH`] as a number: the time of every file in a staged sdist.
+const SOURCE_DATE_EPOCH_SECS: u64 = 315_532_800;
+
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// What went into an action, for its provenance: sources by file name, dependencies by label,
@@ -285,12 +288,11 @@ fn stage_wheel(stage: &Stage<'_>, w: &WheelSpec) -> Result<Staged, ActionError> 
             let name = Path::new(path)
                 .file_name()
                 .map_or("source".into(), |n| n.to_string_lossy().into_owned());
-            let epoch = SOURCE_DATE_EPOCH.parse().unwrap_or(0);
             write_sdist(
                 &stage.graph.workspace.root.join(path),
                 &name,
                 &src.join(format!("{name}.tar.gz")),
-                epoch,
+                SOURCE_DATE_EPOCH_SECS,
             )?;
         }
         source => sb.stage_source(source, "tree")?,
@@ -665,6 +667,11 @@ pub fn live_trees(graph: &TargetGraph, id: TargetId) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_epoch_is_one_number() {
+        assert_eq!(SOURCE_DATE_EPOCH, SOURCE_DATE_EPOCH_SECS.to_string());
+    }
 
     /// The same pin staged twice (defaults and rule both list it) leaves the store's blob
     /// whole: the second staging used to copy the blob onto its own hard link, emptying it.
