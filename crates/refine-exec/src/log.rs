@@ -35,7 +35,8 @@ impl Header<'_> {
         let _ = writeln!(text, "refine: command: {}", self.command.join(" "));
         text.push_str("refine: environment:\n");
         for (k, v) in self.env {
-            let _ = writeln!(text, "refine:   {k}={v}");
+            // One line per variable: a value's newlines (config settings) are spelled `\n`.
+            let _ = writeln!(text, "refine:   {k}={}", v.replace('\n', "\\n"));
         }
         if let Some(src) = self.src {
             text.push_str("refine: /src holds:\n");
@@ -116,7 +117,10 @@ mod tests {
         let printed: String = (1..=50).map(|i| format!("line {i}\n")).collect();
         fs_err::write(&output, &printed).unwrap();
         let command = ["/bin/sh".to_string(), "/src/recipe.sh".to_string()];
-        let env = [("REFINE_REQUIRES".to_string(), "build==1.2".to_string())];
+        let env = [
+            ("REFINE_REQUIRES".to_string(), "build==1.2".to_string()),
+            ("REFINE_CONFIG_SETTINGS".to_string(), "a=1\nb=2".to_string()),
+        ];
         let header = Header {
             label: "//wheels:x",
             key: "abc",
@@ -137,6 +141,10 @@ mod tests {
         );
         assert!(
             text.contains("refine:   REFINE_REQUIRES=build==1.2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("refine:   REFINE_CONFIG_SETTINGS=a=1\\nb=2\n"),
             "{text}"
         );
         assert!(
