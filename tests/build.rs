@@ -785,3 +785,111 @@ fn a_no_op_build_out_lists_each_wheel_then_the_summary_on_lines_of_their_own() {
     );
     assert!(text.ends_with('\n'), "{text:?}");
 }
+
+/// A source that cannot be fetched fails its action with fetch's own hint, which reaches
+/// `refine build`'s output (it used to be dropped on the way up).
+#[test]
+fn a_fetch_failure_prints_the_fetch_hint() {
+    let w = tiny(&[]);
+    // A loopback port nothing listens on: the connection is refused, no network needed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    fs_err::write(
+        w.path().join("rules/packs.kdl"),
+        format!(
+            "pack \"p\" {{\n    version \"1\"\n    source url=\"http://127.0.0.1:{port}/src.tar.gz\" sha256=\"{}\"\n    recipe \"recipes/p.sh\"\n}}\n",
+            "ee55d3edf80167e48ea11a923c7386f4669df67d7994554387f84e7d8b0a2bf0"
+        ),
+    )
+    .unwrap();
+    fs_err::create_dir_all(w.path().join("recipes")).unwrap();
+    fs_err::write(w.path().join("recipes/p.sh"), "echo x > $REFINE_OUT/x\n").unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let r = build(&w, store.path(), &["//packs:p"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("FAILED //packs:p"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("help:") && r.stderr.contains("refine fetch --import"),
+        "the hint of refine-fetch is printed: {}",
+        r.stderr
+    );
+    let fail = r
+        .events
+        .iter()
+        .find(|e| e["event"] == "action-fail")
+        .expect("an action-fail event");
+    assert!(
+        fail["reason"]
+            .as_str()
+            .unwrap()
+            .contains("refine fetch --import"),
+        "{fail}"
+    );
+}
+
+/// Makes a folder immutable (`chattr +i`: even root cannot create files in it) until dropped.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn set(dir: &Path) -> Immutable {
+        let out = Command::new("chattr").arg("+i").arg(dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "`chattr +i {}` failed (this test needs root and a filesystem with the immutable \
+             attribute, such as ext4): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Immutable(dir.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// A log the store cannot take fails the action: no artifact is stored without its log
+/// (the failure used to be dropped, and the artifact stored without one). The fault is
+/// real: once the action has started, the store's blob folder is made immutable.
+#[test]
+fn a_log_that_cannot_be_stored_fails_the_action() {
+    let w = tiny(&[(
+        "p",
+        "echo some output\necho x > $REFINE_OUT/x\nsleep 2\n",
+        &[],
+    )]);
+    let store = tempfile::tempdir().unwrap();
+    let (child, events) = spawn_build(&w, store.path(), &["//packs:p"]);
+    wait_for(
+        || {
+            read_events(events.path())
+                .iter()
+                .any(|e| e["event"] == "action-start" && e["label"] == "//packs:p")
+        },
+        "the action to start",
+    );
+    let blobs = store.path().join("blobs/sha256");
+    let immutable = Immutable::set(&blobs);
+    let out = child.wait_with_output().unwrap();
+    drop(immutable);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("FAILED //packs:p"), "{err}");
+    assert!(err.contains("Cannot store the action's log"), "{err}");
+    let fail = read_events(events.path())
+        .into_iter()
+        .find(|e| e["event"] == "action-fail")
+        .expect("an action-fail event");
+    assert_eq!(fail["label"], "//packs:p");
+    assert!(fail["log"].is_null(), "no log to name: {fail}");
+    // Nothing was stored under the key: the next build runs the action again.
+    let r = build(&w, store.path(), &["//packs:p"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(actions(&r), ["//packs:p"]);
+    assert_eq!(verify(store.path()).0, Some(0));
+}

@@ -2,10 +2,8 @@
 //! lines otherwise, JSON events and a Chrome trace for those who need to see inside.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use refine_engine::exec::{BuildOptions, BuildReport};
+use refine_engine::exec::{BuildOptions, BuildReport, Cancel};
 use refine_engine::ops;
 use refine_engine::ops::build::Summary;
 use refine_engine::session::{RemoteNeed, Session, SessionOptions, Targets};
@@ -69,7 +67,7 @@ pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
         }
     }
     print_summary(&Summary::of(session.graph(), &report));
-    if cancel.load(Ordering::SeqCst) {
+    if cancel.is_cancelled() {
         eprintln!("Interrupted: every sandbox was stopped; the store is consistent.");
         return Err(Failure::Exit(1));
     }
@@ -112,11 +110,19 @@ fn build_options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
 
 /// Ctrl-C and SIGTERM stop the build: running sandboxes are killed, the store stays
 /// consistent.
-fn stop_on_signals(cancel: &Arc<AtomicBool>) -> Result<(), Failure> {
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, cancel.clone())
-            .map_err(|e| Failure::failed(miette::miette!("Cannot handle signals: {e}")))?;
-    }
+fn stop_on_signals(cancel: &Cancel) -> Result<(), Failure> {
+    // A thread waits for the signals and cancels: that wakes the build loop at once.
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| Failure::failed(miette::miette!("Cannot handle signals: {e}")))?;
+    let cancel = cancel.clone();
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            cancel.cancel();
+        }
+    });
     Ok(())
 }
 

@@ -6,17 +6,41 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::ExecError;
-
-fn fail(what: impl Into<String>) -> ExecError {
-    ExecError::Io {
-        path: "debootstrap".into(),
-        source: std::io::Error::other(what.into()),
-    }
+/// Why a bootstrap cannot start, or its tree cannot become a root.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BootstrapError {
+    #[error("No Debian mirror to bootstrap from")]
+    #[diagnostic(help(
+        "Set `REFINE_DEBIAN_MIRROR` or add a Debian mirror to the host's apt sources"
+    ))]
+    NoMirror,
+    #[error("Cannot run `dpkg-query` to find `{tool}`'s version")]
+    DpkgQuery {
+        tool: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{tool}` is not installed (the rule pins {want})")]
+    #[diagnostic(help("Install it: `apt-get install {tool}`"))]
+    NotInstalled { tool: String, want: String },
+    #[error("The rule pins {tool} {want}, but this host has {have}")]
+    #[diagnostic(help("Install that version or change the rule"))]
+    WrongVersion {
+        tool: String,
+        want: String,
+        have: String,
+    },
+    #[error("Cannot {action} `{path}` while making it a sandbox root")]
+    Sanitize {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The Debian mirror to bootstrap from.
-pub fn mirror() -> Result<String, ExecError> {
+pub fn mirror() -> Result<String, BootstrapError> {
     if let Ok(m) = std::env::var("REFINE_DEBIAN_MIRROR")
         && !m.is_empty()
     {
@@ -46,31 +70,31 @@ pub fn mirror() -> Result<String, ExecError> {
             }
         }
     }
-    Err(fail(
-        "no Debian mirror: set `REFINE_DEBIAN_MIRROR` or add one to the host's apt sources",
-    ))
+    Err(BootstrapError::NoMirror)
 }
 
 /// The installed tool's version, checked against the rule's pin.
-pub fn check_version(tool: &str, want: &str) -> Result<(), ExecError> {
+pub fn check_version(tool: &str, want: &str) -> Result<(), BootstrapError> {
     let out = Command::new("dpkg-query")
         .args(["-W", "-f=${Version}", tool])
         .output()
-        .map_err(|e| {
-            fail(format!(
-                "cannot run `dpkg-query` to find `{tool}`'s version: {e}"
-            ))
+        .map_err(|source| BootstrapError::DpkgQuery {
+            tool: tool.to_string(),
+            source,
         })?;
     let have = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if have.is_empty() {
-        return Err(fail(format!(
-            "`{tool}` is not installed: `apt-get install {tool}` (the rule pins {want})"
-        )));
+        return Err(BootstrapError::NotInstalled {
+            tool: tool.to_string(),
+            want: want.to_string(),
+        });
     }
     if have != want {
-        return Err(fail(format!(
-            "the rule pins {tool} {want}, but this host has {have}; install that version or change the rule"
-        )));
+        return Err(BootstrapError::WrongVersion {
+            tool: tool.to_string(),
+            want: want.to_string(),
+            have,
+        });
     }
     Ok(())
 }
@@ -117,20 +141,16 @@ pub fn command(
 /// Makes a bootstrapped tree a sandbox root: special files go (the sandbox brings its own
 /// `/dev`), apt's caches and logs that differ from run to run go, and the mount points the
 /// sandbox binds onto exist.
-pub fn sanitize(root: &Path) -> Result<(), ExecError> {
-    fn walk(dir: &Path) -> std::io::Result<()> {
-        for entry in fs_err::read_dir(dir)? {
-            let entry = entry?;
-            let ft = entry.file_type()?;
-            if ft.is_dir() {
-                walk(&entry.path())?;
-            } else if !ft.is_file() && !ft.is_symlink() {
-                fs_err::remove_file(entry.path())?;
-            }
+pub fn sanitize(root: &Path) -> Result<(), BootstrapError> {
+    let fail = |action: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |source| BootstrapError::Sanitize {
+            action,
+            path,
+            source,
         }
-        Ok(())
-    }
-    walk(root).map_err(|e| ExecError::io(root, e))?;
+    };
+    remove_special_files(root).map_err(fail("clean", root))?;
     for rel in [
         "var/cache/apt/archives",
         "var/lib/apt/lists",
@@ -139,11 +159,9 @@ pub fn sanitize(root: &Path) -> Result<(), ExecError> {
     ] {
         let p = root.join(rel);
         if p.is_dir() {
-            for e in fs_err::read_dir(&p)
-                .map_err(|e| ExecError::io(&p, e))?
-                .flatten()
-            {
+            for e in fs_err::read_dir(&p).map_err(fail("list", &p))?.flatten() {
                 let path = e.path();
+                // What cannot be removed only makes the root a little larger.
                 let _ = if path.is_dir() {
                     fs_err::remove_dir_all(&path)
                 } else {
@@ -163,7 +181,21 @@ pub fn sanitize(root: &Path) -> Result<(), ExecError> {
         "dev",
     ] {
         let p = root.join(d);
-        fs_err::create_dir_all(&p).map_err(|e| ExecError::io(&p, e))?;
+        fs_err::create_dir_all(&p).map_err(fail("create", &p))?;
+    }
+    Ok(())
+}
+
+/// Removes devices, FIFOs and sockets under `dir`: the sandbox brings its own `/dev`.
+fn remove_special_files(dir: &Path) -> std::io::Result<()> {
+    for entry in fs_err::read_dir(dir)? {
+        let entry = entry?;
+        let ft = entry.file_type()?;
+        if ft.is_dir() {
+            remove_special_files(&entry.path())?;
+        } else if !ft.is_file() && !ft.is_symlink() {
+            fs_err::remove_file(entry.path())?;
+        }
     }
     Ok(())
 }

@@ -74,7 +74,7 @@ pub struct PlanEntry {
     pub key: Option<String>,
 }
 
-/// Receives events as they happen, from the thread that runs the build loop.
+/// Receives events as they happen, from the build loop and from the actions' worker threads.
 pub trait Observer: Send + Sync {
     fn event(&self, event: &Event);
 }

@@ -1,414 +1,262 @@
-//! One action, on a worker thread: fetch missing inputs, prepare, run in the sandbox, check
-//! the outputs, store the artifact, its log and its provenance.
+//! One action, on a worker thread, phase by phase: fetch its missing inputs, pull the
+//! dependencies found only remotely, stage, run, check that the workspace folders it read
+//! did not change meanwhile, store the artifact with its log and provenance, push it.
+//! Each phase returns a typed result or an [`ActionError`]; a failure after the action ran
+//! names its stored log.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::graph::{TargetGraph, TargetId};
-use crate::key::{Key, KeyFields};
-use crate::plan::content_digest;
-use crate::store::{ArtifactInput, LocalStore};
+use refine_plan::key::{Key, KeyFields};
+use refine_rules::graph::{TargetGraph, TargetId};
+use refine_sandbox::{Canceller, Sandbox};
+use refine_store::remote::Remote;
+use refine_store::{ArtifactInput, Digest, LocalStore};
 
-use super::action::{Built, OutputCheck, Prepared, check_outputs, host_arch, prepare};
-use super::events::{Event, Observer};
-use super::provenance::{Host, Provenance};
+use crate::error::ActionError;
+use crate::events::{Event, Observer};
+use crate::execute::{Execute, Ran, execute};
+use crate::outputs::{Output, check_live_trees};
+use crate::provenance::{Host, Provenance};
+use crate::report::{ActionOutcome, Built, NodeFailure, Timings};
+use crate::stage::{Stage, Staged, stage};
 
+/// Everything one action needs, lent by the build loop.
 pub struct Job<'a> {
     pub graph: &'a TargetGraph,
     pub store: &'a LocalStore,
     pub id: TargetId,
     pub key: Key,
     pub fields: &'a KeyFields,
+    /// The artifacts of everything upstream of the target.
     pub deps: &'a HashMap<TargetId, Built>,
-    pub sandbox: &'a refine_sandbox::Sandbox,
-    pub cancellers: &'a Mutex<HashMap<TargetId, refine_sandbox::Canceller>>,
+    pub sandbox: &'a Sandbox,
+    pub cancellers: &'a Mutex<HashMap<TargetId, Canceller>>,
+    /// The worker slot the action runs in (the profile's thread).
     pub worker: usize,
+    /// Fetches run one at a time, whichever actions need them.
     pub fetch_lock: &'a Mutex<()>,
-    pub jobs: usize,
+    /// Compile jobs the action may run (`REFINE_JOBS`).
+    pub cores: usize,
     /// Set once the build stops: an action that starts after that is cancelled at once.
-    pub stop: &'a std::sync::atomic::AtomicBool,
-    pub remote: Option<&'a dyn super::Remote>,
+    pub stop: &'a AtomicBool,
+    pub remote: Option<&'a dyn Remote>,
     /// Where to keep the action's folder and its `replay.sh`.
     pub sandbox_debug: Option<&'a std::path::Path>,
 }
 
-/// Why an action failed, and its log when there is one.
-pub type Failure = (String, Option<PathBuf>);
-
-/// A finished action: its artifact, its time, when it started, and the worker it ran on.
-pub type ActionResult = Result<(Built, f64, f64, usize), Failure>;
-
-/// The last lines of a log, for the failure message.
-fn tail(log: &std::path::Path, lines: usize) -> String {
-    let text = fs_err::read(log)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-pub fn run(job: &Job<'_>, observer: &dyn Observer) -> ActionResult {
+/// Runs the action of `job` to its stored (and pushed) artifact.
+pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<ActionOutcome, NodeFailure> {
     let target = job.graph.target(job.id);
     let label = target.label.to_string();
+    let key = job.key.hex();
     let started = Instant::now();
-    let start_unix = SystemTime::now()
+    let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0);
+        .map_or(0.0, |d| d.as_secs_f64());
     observer.event(&Event::ActionStart {
         label: label.clone(),
         kind: target.kind().to_string(),
-        key: job.key.hex(),
+        key: key.clone(),
         worker: job.worker,
     });
-
-    // Inputs first, outside the sandbox: fetched, verified, stored.
-    {
-        let _one_at_a_time = job.fetch_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let work = job.store.root().join("tmp");
-        let mut pip = None;
-        for item in crate::fetch::inputs_of(job.graph, &[job.id]) {
-            let digest = crate::store::Digest::parse(&format!("sha256:{}", item.sha256()))
-                .map_err(|e| (e.to_string(), None))?;
-            if job.store.has_blob(&digest) && crate::fetch::file_name(job.store, &digest).is_some()
-            {
-                continue;
-            }
-            // Reading pip's configuration runs pip: only when something must be fetched.
-            let pip = pip.get_or_insert_with(crate::fetch::PipConfig::load);
-            crate::fetch::fetch(job.store, &item, pip, &work)
-                .map_err(|e| (format!("{e}"), None))?;
-        }
-    }
-
-    let tmp = match job.sandbox_debug {
-        Some(dir) => dir.to_path_buf(),
-        None => job.store.root().join("tmp"),
+    fetch_inputs(job)?;
+    pull_remote_deps(job)?;
+    let scratch = scratch(job, &label)?;
+    let (ran, sandboxed) = stage_and_execute(job, &label, &key, scratch.path())?;
+    // From here on, a failure names the log: the action ran.
+    let log = ran.log.as_ref().map(|l| l.path.clone());
+    let with_log = |e: ActionError| NodeFailure {
+        log: log.clone(),
+        ..NodeFailure::new(e)
     };
-    let prefix = match job.sandbox_debug {
-        Some(_) => format!(
-            "{}-",
-            label.trim_start_matches('/').replace([':', '/'], "-")
-        ),
-        None => "action-".to_string(),
+    check_live_trees(job.graph, job.id, job.fields).map_err(with_log)?;
+    let timings = Timings {
+        started_unix,
+        seconds: started.elapsed().as_secs_f64(),
+        action_seconds: ran.action_seconds,
     };
-    if job.sandbox_debug.is_some() {
-        fs_err::create_dir_all(&tmp).map_err(|e| (e.to_string(), None))?;
-    }
-    let scratch = tempfile::Builder::new()
-        .prefix(&prefix)
-        .disable_cleanup(job.sandbox_debug.is_some())
-        .tempdir_in(&tmp)
-        .map_err(|e| {
-            (
-                format!("cannot create a folder in `{}`: {e}", tmp.display()),
-                None,
-            )
-        })?;
-    // Every upstream artifact is in `deps` (the build loop passes the whole closure); a miss
-    // would be a bug in the loop, reported as a failed action rather than a panic.
-    let missing = std::cell::Cell::new(None);
-    let built_of = |d: TargetId| match job.deps.get(&d) {
-        Some(b) => b.clone(),
-        None => {
-            missing.set(Some(d));
-            Built {
-                digest: crate::store::Digest::EMPTY_JSON,
-                content: String::new(),
-                remote: false,
-                key: None,
-            }
-        }
-    };
-    // Dependencies found remotely come in now, when their content is needed.
-    for (&d, b) in job.deps {
-        if let (true, Some(remote)) = (b.remote && !job.store.has_blob(&b.digest), job.remote) {
-            let t = job.graph.target(d);
-            remote
-                .pull(
-                    job.store,
-                    t.kind().as_str(),
-                    b.key.as_deref().unwrap_or_default(),
-                    &b.digest,
-                )
-                .map_err(|e| {
-                    (
-                        format!("cannot pull `{}` from {}: {e}", t.label, remote.describe()),
-                        None,
-                    )
-                })?;
-        }
-    }
-    let prepared = prepare(
-        job.graph,
-        job.id,
-        job.store,
-        &built_of,
-        scratch.path(),
-        job.jobs,
-        job.fields,
-    )
-    .map_err(|e| (with_help(&e), None))?;
-
-    if let Some(d) = missing.get() {
-        return Err((
-            format!(
-                "internal error: `{}` has no artifact yet",
-                job.graph.target(d).label
-            ),
-            None,
-        ));
-    }
-    let kind = target.kind();
-    let mut artifact = ArtifactInput::new(kind, job.key.hex(), &label)
-        .key_fields(serde_json::json!(job.fields.flat()));
-    let sandboxed = matches!(prepared, Prepared::Sandboxed { .. });
-    let mut action_seconds: Option<f64> = None;
-    let (inputs, command, env, platform, emulator, exit, log_digest) = match prepared {
-        Prepared::Direct { tree, inputs } => {
-            artifact = artifact.tree(tree);
-            (
-                inputs,
-                Vec::new(),
-                Vec::new(),
-                host_arch().to_string(),
-                None,
-                "none (no action)".to_string(),
-                None,
-            )
-        }
-        Prepared::Host {
-            command,
-            out,
-            log,
-            inputs,
-        } => {
-            let log_file = fs_err::File::create(&log).map_err(|e| (e.to_string(), None))?;
-            let err_file = log_file.try_clone().map_err(|e| (e.to_string(), None))?;
-            let ran = Instant::now();
-            let status = std::process::Command::new(&command[0])
-                .args(&command[1..])
-                .env_clear()
-                .env("PATH", super::action::DEFAULT_PATH)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .env("LANG", "C.UTF-8")
-                .env("SOURCE_DATE_EPOCH", super::action::SOURCE_DATE_EPOCH)
-                .stdin(std::process::Stdio::null())
-                .stdout(log_file.into_file())
-                .stderr(err_file.into_file())
-                .status();
-            action_seconds = Some(ran.elapsed().as_secs_f64());
-            let log_digest = fs_err::File::open(&log)
-                .ok()
-                .and_then(|f| job.store.put_log(f).ok());
-            let kept = log_digest.as_ref().map(|d| job.store.blob_path(d));
-            let status =
-                status.map_err(|e| (format!("cannot run `{}`: {e}", command[0]), kept.clone()))?;
-            if !status.success() {
-                return Err((
-                    format!(
-                        "`{}` failed ({status}); the end of its log:\n{}",
-                        command[0],
-                        tail(&log, 20)
-                    ),
-                    kept,
-                ));
-            }
-            super::bootstrap::sanitize(&out).map_err(|e| (e.to_string(), kept.clone()))?;
-            artifact = artifact.tree(out);
-            (
-                inputs,
-                command,
-                Vec::new(),
-                host_arch().to_string(),
-                None,
-                format!("{status}"),
-                log_digest.map(|d| d.to_string()),
-            )
-        }
-        Prepared::Sandboxed {
-            spec,
-            out,
-            check,
-            inputs,
-        } => {
-            if job.sandbox_debug.is_some() {
-                super::replay::write(&scratch.path().join("replay.sh"), &label, &spec)
-                    .map_err(|e| (e.to_string(), None))?;
-            }
-            let running = job
-                .sandbox
-                .spawn(&spec)
-                .map_err(|e| (format!("the sandbox did not start: {e}"), None))?;
-            job.cancellers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(job.id, running.canceller());
-            // The build loop sets `stop` before it cancels the registered sandboxes: a sandbox
-            // registered too late for that sweep sees the flag here.
-            if job.stop.load(std::sync::atomic::Ordering::SeqCst) {
-                running.canceller().cancel();
-            }
-            let outcome = running.wait();
-            job.cancellers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&job.id);
-            let log_path = spec.log.clone().unwrap_or_default();
-            // The log is kept whatever happens: in the store, and named in the failure.
-            let log_digest = fs_err::File::open(&log_path)
-                .ok()
-                .and_then(|f| job.store.put_log(f).ok());
-            let kept = log_digest.as_ref().map(|d| job.store.blob_path(d));
-            let outcome =
-                outcome.map_err(|e| (format!("the sandbox failed: {e}"), kept.clone()))?;
-            action_seconds = Some(outcome.wall_time.as_secs_f64());
-            let exit = format!("{:?}", outcome.termination);
-            if outcome.cancelled {
-                return Err(("cancelled".into(), kept));
-            }
-            if outcome.timed_out {
-                return Err((
-                    format!(
-                        "timed out after {:.0} s\n{}",
-                        outcome.wall_time.as_secs_f64(),
-                        tail(&log_path, 20)
-                    ),
-                    kept,
-                ));
-            }
-            if !outcome.success() {
-                return Err((
-                    format!(
-                        "the action failed ({exit}); the end of its log:\n{}",
-                        tail(&log_path, 20)
-                    ),
-                    kept,
-                ));
-            }
-            check_outputs(&out, check).map_err(|reason| (reason, kept.clone()))?;
-            artifact = match check {
-                // A wheel is stored as itself, a file layer titled with its name.
-                OutputCheck::OneWheel => {
-                    let whl = fs_err::read_dir(&out)
-                        .map_err(|e| (e.to_string(), kept.clone()))?
-                        .flatten()
-                        .map(|e| e.path())
-                        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-                        .ok_or_else(|| ("no wheel in `/out`".to_string(), kept.clone()))?;
-                    let title = whl
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .unwrap_or("wheel.whl")
-                        .to_string();
-                    artifact.file(whl, title)
-                }
-                _ => artifact.tree(out),
-            };
-            let emulator = spec
-                .arch
-                .as_ref()
-                .map(|a| format!("qemu-{a} (binfmt_misc)"));
-            let platform = spec.arch.clone().unwrap_or_else(|| host_arch().to_string());
-            (
-                inputs,
-                spec.command.clone(),
-                spec.env.clone(),
-                platform,
-                emulator,
-                exit,
-                log_digest.map(|d| d.to_string()),
-            )
-        }
-    };
-    // A workspace folder edited while the action ran is not stored under the key of its
-    // old contents.
-    for path in super::action::live_trees(job.graph, job.id) {
-        let full = job.graph.workspace.root.join(&path);
-        let now = crate::source::hash_tree(&full)
-            .map(|d| format!("blake3:{}", d.hex()))
-            .map_err(|e| (e.to_string(), None))?;
-        if !job.fields.flat().iter().any(|(_, v)| v.contains(&now)) {
-            return Err((
-                with_help(&super::ExecError::ChangedDuringBuild { path }),
-                None,
-            ));
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let built = store_artifact(job, &label, ran, &timings).map_err(with_log)?;
+    push(job, &built.digest).map_err(with_log)?;
     // --sandbox-debug keeps what can be replayed: sandboxed actions only.
     if job.sandbox_debug.is_some() && !sandboxed {
-        let _ = std::fs::remove_dir_all(scratch.path());
-    }
-    let provenance = Provenance {
-        label: label.clone(),
-        kind: target.kind().to_string(),
-        key: job.key.hex(),
-        key_fields: job.fields.flat(),
-        inputs,
-        command,
-        env,
-        platform,
-        emulator,
-        host: Host::current(),
-        started_unix: start_unix,
-        seconds,
-        exit,
-        log: log_digest.clone(),
-        refine_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    let prov_bytes = serde_json::to_vec_pretty(&provenance).unwrap_or_default();
-    let prov_digest = job
-        .store
-        .put_log(prov_bytes.as_slice())
-        .map_err(|e| (e.to_string(), None))?;
-    artifact = artifact.annotation("dev.refine.provenance", prov_digest.to_string());
-    if let Some(l) = &log_digest {
-        artifact = artifact.annotation("dev.refine.log", l.clone());
-    }
-    let digest = job
-        .store
-        .put_artifact(&artifact)
-        .map_err(|e| (e.to_string(), None))?;
-    let manifest = job
-        .store
-        .read_manifest(&digest)
-        .map_err(|e| (e.to_string(), None))?;
-    let built = Built {
-        content: content_digest(&manifest),
-        digest,
-        remote: false,
-        key: Some(job.key.hex()),
-    };
-    if let Some(remote) = job.remote {
-        remote
-            .push(job.store, target.kind().as_str(), &job.key.hex(), &digest)
-            .map_err(|e| {
-                (
-                    format!("built, but cannot push to {}: {e}", remote.describe()),
-                    None,
-                )
-            })?;
+        let _ = fs_err::remove_dir_all(scratch.path());
     }
     observer.event(&Event::ActionFinish {
         label,
         kind: target.kind().to_string(),
-        key: job.key.hex(),
-        digest: digest.to_string(),
-        seconds,
-        action_seconds,
-        overhead_seconds: started.elapsed().as_secs_f64() - action_seconds.unwrap_or(0.0),
+        key,
+        digest: built.digest.to_string(),
+        seconds: timings.seconds,
+        action_seconds: timings.action_seconds,
+        overhead_seconds: started.elapsed().as_secs_f64() - timings.action_seconds.unwrap_or(0.0),
     });
-    Ok((built, seconds, start_unix, job.worker))
+    Ok(ActionOutcome {
+        built,
+        timings,
+        worker: job.worker,
+    })
 }
 
-/// The error's message and, when it has one, its hint: the failure is printed as text.
-fn with_help(e: &super::ExecError) -> String {
-    use miette::Diagnostic;
-    match e.help() {
-        Some(help) => format!("{e}\nhelp: {help}"),
-        None => e.to_string(),
+/// Stages the target in `scratch` and runs it; whether it ran in the sandbox.
+fn stage_and_execute(
+    job: &Job<'_>,
+    label: &str,
+    key: &str,
+    scratch: &std::path::Path,
+) -> Result<(Ran, bool), NodeFailure> {
+    let staged = stage(&Stage {
+        graph: job.graph,
+        store: job.store,
+        id: job.id,
+        deps: job.deps,
+        scratch,
+        cores: job.cores,
+        fields: job.fields,
+    })?;
+    let sandboxed = matches!(staged, Staged::Sandboxed { .. });
+    let replay = scratch.join("replay.sh");
+    let ctx = Execute {
+        store: job.store,
+        id: job.id,
+        label,
+        key,
+        sandbox: job.sandbox,
+        cancellers: job.cancellers,
+        stop: job.stop,
+        replay: job.sandbox_debug.is_some().then_some(replay.as_path()),
+    };
+    Ok((execute(&ctx, staged)?, sandboxed))
+}
+
+/// Fetches the target's sources that are not in the store yet, one fetch at a time.
+fn fetch_inputs(job: &Job<'_>) -> Result<(), ActionError> {
+    let _one_at_a_time = job
+        .fetch_lock
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let work = job.store.tmp_dir();
+    let mut pip = None;
+    for item in refine_fetch::inputs_of(job.graph, &[job.id]) {
+        let digest = Digest::parse(&format!("sha256:{}", item.sha256()))?;
+        if job.store.has_blob(&digest) && refine_fetch::file_name(job.store, &digest).is_some() {
+            continue;
+        }
+        // Reading pip's configuration runs pip: only when something must be fetched.
+        let pip = pip.get_or_insert_with(refine_fetch::PipConfig::load);
+        refine_fetch::fetch(job.store, &item, pip, &work)?;
     }
+    Ok(())
+}
+
+/// Pulls the dependencies found in the remote store: their content is needed now.
+fn pull_remote_deps(job: &Job<'_>) -> Result<(), ActionError> {
+    let Some(remote) = job.remote else {
+        return Ok(());
+    };
+    for (&d, b) in job.deps {
+        if !b.remote || job.store.has_blob(&b.digest) {
+            continue;
+        }
+        let t = job.graph.target(d);
+        let key = b.key.as_deref().unwrap_or_default();
+        remote
+            .pull(job.store, t.kind().as_str(), key, &b.digest)
+            .map_err(|source| ActionError::Pull {
+                label: t.label.to_string(),
+                remote: remote.describe(),
+                source,
+            })?;
+    }
+    Ok(())
+}
+
+/// The action's own folder: in the store's `tmp/`, or kept in the `--sandbox-debug` folder.
+fn scratch(job: &Job<'_>, label: &str) -> Result<tempfile::TempDir, ActionError> {
+    let (dir, prefix) = match job.sandbox_debug {
+        Some(dir) => {
+            fs_err::create_dir_all(dir).map_err(ActionError::io("create", dir))?;
+            let name = label.trim_start_matches('/').replace([':', '/'], "-");
+            (dir.to_path_buf(), format!("{name}-"))
+        }
+        None => (job.store.tmp_dir(), "action-".to_string()),
+    };
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .disable_cleanup(job.sandbox_debug.is_some())
+        .tempdir_in(&dir)
+        .map_err(ActionError::io("create a folder in", &dir))
+}
+
+/// Stores the provenance record, then the artifact annotated with it and with the log.
+fn store_artifact(
+    job: &Job<'_>,
+    label: &str,
+    ran: Ran,
+    timings: &Timings,
+) -> Result<Built, ActionError> {
+    let target = job.graph.target(job.id);
+    let record = ran.record;
+    let log = ran.log.map(|l| l.digest.to_string());
+    let provenance = Provenance {
+        label: label.to_string(),
+        kind: target.kind().to_string(),
+        key: job.key.hex(),
+        key_fields: job.fields.flat(),
+        inputs: record.inputs,
+        command: record.command,
+        env: record.env,
+        platform: record.platform,
+        emulator: record.emulator,
+        host: Host::current(),
+        started_unix: timings.started_unix,
+        seconds: timings.seconds,
+        exit: record.exit,
+        log: log.clone(),
+        refine_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let bytes = serde_json::to_vec_pretty(&provenance)
+        .map_err(|source| ActionError::Provenance { source })?;
+    let provenance = job.store.put_provenance(&bytes)?;
+    let artifact = ArtifactInput::new(target.kind(), job.key.hex(), label)
+        .key_fields(serde_json::json!(job.fields.flat()));
+    let mut artifact = match ran.output {
+        Output::Tree(dir) => artifact.tree(dir),
+        Output::Wheel(whl) => {
+            let title = whl
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("wheel.whl")
+                .to_string();
+            artifact.file(whl, title)
+        }
+    }
+    .annotation("dev.refine.provenance", provenance.to_string());
+    if let Some(log) = log {
+        artifact = artifact.annotation("dev.refine.log", log);
+    }
+    let digest = job.store.put_artifact(&artifact)?;
+    let manifest = job.store.read_manifest(&digest)?;
+    Ok(Built {
+        content: manifest.content_digest().to_string(),
+        digest,
+        remote: false,
+        key: Some(job.key.hex()),
+    })
+}
+
+/// Pushes the artifact to the remote store, when there is one.
+fn push(job: &Job<'_>, digest: &Digest) -> Result<(), ActionError> {
+    let Some(remote) = job.remote else {
+        return Ok(());
+    };
+    let kind = job.graph.target(job.id).kind();
+    remote
+        .push(job.store, kind.as_str(), &job.key.hex(), digest)
+        .map_err(|source| ActionError::Push {
+            remote: remote.describe(),
+            source,
+        })
 }

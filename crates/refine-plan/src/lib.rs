@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::graph::{TargetGraph, TargetId};
 use crate::key::{Key, KeyFields, KeyInputs, MissingInput, key_fields};
-use crate::store::{Digest, LocalStore, Manifest, StoreError};
+use crate::store::{Digest, LocalStore, StoreError};
 use refine_digest as source;
 use refine_rules::{graph, rules};
 use refine_store as store;
@@ -87,12 +87,6 @@ pub enum PlanError {
         path: String,
         reason: String,
     },
-}
-
-/// The digest of an artifact's content, as keys name dependencies: see
-/// [`Manifest::content_digest`], which this forwards to for the executor.
-pub fn content_digest(manifest: &Manifest) -> String {
-    manifest.content_digest().to_string()
 }
 
 /// Key inputs from the workspace and the content digests of planned dependencies.

@@ -264,6 +264,15 @@ impl LocalStore {
         Ok(digest)
     }
 
+    /// Stores an artifact's provenance record (JSON) and pins it like a log: it is kept
+    /// beside the artifact, never in its content.
+    pub fn put_provenance(&self, record: &[u8]) -> Result<Digest> {
+        let _lease = self.lease()?;
+        let (digest, _) = self.put_blob_unlocked(record, None, "the provenance record")?;
+        self.write_pin(&digest, PinRole::Log)?;
+        Ok(digest)
+    }
+
     /// The folder of an artifact's unpacked tree, `trees/<manifest hex>/`, unpacking it first
     /// if needed: the tree layer at the root, each file layer at its title.
     ///

@@ -27,14 +27,16 @@ pub fn pack_tree<W: Write>(root: &Path, mtime: u64, out: W) -> Result<W> {
         .map_err(|e| StoreError::io("start compressing", root, e))?;
     let mut builder = tar::Builder::new(encoder);
     builder.follow_symlinks(false);
-    visit(&mut builder, root, &PathBuf::new(), mtime)?;
+    append_tree(&mut builder, root, &PathBuf::new(), mtime)?;
     let encoder = builder
         .into_inner()
         .map_err(io_err("finish the archive of", root))?;
     encoder.finish().map_err(io_err("finish compressing", root))
 }
 
-fn visit<W: Write>(
+/// Appends the folder `dir` to `builder` under the path `rel` (empty: at the top), with the
+/// entries, order and metadata of [`pack_tree`], whatever the archive's compression.
+pub fn append_tree<W: Write>(
     builder: &mut tar::Builder<W>,
     dir: &Path,
     rel: &Path,
@@ -62,7 +64,7 @@ fn visit<W: Write>(
             header.set_mode(0o755);
             header.set_size(0);
             append(builder.append_data(&mut header, &rel, io::empty()))?;
-            visit(builder, &path, &rel, mtime)?;
+            append_tree(builder, &path, &rel, mtime)?;
         } else if ft.is_symlink() {
             let target = fs::read_link(&path).map_err(io_err("read the link", &path))?;
             header.set_entry_type(tar::EntryType::Symlink);

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use refine_exec::BuildReport;
+use refine_exec::{BuildReport, copy_tree};
 
 use super::{OpError, ensure_local, wheels_in};
 use crate::session::Session;
@@ -39,28 +39,4 @@ pub fn export(session: &Session, report: &BuildReport, dir: &Path) -> Result<Exp
         }
     }
     Ok(exported)
-}
-
-/// Copies a tree, keeping symbolic links as links (an unpacked artifact holds no others).
-fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs_err::create_dir_all(to)?;
-    for entry in fs_err::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let dest = to.join(entry.file_name());
-        if kind.is_dir() {
-            copy_tree(&entry.path(), &dest)?;
-        } else if kind.is_symlink() {
-            let target = fs_err::read_link(entry.path())?;
-            // A link left by an earlier export is replaced.
-            match fs_err::remove_file(&dest) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-            fs_err::os::unix::fs::symlink(target, &dest)?;
-        } else {
-            fs_err::copy(entry.path(), &dest)?;
-        }
-    }
-    Ok(())
 }

@@ -132,13 +132,5 @@ pub(crate) fn ensure_local<'a>(
 
 /// The `.whl` files at the top of an unpacked artifact, by name.
 pub(crate) fn wheels_in(tree: &Path) -> Result<Vec<PathBuf>, OpError> {
-    let mut wheels = Vec::new();
-    for entry in fs_err::read_dir(tree).map_err(OpError::io("read", tree))? {
-        let path = entry.map_err(OpError::io("read", tree))?.path();
-        if path.extension().is_some_and(|e| e == "whl") {
-            wheels.push(path);
-        }
-    }
-    wheels.sort();
-    Ok(wheels)
+    refine_exec::wheels_in(tree).map_err(OpError::io("read", tree))
 }

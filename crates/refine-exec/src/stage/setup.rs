@@ -1,0 +1,388 @@
+//! The pieces of staging: stored blobs linked into `/src` under their names, and the
+//! sandbox spec every sandboxed action is put together with (mounts, packs, runtime,
+//! environment, limits).
+
+use std::path::{Path, PathBuf};
+
+use refine_digest::Digest;
+use refine_rules::graph::TargetId;
+use refine_rules::rules::{RuntimeBuild, SourceSpec, Spec as RuleSpec};
+use refine_sandbox::{Bind, Limits, Spec, Writable};
+use refine_store::LocalStore;
+
+use super::{DEFAULT_PATH, Inputs, OutputCheck, SOURCE_DATE_EPOCH, Stage, Staged, host_arch};
+use crate::error::ActionError;
+use crate::files::{copy_tree, wheels_in};
+
+/// The file of a fixed-output source, with its sha256 (none for PyPI and path sources, which
+/// are staged by digest and name).
+pub(super) fn source_file(source: &SourceSpec) -> Option<(&str, &str)> {
+    match source {
+        SourceSpec::Url { file, sha256, .. } | SourceSpec::Debian { file, sha256, .. } => {
+            Some((file, &sha256.0))
+        }
+        SourceSpec::Pypi { .. } | SourceSpec::Path { .. } => None,
+    }
+}
+
+/// The file name an input is staged under: the one it was fetched with.
+pub(super) fn input_name(
+    store: &LocalStore,
+    digest: &Digest,
+    what: &str,
+) -> Result<String, ActionError> {
+    refine_fetch::file_name(store, digest).ok_or_else(|| ActionError::MissingSource {
+        digest: digest.to_string(),
+        name: what.to_string(),
+    })
+}
+
+/// Links (or copies) a stored blob into the staging folder `dir` under `name` (by default
+/// the name it was fetched with); returns that name and the blob's digest.
+pub(super) fn stage_blob(
+    store: &LocalStore,
+    sha256: &str,
+    dir: &Path,
+    name: Option<&str>,
+) -> Result<(String, String), ActionError> {
+    let digest = Digest::parse(&format!("sha256:{sha256}"))?;
+    let blob = store.blob_path(&digest);
+    let name = match name {
+        Some(n) => n.to_string(),
+        None => input_name(store, &digest, sha256)?,
+    };
+    if !blob.is_file() {
+        return Err(ActionError::MissingSource {
+            digest: digest.to_string(),
+            name,
+        });
+    }
+    fs_err::create_dir_all(dir).map_err(ActionError::io("create", dir))?;
+    let to = dir.join(&name);
+    // Never write to a path that exists: it may be a hard link to the store's blob (the
+    // same pin listed twice, by the defaults and by the rule), and a copy onto it would
+    // truncate the blob itself.
+    if let Ok(there) = std::fs::symlink_metadata(&to) {
+        use std::os::unix::fs::MetadataExt;
+        let same = std::fs::metadata(&blob)
+            .is_ok_and(|b| b.dev() == there.dev() && b.ino() == there.ino())
+            || refine_digest::sha256_file(&to).is_ok_and(|(d, _)| d == digest);
+        if same {
+            return Ok((name, digest.to_string()));
+        }
+        return Err(ActionError::NameClash { name });
+    }
+    if fs_err::hard_link(&blob, &to).is_err() {
+        fs_err::copy(&blob, &to).map_err(ActionError::io("copy a blob to", &to))?;
+    }
+    Ok((name, digest.to_string()))
+}
+
+/// The CPython tag of a version: `cp311-cp311`.
+pub(super) fn python_tag(v: &uv_pep440::Version) -> String {
+    let r = v.release();
+    let t = format!(
+        "cp{}{}",
+        r.first().copied().unwrap_or(3),
+        r.get(1).copied().unwrap_or(0)
+    );
+    format!("{t}-{t}")
+}
+
+/// A sandboxed action being put together: mounts, pack folders, environment and inputs.
+pub(super) struct SandboxSetup<'s, 'a> {
+    stage: &'s Stage<'a>,
+    binds: Vec<Bind>,
+    pack_dirs: Vec<String>,
+    path_prefix: Vec<String>,
+    pub(super) env: Vec<(String, String)>,
+    inputs: Inputs,
+    /// The `recipes/lib.sh` a pack's recipe sources (the workspace's); refine's own scripts
+    /// source refine's own ([`refine_plan::scripts::LIB`]).
+    pub(super) lib: Option<String>,
+}
+
+impl<'s, 'a> SandboxSetup<'s, 'a> {
+    pub(super) fn new(stage: &'s Stage<'a>) -> Self {
+        SandboxSetup {
+            stage,
+            binds: Vec::new(),
+            pack_dirs: Vec::new(),
+            path_prefix: Vec::new(),
+            env: Vec::new(),
+            inputs: Vec::new(),
+            lib: None,
+        }
+    }
+
+    pub(super) fn stage_blob(
+        &mut self,
+        sha256: &str,
+        dir: &Path,
+        name: Option<&str>,
+    ) -> Result<(), ActionError> {
+        let staged = stage_blob(self.stage.store, sha256, dir, name)?;
+        self.inputs.push(staged);
+        Ok(())
+    }
+
+    /// Stages one source: a fixed-output file into `/src` under its name, or a copy of a
+    /// workspace folder at `/src/<mount>`.
+    pub(super) fn stage_source(
+        &mut self,
+        source: &SourceSpec,
+        mount: &str,
+    ) -> Result<(), ActionError> {
+        let src = self.stage.src();
+        match source {
+            SourceSpec::Path { path } => {
+                // A copy, not a bind: `/src` is one read-only mount, and the action sees the
+                // folder as it was when staged (the run checks it against the key after).
+                let from = self.stage.graph.workspace.root.join(path);
+                copy_tree(&from, &src.join(mount)).map_err(ActionError::io("copy", &from))
+            }
+            SourceSpec::Pypi { sha256, .. } => self.stage_blob(&sha256.0, &src, None),
+            SourceSpec::Url { file, sha256, .. } | SourceSpec::Debian { file, sha256, .. } => {
+                self.stage_blob(&sha256.0, &src, Some(file))
+            }
+        }
+    }
+
+    /// Copies the one `.whl` of a wheel artifact into `/src`.
+    pub(super) fn stage_wheel_artifact(&mut self, wheel_id: TargetId) -> Result<(), ActionError> {
+        let wheel = self.stage.built(wheel_id)?;
+        let label = self.stage.graph.target(wheel_id).label.to_string();
+        let tree = self.stage.store.unpack(&wheel.digest)?;
+        let whl = wheels_in(&tree)
+            .map_err(ActionError::io("list", &tree))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ActionError::Internal {
+                what: format!("the artifact of `{label}` holds no `.whl`"),
+            })?;
+        let to = self.stage.src().join(whl.file_name().unwrap_or_default());
+        fs_err::copy(&whl, &to).map_err(ActionError::io("copy the wheel to", &to))?;
+        self.inputs.push((label, wheel.content.clone()));
+        Ok(())
+    }
+
+    pub(super) fn mount_pack(&mut self, d: TargetId) -> Result<(), ActionError> {
+        let b = self.stage.built(d)?;
+        let tree = self.stage.store.unpack(&b.digest)?;
+        let target = self.stage.graph.target(d);
+        let mount = format!(
+            "/opt/packs/{}/{}",
+            target.label.name,
+            b.content.trim_start_matches("sha256:")
+        );
+        self.binds.push(Bind {
+            source: tree,
+            target: PathBuf::from(&mount),
+            read_only: true,
+        });
+        self.pack_dirs.push(mount);
+        self.inputs
+            .push((target.label.to_string(), b.content.clone()));
+        Ok(())
+    }
+
+    /// Mounts a runtime and returns the interpreter to use.
+    pub(super) fn mount_runtime(&mut self, rt: TargetId) -> Result<String, ActionError> {
+        let target = self.stage.graph.target(rt);
+        let RuleSpec::Runtime(r) = &target.spec else {
+            return Ok("/usr/bin/python3".into());
+        };
+        let b = self.stage.built(rt)?;
+        self.inputs
+            .push((target.label.to_string(), b.content.clone()));
+        match &r.build {
+            RuntimeBuild::Adopt { interpreter } => Ok(interpreter.clone()),
+            RuntimeBuild::Source { .. } => {
+                let tag = python_tag(&r.python);
+                let tree = self.stage.store.unpack(&b.digest)?;
+                self.binds.push(Bind {
+                    source: tree,
+                    target: PathBuf::from(format!("/opt/python/{tag}")),
+                    read_only: true,
+                });
+                self.path_prefix.push(format!("/opt/python/{tag}/bin"));
+                Ok(format!("/opt/python/{tag}/bin/python3"))
+            }
+        }
+    }
+
+    /// The spec: the base as root, `/src` read-only with `script` as `recipe.sh`, fresh
+    /// `/work` and `/out`, the environment, limits and the architecture.
+    pub(super) fn finish(
+        mut self,
+        script: &str,
+        check: OutputCheck,
+    ) -> Result<Staged, ActionError> {
+        let stage = self.stage;
+        let (src, out) = (stage.src(), stage.out());
+        let lib = self.lib.as_deref().unwrap_or(refine_plan::scripts::LIB);
+        let lib_env = stage_script(&src, script, lib)?;
+        let base_id = stage.graph.base_target_of(stage.id).unwrap_or(stage.id);
+        let base = stage.built(base_id)?;
+        let base_tree = stage.store.unpack(&base.digest)?;
+        self.inputs.insert(
+            0,
+            (
+                stage.graph.target(base_id).label.to_string(),
+                base.content.clone(),
+            ),
+        );
+        self.binds.push(Bind {
+            source: src,
+            target: PathBuf::from("/src"),
+            read_only: true,
+        });
+        let arch = stage.arch();
+        let mut env = base_env(&self.pack_dirs, &self.path_prefix, stage.cores);
+        env.push(("REFINE_ARCH".into(), arch.clone()));
+        env.extend(lib_env);
+        env.extend(self.env);
+        let mut spec = Spec::new(
+            base_tree,
+            vec!["/bin/sh".into(), "-e".into(), "/src/recipe.sh".into()],
+        );
+        spec.binds = self.binds;
+        spec.env = env;
+        spec.work = Writable::Host(stage.scratch.join("work"));
+        spec.out = Writable::Host(out.clone());
+        spec.arch = (arch != host_arch()).then_some(arch);
+        spec.cwd = PathBuf::from("/work");
+        spec.limits = Limits {
+            memory: None,
+            processes: Some(4096),
+            open_files: Some(65536),
+        };
+        spec.timeout = Some(std::time::Duration::from_secs(12 * 3600));
+        spec.log = Some(stage.scratch.join("log"));
+        Ok(Staged::Sandboxed {
+            spec: Box::new(spec),
+            out,
+            check,
+            inputs: self.inputs,
+        })
+    }
+}
+
+/// The environment every action starts from; packs and the runtime are found through the
+/// usual variables (docs/actions.md, "Variables").
+fn base_env(pack_dirs: &[String], path_prefix: &[String], cores: usize) -> Vec<(String, String)> {
+    let join = |suffix: &str| {
+        pack_dirs
+            .iter()
+            .map(|d| format!("{d}/{suffix}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let mut path: Vec<String> = path_prefix.to_vec();
+    path.extend(pack_dirs.iter().map(|d| format!("{d}/bin")));
+    path.push(DEFAULT_PATH.to_string());
+    vec![
+        ("PATH".into(), path.join(":")),
+        ("HOME".into(), "/work".into()),
+        ("TMPDIR".into(), "/tmp".into()),
+        ("SOURCE_DATE_EPOCH".into(), SOURCE_DATE_EPOCH.into()),
+        ("LD_LIBRARY_PATH".into(), join("lib")),
+        ("PKG_CONFIG_PATH".into(), join("lib/pkgconfig")),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("TZ".into(), "UTC".into()),
+        ("REFINE_SRC".into(), "/src".into()),
+        ("REFINE_OUT".into(), "/out".into()),
+        ("REFINE_PACKS".into(), pack_dirs.join(" ")),
+        ("REFINE_JOBS".into(), cores.to_string()),
+    ]
+}
+
+/// A pack's recipe as its action runs it, with the workspace's `recipes/lib.sh` when the recipe
+/// sources it. The key holds their digest as it was when the key was computed; a recipe or lib
+/// edited since (during a long build) must not be stored under that key.
+pub(super) fn pack_recipe(
+    root: &Path,
+    recipe: &str,
+    fields: &refine_plan::key::KeyFields,
+) -> Result<(String, Option<String>), ActionError> {
+    use refine_plan::scripts::{WORKSPACE_LIB, keyed, uses_lib};
+    let read = |rel: &str| {
+        let path = root.join(rel);
+        fs_err::read_to_string(&path).map_err(ActionError::io("read", &path))
+    };
+    let text = read(recipe)?;
+    let lib = if uses_lib(text.as_bytes()) {
+        Some(read(WORKSPACE_LIB)?)
+    } else {
+        None
+    };
+    let now = keyed(&text, lib.as_deref().unwrap_or_default());
+    if let Some((_, was)) = fields.flat().into_iter().find(|(n, _)| n == "recipe")
+        && was != now
+    {
+        let path = match lib {
+            Some(_) => format!("{recipe}` or `{WORKSPACE_LIB}"),
+            None => recipe.to_string(),
+        };
+        return Err(ActionError::ChangedDuringBuild { path });
+    }
+    Ok((text, lib))
+}
+
+/// Writes `script` as `/src/recipe.sh` and, when it sources the lib (`. "$REFINE_LIB"`),
+/// `lib` beside it: then the variable that says where is returned, for the action's
+/// environment. A script that does not source the lib never sees it, so that what it runs is
+/// what its key holds. Neither may replace a staged input of the same name (that may be a
+/// hard link to a stored blob).
+fn stage_script(src: &Path, script: &str, lib: &str) -> Result<Vec<(String, String)>, ActionError> {
+    use refine_plan::scripts::{LIB_IN_SANDBOX, uses_lib};
+    let write_new = |name: &std::ffi::OsStr, text: &str| {
+        use std::io::Write as _;
+        let to = src.join(name);
+        fs_err::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&to)
+            .and_then(|mut f| f.write_all(text.as_bytes()))
+            .map_err(ActionError::io("write", &to))
+    };
+    write_new("recipe.sh".as_ref(), script)?;
+    if !uses_lib(script.as_bytes()) {
+        return Ok(Vec::new());
+    }
+    write_new(
+        Path::new(LIB_IN_SANDBOX).file_name().unwrap_or_default(),
+        lib,
+    )?;
+    Ok(vec![("REFINE_LIB".into(), LIB_IN_SANDBOX.into())])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same pin staged twice (defaults and rule both list it) leaves the store's blob
+    /// whole: the second staging used to copy the blob onto its own hard link, emptying it.
+    #[test]
+    fn staging_one_blob_twice_keeps_the_store_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path().join("store")).unwrap();
+        let bytes = b"a wheel's bytes".to_vec();
+        let digest = store.put_log(&bytes[..]).unwrap();
+        let sha = digest.hex();
+        let wh = dir.path().join("wheelhouse");
+        for _ in 0..2 {
+            stage_blob(&store, &sha, &wh, Some("x-1.0-py3-none-any.whl")).unwrap();
+        }
+        assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), bytes);
+        assert_eq!(
+            fs_err::read(wh.join("x-1.0-py3-none-any.whl")).unwrap(),
+            bytes
+        );
+        // A different file under the same name is an error, not an overwrite.
+        let other = store.put_log(&b"another wheel"[..]).unwrap();
+        let err = stage_blob(&store, &other.hex(), &wh, Some("x-1.0-py3-none-any.whl"));
+        assert!(matches!(err, Err(ActionError::NameClash { .. })), "{err:?}");
+        assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), bytes);
+    }
+}
