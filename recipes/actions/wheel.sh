@@ -73,7 +73,7 @@ export CPPFLAGS="-ffile-prefix-map=$TOP=.${CPPFLAGS:+ $CPPFLAGS}"
 # 2. a venv with the pinned frontend and backend, from the wheelhouse only
 tool_venv "$W/venv"
 # shellcheck disable=SC2046 # REFINE_REQUIRES is a list of pins
-pipi install --quiet --no-index --find-links "$REFINE_WHEELHOUSE" --only-binary :all: \
+run pipi install --quiet --no-index --find-links "$REFINE_WHEELHOUSE" --only-binary :all: \
     $(echo "$REFINE_REQUIRES" | tr '\n' ' ')
 "$W/venv/bin/python" -m build --version >/dev/null || die "build (pypa/build) is not in REFINE_REQUIRES"
 # As in an activated venv, its scripts come first on PATH: meson-python runs `ninja` from
@@ -93,7 +93,7 @@ fi
 
 # 4. the build: no isolation (the venv is the isolation), dependencies checked against it
 cd "$TOP"
-"$W/venv/bin/python" -m build --wheel --no-isolation --outdir "$W/dist" "$@" .
+run "$W/venv/bin/python" -m build --wheel --no-isolation --outdir "$W/dist" "$@" .
 
 # 5. exactly one wheel
 set +f

@@ -201,19 +201,19 @@ fn golden_vectors() {
         ),
         (
             "//repairs:yaml-py311",
-            "34731d1e92c23c2349b3bccb4654abe2552b77d9a373575975749dfb2cb29388",
+            "5522e8a225479a6f68baca7fa7493aafb8a4b2948ad2268df7cf7e2967286994",
         ),
         (
             "//runtimes:cpy-py311",
-            "2dba2b87602f0e5a1c0ceddcf6d2d240bc948fc3c48368cf61d1f53e4e7c555f",
+            "a86728738b030e989c8da8bba5c19db8711239d31a07611586b3165ee693c7dc",
         ),
         (
             "//runtimes:cpy-py312",
-            "bd51ad957f643841393283c006372ef91e5da934fbbfbf8d092b4bfef7521547",
+            "5f33b05da94cce974f55eeceb5d329951c06334ddfb597b4ba976a8d5fef30a2",
         ),
         (
             "//wheels:yaml-py311",
-            "b94b089a8346141f57a50ccea30e9fa6cfda72316afff3d9dac420ae9c30c386",
+            "59b86cdd13d7c71adf7997bffb7c1238c8c82c7b35b68c600e34b1e2fa12924f",
         ),
     ];
     let got_str: Vec<String> = got

@@ -68,6 +68,38 @@ pub fn action_digest(script: &str) -> String {
 mod tests {
     use super::*;
 
+    /// A failed action's full log must say what ran: the frontend's install and the build
+    /// (wheel), the install and `auditwheel repair` (repair) go through lib.sh's `run`, which
+    /// prints each command line, quoted, before running it.
+    #[test]
+    fn the_actions_print_their_command_lines() {
+        for (script, lines) in [
+            (
+                WHEEL,
+                &[
+                    "run pipi install",
+                    "run \"$W/venv/bin/python\" -m build --wheel",
+                ][..],
+            ),
+            (REPAIR, &["run pipi install", "run auditwheel repair"][..]),
+        ] {
+            for line in lines {
+                assert!(script.contains(line), "`{line}` is not run through `run`");
+            }
+        }
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{LIB}\nrun echo plain 'two words' ''"))
+            .output()
+            .expect("sh runs");
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "plain two words \n");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "+ echo plain 'two words' ''\n"
+        );
+    }
+
     #[test]
     fn the_action_scripts_source_the_lib() {
         for script in [RUNTIME, WHEEL, REPAIR] {
