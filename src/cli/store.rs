@@ -102,12 +102,12 @@ pub fn run(store_flag: Option<&Path>, args: StoreArgs) -> Result<(), Failure> {
         }
         StoreCommand::Hash { path, sha256 } => {
             if sha256 {
-                let (digest, _) = refine_engine::source::sha256_file(&path)
+                let (digest, _) = refine_engine::digest::sha256_file(&path)
                     .map_err(|e| store_failure(e.into()))?;
                 println!("{digest}  {}", path.display());
             } else {
                 let digest =
-                    refine_engine::source::hash_tree(&path).map_err(|e| store_failure(e.into()))?;
+                    refine_engine::digest::hash_tree(&path).map_err(|e| store_failure(e.into()))?;
                 println!("{digest}  {}", path.display());
             }
             Ok(())

@@ -46,31 +46,7 @@ pub fn mirror() -> Result<String, BootstrapError> {
     {
         return Ok(m);
     }
-    let mut texts = Vec::new();
-    if let Ok(dir) = fs_err::read_dir("/etc/apt/sources.list.d") {
-        for e in dir.flatten() {
-            texts.push(fs_err::read_to_string(e.path()).unwrap_or_default());
-        }
-    }
-    texts.push(fs_err::read_to_string("/etc/apt/sources.list").unwrap_or_default());
-    for text in &texts {
-        for line in text.lines() {
-            let line = line.trim();
-            let uri = if let Some(rest) = line.strip_prefix("URIs:") {
-                rest.split_whitespace().next()
-            } else if let Some(rest) = line.strip_prefix("deb ") {
-                rest.split_whitespace().find(|w| w.contains("://"))
-            } else {
-                None
-            };
-            // Debian's own archive: its path ends in `/debian` (not `-security`, not a
-            // third party's repository).
-            if let Some(u) = uri.filter(|u| u.trim_end_matches('/').ends_with("/debian")) {
-                return Ok(u.to_string());
-            }
-        }
-    }
-    Err(BootstrapError::NoMirror)
+    refine_fetch::apt_sources::debian_mirror().ok_or(BootstrapError::NoMirror)
 }
 
 /// The installed tool's version, checked against the rule's pin.

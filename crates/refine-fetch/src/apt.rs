@@ -15,38 +15,6 @@ fn failed(what: &str, reason: impl Into<String>) -> FetchError {
     }
 }
 
-/// Turns the host's `deb` sources into `deb-src` ones, in one-line or deb822 form.
-fn src_entries() -> String {
-    let mut out = String::new();
-    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
-    if let Ok(dir) = fs_err::read_dir("/etc/apt/sources.list.d") {
-        files.extend(dir.flatten().map(|e| e.path()));
-    }
-    for f in files {
-        let Ok(text) = fs_err::read_to_string(&f) else {
-            continue;
-        };
-        if f.extension().is_some_and(|e| e == "sources") {
-            for stanza in text.split("\n\n") {
-                if stanza
-                    .lines()
-                    .any(|l| l.trim() == "Types: deb" || l.trim().starts_with("Types: deb "))
-                {
-                    out.push_str(&stanza.replace("Types: deb", "Types: deb-src"));
-                    out.push_str("\n\n");
-                }
-            }
-        } else {
-            for line in text.lines() {
-                if let Some(rest) = line.trim().strip_prefix("deb ") {
-                    out.push_str(&format!("deb-src {rest}\n"));
-                }
-            }
-        }
-    }
-    out
-}
-
 pub fn download(
     package: &str,
     version: &str,
@@ -64,8 +32,11 @@ pub fn download(
     ] {
         fs_err::create_dir_all(d).map_err(|e| failed(&what, e.to_string()))?;
     }
-    fs_err::write(etc.join("refine-src.sources"), src_entries())
-        .map_err(|e| failed(&what, e.to_string()))?;
+    fs_err::write(
+        etc.join("refine-src.sources"),
+        crate::apt_sources::deb_src_entries(),
+    )
+    .map_err(|e| failed(&what, e.to_string()))?;
     let opts = [
         format!("-oDir::Etc::SourceParts={}", etc.display()),
         "-oDir::Etc::SourceList=/dev/null".to_string(),

@@ -14,20 +14,17 @@
 //! for the host's own mirrors.
 
 mod apt;
+pub mod apt_sources;
 mod http;
 pub mod image;
 mod index;
 mod pip;
 mod pypi;
 
-use refine_digest as source;
-use refine_rules::{graph, rules};
-use refine_store as store;
-
 use std::path::PathBuf;
 
-use crate::rules::{Pinned, Sha256, SourceSpec};
-use crate::store::{Digest, LocalStore, StoreError};
+use refine_rules::rules::{Pinned, Sha256, SourceSpec};
+use refine_store::{Digest, LocalStore, StoreError};
 
 pub use http::HttpError;
 pub use pypi::PipConfig;
@@ -194,7 +191,7 @@ pub fn fetch(
             ..
         } => apt::download(package, version, file, tmp.path())?,
     };
-    let actual = crate::source::sha256_file(&file)
+    let actual = refine_digest::sha256_file(&file)
         .map_err(|e| FetchError::Store(e.into()))?
         .0;
     if actual != expected {
@@ -219,10 +216,10 @@ pub fn file_name(store: &LocalStore, digest: &Digest) -> Option<String> {
 
 /// Every fixed-output input of the given targets, deduplicated.
 pub fn inputs_of(
-    graph: &crate::graph::TargetGraph,
-    ids: &[crate::graph::TargetId],
+    graph: &refine_rules::graph::TargetGraph,
+    ids: &[refine_rules::graph::TargetId],
 ) -> Vec<Fetchable> {
-    use crate::rules::{RuntimeBuild, Spec};
+    use refine_rules::rules::{RuntimeBuild, Spec};
     let mut out = Vec::new();
     for &id in ids {
         match &graph.target(id).spec {

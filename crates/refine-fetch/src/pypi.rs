@@ -15,7 +15,7 @@ pub use crate::pip::PipConfig;
 fn project_page(index: &str, project: &str) -> Result<Url, FetchError> {
     // A trailing `/` makes the index a folder that `join` goes into rather than replaces.
     let index = parse_url(&format!("{}/", index.trim_end_matches('/')))?;
-    let name = crate::rules::normalize(project);
+    let name = refine_rules::rules::normalize(project);
     index
         .join(&format!("{name}/"))
         .map_err(|source| FetchError::Http(crate::http::HttpError::BadUrl { url: name, source }))

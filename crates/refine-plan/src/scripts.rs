@@ -9,8 +9,6 @@
 //! lib existed. The action scripts use refine's own copy ([`LIB`]); a pack recipe uses the
 //! workspace's ([`WORKSPACE_LIB`]), since recipes are workspace files.
 
-use sha2::{Digest as _, Sha256};
-
 pub const RUNTIME: &str = include_str!("../../../recipes/actions/runtime.sh");
 pub const WHEEL: &str = include_str!("../../../recipes/actions/wheel.sh");
 pub const REPAIR: &str = include_str!("../../../recipes/actions/repair.sh");
@@ -30,11 +28,7 @@ pub fn digest(script: &str) -> String {
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    let hex: String = Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("sha256:{hex}")
+    refine_digest::Digest::of_bytes(bytes).to_string()
 }
 
 /// Whether `script` sources the lib: one of its lines is [`LIB_LINE`].

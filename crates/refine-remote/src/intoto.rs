@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::store::{Descriptor, Digest, MANIFEST_MEDIA_TYPE, Manifest, annotations};
+use refine_store::{Descriptor, Digest, MANIFEST_MEDIA_TYPE, Manifest, annotations};
 
 /// Media type (and artifact type) of an in-toto statement.
 pub const INTOTO_MEDIA_TYPE: &str = "application/vnd.in-toto+json";

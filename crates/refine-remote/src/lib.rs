@@ -24,7 +24,6 @@ pub use refine_store::remote::{Remote, RemoteError};
 pub use mirror::WheelMirror;
 pub use oci::OciRemote;
 use refine_oci::{RegistryUrl, Schemes, is_repository_path};
-use refine_store as store;
 
 /// The default repository prefix.
 pub const DEFAULT_PREFIX: &str = "artifacts";

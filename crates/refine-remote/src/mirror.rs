@@ -25,7 +25,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::io::AsyncWriteExt;
 
 use super::RemoteError;
-use crate::store::Digest;
+use refine_store::Digest;
 
 /// A bucket holding the mirror.
 pub struct WheelMirror {

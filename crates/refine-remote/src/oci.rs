@@ -29,12 +29,12 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
 use super::{Remote, RemoteError, RemoteUrl};
-use crate::store::{
+use refine_oci::auth::Credentials;
+use refine_oci::{ErrorClass, RetryPolicy, classify};
+use refine_store::{
     Descriptor, Digest, IncomingBlob, LocalStore, MANIFEST_MEDIA_TYPE, Manifest, PinRole,
     StoreError,
 };
-use refine_oci::auth::Credentials;
-use refine_oci::{ErrorClass, RetryPolicy, classify};
 
 /// Lookups sent at once by [`Remote::lookup_many`].
 const CONCURRENT_LOOKUPS: usize = 32;
@@ -509,7 +509,7 @@ impl OciRemote {
     pub fn flush_outbox(&self, local: &LocalStore) -> Result<usize, RemoteError> {
         let pending = local.outbox_list().map_err(store_err)?;
         let mut n = 0;
-        for crate::store::OutboxEntry { kind, key, digest } in pending {
+        for refine_store::OutboxEntry { kind, key, digest } in pending {
             let kind = kind.as_str();
             if !local.has_blob(&digest) {
                 local.outbox_remove(kind, &key).map_err(store_err)?;

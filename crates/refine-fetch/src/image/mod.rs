@@ -9,7 +9,7 @@
 //! verified against its sha256 before it is used; a pinned digest that does not match what
 //! was read is an error naming both.
 //!
-//! - [`source`]: where blobs come from ([`source::Layout`] for folders and tarballs).
+//! - [`blobs`]: where blobs come from ([`blobs::Layout`] for folders and tarballs).
 //! - [`registry`]: pulling from a registry into a layout folder first (`REFINE_IMAGE_REGISTRY`).
 //! - [`apply`]: applying one layer (tar, tar+gzip, tar+zstd) to a tree.
 //!
@@ -17,8 +17,8 @@
 //! types (`oci-spec`, through `refine_oci::spec`).
 
 pub mod apply;
+pub mod blobs;
 pub mod registry;
-pub mod source;
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +27,7 @@ use refine_oci::spec::{
 };
 use serde::Deserialize;
 
-pub use source::{Blobs, Layout};
+pub use blobs::{Blobs, Layout};
 
 /// Why an image could not become a root.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -263,11 +263,11 @@ pub fn unpack(
 
 /// sha256 of a file, as `sha256:<hex>` (the store's own file hashing).
 pub(crate) fn sha256_file(path: &Path) -> Result<String, ImageError> {
-    crate::source::sha256_file(path)
+    refine_digest::sha256_file(path)
         .map(|(digest, _)| digest.to_string())
         .map_err(|e| ImageError::Invalid(e.to_string(), "Check the file".into()))
 }
 
 pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
-    crate::store::Digest::of_bytes(bytes).to_string()
+    refine_store::Digest::of_bytes(bytes).to_string()
 }

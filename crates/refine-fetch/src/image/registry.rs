@@ -14,7 +14,7 @@ use refine_oci::auth::Credentials;
 use refine_oci::spec::{Descriptor, ImageManifest};
 use refine_oci::{ErrorClass, RegistryUrl, RetryPolicy, Schemes, classify};
 
-use super::source::Layout;
+use super::blobs::Layout;
 use super::{
     Document, ImageError, Pin, document_media_types, oci_arch, select, sha256_bytes, sha256_file,
 };

@@ -13,7 +13,7 @@ use refine_oci::spec::{self, DescriptorBuilder, ImageIndex, ImageIndexBuilder, M
 use super::{OciRemote, http_header, is_not_found, retried, store_err};
 use crate::RemoteError;
 use crate::intoto;
-use crate::store::{Digest, INDEX_MEDIA_TYPE, LocalStore, MANIFEST_MEDIA_TYPE};
+use refine_store::{Digest, INDEX_MEDIA_TYPE, LocalStore, MANIFEST_MEDIA_TYPE};
 
 impl OciRemote {
     /// Pushes the in-toto statement for `subject` as a referrer, and records it in the
