@@ -13,7 +13,8 @@ pub enum OutputFormat {
     /// One label per line.
     #[default]
     Label,
-    /// A JSON list of objects with `label`, `kind`, `rule`, `python`, `deps` and `location`.
+    /// A JSON list of objects with `label`, `kind`, `rule`, `python`, `platform`, `deps` and
+    /// `location`.
     Json,
     /// A Graphviz digraph of the targets and the edges among them.
     Dot,
@@ -58,6 +59,7 @@ pub fn print(graph: &TargetGraph, ids: &[TargetId], format: OutputFormat) -> Res
                         "kind": t.kind(),
                         "rule": t.rule,
                         "python": t.python().map(|v| v.to_string()),
+                        "platform": t.platform,
                         "deps": graph.deps(id).iter().map(|&d| graph.target(d).label.to_string()).collect::<Vec<_>>(),
                         "location": graph.workspace.describe(t.at),
                     })

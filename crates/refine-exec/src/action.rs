@@ -572,12 +572,15 @@ pub fn prepare(
                     r.policy.clone().unwrap_or_else(|| policy_of(graph, id)),
                 ),
             ]);
-            sb.finish(
-                id,
-                super::scripts::REPAIR,
-                OutputCheck::OneWheel,
-                jobs_per_action,
-            )
+            // `strip`: repair-strip.sh runs repair.sh, staged beside it, then strips.
+            let script = if r.strip {
+                fs_err::write(src.join("repair.sh"), super::scripts::REPAIR)
+                    .map_err(|e| ExecError::io(&src, e))?;
+                super::scripts::REPAIR_STRIP
+            } else {
+                super::scripts::REPAIR
+            };
+            sb.finish(id, script, OutputCheck::OneWheel, jobs_per_action)
         }
     }
 }

@@ -7,6 +7,8 @@ use sha2::{Digest as _, Sha256};
 pub const RUNTIME: &str = include_str!("../../../recipes/actions/runtime.sh");
 pub const WHEEL: &str = include_str!("../../../recipes/actions/wheel.sh");
 pub const REPAIR: &str = include_str!("../../../recipes/actions/repair.sh");
+/// A repair with `strip`: runs [`REPAIR`] (staged beside it), then strips the wheel.
+pub const REPAIR_STRIP: &str = include_str!("../../../recipes/actions/repair-strip.sh");
 
 /// `sha256:<hex>` of a script's text.
 pub fn digest(script: &str) -> String {

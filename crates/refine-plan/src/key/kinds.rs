@@ -219,6 +219,13 @@ pub fn key_fields(
                 .set("tool_requires", r.requires.iter().map(pinned))
                 .text("script", crate::scripts::digest(crate::scripts::REPAIR))
                 .text("policy", policy);
+            // Only when set, so that every repair without it keeps its key.
+            if r.strip {
+                f.text(
+                    "strip",
+                    crate::scripts::digest(crate::scripts::REPAIR_STRIP),
+                );
+            }
         }
     }
     Ok(f)

@@ -6,7 +6,9 @@ mod catalog;
 mod kinds;
 mod load;
 pub mod model;
+mod platforms;
 mod reader;
+mod repair;
 mod source;
 mod workspace_file;
 
@@ -14,3 +16,4 @@ pub use catalog::{glob_match, normalize};
 pub use kinds::py_suffix;
 pub use load::{Workspace, find_root, parse_kdl, workspace_files};
 pub use model::*;
+pub use repair::inline_rule_name;
