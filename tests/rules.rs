@@ -2,6 +2,8 @@
 //! formatting. One integration-test binary for the area.
 
 mod common;
+#[path = "rules/platforms.rs"]
+mod platforms;
 
 use common::*;
 

@@ -4,6 +4,7 @@
 //! order builds dependencies first.
 
 mod resolve;
+mod variant;
 
 use std::collections::HashMap;
 

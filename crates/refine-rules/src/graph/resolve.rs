@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 
-use petgraph::graph::{DiGraph, NodeIndex};
-use uv_pep440::Version;
-
 use crate::diag::{Errors, InputError, did_you_mean};
 use crate::label::Label;
-use crate::rules::{Kind, LabelRef, Spec, Workspace, py_suffix};
+use crate::rules::{Kind, LabelRef, Spec, Workspace};
+use petgraph::graph::{DiGraph, NodeIndex};
 
+use super::variant::{Ctx, pick};
 use super::{TargetGraph, TargetId};
 
 struct Resolver<'a> {
@@ -18,31 +17,6 @@ struct Resolver<'a> {
     /// Matrix rules, by the label of the rule's name: their variants.
     matrix: &'a HashMap<Label, Vec<TargetId>>,
     errors: Errors,
-}
-
-/// What a reference is resolved for: the referring target's platform (or, when it names
-/// none, the architecture of its base) and Python version.
-#[derive(Clone, Default)]
-struct Ctx<'v> {
-    platform: Option<String>,
-    arch: Option<String>,
-    python: Option<&'v Version>,
-}
-
-/// Why no variant of a matrix rule fits a reference.
-enum Miss {
-    /// None for this platform, or (for a referrer that names no platform) this architecture.
-    Platform {
-        want: String,
-        arch: bool,
-        have: Vec<String>,
-    },
-    Python {
-        want: Version,
-        have: Vec<String>,
-    },
-    /// Several fit: the reference must name one.
-    Ambiguous(Vec<TargetId>),
 }
 
 impl Resolver<'_> {
@@ -62,10 +36,11 @@ impl Resolver<'_> {
     fn resolve(&mut self, r: &LabelRef, want: Kind, ctx: &Ctx<'_>) -> Option<TargetId> {
         let label = &r.label;
         let found = match self.matrix.get(label) {
-            Some(vs) if r.follow_matrix => match self.pick(vs, ctx) {
+            Some(vs) if r.follow_matrix => match pick(self.ws, vs, ctx) {
                 Ok(id) => Some(id),
                 Err(miss) => {
-                    self.report(r, miss);
+                    let (code, message, label, help) = miss.describe(self.ws, &r.label, ctx.from);
+                    self.error(r, code, message, label, help);
                     return None;
                 }
             },
@@ -103,120 +78,6 @@ impl Resolver<'_> {
             return None;
         }
         Some(id)
-    }
-
-    /// The variant of a matrix rule for `ctx`: its platform first, then its Python version.
-    fn pick(&self, vs: &[TargetId], ctx: &Ctx<'_>) -> Result<TargetId, Miss> {
-        let ws = self.ws;
-        let platform_of = |id: TargetId| ws.targets[id].platform.as_deref();
-        let mut have: Vec<&str> = Vec::new();
-        for p in vs.iter().filter_map(|&id| platform_of(id)) {
-            if !have.contains(&p) {
-                have.push(p);
-            }
-        }
-        let mut cands = vs.to_vec();
-        if !have.is_empty() {
-            let primary = ws.config.primary_platform().filter(|p| have.contains(p));
-            let want = match (&ctx.platform, &ctx.arch) {
-                (Some(p), _) => Some(p.as_str()),
-                (None, Some(arch)) => {
-                    let same: Vec<&str> = have
-                        .iter()
-                        .copied()
-                        .filter(|p| ws.config.platform(p).is_some_and(|p| &p.arch == arch))
-                        .collect();
-                    match same.as_slice() {
-                        [one] => Some(*one),
-                        [] => {
-                            return Err(Miss::Platform {
-                                want: arch.clone(),
-                                arch: true,
-                                have: have.iter().map(|s| s.to_string()).collect(),
-                            });
-                        }
-                        _ => primary.filter(|p| same.contains(p)),
-                    }
-                }
-                (None, None) if have.len() == 1 => None,
-                (None, None) => primary,
-            };
-            if let Some(p) = want {
-                cands.retain(|&id| platform_of(id) == Some(p));
-                if cands.is_empty() {
-                    return Err(Miss::Platform {
-                        want: p.to_string(),
-                        arch: false,
-                        have: have.iter().map(|s| s.to_string()).collect(),
-                    });
-                }
-            }
-        }
-        if let Some(py) = ctx.python
-            && cands.iter().any(|&id| ws.targets[id].python().is_some())
-        {
-            let suffix = py_suffix(py);
-            let fits: Vec<TargetId> = cands
-                .iter()
-                .copied()
-                .filter(|&id| ws.targets[id].python().map(py_suffix).as_ref() == Some(&suffix))
-                .collect();
-            if fits.is_empty() {
-                return Err(Miss::Python {
-                    want: py.clone(),
-                    have: cands
-                        .iter()
-                        .filter_map(|&id| ws.targets[id].python())
-                        .map(|v| v.to_string())
-                        .collect(),
-                });
-            }
-            cands = fits;
-        }
-        match cands.as_slice() {
-            [one] => Ok(*one),
-            _ => Err(Miss::Ambiguous(cands)),
-        }
-    }
-
-    fn report(&mut self, r: &LabelRef, miss: Miss) {
-        let label = &r.label;
-        match miss {
-            Miss::Platform { want, arch: false, have } => self.error(
-                r,
-                "no-variant",
-                format!("`{label}` has no variant for platform `{want}`"),
-                "no such platform",
-                format!("It is built for {}; add `\"{want}\"` to its `platforms`, or drop `{want}` from this rule", have.join(", ")),
-            ),
-            Miss::Platform { want, arch: true, have } => self.error(
-                r,
-                "no-variant",
-                format!("`{label}` has no variant for architecture `{want}`"),
-                "no such architecture",
-                format!("It is built for the platforms {}; give it a platform of architecture `{want}`, or name this rule's `platform` instead of its `base`", have.join(", ")),
-            ),
-            Miss::Python { want, have } => self.error(
-                r,
-                "no-variant",
-                format!("`{label}` has no variant for Python {want}"),
-                "no such Python version",
-                format!("It is built for Python {}; add `python \"{want}…\"` to it, or drop {want} from this rule", have.join(", ")),
-            ),
-            Miss::Ambiguous(vs) => {
-                let names: Vec<String> = vs
-                    .iter()
-                    .map(|&id| self.ws.targets[id].label.to_string())
-                    .collect();
-                self.error(
-                    r,
-                    "ambiguous-label",
-                    format!("`{label}` is a matrix rule; name one of its targets"),
-                    "which variant?",
-                    format!("Use one of: {}", names.join(", ")),
-                );
-            }
-        }
     }
 
     /// An unknown label. The suggestion names a matrix rule rather than one of its variants:
@@ -301,6 +162,7 @@ impl Resolver<'_> {
                 Spec::Wheel(w) => Some(&w.python),
                 _ => None,
             },
+            from: Some(&t.label),
         };
         let mut resolved = Vec::new();
         for (i, (dep, kind)) in t.spec.deps().into_iter().enumerate() {
@@ -458,7 +320,7 @@ fn catalog_packs(
         for c in candidates {
             let pack = match r.matrix.get(&c.label) {
                 // A matrix pack without a variant for this wheel's platform is not for it.
-                Some(vs) if c.follow_matrix => match r.pick(vs, &ctx) {
+                Some(vs) if c.follow_matrix => match pick(ws, vs, &ctx) {
                     Ok(pack) if ws.targets[pack].kind() == Kind::Pack => pack,
                     _ => continue,
                 },

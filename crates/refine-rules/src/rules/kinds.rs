@@ -168,7 +168,8 @@ fn read_variants(
         let view = for_platform(node, placement.platform.as_deref(), on_fields(kind));
         match kind {
             "pack" => {
-                if let Some(spec) = read_pack(r, &view, placement.base.clone()) {
+                let name = variant_name(&rule.name, placement, None);
+                if let Some(spec) = read_pack(r, &view, placement.base.clone(), name) {
                     targets.push(rule.target(Spec::Pack(spec), placement, None));
                 }
             }
@@ -620,7 +621,13 @@ fn read_runtime(
     Some(out)
 }
 
-fn read_pack(r: &mut FileReader<'_>, node: &KdlNode, base: Option<LabelRef>) -> Option<PackSpec> {
+/// A pack built on `base`; `name` is its target's name, under which its version is keyed.
+fn read_pack(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    base: Option<LabelRef>,
+    name: String,
+) -> Option<PackSpec> {
     r.check_children(
         node,
         &[
@@ -636,7 +643,6 @@ fn read_pack(r: &mut FileReader<'_>, node: &KdlNode, base: Option<LabelRef>) -> 
         ],
     );
     r.unique_children(node, &["version", "recipe"]);
-    let name = rule_name(node);
     let version = required_leaf(r, node, "version", "version \"1.0\"");
     let recipe = required_leaf(r, node, "recipe", "recipe \"recipes/NAME.sh\"");
     if let Some(rec) = &recipe {
