@@ -405,3 +405,39 @@ fn an_unknown_platform_in_a_one_platform_workspace() {
         )],
     );
 }
+
+#[test]
+fn the_repo_workspace_writes_each_rule_once() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let q = |e: &str| lines(&run_refine(root, &["query", e]));
+    // What used to be `-host` and `-x86_64` copies are the rules' x86_64 variants.
+    for want in [
+        "//packs:libyaml-x86_64",
+        "//packs:openblas-x86_64",
+        "//runtimes:cpython-x86_64-py311",
+        "//runtimes:debian-python-x86_64-py311",
+        "//wheels:pyyaml-debian-x86_64-py311",
+        "//wheels:pyyaml-debian-repaired-x86_64-py311",
+        "//wheels:numpy-debian-repaired-x86_64-py311",
+        "//wheels:hello-x86_64-py311",
+    ] {
+        assert_eq!(q(want), [want]);
+    }
+    // Each variant gets its own platform's packs, from the rule and from the catalog.
+    assert_eq!(
+        q("deps(//wheels:numpy-debian-x86_64-py311) ^ kind(pack, //...)"),
+        ["//packs:lapack-x86_64", "//packs:openblas-x86_64"]
+    );
+    assert_eq!(
+        q("deps(//wheels:pyyaml-debian-py311) ^ kind(pack, //...)"),
+        ["//packs:libyaml"]
+    );
+    assert_eq!(
+        q("deps(//wheels:pyyaml-debian-x86_64-py311) ^ kind(pack, //...)"),
+        ["//packs:libyaml-x86_64"]
+    );
+    // No rule file holds a repair rule any more: every repair is its wheel's.
+    assert!(q("kind(repair, //...) - //wheels:all").is_empty());
+    // Five wheels on CPython 3.11-3.13 and three on Debian's 3.11, repaired for x86_64 too.
+    assert_eq!(q("platform(x86_64, kind(repair, //...))").len(), 5 * 3 + 3);
+}
