@@ -26,10 +26,12 @@ pub enum OutputFormat {
   refine query 'deps(//repairs:pyyaml-py311)'     a target and all it depends on
   refine query 'rdeps(//..., //packs:libyaml)'    everything that uses libyaml
   refine query 'kind(wheel, //...) - //wheels:numpy-py313'
+  refine query 'platform(x86_64, //wheels:all)'   the wheels built for one platform
 
 Operators `+` (union), `-` (except) and `^` (intersect) need spaces around them.")]
 pub struct QueryArgs {
-    /// The query: target patterns, `deps(X)`, `rdeps(U, X)`, `kind(K, X)`, joined by `+ - ^`.
+    /// The query: target patterns, `deps(X)`, `rdeps(U, X)`, `kind(K, X)`, `platform(P, X)`,
+    /// joined by `+ - ^`.
     pub expr: String,
     /// How to print the result.
     #[arg(long, short = 'o', value_enum, default_value_t)]

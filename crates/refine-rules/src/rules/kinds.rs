@@ -60,35 +60,7 @@ fn on_fields(kind: &str) -> &'static [&'static str] {
 /// Reads one top-level node of a rule file.
 pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<Read> {
     let kind = node.name().value();
-    if !KINDS.contains(&kind) {
-        let help = match crate::diag::did_you_mean(kind, KINDS.iter().copied()) {
-            Some(near) => format!("Did you mean `{near}`?"),
-            None => {
-                "Rule files declare `base`, `runtime`, `pack`, `wheel` and `repair` rules".into()
-            }
-        };
-        r.error(
-            "unknown-rule-kind",
-            node.name().span(),
-            format!("Unknown rule kind `{kind}`"),
-            "not a rule kind",
-            help,
-        );
-        return None;
-    }
-    r.check_props(node, &[]);
-    let name = r.one_arg(node)?;
-    if !valid_name(&name.value) {
-        r.error(
-            "bad-name",
-            name.span,
-            format!("`{}` is not a valid target name", name.value),
-            "invalid name",
-            "Target names use letters, digits, `_`, `-`, `.` and `+`, and do not start with `.`"
-                .into(),
-        );
-        return None;
-    }
+    let name = kind_and_name(r, node)?;
     if kind != "wheel" {
         super::repair::check_misplaced(r, node);
     }
@@ -126,6 +98,41 @@ pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -
             read_variants(r, node, ws, &rule).map(Read::Targets)
         }
     }
+}
+
+/// A known rule kind, and the rule's name: one valid target name.
+fn kind_and_name(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Spanned<String>> {
+    let kind = node.name().value();
+    if !KINDS.contains(&kind) {
+        let help = match crate::diag::did_you_mean(kind, KINDS.iter().copied()) {
+            Some(near) => format!("Did you mean `{near}`?"),
+            None => {
+                "Rule files declare `base`, `runtime`, `pack`, `wheel` and `repair` rules".into()
+            }
+        };
+        r.error(
+            "unknown-rule-kind",
+            node.name().span(),
+            format!("Unknown rule kind `{kind}`"),
+            "not a rule kind",
+            help,
+        );
+        return None;
+    }
+    r.check_props(node, &[]);
+    let name = r.one_arg(node)?;
+    if !valid_name(&name.value) {
+        r.error(
+            "bad-name",
+            name.span,
+            format!("`{}` is not a valid target name", name.value),
+            "invalid name",
+            "Target names use letters, digits, `_`, `-`, `.` and `+`, and do not start with `.`"
+                .into(),
+        );
+        return None;
+    }
+    Some(name)
 }
 
 /// A rule being read: where its targets go and what they are called.

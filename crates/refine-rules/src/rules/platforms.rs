@@ -81,35 +81,42 @@ pub fn read_placements(
             let platform = known_platform(r, ws, &text)?;
             Some(vec![single(platform)])
         }
-        Some(list) => {
-            check_leaf(r, list);
-            let names = r.some_args(list);
-            let mut out: Vec<Placement> = Vec::new();
-            let mut known = true;
-            for name in &names {
-                let Some(platform) = known_platform(r, ws, name) else {
-                    known = false;
-                    continue;
-                };
-                if out
-                    .iter()
-                    .any(|p| p.platform.as_deref() == Some(&name.value))
-                {
-                    r.error(
-                        "duplicate-field",
-                        name.span,
-                        format!("Platform `{}` is listed twice", name.value),
-                        "listed again",
-                        "Keep one".into(),
-                    );
-                    continue;
-                }
-                out.push(in_matrix(ws, platform));
-            }
-            (known && !out.is_empty()).then_some(out)
-        }
+        Some(list) => matrix_placements(r, ws, list),
         None => default_placements(r, node, ws, kind),
     }
+}
+
+/// `platforms "s390x" "x86_64"`: one placement per platform, each declared and listed once.
+fn matrix_placements(
+    r: &mut FileReader<'_>,
+    ws: &WorkspaceConfig,
+    list: &KdlNode,
+) -> Option<Vec<Placement>> {
+    check_leaf(r, list);
+    let names = r.some_args(list);
+    let mut out: Vec<Placement> = Vec::new();
+    let mut known = true;
+    for name in &names {
+        let Some(platform) = known_platform(r, ws, name) else {
+            known = false;
+            continue;
+        };
+        if out
+            .iter()
+            .any(|p| p.platform.as_deref() == Some(&name.value))
+        {
+            r.error(
+                "duplicate-field",
+                name.span,
+                format!("Platform `{}` is listed twice", name.value),
+                "listed again",
+                "Keep one".into(),
+            );
+            continue;
+        }
+        out.push(in_matrix(ws, platform));
+    }
+    (known && !out.is_empty()).then_some(out)
 }
 
 /// For a rule that names no platform: the workspace's default set, else its default platform

@@ -127,6 +127,15 @@ pub fn read_repair_rule(
     known.then_some((spec, platforms))
 }
 
+/// What a wheel's inline `repair` says, for every target of the wheel.
+struct Inline {
+    policy: Option<String>,
+    strip: bool,
+    tool: Pinned,
+    patchelf: Vec<Pinned>,
+    at: Loc,
+}
+
 /// A wheel rule's `repair policy="…" strip=#true { tool …; patchelf … }`: one repair target
 /// per wheel target.
 pub fn read_inline(
@@ -135,9 +144,45 @@ pub fn read_inline(
     ws: &WorkspaceConfig,
     wheels: &[Target],
 ) -> Vec<Target> {
-    let Some(child) = r.child(node, "repair") else {
+    let Some(inline) = read_inline_fields(r, node, ws) else {
         return Vec::new();
     };
+    wheels
+        .iter()
+        .map(|w| {
+            let rule = inline_rule_name(&w.rule);
+            Target {
+                label: Label {
+                    package: w.label.package.clone(),
+                    name: format!("{rule}{}", w.suffix()),
+                },
+                rule,
+                at: inline.at,
+                spec: Spec::Repair(RepairSpec {
+                    wheel: LabelRef {
+                        label: w.label.clone(),
+                        at: inline.at,
+                        follow_matrix: false,
+                    },
+                    policy: inline.policy.clone(),
+                    tool: inline.tool.clone(),
+                    patchelf: inline.patchelf.clone(),
+                    requires: ws.defaults.requires.clone(),
+                    strip: inline.strip,
+                }),
+                platform: w.platform.clone(),
+                matrix: w.matrix,
+            }
+        })
+        .collect()
+}
+
+fn read_inline_fields(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    ws: &WorkspaceConfig,
+) -> Option<Inline> {
+    let child = r.child(node, "repair")?;
     r.check_props(child, &["policy", "strip"]);
     r.check_children(child, &["tool", "patchelf"]);
     r.unique_children(child, &["tool"]);
@@ -157,38 +202,13 @@ pub fn read_inline(
     let strip = r.bool_prop(child, "strip").unwrap_or(false);
     let what = format!("The `repair` of `wheel \"{}\"`", rule_name(node));
     let (tool, patchelf) = tools(r, child, ws, &what);
-    let Some(tool) = tool else {
-        return Vec::new();
-    };
-    let at = r.loc(child.name().span());
-    wheels
-        .iter()
-        .map(|w| {
-            let rule = inline_rule_name(&w.rule);
-            Target {
-                label: Label {
-                    package: w.label.package.clone(),
-                    name: format!("{rule}{}", w.suffix()),
-                },
-                rule,
-                at,
-                spec: Spec::Repair(RepairSpec {
-                    wheel: LabelRef {
-                        label: w.label.clone(),
-                        at,
-                        follow_matrix: false,
-                    },
-                    policy: policy.clone(),
-                    tool: tool.clone(),
-                    patchelf: patchelf.clone(),
-                    requires: ws.defaults.requires.clone(),
-                    strip,
-                }),
-                platform: w.platform.clone(),
-                matrix: w.matrix,
-            }
-        })
-        .collect()
+    Some(Inline {
+        policy,
+        strip,
+        tool: tool?,
+        patchelf,
+        at: r.loc(child.name().span()),
+    })
 }
 
 /// Gives each `repair` rule one target per variant of the wheel rule it names (only those
@@ -200,26 +220,84 @@ pub fn expand(
     files: &[Source],
     errors: &mut Errors,
 ) {
-    let mut rules: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    let mut wheels: HashMap<&Label, usize> = HashMap::new();
-    for (i, t) in targets.iter().enumerate() {
-        if let Spec::Wheel(_) = &t.spec {
-            if t.matrix {
-                rules
-                    .entry((t.label.package.as_str(), t.rule.as_str()))
-                    .or_default()
-                    .push(i);
-            }
-            wheels.insert(&t.label, i);
-        }
-    }
+    let wheels = WheelIndex::new(targets);
     let mut out = Vec::new();
     for p in repairs {
+        let chosen = wheels.repaired_by(&p, targets, &files[p.at.file], errors);
+        if chosen.is_empty() && p.platforms.is_empty() {
+            // An unknown wheel: the resolver reports it at the reference.
+            out.push(Target {
+                label: Label {
+                    package: p.package.clone(),
+                    name: p.name.value.clone(),
+                },
+                rule: p.name.value.clone(),
+                at: p.at,
+                spec: Spec::Repair(p.spec.clone()),
+                platform: None,
+                matrix: false,
+            });
+        }
+        out.extend(chosen.into_iter().map(|i| repair_of(&p, &targets[i])));
+    }
+    targets.extend(out);
+}
+
+/// The repair target `p` gives wheel target `w`.
+fn repair_of(p: &PendingRepair, w: &Target) -> Target {
+    let mut spec = p.spec.clone();
+    spec.wheel = relabel(&p.spec.wheel, w.label.clone());
+    Target {
+        label: Label {
+            package: p.package.clone(),
+            name: format!("{}{}", p.name.value, w.suffix()),
+        },
+        rule: p.name.value.clone(),
+        at: p.at,
+        spec: Spec::Repair(spec),
+        platform: w.platform.clone(),
+        matrix: w.matrix,
+    }
+}
+
+/// Wheel targets, by label and by the matrix rule they are variants of.
+struct WheelIndex {
+    rules: HashMap<(String, String), Vec<usize>>,
+    labels: HashMap<Label, usize>,
+}
+
+impl WheelIndex {
+    fn new(targets: &[Target]) -> Self {
+        let mut rules: HashMap<(String, String), Vec<usize>> = HashMap::new();
+        let mut labels = HashMap::new();
+        for (i, t) in targets.iter().enumerate() {
+            if let Spec::Wheel(_) = &t.spec {
+                if t.matrix {
+                    rules
+                        .entry((t.label.package.clone(), t.rule.clone()))
+                        .or_default()
+                        .push(i);
+                }
+                labels.insert(t.label.clone(), i);
+            }
+        }
+        WheelIndex { rules, labels }
+    }
+
+    /// The wheel targets repair `p` repairs; its `platforms` that none is built for are
+    /// reported.
+    fn repaired_by(
+        &self,
+        p: &PendingRepair,
+        targets: &[Target],
+        source: &Source,
+        errors: &mut Errors,
+    ) -> Vec<usize> {
         let wheel = &p.spec.wheel;
-        let key = (wheel.label.package.as_str(), wheel.label.name.as_str());
-        let mut chosen: Vec<usize> = match rules.get(&key) {
+        let key = (wheel.label.package.clone(), wheel.label.name.clone());
+        let mut chosen: Vec<usize> = match self.rules.get(&key) {
             Some(vs) if wheel.follow_matrix => vs.clone(),
-            _ => wheels.get(&wheel.label).into_iter().copied().collect(),
+            _ => self.labels.get(&wheel.label).into_iter().copied().collect(),
         };
         if !p.platforms.is_empty() {
             chosen.retain(|&i| {
@@ -227,43 +305,10 @@ pub fn expand(
                     .iter()
                     .any(|n| targets[i].platform.as_deref() == Some(n.value.as_str()))
             });
-            report_missing_platforms(&p, targets, &chosen, &files[p.at.file], errors);
+            report_missing_platforms(p, targets, &chosen, source, errors);
         }
-        if chosen.is_empty() {
-            // An unknown wheel: the resolver reports it at the reference.
-            if p.platforms.is_empty() {
-                out.push(Target {
-                    label: Label {
-                        package: p.package.clone(),
-                        name: p.name.value.clone(),
-                    },
-                    rule: p.name.value.clone(),
-                    at: p.at,
-                    spec: Spec::Repair(p.spec),
-                    platform: None,
-                    matrix: false,
-                });
-            }
-            continue;
-        }
-        for i in chosen {
-            let w = &targets[i];
-            let mut spec = p.spec.clone();
-            spec.wheel = relabel(&p.spec.wheel, w.label.clone());
-            out.push(Target {
-                label: Label {
-                    package: p.package.clone(),
-                    name: format!("{}{}", p.name.value, w.suffix()),
-                },
-                rule: p.name.value.clone(),
-                at: p.at,
-                spec: Spec::Repair(spec),
-                platform: w.platform.clone(),
-                matrix: w.matrix,
-            });
-        }
+        chosen
     }
-    targets.extend(out);
 }
 
 /// A repair's `platforms` entry for which the wheel has no variant.
