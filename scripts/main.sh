@@ -2,7 +2,7 @@
 # The main job on a fresh Debian machine: set up (qemu-user-static, debootstrap, …), build
 # refine, then build a real manylinux s390x wheel (PyYAML with libyaml, from its sdist) into
 # the embedded local store and copy it to ./wheels/.
-#   scripts/main.sh [TARGET]      default //repairs:pyyaml-debian-py311
+#   scripts/main.sh [TARGET]      default //wheels:pyyaml-debian-repaired-py311
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -12,7 +12,7 @@ for setup in .ci/setup.d/*.sh; do
 done
 cargo build --release --locked
 refine="$root/target/release/refine"
-target=${1:-//repairs:pyyaml-debian-py311}
+target=${1:-//wheels:pyyaml-debian-repaired-py311}
 "$refine" doctor || true
 "$refine" build "$target" --out "$root/wheels"
 echo "The wheel is in $root/wheels/ (and in the local store: $("$refine" store path))."

@@ -140,14 +140,19 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
     let arch = std::env::consts::ARCH;
     assert_eq!(
         arch, "x86_64",
-        "the repo's host targets are declared for x86_64 (rules/wheels.kdl: *-host)"
+        "the repo's host targets are its rules' x86_64 variants (rules/wheels.kdl)"
     );
     let work = scratch();
     let (store_a, store_b) = (work.path().join("store-a"), work.path().join("store-b"));
     let out_a = work.path().join("wheels-a");
     let events = work.path().join("events.jsonl");
 
-    let out = build(&store_a, "//repairs:pyyaml-host-py311", &out_a, &events);
+    let out = build(
+        &store_a,
+        "//wheels:pyyaml-debian-repaired-x86_64-py311",
+        &out_a,
+        &events,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let wheel = only_wheel(&out_a);
     let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
@@ -160,13 +165,23 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
     assert!(said.contains("ok x86_64"), "{said}");
 
     // A second build runs nothing.
-    let out = build(&store_a, "//repairs:pyyaml-host-py311", &out_a, &events);
+    let out = build(
+        &store_a,
+        "//wheels:pyyaml-debian-repaired-x86_64-py311",
+        &out_a,
+        &events,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(action_starts(&events), 0, "a second build ran actions");
 
     // markupsafe (one C file, no packs) through the same base and runtime.
     let out_m = work.path().join("wheels-m");
-    let out = build(&store_a, "//repairs:markupsafe-host-py311", &out_m, &events);
+    let out = build(
+        &store_a,
+        "//wheels:markupsafe-debian-repaired-x86_64-py311",
+        &out_m,
+        &events,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let m = only_wheel(&out_m);
     let said = smoke_in_sandbox(
@@ -183,13 +198,13 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
     let out_c = work.path().join("wheels-c");
     let out = build(
         &store_a,
-        "//repairs:markupsafe-cpython-host-py311",
+        "//wheels:markupsafe-repaired-x86_64-py311",
         &out_c,
         &events,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let c = only_wheel(&out_c);
-    let runtime = tree_of(&store_a, "//runtimes:cpython-host-py311");
+    let runtime = tree_of(&store_a, "//runtimes:cpython-x86_64-py311");
     let name = c.file_name().unwrap().to_str().unwrap();
     let said = run_in_sandbox(
         &base,
@@ -206,7 +221,7 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
 
     // A wheel from a folder of the workspace rather than an sdist.
     let out_h = work.path().join("wheels-h");
-    let out = build(&store_a, "//wheels:hello-host-py311", &out_h, &events);
+    let out = build(&store_a, "//wheels:hello-x86_64-py311", &out_h, &events);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let h = only_wheel(&out_h);
     assert_eq!(
@@ -223,7 +238,12 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
 
     // From an empty store, the same bytes.
     let out_b = work.path().join("wheels-b");
-    let out = build(&store_b, "//repairs:pyyaml-host-py311", &out_b, &events);
+    let out = build(
+        &store_b,
+        "//wheels:pyyaml-debian-repaired-x86_64-py311",
+        &out_b,
+        &events,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         sha256(&wheel),
@@ -238,7 +258,12 @@ fn s390x_pyyaml_with_libyaml_under_emulation() {
     let store = work.path().join("store");
     let out_dir = work.path().join("wheels");
     let events = work.path().join("events.jsonl");
-    let out = build(&store, "//repairs:pyyaml-debian-py311", &out_dir, &events);
+    let out = build(
+        &store,
+        "//wheels:pyyaml-debian-repaired-py311",
+        &out_dir,
+        &events,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let wheel = only_wheel(&out_dir);
     let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
@@ -294,7 +319,12 @@ fn s390x_pyyaml_with_libyaml_under_emulation() {
     let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, YAML_SMOKE);
     assert!(said.contains("ok s390x"), "{said}");
 
-    let out = build(&store, "//repairs:pyyaml-debian-py311", &out_dir, &events);
+    let out = build(
+        &store,
+        "//wheels:pyyaml-debian-repaired-py311",
+        &out_dir,
+        &events,
+    );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(action_starts(&events), 0, "a second build ran actions");
 }
@@ -313,7 +343,12 @@ fn s390x_numpy_with_openblas_under_emulation() {
         .map_or_else(|| work.path().join("store"), PathBuf::from);
     let out_dir = work.path().join("wheels");
     let events = work.path().join("events.jsonl");
-    let out = build(&store, "//repairs:numpy-debian-py311", &out_dir, &events);
+    let out = build(
+        &store,
+        "//wheels:numpy-debian-repaired-py311",
+        &out_dir,
+        &events,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let wheel = only_wheel(&out_dir);
     let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
@@ -347,7 +382,12 @@ fn host_numpy_with_openblas() {
     let store = work.path().join("store");
     let out_dir = work.path().join("wheels");
     let events = work.path().join("events.jsonl");
-    let out = build(&store, "//repairs:numpy-host-py311", &out_dir, &events);
+    let out = build(
+        &store,
+        "//wheels:numpy-debian-repaired-x86_64-py311",
+        &out_dir,
+        &events,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let wheel = only_wheel(&out_dir);
     let name = wheel.file_name().unwrap().to_str().unwrap().to_string();

@@ -14,7 +14,8 @@ pub enum OutputFormat {
     /// One label per line.
     #[default]
     Label,
-    /// A JSON list of objects with `label`, `kind`, `rule`, `python`, `deps` and `location`.
+    /// A JSON list of objects with `label`, `kind`, `rule`, `python`, `platform`, `deps` and
+    /// `location`.
     Json,
     /// A Graphviz digraph of the targets and the edges among them.
     Dot,
@@ -26,10 +27,12 @@ pub enum OutputFormat {
   refine query 'deps(//repairs:pyyaml-py311)'     a target and all it depends on
   refine query 'rdeps(//..., //packs:libyaml)'    everything that uses libyaml
   refine query 'kind(wheel, //...) - //wheels:numpy-py313'
+  refine query 'platform(x86_64, //wheels:all)'   the wheels built for one platform
 
 Operators `+` (union), `-` (except) and `^` (intersect) need spaces around them.")]
 pub struct QueryArgs {
-    /// The query: target patterns, `deps(X)`, `rdeps(U, X)`, `kind(K, X)`, joined by `+ - ^`.
+    /// The query: target patterns, `deps(X)`, `rdeps(U, X)`, `kind(K, X)`, `platform(P, X)`,
+    /// joined by `+ - ^`.
     pub expr: String,
     /// How to print the result.
     #[arg(long, short = 'o', value_enum, default_value_t)]
@@ -59,6 +62,7 @@ pub fn print(graph: &TargetGraph, ids: &[TargetId], format: OutputFormat) -> Res
                         "kind": t.kind(),
                         "rule": t.rule,
                         "python": t.python().map(std::string::ToString::to_string),
+                        "platform": t.platform,
                         "deps": graph.deps(id).iter().map(|&d| graph.target(d).label.to_string()).collect::<Vec<_>>(),
                         "location": graph.workspace.describe(t.at),
                     })

@@ -12,6 +12,8 @@
 pub const RUNTIME: &str = include_str!("../../../recipes/actions/runtime.sh");
 pub const WHEEL: &str = include_str!("../../../recipes/actions/wheel.sh");
 pub const REPAIR: &str = include_str!("../../../recipes/actions/repair.sh");
+/// A repair with `strip`: runs [`REPAIR`] (staged beside it), then strips the wheel.
+pub const REPAIR_STRIP: &str = include_str!("../../../recipes/actions/repair-strip.sh");
 /// The lib the action scripts above source.
 pub const LIB: &str = include_str!("../../../recipes/lib.sh");
 

@@ -78,6 +78,11 @@ impl InputError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    fn same_as(&self, other: &InputError) -> bool {
+        let place = |e: &InputError| e.at.as_ref().map(|at| (at.0.name().to_string(), at.1));
+        self.code == other.code && self.message == other.message && place(self) == place(other)
+    }
 }
 
 impl fmt::Display for InputError {
@@ -121,6 +126,13 @@ pub struct Errors(pub Vec<InputError>);
 impl Errors {
     pub fn push(&mut self, error: InputError) {
         self.0.push(error);
+    }
+
+    /// Adds `error` unless the same error (code, message and place) is already there.
+    pub fn push_unique(&mut self, error: InputError) {
+        if !self.0.iter().any(|e| e.same_as(&error)) {
+            self.0.push(error);
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -372,7 +372,15 @@ fn stage_repair(stage: &Stage<'_>, r: &RepairSpec) -> Result<Staged, ActionError
         ("REFINE_REQUIRES".to_string(), requires.join(" ")),
         ("REFINE_POLICY".to_string(), policy),
     ]);
-    sb.finish(scripts::REPAIR, OutputCheck::OneWheel)
+    // `strip`: repair-strip.sh runs repair.sh, staged beside it, then strips.
+    let script = if r.strip {
+        let beside = stage.src().join("repair.sh");
+        fs_err::write(&beside, scripts::REPAIR).map_err(ActionError::io("write", &beside))?;
+        scripts::REPAIR_STRIP
+    } else {
+        scripts::REPAIR
+    };
+    sb.finish(script, OutputCheck::OneWheel)
 }
 
 /// The workspace folders an action reads as they are at run time (copied into `/src`, or

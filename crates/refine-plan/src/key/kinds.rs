@@ -241,6 +241,13 @@ pub fn key_fields(
                     crate::scripts::action_digest(crate::scripts::REPAIR),
                 )
                 .text("policy", policy);
+            // Only when set, so that every repair without it keeps its key.
+            if r.strip {
+                f.text(
+                    "strip",
+                    crate::scripts::action_digest(crate::scripts::REPAIR_STRIP),
+                );
+            }
         }
     }
     Ok(f)

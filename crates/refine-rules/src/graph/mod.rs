@@ -1,9 +1,10 @@
 //! The target graph (petgraph): every reference resolved to a target of the right kind,
-//! matrix references matched to the referrer's Python version, and cycles reported with
-//! their full path. Edges point from a dependency to what depends on it, so a topological
+//! matrix references matched to the referrer's platform and Python version, and cycles
+//! reported with their full path. Edges point from a dependency to what depends on it, so a topological
 //! order builds dependencies first.
 
 mod resolve;
+mod variant;
 
 use std::collections::HashMap;
 
@@ -25,6 +26,8 @@ pub struct TargetGraph {
     /// lists its references.
     deps: Vec<Vec<TargetId>>,
     by_label: HashMap<Label, TargetId>,
+    /// Matrix rules by the label of their name (`//wheels:numpy`), with their variants.
+    matrix: HashMap<Label, Vec<TargetId>>,
 }
 
 impl TargetGraph {
@@ -49,8 +52,26 @@ impl TargetGraph {
         self.workspace.targets.is_empty()
     }
 
+    /// The target a label names. A matrix rule with a single variant also answers to its
+    /// bare name (`//wheels:pyyaml-debian` is `//wheels:pyyaml-debian-py311`).
     pub fn find(&self, label: &Label) -> Option<TargetId> {
-        self.by_label.get(label).copied()
+        self.by_label
+            .get(label)
+            .copied()
+            .or_else(|| match self.variants(label) {
+                [one] => Some(*one),
+                _ => None,
+            })
+    }
+
+    /// The variants of the matrix rule a label names, in label order; empty when it names none.
+    pub fn variants(&self, label: &Label) -> &[TargetId] {
+        self.matrix.get(label).map_or(&[], Vec::as_slice)
+    }
+
+    /// The labels of every matrix rule.
+    pub fn matrix_rules(&self) -> impl Iterator<Item = &Label> + '_ {
+        self.matrix.keys()
     }
 
     /// Direct dependencies of a target.
@@ -112,7 +133,7 @@ impl TargetGraph {
 
     /// The set closed under dependencies (`deps(X)`), as a membership vector.
     pub fn deps_closure(&self, roots: &[bool]) -> Vec<bool> {
-        self.closure(roots, |id| self.deps[id].to_vec())
+        self.closure(roots, |id| self.deps[id].clone())
     }
 
     /// The set closed under dependents.

@@ -3,19 +3,19 @@
 
 use std::collections::HashMap;
 
-use petgraph::graph::{DiGraph, NodeIndex};
-
 use crate::diag::{Errors, InputError, did_you_mean};
 use crate::label::Label;
-use crate::rules::{Kind, LabelRef, Spec, Workspace, py_suffix};
+use crate::rules::{Kind, LabelRef, Spec, Workspace};
+use petgraph::graph::{DiGraph, NodeIndex};
 
+use super::variant::{Ctx, pick};
 use super::{TargetGraph, TargetId};
 
 struct Resolver<'a> {
     ws: &'a Workspace,
     by_label: &'a HashMap<Label, TargetId>,
-    /// Matrix rules: (package, rule name) → their variants.
-    matrix: HashMap<(&'a str, &'a str), Vec<TargetId>>,
+    /// Matrix rules, by the label of the rule's name: their variants.
+    matrix: &'a HashMap<Label, Vec<TargetId>>,
     errors: Errors,
 }
 
@@ -30,88 +30,24 @@ impl Resolver<'_> {
     ) {
         let source = &self.ws.files[r.at.file];
         self.errors
-            .push(InputError::at(code, source, r.at.span, message, label).with_help(help));
+            .push_unique(InputError::at(code, source, r.at.span, message, label).with_help(help));
     }
 
-    fn resolve(
-        &mut self,
-        r: &LabelRef,
-        want: Kind,
-        python: Option<&uv_pep440::Version>,
-    ) -> Option<TargetId> {
+    fn resolve(&mut self, r: &LabelRef, want: Kind, ctx: &Ctx<'_>) -> Option<TargetId> {
         let label = &r.label;
-        let variants = self
-            .matrix
-            .get(&(label.package.as_str(), label.name.as_str()))
-            .cloned();
-        let found = match (&variants, python) {
-            (Some(vs), Some(py)) if r.follow_matrix => {
-                let suffix = py_suffix(py);
-                let hit = vs.iter().copied().find(|&id| {
-                    self.ws.targets[id]
-                        .label
-                        .name
-                        .ends_with(&format!("-{suffix}"))
-                });
-                if hit.is_none() {
-                    let have: Vec<String> = vs
-                        .iter()
-                        .filter_map(|&id| self.ws.targets[id].python())
-                        .map(|v| v.to_string())
-                        .collect();
-                    self.error(
-                        r,
-                        "no-variant",
-                        format!("`{label}` has no variant for Python {py}"),
-                        "no such Python version",
-                        format!("It is built for Python {}; add `python \"{py}…\"` to it, or drop {py} from this rule", have.join(", ")),
-                    );
+        let found = match self.matrix.get(label) {
+            Some(vs) if r.follow_matrix => match pick(self.ws, vs, ctx) {
+                Ok(id) => Some(id),
+                Err(miss) => {
+                    let (code, message, label, help) = miss.describe(self.ws, &r.label, ctx.from);
+                    self.error(r, code, message, label, help);
                     return None;
                 }
-                hit
-            }
-            (Some(vs), None) if vs.len() == 1 => Some(vs[0]),
+            },
             _ => self.by_label.get(label).copied(),
         };
         let Some(id) = found else {
-            if let Some(vs) = variants {
-                let names: Vec<String> = vs
-                    .iter()
-                    .map(|&id| self.ws.targets[id].label.to_string())
-                    .collect();
-                self.error(
-                    r,
-                    "ambiguous-label",
-                    format!("`{label}` is a matrix rule; name one of its targets"),
-                    "which variant?",
-                    format!("Use one of: {}", names.join(", ")),
-                );
-                return None;
-            }
-            let candidates: Vec<String> = self.by_label.keys().map(|l| l.to_string()).collect();
-            let text = label.to_string();
-            let help = match did_you_mean(&text, candidates.iter().map(String::as_str)) {
-                Some(near) => format!("Did you mean `{near}`?"),
-                None if !self
-                    .ws
-                    .files
-                    .iter()
-                    .any(|f| *f.name == *format!("rules/{}.kdl", label.package)) =>
-                {
-                    format!("There is no rule file `rules/{}.kdl`", label.package)
-                }
-                None => format!(
-                    "`rules/{}.kdl` declares no target `{}`",
-                    label.package, label.name
-                ),
-            };
-            self.error(
-                r,
-                "unknown-label",
-                format!("Unknown target `{label}`"),
-                "no such target",
-                help,
-            );
+            self.unknown(r);
             return None;
         };
         let target = &self.ws.targets[id];
@@ -128,7 +64,7 @@ impl Resolver<'_> {
             );
             return None;
         }
-        if let (Some(py), Some(have)) = (python, target.python())
+        if let (Some(py), Some(have)) = (ctx.python, target.python())
             && py.release().get(..2) != have.release().get(..2)
         {
             self.error(
@@ -143,6 +79,134 @@ impl Resolver<'_> {
         }
         Some(id)
     }
+
+    /// An unknown label. The suggestion names a matrix rule rather than one of its variants:
+    /// a rule file should refer to the rule, which resolves per variant.
+    fn unknown(&mut self, r: &LabelRef) {
+        let label = &r.label;
+        let candidates: Vec<String> = self
+            .by_label
+            .iter()
+            .filter(|(_, id)| !self.ws.targets[**id].matrix)
+            .map(|(l, _)| l.to_string())
+            .chain(self.matrix.keys().map(Label::to_string))
+            .collect();
+        let text = label.to_string();
+        let help = match did_you_mean(&text, candidates.iter().map(String::as_str)) {
+            Some(near) => format!("Did you mean `{near}`?"),
+            None if !self
+                .ws
+                .files
+                .iter()
+                .any(|f| *f.name == *format!("rules/{}.kdl", label.package)) =>
+            {
+                format!("There is no rule file `rules/{}.kdl`", label.package)
+            }
+            None => format!(
+                "`rules/{}.kdl` declares no target `{}`",
+                label.package, label.name
+            ),
+        };
+        self.error(
+            r,
+            "unknown-label",
+            format!("Unknown target `{label}`"),
+            "no such target",
+            help,
+        );
+    }
+
+    /// The context for a target's other references, once its first (its base, runtime or
+    /// wheel) is resolved: a platform it inherits, or its base's architecture.
+    fn after_first<'v>(&self, mut ctx: Ctx<'v>, first: TargetId) -> Ctx<'v> {
+        let dep = &self.ws.targets[first];
+        if ctx.platform.is_none() {
+            ctx.platform = dep.platform.clone();
+        }
+        if ctx.platform.is_none() {
+            ctx.arch = self.declared_arch(first);
+        }
+        ctx
+    }
+
+    /// A target's architecture as its rule declares it: a base's own, a platform's, or that
+    /// of the base a rule names.
+    fn declared_arch(&self, id: TargetId) -> Option<String> {
+        let t = &self.ws.targets[id];
+        if let Some(p) = t
+            .platform
+            .as_deref()
+            .and_then(|p| self.ws.config.platform(p))
+        {
+            return Some(p.arch.clone());
+        }
+        let base = match &t.spec {
+            Spec::Base(b) => return Some(b.arch.clone()),
+            Spec::Runtime(r) => &r.base,
+            Spec::Pack(p) => &p.base,
+            _ => return None,
+        };
+        match &self.ws.targets[*self.by_label.get(&base.label)?].spec {
+            Spec::Base(b) => Some(b.arch.clone()),
+            _ => None,
+        }
+    }
+
+    /// Resolves every reference of target `id`, its first reference before the others.
+    fn resolve_target(&mut self, id: TargetId) -> Vec<TargetId> {
+        let t = &self.ws.targets[id];
+        let mut ctx = Ctx {
+            platform: t.platform.clone(),
+            arch: None,
+            python: match &t.spec {
+                Spec::Wheel(w) => Some(&w.python),
+                _ => None,
+            },
+            from: Some(&t.label),
+        };
+        let mut resolved = Vec::new();
+        for (i, (dep, kind)) in t.spec.deps().into_iter().enumerate() {
+            if let Some(d) = self.resolve(dep, kind, &ctx) {
+                resolved.push(d);
+                if i == 0 {
+                    ctx = self.after_first(ctx, d);
+                }
+            }
+        }
+        resolved
+    }
+
+    /// The context a wheel's catalog packs are resolved for.
+    fn wheel_ctx(&self, id: TargetId, deps: &[Vec<TargetId>]) -> Ctx<'static> {
+        let ctx = Ctx {
+            platform: self.ws.targets[id].platform.clone(),
+            ..Ctx::default()
+        };
+        match deps[id].first() {
+            Some(&runtime) => self.after_first(ctx, runtime),
+            None => ctx,
+        }
+    }
+}
+
+/// Matrix rules by the label of their name, each with its variants in label order.
+fn matrix_rules(ws: &Workspace) -> HashMap<Label, Vec<TargetId>> {
+    let mut matrix: HashMap<Label, Vec<TargetId>> = HashMap::new();
+    for (id, t) in ws.targets.iter().enumerate() {
+        if t.matrix {
+            matrix
+                .entry(Label {
+                    package: t.label.package.clone(),
+                    name: t.rule.clone(),
+                })
+                .or_default()
+                .push(id);
+        }
+    }
+    for vs in matrix.values_mut() {
+        vs.sort_by(|a, b| ws.targets[*a].label.cmp(&ws.targets[*b].label));
+    }
+    matrix
 }
 
 pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
@@ -150,38 +214,20 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
     for (id, t) in workspace.targets.iter().enumerate() {
         by_label.entry(t.label.clone()).or_insert(id);
     }
+    let matrix = matrix_rules(&workspace);
     let mut deps: Vec<Vec<TargetId>> = Vec::with_capacity(workspace.targets.len());
     let errors = {
-        let mut matrix: HashMap<(&str, &str), Vec<TargetId>> = HashMap::new();
-        for (id, t) in workspace.targets.iter().enumerate() {
-            if t.label.name != t.rule {
-                matrix
-                    .entry((t.label.package.as_str(), t.rule.as_str()))
-                    .or_default()
-                    .push(id);
-            }
-        }
         let mut r = Resolver {
             ws: &workspace,
             by_label: &by_label,
-            matrix,
+            matrix: &matrix,
             errors: Errors::default(),
         };
         for platform in &workspace.config.platforms {
-            r.resolve(&platform.base, Kind::Base, None);
+            r.resolve(&platform.base, Kind::Base, &Ctx::default());
         }
-        for t in &workspace.targets {
-            let python = match &t.spec {
-                Spec::Wheel(w) => Some(&w.python),
-                _ => None,
-            };
-            let resolved: Vec<TargetId> = t
-                .spec
-                .deps()
-                .into_iter()
-                .filter_map(|(dep, kind)| r.resolve(dep, kind, python))
-                .collect();
-            deps.push(resolved);
+        for id in 0..workspace.targets.len() {
+            deps.push(r.resolve_target(id));
         }
         let added = if r.errors.is_empty() {
             catalog_packs(&mut r, &deps)
@@ -199,6 +245,7 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
         }
     }
     if errors.is_empty() {
+        inherit_platforms(&mut workspace, &deps);
         check_arches(&workspace, &deps, &mut errors);
     }
 
@@ -226,11 +273,34 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
         graph,
         deps,
         by_label,
+        matrix,
     })
 }
 
+/// Wheels and repairs that name no platform are built on their runtime's (or wheel's): the
+/// graph records it, for `platform(P, X)` and for `refine query`.
+fn inherit_platforms(ws: &mut Workspace, deps: &[Vec<TargetId>]) {
+    for id in 0..ws.targets.len() {
+        if ws.targets[id].platform.is_some() {
+            continue;
+        }
+        let mut at = id;
+        for _ in 0..ws.targets.len() {
+            match (&ws.targets[at].spec, deps[at].first()) {
+                (Spec::Wheel(_) | Spec::Repair(_), Some(&first)) => at = first,
+                _ => break,
+            }
+            if ws.targets[at].platform.is_some() {
+                ws.targets[id].platform = ws.targets[at].platform.clone();
+                break;
+            }
+        }
+    }
+}
+
 /// The packs the catalog adds to each wheel: those it names for the wheel's source or backend
-/// that are built for the wheel's architecture and not already declared.
+/// that are built for the wheel's platform (a matrix pack's variant for it) or architecture,
+/// and not already declared.
 fn catalog_packs(
     r: &mut Resolver<'_>,
     deps: &[Vec<TargetId>],
@@ -244,11 +314,20 @@ fn catalog_packs(
             _ => t.rule.as_str(),
         };
         let arch = arch_of(ws, deps, id, 0);
+        let ctx = r.wheel_ctx(id, deps);
         let mut candidates = ws.catalog.packs_for(name, w.backend.as_deref());
         candidates.dedup_by(|a, b| a.label == b.label);
         for c in candidates {
-            let Some(pack) = r.resolve(c, Kind::Pack, None) else {
-                continue;
+            let pack = match r.matrix.get(&c.label) {
+                // A matrix pack without a variant for this wheel's platform is not for it.
+                Some(vs) if c.follow_matrix => match pick(ws, vs, &ctx) {
+                    Ok(pack) if ws.targets[pack].kind() == Kind::Pack => pack,
+                    _ => continue,
+                },
+                _ => match r.resolve(c, Kind::Pack, &Ctx::default()) {
+                    Some(pack) => pack,
+                    None => continue,
+                },
             };
             let same_arch = arch_of(ws, deps, pack, 0) == arch;
             if same_arch
@@ -258,7 +337,7 @@ fn catalog_packs(
                 added.push((
                     id,
                     LabelRef {
-                        label: c.label.clone(),
+                        label: ws.targets[pack].label.clone(),
                         at: c.at,
                         follow_matrix: false,
                     },

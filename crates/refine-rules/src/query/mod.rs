@@ -4,11 +4,13 @@
 //! expr := term (op term)*          op: `+` `-` `^` (or `union` `except` `intersect`),
 //!                                   left to right, all of equal precedence
 //! term := PATTERN | ( expr ) | deps(expr) | rdeps(expr, expr) | kind(KIND, expr)
+//!       | platform(PLATFORM, expr)
 //! ```
 //!
 //! Operators stand apart from their operands by spaces, since `-` and `+` may appear in
 //! target names. `deps(X)` is X and everything it depends on; `rdeps(U, X)` is the targets of
-//! U that depend on X, X's members of U included; `kind(K, X)` keeps the targets of kind K.
+//! U that depend on X, X's members of U included; `kind(K, X)` keeps the targets of kind K;
+//! `platform(P, X)` keeps those built for the workspace platform P (bases belong to none).
 
 mod parse;
 
@@ -61,6 +63,15 @@ fn eval(graph: &TargetGraph, source: &Source, expr: &Expr, errors: &mut Errors) 
                 .map(|i| set[i] && graph.target(i).kind() == *kind)
                 .collect()
         }
+        Expr::Platform(name, span, x) => {
+            let set = eval(graph, source, x, errors);
+            if graph.workspace.config.platform(name).is_none() {
+                errors.push(unknown_platform(graph, source, name, *span));
+            }
+            (0..n)
+                .map(|i| set[i] && graph.target(i).platform.as_deref() == Some(name.as_str()))
+                .collect()
+        }
         Expr::Union(a, b) => zip(
             eval(graph, source, a, errors),
             eval(graph, source, b, errors),
@@ -83,6 +94,78 @@ fn zip(a: Vec<bool>, b: Vec<bool>, f: impl Fn(bool, bool) -> bool) -> Vec<bool> 
     a.into_iter().zip(b).map(|(x, y)| f(x, y)).collect()
 }
 
+fn unknown_platform(
+    graph: &TargetGraph,
+    source: &Source,
+    name: &str,
+    span: miette::SourceSpan,
+) -> InputError {
+    let names: Vec<&str> = graph
+        .workspace
+        .config
+        .platforms
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    let help = match crate::diag::did_you_mean(name, names.iter().copied()) {
+        Some(near) => format!("Did you mean `{near}`?"),
+        None if names.is_empty() => "workspace.kdl declares no platforms".into(),
+        None => format!("workspace.kdl declares: {}", names.join(", ")),
+    };
+    InputError::at(
+        "unknown-platform",
+        source,
+        span,
+        format!("Unknown platform `{name}`"),
+        "not in workspace.kdl",
+    )
+    .with_help(help)
+}
+
+/// What a matrix rule's name stands for: its axes and its targets.
+fn explain_matrix(graph: &TargetGraph, label: &crate::label::Label, ids: &[TargetId]) -> String {
+    let mut platforms: Vec<&str> = Vec::new();
+    let mut pythons: Vec<String> = Vec::new();
+    for &id in ids {
+        let t = graph.target(id);
+        if let Some(p) = t.platform.as_deref()
+            && !platforms.contains(&p)
+        {
+            platforms.push(p);
+        }
+        let py = match &t.spec {
+            crate::rules::Spec::Runtime(r) => Some(r.python.to_string()),
+            crate::rules::Spec::Wheel(w) => Some(w.python.to_string()),
+            crate::rules::Spec::Repair(r) => graph
+                .find(&r.wheel.label)
+                .and_then(|w| graph.target(w).python())
+                .map(std::string::ToString::to_string),
+            _ => None,
+        };
+        if let Some(py) = py
+            && !pythons.contains(&py)
+        {
+            pythons.push(py);
+        }
+    }
+    let mut axes = Vec::new();
+    if platforms.len() > 1 {
+        axes.push(format!("platforms {}", platforms.join(", ")));
+    }
+    if !pythons.is_empty() {
+        axes.push(format!("Python {}", pythons.join(", ")));
+    }
+    let names: Vec<String> = ids
+        .iter()
+        .map(|&id| graph.target(id).label.to_string())
+        .collect();
+    format!(
+        "`{label}` is a matrix rule over {}; name one of its targets: {}",
+        axes.join(" and "),
+        names.join(", ")
+    )
+}
+
 fn no_match(
     graph: &TargetGraph,
     source: &Source,
@@ -96,18 +179,8 @@ fn no_match(
                 .iter()
                 .map(|t| t.label.to_string())
                 .collect();
-            let rule_variants: Vec<String> = graph
-                .targets()
-                .iter()
-                .filter(|t| t.label.package == label.package && t.rule == label.name)
-                .map(|t| t.label.to_string())
-                .collect();
-            if !rule_variants.is_empty() {
-                format!(
-                    "`{label}` is a matrix rule; its targets are {}",
-                    rule_variants.join(", ")
-                )
-            } else {
+            let variants = graph.variants(label);
+            if variants.is_empty() {
                 match crate::diag::did_you_mean(
                     &label.to_string(),
                     names.iter().map(String::as_str),
@@ -115,6 +188,8 @@ fn no_match(
                     Some(near) => format!("Did you mean `{near}`?"),
                     None => "Run `refine query //...` to list every target".into(),
                 }
+            } else {
+                explain_matrix(graph, label, variants)
             }
         }
         _ => "Run `refine query //...` to list every target".into(),

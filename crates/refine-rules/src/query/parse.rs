@@ -12,6 +12,8 @@ pub enum Expr {
     Deps(Box<Expr>),
     Rdeps(Box<Expr>, Box<Expr>),
     Kind(Kind, Box<Expr>),
+    /// `platform(P, X)`: the platform's name as written, where it was written.
+    Platform(String, SourceSpan, Box<Expr>),
     Union(Box<Expr>, Box<Expr>),
     Except(Box<Expr>, Box<Expr>),
     Intersect(Box<Expr>, Box<Expr>),
@@ -117,7 +119,7 @@ impl Parser<'_> {
     fn expr(&mut self) -> PResult<Expr> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            let span = self.peek().map(|t| t.1).unwrap_or(self.end_span());
+            let span = self.peek().map_or(self.end_span(), |t| t.1);
             return Err(self.err(
                 span,
                 format!("The query nests more than {MAX_DEPTH} levels deep"),
@@ -180,10 +182,22 @@ impl Parser<'_> {
                         self.expect(Tok::Comma, "`,` after the kind")?;
                         Expr::Kind(kind, Box::new(self.expr()?))
                     }
+                    "platform" => {
+                        let (name, pspan) = match self.toks.get(self.pos).cloned() {
+                            Some((Tok::Word(p), pspan)) => {
+                                self.pos += 1;
+                                (p, pspan)
+                            }
+                            Some((_, s)) => return Err(self.err(s, "Expected a platform", "expected a platform", "Write `platform(x86_64, //...)` with a platform of workspace.kdl")),
+                            None => return Err(self.err(self.end_span(), "Expected a platform, but the query ends", "query ends here", "Write `platform(x86_64, //...)`")),
+                        };
+                        self.expect(Tok::Comma, "`,` after the platform")?;
+                        Expr::Platform(name, pspan, Box::new(self.expr()?))
+                    }
                     other => {
-                        let help = match crate::diag::did_you_mean(other, ["deps", "rdeps", "kind"]) {
+                        let help = match crate::diag::did_you_mean(other, ["deps", "rdeps", "kind", "platform"]) {
                             Some(near) => format!("Did you mean `{near}`?"),
-                            None => "The functions are `deps(X)`, `rdeps(U, X)` and `kind(K, X)`".into(),
+                            None => "The functions are `deps(X)`, `rdeps(U, X)`, `kind(K, X)` and `platform(P, X)`".into(),
                         };
                         return Err(self.err(span, format!("Unknown function `{other}`"), "not a function", &help));
                     }
@@ -195,7 +209,7 @@ impl Parser<'_> {
                 Ok(p) => Ok(Expr::Pattern(p, span)),
                 Err(e) => Err(self.err(span, e.message, "not a pattern", &e.help)),
             },
-            Tok::Close | Tok::Comma => Err(self.err(span, "Expected a pattern or a function", "unexpected", "Patterns look like `//wheels:all`; functions are `deps(X)`, `rdeps(U, X)` and `kind(K, X)`")),
+            Tok::Close | Tok::Comma => Err(self.err(span, "Expected a pattern or a function", "unexpected", "Patterns look like `//wheels:all`; functions are `deps(X)`, `rdeps(U, X)`, `kind(K, X)` and `platform(P, X)`")),
         }
     }
 }

@@ -38,10 +38,16 @@ pub fn dir() -> Option<PathBuf> {
     }
 }
 
+/// The shape of a cached entry: bumped when [`Entry`] changes meaning, so that an entry
+/// written by an older build of the same version is not read as a new one.
+const SCHEMA: &str = "platforms-1";
+
 pub fn key(workspace_text: &str, path: &str, text: &str) -> String {
     let mut h = blake3::Hasher::new();
     for part in [
         env!("CARGO_PKG_VERSION"),
+        "\0",
+        SCHEMA,
         "\0",
         workspace_text,
         "\0",

@@ -1,5 +1,7 @@
-//! The five rule kinds, read from their KDL nodes into targets. Matrix rules (runtimes and
-//! wheels over Python versions) give one target per version, named `<rule>-pyXY`.
+//! The five rule kinds, read from their KDL nodes into targets. Matrix rules give one target
+//! per variant: runtimes and wheels one per Python version (`<rule>-pyXY`), and runtimes,
+//! packs and wheels one per platform when they name several (`<rule>-<platform>`, see
+//! [`super::platforms`]).
 
 use std::collections::BTreeMap;
 
@@ -9,6 +11,7 @@ use uv_pep440::Version;
 use crate::label::{Label, valid_name};
 
 use super::model::*;
+use super::platforms::{Placement, check_on_blocks, for_platform, read_placements, variant_name};
 use super::reader::{FileReader, Spanned, rule_name};
 use super::source::read_source;
 
@@ -22,6 +25,9 @@ pub struct PendingRepair {
     pub name: Spanned<String>,
     pub at: Loc,
     pub spec: RepairSpec,
+    /// `platforms`: repair only the wheel's variants for these (all when empty).
+    #[serde(default)]
+    pub platforms: Vec<Spanned<String>>,
 }
 
 /// What one rule node gives.
@@ -40,16 +46,62 @@ pub fn py_suffix(v: &Version) -> String {
     )
 }
 
-fn spec_suffix(spec: &Spec) -> String {
-    match spec {
-        Spec::Runtime(r) => py_suffix(&r.python),
-        Spec::Wheel(w) => py_suffix(&w.python),
-        _ => String::new(),
+/// The fields an `on "PLATFORM" { … }` block may hold, by kind: the repeatable ones that
+/// add to what the rule says for every platform.
+fn on_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "runtime" => &["packs"],
+        "pack" => &["packs", "env", "source"],
+        "wheel" => &["packs", "env", "requires", "config-setting"],
+        _ => &[],
     }
 }
 
 /// Reads one top-level node of a rule file.
 pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<Read> {
+    let kind = node.name().value();
+    let name = kind_and_name(r, node)?;
+    if kind != "wheel" {
+        super::repair::check_misplaced(r, node);
+    }
+    let at = r.loc(node.name().span());
+    let package = r.package.unwrap_or_default().to_string();
+    match kind {
+        "base" => read_base(r, node).map(|spec| {
+            Read::Targets(vec![Target {
+                label: Label {
+                    package,
+                    name: name.value.clone(),
+                },
+                rule: name.value,
+                at,
+                spec: Spec::Base(spec),
+                platform: None,
+                matrix: false,
+            }])
+        }),
+        "repair" => super::repair::read_repair_rule(r, node, ws).map(|(spec, platforms)| {
+            Read::Repair(Box::new(PendingRepair {
+                package,
+                name,
+                at,
+                spec,
+                platforms,
+            }))
+        }),
+        _ => {
+            let rule = Rule {
+                package,
+                name: name.value,
+                at,
+            };
+            read_variants(r, node, ws, &rule).map(Read::Targets)
+        }
+    }
+}
+
+/// A known rule kind, and the rule's name: one valid target name.
+fn kind_and_name(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Spanned<String>> {
     let kind = node.name().value();
     if !KINDS.contains(&kind) {
         let help = match crate::diag::did_you_mean(kind, KINDS.iter().copied()) {
@@ -80,143 +132,91 @@ pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -
         );
         return None;
     }
-    let at = r.loc(node.name().span());
-    let package = r.package.unwrap_or_default().to_string();
-    let label = |n: &str| Label {
-        package: package.clone(),
-        name: n.to_string(),
-    };
-    let single = |spec: Spec| {
-        Read::Targets(vec![Target {
-            label: label(&name.value),
-            rule: name.value.clone(),
-            at,
+    Some(name)
+}
+
+/// A rule being read: where its targets go and what they are called.
+struct Rule {
+    package: String,
+    name: String,
+    at: Loc,
+}
+
+impl Rule {
+    fn target(&self, spec: Spec, placement: &Placement, python: Option<&Version>) -> Target {
+        let py = python.map(py_suffix);
+        Target {
+            label: Label {
+                package: self.package.clone(),
+                name: variant_name(&self.name, placement, py.as_deref()),
+            },
+            rule: self.name.clone(),
+            at: self.at,
             spec,
-        }])
-    };
-    // A matrix rule's targets: one per Python version, `<rule>-pyXY`.
-    let variants = |specs: Vec<Spec>| -> Vec<Target> {
-        specs
-            .into_iter()
-            .map(|spec| Target {
-                label: label(&format!("{}-{}", name.value, spec_suffix(&spec))),
-                rule: name.value.clone(),
-                at,
-                spec,
-            })
-            .collect()
-    };
-    match kind {
-        "base" => read_base(r, node).map(|s| single(Spec::Base(s))),
-        "pack" => read_pack(r, node, ws).map(|s| single(Spec::Pack(s))),
-        "runtime" => {
-            let specs = read_runtime(r, node, ws)?
-                .into_iter()
-                .map(Spec::Runtime)
-                .collect();
-            Some(Read::Targets(variants(specs)))
+            platform: placement.platform.clone(),
+            matrix: placement.matrix || python.is_some(),
         }
-        "wheel" => {
-            let specs = read_wheel(r, node, ws, &name.value)?
-                .into_iter()
-                .map(Spec::Wheel)
-                .collect();
-            Some(Read::Targets(variants(specs)))
-        }
-        _ => read_repair(r, node, ws).map(|spec| {
-            Read::Repair(Box::new(PendingRepair {
-                package: package.clone(),
-                name,
-                at,
-                spec,
-            }))
-        }),
     }
 }
 
-/// `base "//bases:x"` or `platform "name"`, else the workspace's default platform.
-fn read_base_ref(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<LabelRef> {
-    r.unique_children(node, &["base", "platform"]);
-    let base = r.child(node, "base");
-    let platform = r.child(node, "platform");
-    match (base, platform) {
-        (Some(b), Some(p)) => {
-            let _ = b;
-            r.error(
-                "conflicting-fields",
-                p.name().span(),
-                format!("`{}` gives both `base` and `platform`", rule_name(node)),
-                "one too many",
-                "Keep `base` (a label) or `platform` (a name from workspace.kdl), not both".into(),
-            );
-            None
-        }
-        (Some(b), None) => {
-            check_leaf(r, b);
-            let text = r.one_arg(b)?;
-            r.label(&text, false)
-        }
-        (None, Some(p)) => {
-            check_leaf(r, p);
-            let text = r.one_arg(p)?;
-            platform_base(r, ws, &text)
-        }
-        (None, None) => match &ws.defaults.platform {
-            Some(name) => ws
-                .platforms
-                .iter()
-                .find(|p| &p.name == name)
-                .map(|p| p.base.clone()),
-            None => {
-                r.error(
-                    "missing-field",
-                    node.name().span(),
-                    format!("`{} \"{}\"` needs a `base` or a `platform`", node.name().value(), rule_name(node)),
-                    "no base",
-                    "Add `platform \"NAME\"` (from workspace.kdl), `base \"//bases:NAME\"`, or set `defaults { platform \"NAME\" }` in workspace.kdl".into(),
-                );
-                None
-            }
-        },
-    }
-}
-
-fn platform_base(
+/// A runtime, pack or wheel rule: one target per platform (and Python version), read from
+/// the rule as it reads for that platform; a wheel's inline `repair` adds one per target.
+fn read_variants(
     r: &mut FileReader<'_>,
+    node: &KdlNode,
     ws: &WorkspaceConfig,
-    name: &Spanned<String>,
-) -> Option<LabelRef> {
-    if let Some(p) = ws.platforms.iter().find(|p| p.name == name.value) {
-        return Some(p.base.clone());
+    rule: &Rule,
+) -> Option<Vec<Target>> {
+    let kind = node.name().value();
+    let placements = read_placements(r, node, ws, Kind::parse(kind)?)?;
+    check_on_blocks(r, node, &placements, on_fields(kind));
+    let mut targets = Vec::new();
+    for placement in &placements {
+        let view = for_platform(node, placement.platform.as_deref(), on_fields(kind));
+        match kind {
+            "pack" => {
+                let name = variant_name(&rule.name, placement, None);
+                if let Some(spec) = read_pack(r, &view, placement.base.clone(), name) {
+                    targets.push(rule.target(Spec::Pack(spec), placement, None));
+                }
+            }
+            "runtime" => {
+                for spec in read_runtime(r, &view, placement.base.clone()).unwrap_or_default() {
+                    let python = spec.python.clone();
+                    targets.push(rule.target(Spec::Runtime(spec), placement, Some(&python)));
+                }
+            }
+            _ => {
+                for spec in read_wheel(r, &view, ws, &rule.name).unwrap_or_default() {
+                    let python = spec.python.clone();
+                    targets.push(rule.target(Spec::Wheel(spec), placement, Some(&python)));
+                }
+            }
+        }
     }
-    let names: Vec<&str> = ws.platforms.iter().map(|p| p.name.as_str()).collect();
-    let help = match crate::diag::did_you_mean(&name.value, names.iter().copied()) {
-        Some(near) => format!("Did you mean `{near}`?"),
-        None if names.is_empty() => "Declare it in workspace.kdl: `platform \"NAME\" arch=\"s390x\" policy=\"manylinux_2_28\" base=\"//bases:NAME\"`".into(),
-        None => format!("workspace.kdl declares: {}", names.join(", ")),
-    };
-    r.error(
-        "unknown-platform",
-        name.span,
-        format!("Unknown platform `{}`", name.value),
-        "not in workspace.kdl",
-        help,
-    );
-    None
+    if kind == "wheel" {
+        let repairs = super::repair::read_inline(r, node, ws, &targets);
+        targets.extend(repairs);
+    }
+    Some(targets)
 }
 
-fn check_leaf(r: &mut FileReader<'_>, node: &KdlNode) {
+pub(super) fn check_leaf(r: &mut FileReader<'_>, node: &KdlNode) {
     r.check_props(node, &[]);
     r.check_children(node, &[]);
 }
 
-fn one_leaf(r: &mut FileReader<'_>, node: &KdlNode, name: &str) -> Option<Spanned<String>> {
+pub(super) fn one_leaf(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    name: &str,
+) -> Option<Spanned<String>> {
     let child = r.child(node, name)?;
     check_leaf(r, child);
     r.one_arg(child)
 }
 
-fn required_leaf(
+pub(super) fn required_leaf(
     r: &mut FileReader<'_>,
     node: &KdlNode,
     name: &str,
@@ -295,6 +295,7 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
             "image",
             "layout",
             "tree",
+            "repair",
         ],
     );
     r.unique_children(
@@ -335,9 +336,7 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
     if packages_node.is_some() && origin_node.name().value() != "bootstrap" {
         r.error(
             "conflicting-fields",
-            packages_node
-                .map(|p| p.name().span())
-                .unwrap_or(node.span()),
+            packages_node.map_or(node.span(), |p| p.name().span()),
             "`packages` applies only to a `bootstrap` base".into(),
             "not used",
             "Remove `packages`, or bootstrap the base".into(),
@@ -353,8 +352,7 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
             let snapshot = r.prop(origin_node, "snapshot");
             let variant = r
                 .prop(origin_node, "variant")
-                .map(|v| v.value)
-                .unwrap_or_else(|| "minbase".into());
+                .map_or_else(|| "minbase".into(), |v| v.value);
             if let Some(t) = &tool
                 && t.value != "debootstrap"
                 && t.value != "mmdebstrap"
@@ -483,22 +481,23 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
 fn read_runtime(
     r: &mut FileReader<'_>,
     node: &KdlNode,
-    ws: &WorkspaceConfig,
+    base: Option<LabelRef>,
 ) -> Option<Vec<RuntimeSpec>> {
     r.check_children(
         node,
         &[
             "base",
             "platform",
+            "platforms",
             "python",
             "configure",
             "pgo",
             "toolchain",
             "packs",
+            "repair",
         ],
     );
     r.unique_children(node, &["configure", "pgo", "toolchain"]);
-    let base = read_base_ref(r, node, ws);
     let configure: Vec<String> = match r.child(node, "configure") {
         Some(c) => {
             check_leaf(r, c);
@@ -509,7 +508,7 @@ fn read_runtime(
     let pgo = match r.child(node, "pgo") {
         Some(p) => {
             check_leaf(r, p);
-            match p.entries().first().map(|e| e.value()) {
+            match p.entries().first().map(kdl::KdlEntry::value) {
                 Some(kdl::KdlValue::Bool(b)) if p.entries().len() == 1 => *b,
                 _ => {
                     r.error(
@@ -525,9 +524,7 @@ fn read_runtime(
         }
         None => false,
     };
-    let toolchain = one_leaf(r, node, "toolchain")
-        .map(|t| t.value)
-        .unwrap_or_else(|| "base".into());
+    let toolchain = one_leaf(r, node, "toolchain").map_or_else(|| "base".into(), |t| t.value);
     let packs = pack_refs(r, node);
     let pythons: Vec<&KdlNode> = r.children(node, "python").collect();
     if pythons.is_empty() {
@@ -631,16 +628,28 @@ pub(super) fn outside_workspace(path: &str) -> bool {
     path.starts_with('/') || path.split('/').any(|s| s == "..")
 }
 
-fn read_pack(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<PackSpec> {
+/// A pack built on `base`; `name` is its target's name, under which its version is keyed.
+fn read_pack(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    base: Option<LabelRef>,
+    name: String,
+) -> Option<PackSpec> {
     r.check_children(
         node,
         &[
-            "base", "platform", "version", "source", "recipe", "packs", "env",
+            "base",
+            "platform",
+            "platforms",
+            "version",
+            "source",
+            "recipe",
+            "packs",
+            "env",
+            "repair",
         ],
     );
     r.unique_children(node, &["version", "recipe"]);
-    let name = rule_name(node);
-    let base = read_base_ref(r, node, ws);
     let version = required_leaf(r, node, "version", "version \"1.0\"");
     let recipe = required_leaf(r, node, "recipe", "recipe \"recipes/NAME.sh\"");
     if let Some(rec) = &recipe
@@ -685,6 +694,8 @@ fn read_wheel(
     r.check_children(
         node,
         &[
+            "platform",
+            "platforms",
             "source",
             "python",
             "runtime",
@@ -694,11 +705,14 @@ fn read_wheel(
             "env",
             "requires",
             "frontend",
+            "repair",
         ],
     );
     r.unique_children(
         node,
-        &["source", "python", "runtime", "backend", "frontend"],
+        &[
+            "source", "python", "runtime", "backend", "frontend", "repair",
+        ],
     );
     let source = r
         .required_child(
@@ -802,48 +816,4 @@ fn read_wheel(
             })
             .collect(),
     )
-}
-
-fn read_repair(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Option<RepairSpec> {
-    r.check_children(node, &["wheel", "policy", "tool", "patchelf"]);
-    r.unique_children(node, &["wheel", "policy", "tool"]);
-    let wheel =
-        required_leaf(r, node, "wheel", "wheel \"//wheels:NAME\"").and_then(|t| r.label(&t, true));
-    let policy = one_leaf(r, node, "policy").and_then(|p| read_policy(r, &p));
-    let tool = match r.child(node, "tool") {
-        Some(t) => r.pinned(t),
-        None => match &ws.defaults.repair_tool {
-            Some(t) => Some(t.clone()),
-            None => {
-                r.error(
-                    "missing-field",
-                    node.name().span(),
-                    format!("`repair \"{}\"` has no repair tool", rule_name(node)),
-                    "no `tool`",
-                    "Add `tool \"auditwheel==6.1.0\" sha256=\"…\"` here or `repair-tool` under `defaults` in workspace.kdl".into(),
-                );
-                None
-            }
-        },
-    };
-    let patchelf: Vec<Pinned> = {
-        let own: Vec<Pinned> = r
-            .children(node, "patchelf")
-            .collect::<Vec<_>>()
-            .into_iter()
-            .filter_map(|c| r.pinned(c))
-            .collect();
-        if own.is_empty() {
-            ws.defaults.patchelf.clone()
-        } else {
-            own
-        }
-    };
-    Some(RepairSpec {
-        wheel: wheel?,
-        policy,
-        tool: tool?,
-        patchelf,
-        requires: ws.defaults.requires.clone(),
-    })
 }

@@ -12,9 +12,9 @@ use crate::diag::{Errors, InputError, Source};
 use crate::label::Label;
 
 use super::catalog::read_catalog;
-use super::kinds::{PendingRepair, Read, py_suffix, read_rule};
+use super::kinds::{PendingRepair, Read, read_rule};
 use super::model::*;
-use super::reader::{FileReader, relabel};
+use super::reader::FileReader;
 use super::workspace_file::read_workspace;
 
 /// Rule files nest blocks only a few levels deep; a limit keeps hostile input from
@@ -173,7 +173,7 @@ fn check_nesting(source: &Source) -> Result<(), InputError> {
                     }
                 }
             }
-            b'#' if matches!(next, Some(b'#') | Some(b'"')) => {
+            b'#' if matches!(next, Some(b'#' | b'"')) => {
                 let hashes = b[i..].iter().take_while(|c| **c == b'#').count();
                 i += hashes;
                 if b.get(i) == Some(&b'"') {
@@ -330,7 +330,7 @@ impl Workspace {
             repairs.extend(r.repairs);
             errors.extend(r.errors);
         }
-        expand_repairs(&mut targets, repairs);
+        super::repair::expand(&mut targets, repairs, &files, &mut errors);
         check_duplicates(&targets, &files, &mut errors);
         super::recipe::check_recipes(root, &targets, &files, &mut errors);
         // Only a load without errors fills the cache: bad input writes nothing.
@@ -357,12 +357,7 @@ impl Workspace {
         let offset = at.span.offset().min(source.text.len());
         let before = &source.text[..offset];
         let line = before.matches('\n').count() + 1;
-        let column = before
-            .rsplit('\n')
-            .next()
-            .map(|l| l.chars().count())
-            .unwrap_or(0)
-            + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         format!("{}:{line}:{column}", source.name)
     }
 }
@@ -432,52 +427,6 @@ fn load_rule_file(
     }
     out.errors = r.errors;
     out
-}
-
-/// Gives each repair one target per variant of the wheel rule it names.
-fn expand_repairs(targets: &mut Vec<Target>, repairs: Vec<PendingRepair>) {
-    let mut variants: HashMap<(String, String), Vec<(String, Label)>> = HashMap::new();
-    for t in targets.iter() {
-        if let Spec::Wheel(w) = &t.spec {
-            variants
-                .entry((t.label.package.clone(), t.rule.clone()))
-                .or_default()
-                .push((py_suffix(&w.python), t.label.clone()));
-        }
-    }
-    for p in repairs {
-        let package = p.package.clone();
-        let key = (
-            p.spec.wheel.label.package.clone(),
-            p.spec.wheel.label.name.clone(),
-        );
-        match variants.get(&key) {
-            Some(vs) if p.spec.wheel.follow_matrix => {
-                for (suffix, wheel_label) in vs {
-                    let mut spec = p.spec.clone();
-                    spec.wheel = relabel(&p.spec.wheel, wheel_label.clone());
-                    targets.push(Target {
-                        label: Label {
-                            package: package.clone(),
-                            name: format!("{}-{suffix}", p.name.value),
-                        },
-                        rule: p.name.value.clone(),
-                        at: p.at,
-                        spec: Spec::Repair(spec),
-                    });
-                }
-            }
-            _ => targets.push(Target {
-                label: Label {
-                    package,
-                    name: p.name.value.clone(),
-                },
-                rule: p.name.value.clone(),
-                at: p.at,
-                spec: Spec::Repair(p.spec),
-            }),
-        }
-    }
 }
 
 fn check_duplicates(targets: &[Target], files: &[Source], errors: &mut Errors) {

