@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the sandbox tests (tests/sandbox.rs, sandbox/) and benches/sandbox.sh need on a
+# Installs what the sandbox tests (tests/it/sandbox.rs, sandbox/) and benches/sandbox.sh need on a
 # fresh Debian bookworm machine, as root. Idempotent: a second run only checks.
 #
 #   REFINE_TEST_S390X_ROOT     an s390x Debian root (debootstrap minbase)

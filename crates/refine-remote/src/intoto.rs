@@ -349,7 +349,7 @@ mod tests {
         })
     }
 
-    /// The statement, field for field, as refine has always written it (tests/remote.rs and
+    /// The statement, field for field, as refine has always written it (tests/it/remote.rs and
     /// other tools read it).
     #[test]
     fn statements_serialise_as_slsa_provenance_v1() {

@@ -1,4 +1,4 @@
-//! Each kind's key fields, in the order DESIGN.md's table gives them.
+//! Each kind's key fields, in a fixed order (docs/architecture.md, "Keys").
 
 use crate::graph::{TargetGraph, TargetId};
 use crate::rules::{BaseOrigin, ImagePin, Pinned, RuntimeBuild, SourceSpec, Spec};

@@ -1,5 +1,5 @@
 //! The typed rules: what a rule file says once it has been read and checked. Each kind holds
-//! exactly the fields its key needs (DESIGN.md, "The graph").
+//! exactly the fields its key needs (docs/architecture.md, "Keys").
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,91 @@
+//! Shared test helpers: temporary workspaces and running the `refine` binary.
+
+#![allow(dead_code)]
+
+pub mod registry;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn refine_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_refine"))
+}
+
+/// A workspace in a temporary folder, written from (path, text) pairs.
+pub struct TempWorkspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl TempWorkspace {
+    pub fn new(files: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (path, text) in files {
+            let full = dir.path().join(path);
+            fs_err::create_dir_all(full.parent().unwrap()).unwrap();
+            fs_err::write(full, text).unwrap();
+        }
+        TempWorkspace { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn refine(&self, args: &[&str]) -> Output {
+        run_refine(self.path(), args)
+    }
+}
+
+pub fn run_refine(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(refine_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env_remove("REFINE_STORE")
+        .output()
+        .expect("run refine")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A minimal valid workspace header used by most rule tests.
+pub const WORKSPACE: &str = r#"workspace "t"
+platform "s390x" arch="s390x" policy="manylinux_2_28" base="//bases:deb"
+defaults {
+    platform "s390x"
+    frontend "build==1.2.2.post1" sha256="1d61c0887fa860c01971625baae8bdd338e517b836a2f70dd1f7aa3a6b2fc5b5"
+    repair-tool "auditwheel==6.1.0" sha256="e52f734861859e3743eb29fcac7da9c4921a1e4bea58f954b52f2926f8e9e364"
+}
+"#;
+
+pub const BASES: &str = r#"base "deb" {
+    arch "s390x"
+    policy "manylinux_2_28"
+    bootstrap "debootstrap" version="1.0.128" suite="bookworm"
+}
+base "deb-x86" {
+    arch "x86_64"
+    policy "manylinux_2_28"
+    bootstrap "debootstrap" version="1.0.128" suite="bookworm"
+}
+"#;
+
+pub const RUNTIMES: &str = r#"runtime "py" {
+    python "3.11" adopt="/usr/bin/python3.11"
+    python "3.12" adopt="/usr/bin/python3.12"
+}
+"#;
+
+pub const PACKS: &str = r#"pack "yaml" {
+    version "0.2.5"
+    recipe "recipes/yaml.sh"
+}
+"#;
+
+pub const SHA: &str = "ee55d3edf80167e48ea11a923c7386f4669df67d7994554387f84e7d8b0a2bf0";

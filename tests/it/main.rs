@@ -1,0 +1,18 @@
+//! refine's command-line integration tests: one test binary (one link) for every area, each
+//! area a module. Run one area with `cargo test --test it -- rules::`, one test by its path
+//! (`cargo test --test it -- --ignored refinery::s390x_numpy`).
+
+mod common;
+
+mod build;
+mod fetch;
+mod images;
+mod layers;
+mod mirror;
+mod plan;
+mod platforms;
+mod refinery;
+mod remote;
+mod rules;
+mod sandbox;
+mod store;
