@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
-# The main job on a fresh Debian machine: set up (qemu-user-static, debootstrap, …), build
+# The main job on a fresh Debian machine: set up only what it needs (qemu-user-static in
+# binfmt_misc, debootstrap: scripts/setup/emulation.sh; no test servers, no test roots), build
 # refine, then build a real manylinux s390x wheel (PyYAML with libyaml, from its sdist) into
 # the embedded local store and copy it to ./wheels/.
 #   scripts/main.sh [TARGET]      default //wheels:pyyaml-debian-repaired-py311
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-for setup in .ci/setup.d/*.sh; do
-  [ -e "$setup" ] || continue
-  bash "$setup"
-done
+bash scripts/setup/emulation.sh
 cargo build --release --locked
 refine="$root/target/release/refine"
 target=${1:-//wheels:pyyaml-debian-repaired-py311}

@@ -30,7 +30,10 @@ apt_mirror() {
     echo "$uri"
 }
 
-packages=(qemu-user-static binfmt-support debootstrap bubblewrap hyperfine busybox-static)
+# qemu-user-static in binfmt_misc with the F flag, and debootstrap: as for the main job.
+bash "$(dirname "${BASH_SOURCE[0]}")/../../scripts/setup/emulation.sh"
+
+packages=(bubblewrap hyperfine busybox-static)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -41,21 +44,6 @@ if ((${#missing[@]})); then
     apt-get update -q
     updated=1
     apt-get install -y -q --no-install-recommends "${missing[@]}"
-fi
-
-# qemu-user-static registers qemu-s390x with the F flag, but only where binfmt_misc is mounted
-# and the entry is enabled.
-if [[ ! -e /proc/sys/fs/binfmt_misc/status ]]; then
-    log "mounting binfmt_misc"
-    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
-fi
-if [[ ! -e /proc/sys/fs/binfmt_misc/qemu-s390x ]] || ! grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-s390x; then
-    log "enabling qemu-s390x in binfmt_misc"
-    update-binfmts --enable qemu-s390x
-fi
-if ! grep -qE '^flags: .*F' /proc/sys/fs/binfmt_misc/qemu-s390x; then
-    log "/proc/sys/fs/binfmt_misc/qemu-s390x lacks the F flag; reinstall qemu-user-static"
-    exit 1
 fi
 
 # busybox-static:s390x cannot be co-installed with the host's busybox-static (same path, not

@@ -14,12 +14,12 @@ use super::progress::Reporter;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
-  refine build //repairs:pyyaml-py311 --out wheels/
+  refine build //wheels:pyyaml-repaired-py311 --out wheels/
   refine build //wheels/... -j 4 --keep-going --events events.jsonl --profile trace.json
 
 Exit codes: 0 everything built, 1 something failed (or Ctrl-C), 2 bad input.")]
 pub struct BuildArgs {
-    /// Target patterns, such as `//repairs:pyyaml-py311` or `//wheels/...`.
+    /// Target patterns, such as `//wheels:pyyaml-repaired-py311` or `//wheels/...`.
     #[arg(required = true)]
     pub patterns: Vec<String>,
     /// Actions to run at once [default: the number of cores].

@@ -7,7 +7,9 @@ use super::Failure;
 use super::query::{OutputFormat, print};
 
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Example:\n  refine graph //repairs:pyyaml-py311 | dot -Tsvg > pyyaml.svg")]
+#[command(
+    after_help = "Example:\n  refine graph //wheels:pyyaml-repaired-py311 | dot -Tsvg > pyyaml.svg"
+)]
 pub struct GraphArgs {
     /// Target patterns, such as `//wheels:all` or `//...`.
     #[arg(required = true)]

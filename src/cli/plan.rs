@@ -25,7 +25,7 @@ only: pulled when needed), `build` (every input is known and the key \
 is absent), `pending` (waits on a dependency that must be built first, so its key is not known yet)."
 )]
 pub struct PlanArgs {
-    /// Target patterns, such as `//repairs:pyyaml-py311` or `//wheels/...`.
+    /// Target patterns, such as `//wheels:pyyaml-repaired-py311` or `//wheels/...`.
     #[arg(required = true)]
     pub patterns: Vec<String>,
     #[arg(long, short = 'o', value_enum, default_value_t)]

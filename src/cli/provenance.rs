@@ -10,7 +10,7 @@ use super::common::open_session;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
-  refine provenance //repairs:pyyaml-py311
+  refine provenance //wheels:pyyaml-repaired-py311
   refine provenance sha256:4f0c…   (an artifact's manifest digest)")]
 pub struct ProvenanceArgs {
     /// A target label, or an artifact's manifest digest (`sha256:…`).

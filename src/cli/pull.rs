@@ -9,9 +9,9 @@ use super::common::open_session;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
-  refine --remote oci://127.0.0.1:5000/ci pull //repairs:pyyaml-py311")]
+  refine --remote oci://127.0.0.1:5000/ci pull //wheels:pyyaml-repaired-py311")]
 pub struct PullArgs {
-    /// Target patterns, such as `//repairs:pyyaml-py311` or `//...`.
+    /// Target patterns, such as `//wheels:pyyaml-repaired-py311` or `//...`.
     #[arg(required = true)]
     pub patterns: Vec<String>,
 }

@@ -14,7 +14,7 @@ use super::common::open_session;
 
 Targets not in the local store are left out (build them first).")]
 pub struct PushArgs {
-    /// Target patterns, such as `//repairs:pyyaml-py311` or `//...`.
+    /// Target patterns, such as `//wheels:pyyaml-repaired-py311` or `//...`.
     #[arg(required = true)]
     pub patterns: Vec<String>,
 }

@@ -24,7 +24,7 @@ pub enum OutputFormat {
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   refine query //...                              every target
-  refine query 'deps(//repairs:pyyaml-py311)'     a target and all it depends on
+  refine query 'deps(//wheels:pyyaml-repaired-py311)'     a target and all it depends on
   refine query 'rdeps(//..., //packs:libyaml)'    everything that uses libyaml
   refine query 'kind(wheel, //...) - //wheels:numpy-py313'
   refine query 'platform(x86_64, //wheels:all)'   the wheels built for one platform
