@@ -66,7 +66,7 @@ pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
             println!("{}", path.display());
         }
     }
-    print_summary(&Summary::of(session.graph(), &report));
+    print_summary(&report.summary(session.graph()));
     if cancel.is_cancelled() {
         eprintln!("Interrupted: every sandbox was stopped; the store is consistent.");
         return Err(Failure::Exit(1));

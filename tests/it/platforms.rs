@@ -237,33 +237,6 @@ fn planned(root: &Path, store: &Path) -> BTreeMap<String, (String, Option<String
         .collect()
 }
 
-/// The unpacked tree of a cached target's artifact.
-fn tree_of(root: &Path, store: &Path, label: &str) -> PathBuf {
-    let out = run_refine(
-        root,
-        &[
-            "--store",
-            store.to_str().unwrap(),
-            "plan",
-            label,
-            "--output",
-            "json",
-        ],
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
-    let node = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["label"] == label)
-        .expect("the target in the plan");
-    assert_eq!(node["status"], "cached", "{node}");
-    let digest = node["digest"].as_str().unwrap();
-    store
-        .join("trees")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
 /// Installs `wheel` into a clean venv in the sandbox on `root` and runs `smoke` with it.
 fn smoke(root: &Path, wheel: &Path, smoke: &str) -> String {
     let name = wheel.file_name().unwrap().to_str().unwrap();
@@ -388,7 +361,7 @@ fn psutil_lz4_and_ujson_for_two_platforms_from_one_rule_each() {
 
     let wheels = wheels_in(&out_dir);
     assert_eq!(wheels.len(), 3, "{wheels:?}");
-    let base = tree_of(&matrix, &store, "//bases:bookworm-x86_64");
+    let base = artifact_tree(&matrix, &store, "//bases:bookworm-x86_64");
     for (prefix, code) in SMOKES {
         let wheel = wheels
             .iter()

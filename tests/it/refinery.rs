@@ -64,33 +64,6 @@ fn sha256(path: &Path) -> String {
     String::from_utf8_lossy(&out.stdout)[..64].to_string()
 }
 
-/// The unpacked tree of a target's artifact, found through `refine plan --output json`.
-fn tree_of(store: &Path, label: &str) -> PathBuf {
-    let out = run_refine(
-        repo(),
-        &[
-            "--store",
-            store.to_str().unwrap(),
-            "plan",
-            label,
-            "--output",
-            "json",
-        ],
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
-    let node = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["label"] == label)
-        .expect("the target in the plan");
-    assert_eq!(node["status"], "cached", "{node}");
-    let digest = node["digest"].as_str().unwrap();
-    store
-        .join("trees")
-        .join(digest.trim_start_matches("sha256:"))
-}
-
 /// Runs `script` with `/bin/sh` in the sandbox on `root`, with host folders bound read-only.
 fn run_in_sandbox(
     root: &Path,
@@ -158,7 +131,7 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
         name.starts_with("PyYAML-6.0.2-cp311-cp311-manylinux_") && name.ends_with("_x86_64.whl"),
         "{name}"
     );
-    let base = tree_of(&store_a, "//bases:bookworm-x86_64");
+    let base = artifact_tree(repo(), &store_a, "//bases:bookworm-x86_64");
     let said = smoke_in_sandbox(&base, None, &wheel, YAML_SMOKE);
     assert!(said.contains("ok x86_64"), "{said}");
 
@@ -202,7 +175,7 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let c = only_wheel(&out_c);
-    let runtime = tree_of(&store_a, "//runtimes:cpython-x86_64-py311");
+    let runtime = artifact_tree(repo(), &store_a, "//runtimes:cpython-x86_64-py311");
     let name = c.file_name().unwrap().to_str().unwrap();
     let said = run_in_sandbox(
         &base,
@@ -294,7 +267,7 @@ fn s390x_pyyaml_with_libyaml_under_emulation() {
         "{}",
         String::from_utf8_lossy(&pip.stderr)
     );
-    let base = tree_of(&store, "//bases:bookworm-s390x");
+    let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
     let show = run_in_sandbox(
         &base,
         Some("s390x"),
@@ -365,7 +338,7 @@ fn s390x_numpy_with_openblas_under_emulation() {
         listing.contains("numpy.libs/libopenblas") && listing.contains("numpy.libs/libgfortran"),
         "{listing}"
     );
-    let base = tree_of(&store, "//bases:bookworm-s390x");
+    let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
     let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, NUMPY_SMOKE);
     assert!(said.contains("ok s390x 2.1.3"), "{said}");
 }
@@ -393,7 +366,7 @@ fn host_numpy_with_openblas() {
         name.starts_with("numpy-2.1.3-cp311-cp311-manylinux_") && name.ends_with("_x86_64.whl"),
         "{name}"
     );
-    let base = tree_of(&store, "//bases:bookworm-x86_64");
+    let base = artifact_tree(repo(), &store, "//bases:bookworm-x86_64");
     let said = smoke_in_sandbox(&base, None, &wheel, NUMPY_SMOKE);
     assert!(said.contains("ok x86_64 2.1.3"), "{said}");
 }

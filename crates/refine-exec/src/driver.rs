@@ -462,17 +462,7 @@ impl<'e> Drive<'e> {
         let graph = self.graph;
         self.shared.observer.event(&Event::BuildFinish {
             success: report.success(),
-            built: report.count(|r| matches!(r, NodeResult::Built { .. })),
-            cached: report.count(|r| matches!(r, NodeResult::Cached(_))),
-            failed: report.count(|r| matches!(r, NodeResult::Failed(_))),
-            skipped: report.count(|r| matches!(r, NodeResult::Skipped { .. })),
-            seconds: report.seconds,
-            critical_path: report
-                .critical_path
-                .iter()
-                .map(|&i| graph.target(i).label.to_string())
-                .collect(),
-            critical_path_seconds: report.critical_path_seconds,
+            summary: report.summary(graph),
         });
         report
     }

@@ -56,13 +56,8 @@ pub enum Event {
     /// The build is over.
     BuildFinish {
         success: bool,
-        built: usize,
-        cached: usize,
-        failed: usize,
-        skipped: usize,
-        seconds: f64,
-        critical_path: Vec<String>,
-        critical_path_seconds: f64,
+        #[serde(flatten)]
+        summary: crate::report::BuildSummary,
     },
 }
 

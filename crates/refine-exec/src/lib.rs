@@ -39,5 +39,5 @@ pub use events::{Event, Observer, PlanEntry, Quiet};
 pub use files::{copy_tree, wheels_in};
 pub use options::{BuildOptions, Cancel, OnCancel};
 pub use report::{
-    ActionOutcome, BuildReport, Built, NodeFailure, NodeResult, Timings, artifact_of,
+    ActionOutcome, BuildReport, BuildSummary, Built, NodeFailure, NodeResult, Timings, artifact_of,
 };

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use refine_rules::graph::TargetId;
+use refine_rules::graph::{TargetGraph, TargetId};
 use refine_store::Digest;
+use serde::Serialize;
 
 use crate::error::{ActionError, describe};
 
@@ -109,6 +110,37 @@ impl BuildReport {
     pub fn count(&self, f: impl Fn(&NodeResult) -> bool) -> usize {
         self.results.values().filter(|r| f(r)).count()
     }
+
+    /// The counts and times, with the critical path's labels.
+    pub fn summary(&self, graph: &TargetGraph) -> BuildSummary {
+        BuildSummary {
+            built: self.count(|r| matches!(r, NodeResult::Built { .. })),
+            cached: self.count(|r| matches!(r, NodeResult::Cached(_))),
+            failed: self.count(|r| matches!(r, NodeResult::Failed(_))),
+            skipped: self.count(|r| matches!(r, NodeResult::Skipped { .. })),
+            seconds: self.seconds,
+            critical_path: self
+                .critical_path
+                .iter()
+                .map(|&i| graph.target(i).label.to_string())
+                .collect(),
+            critical_path_seconds: self.critical_path_seconds,
+        }
+    }
+}
+
+/// The counts and times of a build: the `build-finish` event's fields and the closing line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BuildSummary {
+    pub built: usize,
+    pub cached: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Wall time of the whole build.
+    pub seconds: f64,
+    /// The labels on the longest chain of actions that ran, first to last.
+    pub critical_path: Vec<String>,
+    pub critical_path_seconds: f64,
 }
 
 /// Digest of the artifact a successful node produced.

@@ -89,3 +89,31 @@ pub const PACKS: &str = r#"pack "yaml" {
 "#;
 
 pub const SHA: &str = "ee55d3edf80167e48ea11a923c7386f4669df67d7994554387f84e7d8b0a2bf0";
+
+/// The unpacked tree of a cached target's artifact in `store`, found through
+/// `refine plan --output json` run in the workspace `root`.
+pub fn artifact_tree(root: &Path, store: &Path, label: &str) -> PathBuf {
+    let out = run_refine(
+        root,
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "plan",
+            label,
+            "--output",
+            "json",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
+    let node = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["label"] == label)
+        .expect("the target in the plan");
+    assert_eq!(node["status"], "cached", "{node}");
+    let digest = node["digest"].as_str().unwrap();
+    store
+        .join("trees")
+        .join(digest.trim_start_matches("sha256:"))
+}

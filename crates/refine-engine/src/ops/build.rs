@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use refine_exec::{BuildOptions, BuildReport, NodeResult, Observer, Remote};
-use refine_rules::graph::TargetGraph;
+use refine_exec::{BuildOptions, BuildReport, Observer, Remote};
 
 use super::OpError;
 use crate::session::Session;
@@ -25,33 +24,4 @@ pub fn build(
 }
 
 /// The counts and times of a build, for its closing line.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Summary {
-    pub built: usize,
-    pub cached: usize,
-    pub failed: usize,
-    pub skipped: usize,
-    /// Wall time of the whole build.
-    pub seconds: f64,
-    /// The labels on the longest chain of actions that ran, first to last.
-    pub critical_path: Vec<String>,
-    pub critical_path_seconds: f64,
-}
-
-impl Summary {
-    pub fn of(graph: &TargetGraph, report: &BuildReport) -> Summary {
-        Summary {
-            built: report.count(|r| matches!(r, NodeResult::Built { .. })),
-            cached: report.count(|r| matches!(r, NodeResult::Cached(_))),
-            failed: report.count(|r| matches!(r, NodeResult::Failed { .. })),
-            skipped: report.count(|r| matches!(r, NodeResult::Skipped { .. })),
-            seconds: report.seconds,
-            critical_path: report
-                .critical_path
-                .iter()
-                .map(|&i| graph.target(i).label.to_string())
-                .collect(),
-            critical_path_seconds: report.critical_path_seconds,
-        }
-    }
-}
+pub use refine_exec::BuildSummary as Summary;

@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use refine_engine::graph::{TargetGraph, TargetId};
-use refine_engine::key::{KeyFields, KeyInputs, key_fields};
+use refine_engine::graph::TargetGraph;
+use refine_engine::key::{KeyFields, key_fields};
 use refine_engine::label::parse_label;
 use refine_engine::rules::Workspace;
+
+use crate::simulated::Simulated;
 
 const SHA_A: &str = "2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849";
 const SHA_B: &str = "fa240dbf262be053f3898006d502d514936c818e422afdcf33921c63bed9bf2e";
@@ -103,35 +105,6 @@ pack "yaml" {{
         ("recipes/ffi.sh", "#!/bin/sh\nmake install\n".to_string()),
         ("recipes/yaml.sh", "#!/bin/sh\n./configure && make install\n".to_string()),
     ]
-}
-
-/// Builds as a deterministic build would: each artifact's digest follows from its key.
-struct Simulated<'a> {
-    graph: &'a TargetGraph,
-    root: &'a Path,
-    memo: std::cell::RefCell<HashMap<TargetId, String>>,
-}
-
-impl KeyInputs for Simulated<'_> {
-    fn artifact_digest(&self, id: TargetId) -> Option<String> {
-        if let Some(d) = self.memo.borrow().get(&id) {
-            return Some(d.clone());
-        }
-        let key = key_fields(self.graph, id, self).ok()?.key();
-        let digest = format!("sha256:{}", blake3::hash(key.hex().as_bytes()).to_hex());
-        self.memo.borrow_mut().insert(id, digest.clone());
-        Some(digest)
-    }
-    fn file_digest(&self, path: &str) -> Result<String, String> {
-        let bytes = std::fs::read(self.root.join(path)).map_err(|e| e.to_string())?;
-        Ok(format!("sha256:{}", blake3::hash(&bytes).to_hex()))
-    }
-    fn file_bytes(&self, path: &str) -> Result<Vec<u8>, String> {
-        std::fs::read(self.root.join(path)).map_err(|e| e.to_string())
-    }
-    fn tree_digest(&self, path: &str) -> Result<String, String> {
-        Err(format!("no tree hashing in this test: {path}"))
-    }
 }
 
 fn write(dir: &Path, files: &[(&str, String)]) {

@@ -5,3 +5,4 @@ mod keys;
 mod ops;
 mod plan;
 mod platform_keys;
+mod simulated;

@@ -229,7 +229,7 @@ fn export_writes_wheels_as_files_and_other_artifacts_as_folders() {
     let again = ops::export::export(&session, &report, dest.path()).unwrap();
     assert_eq!(again, exported);
 
-    let summary = ops::build::Summary::of(session.graph(), &report);
+    let summary = report.summary(session.graph());
     assert_eq!(
         (
             summary.built,
