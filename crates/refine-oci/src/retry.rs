@@ -12,6 +12,10 @@
 use std::future::Future;
 use std::time::Duration;
 
+use oci_client::errors::OciDistributionError;
+
+use crate::error::classify;
+
 /// How often and how long to wait before sending a failed request again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -74,6 +78,38 @@ impl RetryPolicy {
             }
         }
     }
+}
+
+/// Sends the registry call `attempt` again, under [`RetryPolicy::DEFAULT`], while it fails for
+/// a passing reason ([`crate::error::classify`]).
+pub async fn retried<T, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, OciDistributionError>
+where
+    Fut: Future<Output = Result<T, OciDistributionError>>,
+{
+    RetryPolicy::DEFAULT
+        .run(attempt, |e| classify(e).is_transient())
+        .await
+}
+
+/// One attempt's failure when an attempt also does local work (writing what it receives):
+/// the local side's, which is final, or the registry's, which may pass.
+#[derive(Debug)]
+pub enum Attempt<L> {
+    Local(L),
+    Registry(OciDistributionError),
+}
+
+/// [`retried`] for attempts that also do local work: only the registry's failures are retried.
+pub async fn retried_attempt<T, L, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, Attempt<L>>
+where
+    Fut: Future<Output = Result<T, Attempt<L>>>,
+{
+    RetryPolicy::DEFAULT
+        .run(
+            attempt,
+            |e| matches!(e, Attempt::Registry(e) if classify(e).is_transient()),
+        )
+        .await
 }
 
 #[cfg(test)]

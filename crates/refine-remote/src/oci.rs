@@ -30,7 +30,8 @@ use oci_client::{Client, Reference};
 
 use super::{Remote, RemoteError, RemoteUrl};
 use refine_oci::auth::Credentials;
-use refine_oci::{ErrorClass, RetryPolicy, classify};
+use refine_oci::retry::{Attempt, retried, retried_attempt};
+use refine_oci::{ErrorClass, classify};
 use refine_store::{
     Descriptor, Digest, IncomingBlob, LocalStore, MANIFEST_MEDIA_TYPE, Manifest, PinRole,
     StoreError,
@@ -92,35 +93,6 @@ impl tokio::io::AsyncWrite for ToIncoming<'_> {
 
 fn is_not_found(e: &OciDistributionError) -> bool {
     classify(e) == ErrorClass::NotFound
-}
-
-/// One attempt's failure: the local store's (final), or the registry's (maybe transient).
-enum AttemptError {
-    Store(StoreError),
-    Registry(OciDistributionError),
-}
-
-/// Sends `attempt` again while the registry fails for a passing reason.
-async fn retried<T, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, OciDistributionError>
-where
-    Fut: Future<Output = Result<T, OciDistributionError>>,
-{
-    RetryPolicy::DEFAULT
-        .run(attempt, |e| classify(e).is_transient())
-        .await
-}
-
-/// [`retried`] for attempts that also use the local store.
-async fn retried_with_store<T, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, AttemptError>
-where
-    Fut: Future<Output = Result<T, AttemptError>>,
-{
-    RetryPolicy::DEFAULT
-        .run(attempt, |e| match e {
-            AttemptError::Registry(e) => classify(e).is_transient(),
-            AttemptError::Store(_) => false,
-        })
-        .await
 }
 
 /// Runs `future` on the shared runtime.
@@ -232,10 +204,10 @@ impl OciRemote {
         }
     }
 
-    fn attempt_error(&self, doing: &str, e: AttemptError) -> RemoteError {
+    fn attempt_error(&self, doing: &str, e: Attempt<StoreError>) -> RemoteError {
         match e {
-            AttemptError::Store(e) => store_err(e),
-            AttemptError::Registry(e) => self.error(doing, &e),
+            Attempt::Local(e) => store_err(e),
+            Attempt::Registry(e) => self.error(doing, &e),
         }
     }
 
@@ -316,12 +288,12 @@ impl OciRemote {
         let r = self.digest_ref(kind, &d.digest);
         let digest = d.digest.to_string();
         // Each attempt starts a fresh temporary file: a broken-off transfer leaves nothing.
-        let incoming = retried_with_store(|| async {
-            let mut incoming = local.incoming_blob().map_err(AttemptError::Store)?;
+        let incoming = retried_attempt(|| async {
+            let mut incoming = local.incoming_blob().map_err(Attempt::Local)?;
             self.client
                 .pull_blob(&r, digest.as_str(), ToIncoming(&mut incoming))
                 .await
-                .map_err(AttemptError::Registry)?;
+                .map_err(Attempt::Registry)?;
             Ok(incoming)
         })
         .await
@@ -416,9 +388,9 @@ impl OciRemote {
         }
         let path = local.existing_blob_path(digest).map_err(store_err)?;
         // Each attempt streams the file from its start.
-        retried_with_store(|| async {
+        retried_attempt(|| async {
             let file = tokio::fs::File::open(&path).await.map_err(|e| {
-                AttemptError::Store(StoreError::Io {
+                Attempt::Local(StoreError::Io {
                     action: "open",
                     path: path.clone(),
                     source: e,
@@ -430,7 +402,7 @@ impl OciRemote {
             self.client
                 .push_blob_stream(&r, stream, &d, size)
                 .await
-                .map_err(AttemptError::Registry)
+                .map_err(Attempt::Registry)
         })
         .await
         .map_err(|e| self.attempt_error(&format!("receive blob `{d}`"), e))?;

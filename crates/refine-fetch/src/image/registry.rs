@@ -11,8 +11,9 @@ use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use refine_oci::auth::Credentials;
+use refine_oci::retry::{Attempt, retried, retried_attempt};
 use refine_oci::spec::{Descriptor, ImageManifest};
-use refine_oci::{ErrorClass, RegistryUrl, RetryPolicy, Schemes, classify};
+use refine_oci::{ErrorClass, RegistryUrl, Schemes, classify};
 
 use super::blobs::Layout;
 use super::{
@@ -206,7 +207,7 @@ impl Puller<'_> {
             ..Default::default()
         };
         // Each attempt writes the file from its start.
-        retried_io(|| async {
+        retried_attempt(|| async {
             let file = tokio::fs::File::create(&partial)
                 .await
                 .map_err(|e| Attempt::Local(ImageError::io(&partial, e)))?;
@@ -250,34 +251,6 @@ impl Puller<'_> {
             help,
         }
     }
-}
-
-/// Sends a registry request again while it fails for a passing reason.
-async fn retried<T, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, OciDistributionError>
-where
-    Fut: Future<Output = Result<T, OciDistributionError>>,
-{
-    RetryPolicy::DEFAULT
-        .run(attempt, |e| classify(e).is_transient())
-        .await
-}
-
-/// One attempt's failure: on this host (final) or the registry's (maybe transient).
-enum Attempt {
-    Local(ImageError),
-    Registry(OciDistributionError),
-}
-
-async fn retried_io<T, Fut>(attempt: impl FnMut() -> Fut) -> Result<T, Attempt>
-where
-    Fut: Future<Output = Result<T, Attempt>>,
-{
-    RetryPolicy::DEFAULT
-        .run(
-            attempt,
-            |e| matches!(e, Attempt::Registry(e) if classify(e).is_transient()),
-        )
-        .await
 }
 
 #[cfg(test)]
