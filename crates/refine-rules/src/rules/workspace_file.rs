@@ -1,6 +1,6 @@
 //! `workspace.kdl`: the workspace's name, platforms, stores and defaults.
 
-use kdl::KdlDocument;
+use kdl::{KdlDocument, KdlNode};
 
 use super::kinds::read_policy;
 use super::model::*;
@@ -8,162 +8,25 @@ use super::reader::FileReader;
 
 const TOP: &[&str] = &["workspace", "platform", "store", "defaults"];
 
+/// Reads `workspace.kdl`; errors go to `r`, and what could be read is kept.
 pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceConfig {
     let mut ws = WorkspaceConfig::default();
     let mut seen_name = false;
     let mut default_platforms_spans: Vec<(String, miette::SourceSpan)> = Vec::new();
     for node in doc.nodes() {
-        let name = node.name().value();
-        match name {
-            "workspace" => {
-                r.check_props(node, &[]);
-                r.check_children(node, &[]);
-                if seen_name {
-                    r.error(
-                        "duplicate-field",
-                        node.name().span(),
-                        "`workspace` is given more than once".into(),
-                        "again here",
-                        "Keep one `workspace` node".into(),
-                    );
-                }
-                seen_name = true;
-                if let Some(n) = r.one_arg(node) {
-                    ws.name = n.value;
-                }
-            }
-            "platform" => {
-                r.check_props(node, &["arch", "policy", "base"]);
-                r.check_children(node, &[]);
-                let pname = r.one_arg(node);
-                let arch = r.required_prop(node, "arch", "\"s390x\"");
-                let policy = r
-                    .required_prop(node, "policy", "\"manylinux_2_28\"")
-                    .and_then(|p| read_policy(r, &p));
-                let base = r
-                    .required_prop(node, "base", "\"//bases:NAME\"")
-                    .and_then(|b| r.label(&b, false));
-                if let (Some(pname), Some(arch), Some(policy), Some(base)) =
-                    (pname, arch, policy, base)
-                {
-                    if ws.platforms.iter().any(|p| p.name == pname.value) {
-                        r.error(
-                            "duplicate-platform",
-                            pname.span,
-                            format!("Platform `{}` is declared twice", pname.value),
-                            "declared again",
-                            "Give each platform its own name".into(),
-                        );
-                    } else {
-                        ws.platforms.push(Platform {
-                            name: pname.value,
-                            arch: arch.value,
-                            policy,
-                            base,
-                        });
-                    }
-                }
-            }
-            "store" => {
-                r.check_props(node, &[]);
-                r.check_children(node, &["local", "remote", "mirror"]);
-                r.unique_children(node, &["local", "remote", "mirror"]);
-                for child in node.iter_children() {
-                    match child.name().value() {
-                        "local" => {
-                            r.check_props(child, &[]);
-                            ws.store.local = r.one_arg(child).map(|s| s.value);
-                        }
-                        "remote" => {
-                            r.check_props(child, &[]);
-                            if let Some(url) = r.one_arg(child) {
-                                if url
-                                    .value
-                                    .strip_prefix("oci://")
-                                    .is_some_and(|rest| !rest.is_empty())
-                                {
-                                    ws.store.remote = Some(url.value);
-                                } else {
-                                    r.error("bad-store", url.span, format!("`{}` is not an OCI registry URL", url.value), "expected oci://HOST[:PORT][/PREFIX]", "Write it as `remote \"oci://registry.example:5000/artifacts\"`".into());
-                                }
-                            }
-                        }
-                        "mirror" => {
-                            r.check_props(child, &["endpoint", "region"]);
-                            let url = r.one_arg(child);
-                            let endpoint = r.prop(child, "endpoint").map(|e| e.value);
-                            let region = r.prop(child, "region").map(|e| e.value);
-                            if let Some(url) = url {
-                                if url
-                                    .value
-                                    .strip_prefix("s3://")
-                                    .is_some_and(|b| !b.is_empty())
-                                {
-                                    ws.store.mirror = Some(Mirror {
-                                        url: url.value,
-                                        endpoint,
-                                        region,
-                                    });
-                                } else {
-                                    r.error("bad-store", url.span, format!("`{}` is not an S3 bucket URL", url.value), "expected s3://BUCKET", "Write it as `mirror \"s3://wheels\" endpoint=\"http://127.0.0.1:9000\"`".into());
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
+        match node.name().value() {
+            "workspace" => read_name(r, node, &mut ws, &mut seen_name),
+            "platform" => read_platform(r, node, &mut ws),
+            "store" => read_store(r, node, &mut ws.store),
             "defaults" => {
-                r.check_props(node, &[]);
-                r.check_children(
-                    node,
-                    &[
-                        "platform",
-                        "platforms",
-                        "frontend",
-                        "repair-tool",
-                        "patchelf",
-                        "requires",
-                    ],
-                );
-                r.unique_children(node, &["platform", "platforms", "frontend", "repair-tool"]);
-                for child in node.iter_children() {
-                    match child.name().value() {
-                        "platform" => {
-                            r.check_props(child, &[]);
-                            ws.defaults.platform = r.one_arg(child).map(|s| s.value);
-                        }
-                        "platforms" => {
-                            r.check_props(child, &[]);
-                            r.check_children(child, &[]);
-                            let names = r.some_args(child);
-                            default_platforms_spans =
-                                names.iter().map(|n| (n.value.clone(), n.span)).collect();
-                            ws.defaults.platforms = names.into_iter().map(|s| s.value).collect();
-                        }
-                        "frontend" => ws.defaults.frontend = r.pinned(child),
-                        "repair-tool" => ws.defaults.repair_tool = r.pinned(child),
-                        "patchelf" => ws.defaults.patchelf.extend(r.pinned(child)),
-                        "requires" => ws.defaults.requires.extend(r.pinned(child)),
-                        _ => {}
-                    }
+                if let Some(spans) = read_defaults(r, node, &mut ws.defaults) {
+                    default_platforms_spans = spans;
                 }
             }
-            other => {
-                let help = match crate::diag::did_you_mean(other, TOP.iter().copied()) {
-                    Some(near) => format!("Did you mean `{near}`?"),
-                    None => "workspace.kdl holds `workspace`, `platform`, `store` and `defaults`; rules go in `rules/*.kdl`".into(),
-                };
-                r.error(
-                    "unknown-field",
-                    node.name().span(),
-                    format!("Unknown node `{other}` in workspace.kdl"),
-                    "not a workspace setting",
-                    help,
-                );
-            }
+            other => unknown_node(r, node, other),
         }
     }
+    // Checked once every node is read: the platforms may be declared after the defaults.
     if !seen_name {
         r.error(
             "missing-field",
@@ -173,24 +36,212 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
             "Add `workspace \"NAME\"` at the top".into(),
         );
     }
-    if let Some(default) = &ws.defaults.platform
-        && !ws.platforms.iter().any(|p| &p.name == default)
-    {
-        let span = doc
-            .get("defaults")
-            .and_then(|d| d.children())
-            .and_then(|c| c.get("platform"))
-            .map_or(miette::SourceSpan::from(0..0), kdl::KdlNode::span);
-        r.error(
-            "unknown-platform",
-            span,
-            format!("The default platform `{default}` is not declared"),
-            "no such platform",
-            "Declare it with `platform \"NAME\" arch=… policy=… base=…`".into(),
-        );
-    }
+    check_default_platform(r, doc, &ws);
     check_default_set(r, &ws, &default_platforms_spans);
     ws
+}
+
+/// `workspace "NAME"`, given once.
+fn read_name(r: &mut FileReader<'_>, node: &KdlNode, ws: &mut WorkspaceConfig, seen: &mut bool) {
+    r.check_props(node, &[]);
+    r.check_children(node, &[]);
+    if *seen {
+        r.error(
+            "duplicate-field",
+            node.name().span(),
+            "`workspace` is given more than once".into(),
+            "again here",
+            "Keep one `workspace` node".into(),
+        );
+    }
+    *seen = true;
+    if let Some(n) = r.one_arg(node) {
+        ws.name = n.value;
+    }
+}
+
+/// `platform "NAME" arch=… policy=… base=…`: kept only when whole and not declared before.
+fn read_platform(r: &mut FileReader<'_>, node: &KdlNode, ws: &mut WorkspaceConfig) {
+    r.check_props(node, &["arch", "policy", "base"]);
+    r.check_children(node, &[]);
+    let pname = r.one_arg(node);
+    let arch = r.required_prop(node, "arch", "\"s390x\"");
+    let policy = r
+        .required_prop(node, "policy", "\"manylinux_2_28\"")
+        .and_then(|p| read_policy(r, &p));
+    let base = r
+        .required_prop(node, "base", "\"//bases:NAME\"")
+        .and_then(|b| r.label(&b, false));
+    let (Some(pname), Some(arch), Some(policy), Some(base)) = (pname, arch, policy, base) else {
+        return;
+    };
+    if ws.platforms.iter().any(|p| p.name == pname.value) {
+        r.error(
+            "duplicate-platform",
+            pname.span,
+            format!("Platform `{}` is declared twice", pname.value),
+            "declared again",
+            "Give each platform its own name".into(),
+        );
+    } else {
+        ws.platforms.push(Platform {
+            name: pname.value,
+            arch: arch.value,
+            policy,
+            base,
+        });
+    }
+}
+
+/// `store { local …; remote "oci://…"; mirror "s3://…" }`.
+fn read_store(r: &mut FileReader<'_>, node: &KdlNode, store: &mut StoreConfig) {
+    r.check_props(node, &[]);
+    r.check_children(node, &["local", "remote", "mirror"]);
+    r.unique_children(node, &["local", "remote", "mirror"]);
+    for child in node.iter_children() {
+        match child.name().value() {
+            "local" => {
+                r.check_props(child, &[]);
+                store.local = r.one_arg(child).map(|s| s.value);
+            }
+            "remote" => read_remote(r, child, store),
+            "mirror" => read_mirror(r, child, store),
+            _ => {}
+        }
+    }
+}
+
+/// `remote "oci://HOST[:PORT][/PREFIX]"`: the shared artifact store.
+fn read_remote(r: &mut FileReader<'_>, child: &KdlNode, store: &mut StoreConfig) {
+    r.check_props(child, &[]);
+    let Some(url) = r.one_arg(child) else {
+        return;
+    };
+    if url
+        .value
+        .strip_prefix("oci://")
+        .is_some_and(|rest| !rest.is_empty())
+    {
+        store.remote = Some(url.value);
+    } else {
+        r.error(
+            "bad-store",
+            url.span,
+            format!("`{}` is not an OCI registry URL", url.value),
+            "expected oci://HOST[:PORT][/PREFIX]",
+            "Write it as `remote \"oci://registry.example:5000/artifacts\"`".into(),
+        );
+    }
+}
+
+/// `mirror "s3://BUCKET" [endpoint=…] [region=…]`: where wheels are published.
+fn read_mirror(r: &mut FileReader<'_>, child: &KdlNode, store: &mut StoreConfig) {
+    r.check_props(child, &["endpoint", "region"]);
+    let url = r.one_arg(child);
+    let endpoint = r.prop(child, "endpoint").map(|e| e.value);
+    let region = r.prop(child, "region").map(|e| e.value);
+    let Some(url) = url else {
+        return;
+    };
+    if url
+        .value
+        .strip_prefix("s3://")
+        .is_some_and(|b| !b.is_empty())
+    {
+        store.mirror = Some(Mirror {
+            url: url.value,
+            endpoint,
+            region,
+        });
+    } else {
+        r.error(
+            "bad-store",
+            url.span,
+            format!("`{}` is not an S3 bucket URL", url.value),
+            "expected s3://BUCKET",
+            "Write it as `mirror \"s3://wheels\" endpoint=\"http://127.0.0.1:9000\"`".into(),
+        );
+    }
+}
+
+/// `defaults { … }`. Gives the names in `platforms` with their spans when it is there: they
+/// are checked against the declared platforms once the whole file is read.
+fn read_defaults(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    defaults: &mut Defaults,
+) -> Option<Vec<(String, miette::SourceSpan)>> {
+    r.check_props(node, &[]);
+    r.check_children(
+        node,
+        &[
+            "platform",
+            "platforms",
+            "frontend",
+            "repair-tool",
+            "patchelf",
+            "requires",
+        ],
+    );
+    r.unique_children(node, &["platform", "platforms", "frontend", "repair-tool"]);
+    let mut platforms_spans = None;
+    for child in node.iter_children() {
+        match child.name().value() {
+            "platform" => {
+                r.check_props(child, &[]);
+                defaults.platform = r.one_arg(child).map(|s| s.value);
+            }
+            "platforms" => {
+                r.check_props(child, &[]);
+                r.check_children(child, &[]);
+                let names = r.some_args(child);
+                platforms_spans = Some(names.iter().map(|n| (n.value.clone(), n.span)).collect());
+                defaults.platforms = names.into_iter().map(|s| s.value).collect();
+            }
+            "frontend" => defaults.frontend = r.pinned(child),
+            "repair-tool" => defaults.repair_tool = r.pinned(child),
+            "patchelf" => defaults.patchelf.extend(r.pinned(child)),
+            "requires" => defaults.requires.extend(r.pinned(child)),
+            _ => {}
+        }
+    }
+    platforms_spans
+}
+
+fn unknown_node(r: &mut FileReader<'_>, node: &KdlNode, other: &str) {
+    let help = match crate::diag::did_you_mean(other, TOP.iter().copied()) {
+        Some(near) => format!("Did you mean `{near}`?"),
+        None => "workspace.kdl holds `workspace`, `platform`, `store` and `defaults`; rules go in `rules/*.kdl`".into(),
+    };
+    r.error(
+        "unknown-field",
+        node.name().span(),
+        format!("Unknown node `{other}` in workspace.kdl"),
+        "not a workspace setting",
+        help,
+    );
+}
+
+/// `defaults { platform … }` names a declared platform.
+fn check_default_platform(r: &mut FileReader<'_>, doc: &KdlDocument, ws: &WorkspaceConfig) {
+    let Some(default) = &ws.defaults.platform else {
+        return;
+    };
+    if ws.platforms.iter().any(|p| &p.name == default) {
+        return;
+    }
+    let span = doc
+        .get("defaults")
+        .and_then(|d| d.children())
+        .and_then(|c| c.get("platform"))
+        .map_or(miette::SourceSpan::from(0..0), kdl::KdlNode::span);
+    r.error(
+        "unknown-platform",
+        span,
+        format!("The default platform `{default}` is not declared"),
+        "no such platform",
+        "Declare it with `platform \"NAME\" arch=… policy=… base=…`".into(),
+    );
 }
 
 /// `defaults { platforms … }`: declared platforms, each once, holding the default platform.
