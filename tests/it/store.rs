@@ -402,7 +402,7 @@ fn several_processes_share_a_store() {
     // ...and two processes storing artifacts with overlapping keys.
     for which in 0..2 {
         let child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_writer", "--test-threads=1"])
+            .args(["--exact", "store::child_writer", "--test-threads=1"])
             .env("REFINE_TEST_CHILD_STORE", &dir)
             .env("REFINE_TEST_CHILD_INDEX", which.to_string())
             .stdout(Stdio::null())
