@@ -32,11 +32,13 @@ pub fn download(
     ] {
         fs_err::create_dir_all(d).map_err(|e| failed(&what, e.to_string()))?;
     }
-    fs_err::write(
-        etc.join("refine-src.sources"),
-        crate::apt_sources::deb_src_entries(),
-    )
-    .map_err(|e| failed(&what, e.to_string()))?;
+    let entries = crate::apt_sources::deb_src_entries();
+    for (name, text) in [
+        ("refine-src.list", entries.list),
+        ("refine-src.sources", entries.sources),
+    ] {
+        fs_err::write(etc.join(name), text).map_err(|e| failed(&what, e.to_string()))?;
+    }
     let opts = [
         format!("-oDir::Etc::SourceParts={}", etc.display()),
         "-oDir::Etc::SourceList=/dev/null".to_string(),
