@@ -799,6 +799,38 @@ fn read_wheel(
         .and_then(|t| r.label(&t, true));
     let packs = pack_refs(r, node);
     let backend = one_leaf(r, node, "backend").map(|b| b.value);
+    let config_settings = read_config_settings(r, node);
+    let env = r.env(node);
+    let mut requires: Vec<Pinned> = r
+        .children(node, "requires")
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|c| r.pinned(c))
+        .collect();
+    requires.extend(ws.defaults.requires.iter().cloned());
+    let frontend = read_frontend(r, node, ws, name);
+    let versions = read_python_minors(r, node)?;
+    let (source, runtime, frontend) = (source?, runtime?, frontend?);
+    Some(
+        versions
+            .into_iter()
+            .map(|python| WheelSpec {
+                source: source.clone(),
+                python,
+                runtime: runtime.clone(),
+                packs: packs.clone(),
+                backend: backend.clone(),
+                config_settings: config_settings.clone(),
+                env: env.clone(),
+                requires: requires.clone(),
+                frontend: frontend.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// `config-setting KEY VALUE` children, in order (PEP 517 config settings).
+fn read_config_settings(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<(String, String)> {
     let mut config_settings = Vec::new();
     for c in r.children(node, "config-setting").collect::<Vec<_>>() {
         check_leaf(r, c);
@@ -813,15 +845,17 @@ fn read_wheel(
             ),
         }
     }
-    let env = r.env(node);
-    let mut requires: Vec<Pinned> = r
-        .children(node, "requires")
-        .collect::<Vec<_>>()
-        .into_iter()
-        .filter_map(|c| r.pinned(c))
-        .collect();
-    requires.extend(ws.defaults.requires.iter().cloned());
-    let frontend = match r.child(node, "frontend") {
+    config_settings
+}
+
+/// The wheel's pinned build frontend: its own `frontend`, else the workspace default.
+fn read_frontend(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    ws: &WorkspaceConfig,
+    name: &str,
+) -> Option<Pinned> {
+    match r.child(node, "frontend") {
         Some(f) => r.pinned(f),
         None => match &ws.defaults.frontend {
             Some(f) => Some(f.clone()),
@@ -836,7 +870,12 @@ fn read_wheel(
                 None
             }
         },
-    };
+    }
+}
+
+/// The `python` versions a wheel is built for: minor versions (`3.12`), each once; a bad or
+/// repeated one is reported and left out, so that the others still make targets.
+fn read_python_minors(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Vec<Version>> {
     let pythons = r
         .required_child(node, "python", "python \"3.12\"")
         .map(|p| {
@@ -856,7 +895,7 @@ fn read_wheel(
             );
             continue;
         }
-        if versions.iter().any(|(w, _): &(Version, _)| w == &v) {
+        if versions.contains(&v) {
             r.error(
                 "duplicate-target",
                 p.span,
@@ -866,23 +905,7 @@ fn read_wheel(
             );
             continue;
         }
-        versions.push((v, p.span));
+        versions.push(v);
     }
-    let (source, runtime, frontend) = (source?, runtime?, frontend?);
-    Some(
-        versions
-            .into_iter()
-            .map(|(python, _)| WheelSpec {
-                source: source.clone(),
-                python,
-                runtime: runtime.clone(),
-                packs: packs.clone(),
-                backend: backend.clone(),
-                config_settings: config_settings.clone(),
-                env: env.clone(),
-                requires: requires.clone(),
-                frontend: frontend.clone(),
-            })
-            .collect(),
-    )
+    Some(versions)
 }
