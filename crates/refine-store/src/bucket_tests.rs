@@ -3,31 +3,11 @@
 
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::*;
 
-const KEY_A: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
-const KEY_B: &str = "bb00000000000000000000000000000000000000000000000000000000000002";
-
-fn store() -> (tempfile::TempDir, LocalStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path().join("store")).unwrap();
-    (dir, store)
-}
-
-fn sample_tree(root: &Path) {
-    fs_err::create_dir_all(root.join("bin")).unwrap();
-    fs_err::create_dir_all(root.join("lib/empty")).unwrap();
-    fs_err::write(root.join("bin/tool"), "#!/bin/sh\necho hi\n").unwrap();
-    fs_err::set_permissions(
-        root.join("bin/tool"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    fs_err::write(root.join("lib/data.txt"), "data\n").unwrap();
-    symlink("../lib/data.txt", root.join("bin/data")).unwrap();
-}
+use super::tests::{KEY_A, KEY_B, age, sample_tree, store};
 
 /// A wheel with a tree layer and a file layer at `dist/x.whl`.
 fn put_wheel(dir: &Path, s: &LocalStore, key: &str, payload: &str) -> Digest {
@@ -49,12 +29,6 @@ fn messages(report: &VerifyReport) -> String {
         .map(|p| p.message.clone())
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn age(path: &Path, secs: u64) {
-    let f = fs_err::File::open(path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(secs))
-        .unwrap();
 }
 
 #[test]

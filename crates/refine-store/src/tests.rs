@@ -8,16 +8,16 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 
-const KEY_A: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
-const KEY_B: &str = "bb00000000000000000000000000000000000000000000000000000000000002";
+pub(super) const KEY_A: &str = "aa00000000000000000000000000000000000000000000000000000000000001";
+pub(super) const KEY_B: &str = "bb00000000000000000000000000000000000000000000000000000000000002";
 
-fn store() -> (tempfile::TempDir, LocalStore) {
+pub(super) fn store() -> (tempfile::TempDir, LocalStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::open(dir.path().join("store")).unwrap();
     (dir, store)
 }
 
-fn sample_tree(root: &Path) {
+pub(super) fn sample_tree(root: &Path) {
     fs::create_dir_all(root.join("bin")).unwrap();
     fs::create_dir_all(root.join("lib/empty")).unwrap();
     fs::write(root.join("bin/tool"), "#!/bin/sh\necho hi\n").unwrap();
@@ -372,7 +372,7 @@ fn verify_finds_corrupt_and_missing_blobs_and_fix_drops_them() {
     assert!(s.read_index().unwrap().manifests.is_empty());
 }
 
-fn age(path: &Path, secs: u64) {
+pub(super) fn age(path: &Path, secs: u64) {
     let f = fs::File::open(path).unwrap();
     f.set_modified(SystemTime::now() - Duration::from_secs(secs))
         .unwrap();
