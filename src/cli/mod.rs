@@ -16,6 +16,7 @@ mod push;
 mod query;
 mod sandbox;
 mod store;
+mod wheel;
 
 use std::process::ExitCode;
 
@@ -86,6 +87,8 @@ pub enum Command {
     Mirror(mirror::MirrorArgs),
     /// Look after the local store: `verify`, `gc`, `path`, `hash`.
     Store(store::StoreArgs),
+    /// Inspect wheel files: `scan` judges a wheel against the manylinux policies.
+    Wheel(wheel::WheelArgs),
     /// Report what this host can do: kernel, namespaces, binfmt registrations, qemu.
     Doctor(doctor::DoctorArgs),
     /// Print a shell completion script.
@@ -144,6 +147,7 @@ pub fn main() -> ExitCode {
         Command::Fetch(args) => fetch::run(&options, args),
         Command::Store(args) => store::run(options.store.as_deref(), args),
         Command::Doctor(args) => doctor::run(args),
+        Command::Wheel(args) => wheel::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "refine", &mut std::io::stdout());
             Ok(())

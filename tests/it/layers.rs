@@ -53,6 +53,11 @@ const LAYERS: &[Layer] = &[
         job: "the one OCI layer (registries, credentials)",
     },
     Layer {
+        name: "refine-wheel",
+        may_use: Uses::Only(&["refine-digest"]),
+        job: "the wheel scanner: ELF files judged against the manylinux policies",
+    },
+    Layer {
         name: "refine-fetch",
         may_use: Uses::Only(&[
             "refine-digest",

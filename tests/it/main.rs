@@ -16,3 +16,4 @@ mod remote;
 mod rules;
 mod sandbox;
 mod store;
+mod wheel;

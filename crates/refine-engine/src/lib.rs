@@ -15,3 +15,4 @@ pub use refine_plan::key;
 pub use refine_remote as remote;
 pub use refine_rules::{diag, fmt, graph, label, query, rules};
 pub use refine_store as store;
+pub use refine_wheel as wheel;
