@@ -14,23 +14,23 @@ use crate::error::WheelError;
 
 /// One policy's data, for every architecture it covers (`data.rs`).
 pub(crate) struct PolicyData {
-    name: &'static str,
-    alias: Option<&'static str>,
+    name: String,
+    alias: Option<String>,
     /// auditwheel's order: the higher, the older the glibc.
     priority: u32,
-    libraries: &'static [&'static str],
-    archs: &'static [ArchPolicy],
+    libraries: Vec<String>,
+    archs: Vec<ArchPolicy>,
 }
 
 pub(crate) struct ArchPolicy {
     arch: Arch,
-    symbols: &'static [SymbolSet],
+    symbols: Vec<SymbolSet>,
 }
 
 /// The versions of one prefix a policy allows, without the prefix (`GLIBC` → `2.17`, …).
 pub(crate) struct SymbolSet {
-    prefix: &'static str,
-    versions: &'static [&'static str],
+    prefix: String,
+    versions: Vec<String>,
 }
 
 /// A manylinux policy for one architecture: `manylinux_2_17` for s390x.
@@ -43,12 +43,12 @@ pub struct Policy {
 impl Policy {
     /// `manylinux_2_17`.
     pub fn name(&self) -> &'static str {
-        self.data.name
+        self.data.name.as_str()
     }
 
     /// The PEP 599 legacy name, where there is one: `manylinux2014`.
     pub fn alias(&self) -> Option<&'static str> {
-        self.data.alias
+        self.data.alias.as_deref()
     }
 
     pub fn arch(&self) -> Arch {
@@ -94,7 +94,7 @@ impl Policy {
                 continue;
             };
             let version = req.version.get(prefix.len() + 1..).unwrap_or_default();
-            if !set.versions.contains(&version) {
+            if !set.versions.iter().any(|v| v == version) {
                 out.push(Breach::Symbol {
                     file: file.path.clone(),
                     library: req.library.clone(),
@@ -109,7 +109,7 @@ impl Policy {
     fn library_breaches(&self, file: &ElfFile, shipped: &BTreeSet<&str>, out: &mut Vec<Breach>) {
         for library in &file.needed {
             let allowed = is_loader(library)
-                || self.data.libraries.contains(&library.as_str())
+                || self.data.libraries.iter().any(|l| l == library)
                 || shipped.contains(library.as_str());
             if !allowed {
                 out.push(Breach::Library {
@@ -152,7 +152,8 @@ fn is_loader(library: &str) -> bool {
 
 /// The policies for `arch`, lowest glibc first; empty where refine has no data.
 pub fn policies_for(arch: Arch) -> Vec<Policy> {
-    let mut out: Vec<Policy> = data::POLICIES
+    let all: &'static [PolicyData] = &data::POLICIES;
+    let mut out: Vec<Policy> = all
         .iter()
         .filter_map(|data| {
             let arch = data.archs.iter().find(|a| a.arch == arch)?;
