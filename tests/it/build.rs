@@ -853,34 +853,29 @@ impl Drop for Immutable {
 
 /// A log the store cannot take fails the action: no artifact is stored without its log
 /// (the failure used to be dropped, and the artifact stored without one). The fault is
-/// real: once the action has started, the store's blob folder is made immutable.
+/// real: the store's blob folder is made immutable before the action runs.
 #[test]
 fn a_log_that_cannot_be_stored_fails_the_action() {
-    let w = tiny(&[(
-        "p",
-        "echo some output\necho x > $REFINE_OUT/x\nsleep 2\n",
-        &[],
-    )]);
+    let w = tiny(&[("p", "echo some output\necho x > $REFINE_OUT/x\n", &[])]);
     let store = tempfile::tempdir().unwrap();
-    let (child, events) = spawn_build(&w, store.path(), &["//packs:p"]);
-    wait_for(
-        || {
-            read_events(events.path())
-                .iter()
-                .any(|e| e["event"] == "action-start" && e["label"] == "//packs:p")
-        },
-        "the action to start",
-    );
-    let blobs = store.path().join("blobs/sha256");
-    let immutable = Immutable::set(&blobs);
-    let out = child.wait_with_output().unwrap();
+    // The base first, so that the log is the next blob the store must write: with the blob
+    // folder immutable from then on, storing the pack's log is what fails (no race with the
+    // action: the fault is in place before it starts).
+    let r = build(&w, store.path(), &["//bases:tiny"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let immutable = Immutable::set(&store.path().join("blobs/sha256"));
+    let r = build(&w, store.path(), &["//packs:p"]);
     drop(immutable);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("FAILED //packs:p"), "{err}");
-    assert!(err.contains("Cannot store the action's log"), "{err}");
-    let fail = read_events(events.path())
-        .into_iter()
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("FAILED //packs:p"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Cannot store the action's log"),
+        "{}",
+        r.stderr
+    );
+    let fail = r
+        .events
+        .iter()
         .find(|e| e["event"] == "action-fail")
         .expect("an action-fail event");
     assert_eq!(fail["label"], "//packs:p");

@@ -9,7 +9,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// What the server received.
 #[derive(Clone, Debug)]
@@ -67,25 +67,21 @@ pub struct TestServer {
     thread: Option<JoinHandle<()>>,
 }
 
-/// How long a server lives at most, whatever the test does.
-const LIFETIME: Duration = Duration::from_secs(60);
-
 impl TestServer {
     /// Starts a server answering each request with `answer`.
     pub fn start(answer: impl Fn(&Request) -> Reply + Send + 'static) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("a bound address").port();
-        listener
-            .set_nonblocking(true)
-            .expect("a non-blocking listener");
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
+        // A blocking accept loop: dropping the server sets `stop` and connects once to wake it.
         let thread = std::thread::spawn(move || {
-            let deadline = Instant::now() + LIFETIME;
-            while !stopped.load(Ordering::SeqCst) && Instant::now() < deadline {
-                match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &answer),
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    serve(stream, &answer);
                 }
             }
         });
@@ -110,6 +106,7 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.host());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -117,7 +114,6 @@ impl Drop for TestServer {
 }
 
 fn serve(stream: TcpStream, answer: &dyn Fn(&Request) -> Reply) {
-    let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(&stream);
     let Some(request) = read_request(&mut reader) else {
