@@ -16,7 +16,6 @@ use crate::common::*;
 use refine_engine::graph::{TargetGraph, TargetId};
 use refine_engine::key::{KeyInputs, key_fields};
 use refine_engine::rules::Workspace;
-use sha2::Digest as _;
 
 const BUILD: &str = "1d61c0887fa860c01971625baae8bdd338e517b836a2f70dd1f7aa3a6b2fc5b5";
 const AUDITWHEEL: &str = "e52f734861859e3743eb29fcac7da9c4921a1e4bea58f954b52f2926f8e9e364";
@@ -173,11 +172,7 @@ impl KeyInputs for Simulated<'_> {
             return Some(d.clone());
         }
         let key = key_fields(self.graph, id, self).ok()?.key();
-        let hex: String = sha2::Sha256::digest(key.hex().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let digest = format!("sha256:{hex}");
+        let digest = refine_engine::digest::Digest::of_bytes(key.hex().as_bytes()).to_string();
         self.memo.borrow_mut().insert(id, digest.clone());
         Some(digest)
     }
@@ -292,14 +287,7 @@ fn elf_files(wheel: &Path) -> Vec<(String, u64, bool)> {
 }
 
 fn wheels_in(dir: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = fs_err::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "whl"))
-        .collect();
-    found.sort();
-    found
+    refine_engine::exec::wheels_in(dir).unwrap()
 }
 
 const SMOKES: &[(&str, &str)] = &[
