@@ -1,15 +1,16 @@
-//! The five kinds of node (docs/architecture.md, "Keys"): one enum for the rules that declare them,
+//! The six kinds of node (docs/architecture.md, "Keys"): one enum for the rules that declare them,
 //! the keys that name them and the stores that keep their artifacts.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The five kinds of target, and of artifact.
+/// The six kinds of target, and of artifact.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Base,
+    Toolchain,
     Runtime,
     Pack,
     Wheel,
@@ -18,18 +19,20 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in graph order.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Base,
+        Kind::Toolchain,
         Kind::Runtime,
         Kind::Pack,
         Kind::Wheel,
         Kind::Repair,
     ];
 
-    /// `base`, `runtime`, `pack`, `wheel` or `repair`.
+    /// `base`, `toolchain`, `runtime`, `pack`, `wheel` or `repair`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Base => "base",
+            Kind::Toolchain => "toolchain",
             Kind::Runtime => "runtime",
             Kind::Pack => "pack",
             Kind::Wheel => "wheel",

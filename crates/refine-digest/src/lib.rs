@@ -5,7 +5,7 @@
 //!   [`HashingWriter`], which computes one while bytes pass through.
 //! - [`sha256_file`] / [`verify_sha256`]: the identity of a fixed-output source (an sdist, a
 //!   tarball, a wheel) is the sha256 of its bytes.
-//! - [`Kind`]: the five kinds of node and artifact.
+//! - [`Kind`]: the six kinds of node and artifact.
 //! - [`tree_hash`]: the identity of a `path` source, a BLAKE3 hash over a folder
 //!   (`refine-tree-v1`), and [`special_kind`], the name of a file type refine cannot store.
 

@@ -23,7 +23,7 @@ mod pypi;
 
 use std::path::PathBuf;
 
-use refine_rules::rules::{Pinned, Sha256, SourceSpec};
+use refine_rules::rules::{DebPin, Pinned, Sha256, SourceSpec};
 use refine_store::{Digest, LocalStore, StoreError};
 
 pub use http::HttpError;
@@ -48,6 +48,14 @@ pub enum Fetchable {
         file: String,
         sha256: String,
     },
+    /// A Debian binary package, from the pool of the host's Debian mirror.
+    Deb {
+        package: String,
+        version: String,
+        arch: String,
+        path: String,
+        sha256: String,
+    },
 }
 
 impl Fetchable {
@@ -55,7 +63,8 @@ impl Fetchable {
         match self {
             Fetchable::Pypi { sha256, .. }
             | Fetchable::Url { sha256, .. }
-            | Fetchable::Debian { sha256, .. } => sha256,
+            | Fetchable::Debian { sha256, .. }
+            | Fetchable::Deb { sha256, .. } => sha256,
         }
     }
 
@@ -71,6 +80,22 @@ impl Fetchable {
                 file,
                 ..
             } => format!("{file} (Debian {package} {version})"),
+            Fetchable::Deb {
+                package,
+                version,
+                arch,
+                ..
+            } => format!("{package}_{version}_{arch}.deb (Debian)"),
+        }
+    }
+
+    pub fn from_deb(d: &DebPin) -> Fetchable {
+        Fetchable::Deb {
+            package: d.package.clone(),
+            version: d.version.clone(),
+            arch: d.arch.clone(),
+            path: d.path.clone(),
+            sha256: d.sha256.0.clone(),
         }
     }
 
@@ -190,6 +215,12 @@ pub fn fetch(
             file,
             ..
         } => apt::download(package, version, file, tmp.path())?,
+        Fetchable::Deb { path, .. } => {
+            let url = deb_url(path);
+            let name = path.rsplit('/').next().unwrap_or(path);
+            pip.http()?
+                .download(&http::parse_url(&url)?, &tmp.path().join(name))?
+        }
     };
     let actual = refine_digest::sha256_file(&file)
         .map_err(|e| FetchError::Store(e.into()))?
@@ -208,6 +239,13 @@ pub fn fetch(
     Ok((digest, true))
 }
 
+/// Where a pool file of the Debian archive is fetched from: the host's Debian mirror (its apt
+/// sources), else `deb.debian.org`. The key holds the file's sha256, never the URL.
+fn deb_url(path: &str) -> String {
+    let mirror = apt_sources::debian_mirror().unwrap_or_else(|| "http://deb.debian.org/debian".into());
+    format!("{}/{}", mirror.trim_end_matches('/'), path)
+}
+
 /// The file name an input was fetched under, if known (and readable: an unreadable record
 /// means fetching again, which rewrites it).
 pub fn file_name(store: &LocalStore, digest: &Digest) -> Option<String> {
@@ -224,6 +262,10 @@ pub fn inputs_of(
     for &id in ids {
         match &graph.target(id).spec {
             Spec::Base(_) => {}
+            Spec::Toolchain(t) => {
+                out.extend(t.debs.iter().map(Fetchable::from_deb));
+                out.extend(t.patchelf.iter().map(Fetchable::from_pinned));
+            }
             Spec::Runtime(r) => {
                 if let RuntimeBuild::Source { source, .. } = &r.build {
                     out.extend(Fetchable::from_source(source));

@@ -1,4 +1,4 @@
-//! The action scripts refine runs for runtimes, wheels and repairs (`recipes/actions/`,
+//! The action scripts refine runs for toolchains, runtimes, wheels and repairs (`recipes/actions/`,
 //! documented in `docs/actions.md`), built into the binary. Their digests are in the keys of
 //! the targets they build, so that changing a script rebuilds what it made.
 //!
@@ -14,6 +14,8 @@ pub const WHEEL: &str = include_str!("../../../recipes/actions/wheel.sh");
 pub const REPAIR: &str = include_str!("../../../recipes/actions/repair.sh");
 /// A repair with `strip`: runs [`REPAIR`] (staged beside it), then strips the wheel.
 pub const REPAIR_STRIP: &str = include_str!("../../../recipes/actions/repair-strip.sh");
+/// Assembles a toolchain from its Debian packages (docs/toolchains.md).
+pub const TOOLCHAIN: &str = include_str!("../../../recipes/actions/toolchain.sh");
 /// The lib the action scripts above source.
 pub const LIB: &str = include_str!("../../../recipes/lib.sh");
 
@@ -98,7 +100,7 @@ mod tests {
 
     #[test]
     fn the_action_scripts_source_the_lib() {
-        for script in [RUNTIME, WHEEL, REPAIR] {
+        for script in [RUNTIME, WHEEL, REPAIR, TOOLCHAIN] {
             assert!(uses_lib(script.as_bytes()));
             assert_ne!(action_digest(script), digest(script));
         }

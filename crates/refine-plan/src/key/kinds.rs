@@ -3,7 +3,7 @@
 use crate::graph::{TargetGraph, TargetId};
 use crate::rules::{
     BaseOrigin, BaseSpec, ImagePin, PackSpec, Pinned, RepairSpec, RuntimeBuild, RuntimeSpec,
-    SourceSpec, Spec, WheelSpec,
+    SourceSpec, Spec, ToolchainSpec, WheelSpec,
 };
 
 use super::KeyFields;
@@ -93,6 +93,7 @@ pub fn key_fields(
     let mut f = KeyFields::new(target.kind().as_str());
     match &target.spec {
         Spec::Base(b) => base_fields(&mut f, b, inputs)?,
+        Spec::Toolchain(t) => toolchain_fields(&mut f, graph, id, t, inputs)?,
         Spec::Runtime(r) => runtime_fields(&mut f, graph, id, r, inputs)?,
         Spec::Pack(p) => pack_fields(&mut f, graph, id, p, inputs)?,
         Spec::Wheel(w) => wheel_fields(&mut f, graph, id, w, inputs)?,
@@ -193,8 +194,50 @@ fn runtime_fields(
                 .text("source", interpreter);
         }
     }
-    f.text("toolchain", &r.toolchain)
-        .map("packs", packs(graph, &deps[1..], inputs)?);
+    f.text("toolchain", &r.compiler)
+        .map("packs", packs(graph, graph.packs_of(id), inputs)?);
+    toolchain_id(f, graph, id, inputs)
+}
+
+/// The platform toolchain's artifact digest, the seed's `toolchain_id`: only when the target
+/// compiles with one, so that every target without keeps its key.
+fn toolchain_id(
+    f: &mut KeyFields,
+    graph: &TargetGraph,
+    id: TargetId,
+    inputs: &dyn KeyInputs,
+) -> Result<(), MissingInput> {
+    if let Some(t) = graph.toolchain_of(id) {
+        f.text("toolchain_id", dep(inputs, t)?);
+    }
+    Ok(())
+}
+
+fn toolchain_fields(
+    f: &mut KeyFields,
+    graph: &TargetGraph,
+    id: TargetId,
+    t: &ToolchainSpec,
+    inputs: &dyn KeyInputs,
+) -> Result<(), MissingInput> {
+    let base = dep(inputs, graph.deps(id)[0])?;
+    f.text("host_arch", base_arch(graph, id))
+        .text("target_arch", &t.target)
+        .text("base", base)
+        .set(
+            "debs",
+            t.debs.iter().map(|d| {
+                format!(
+                    "{} {} {} sha256:{}",
+                    d.package, d.version, d.arch, d.sha256.0
+                )
+            }),
+        )
+        .set("patchelf", t.patchelf.iter().map(pinned))
+        .text(
+            "script",
+            crate::scripts::action_digest(crate::scripts::TOOLCHAIN),
+        );
     Ok(())
 }
 
@@ -217,9 +260,9 @@ fn pack_fields(
         .map("pack_versions", p.versions.clone())
         .text("recipe", recipe)
         .set("sources", sources?)
-        .map("packs", packs(graph, &deps[1..], inputs)?)
+        .map("packs", packs(graph, graph.packs_of(id), inputs)?)
         .map("env", p.env.clone());
-    Ok(())
+    toolchain_id(f, graph, id, inputs)
 }
 
 fn wheel_fields(
@@ -243,7 +286,7 @@ fn wheel_fields(
         )
         .text("platform_tag", format!("linux_{}", base_arch(graph, id)))
         .text("runtime", runtime)
-        .map("packs", packs(graph, &deps[1..], inputs)?)
+        .map("packs", packs(graph, graph.packs_of(id), inputs)?)
         .text("frontend", pinned(&w.frontend))
         .text(
             "script",
@@ -255,7 +298,7 @@ fn wheel_fields(
             w.config_settings.iter().map(|(k, v)| format!("{k}={v}")),
         )
         .map("env", w.env.clone());
-    Ok(())
+    toolchain_id(f, graph, id, inputs)
 }
 
 fn repair_fields(

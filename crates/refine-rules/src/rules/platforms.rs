@@ -19,6 +19,8 @@ pub struct Placement {
     /// The base: the platform's, or the rule's own `base`. `None` for a wheel that takes
     /// its platform from its runtime.
     pub base: Option<LabelRef>,
+    /// The platform's toolchain: native compilers for the variant's actions.
+    pub toolchain: Option<LabelRef>,
     /// `-x86_64` for a platform matrix's variant on a platform other than the default.
     pub suffix: String,
     /// Part of a platform matrix (several platforms, or `platforms` at all).
@@ -71,6 +73,7 @@ pub fn read_placements(
             Some(vec![Placement {
                 platform: None,
                 base: Some(base),
+                toolchain: None,
                 suffix: String::new(),
                 matrix: false,
             }])
@@ -142,6 +145,7 @@ fn default_placements(
         return Some(vec![Placement {
             platform: None,
             base: None,
+            toolchain: None,
             suffix: String::new(),
             matrix: false,
         }]);
@@ -165,6 +169,7 @@ fn single(p: &Platform) -> Placement {
     Placement {
         platform: Some(p.name.clone()),
         base: Some(p.base.clone()),
+        toolchain: p.toolchain.clone(),
         suffix: String::new(),
         matrix: false,
     }
@@ -179,6 +184,7 @@ fn in_matrix(ws: &WorkspaceConfig, p: &Platform) -> Placement {
     Placement {
         platform: Some(p.name.clone()),
         base: Some(p.base.clone()),
+        toolchain: p.toolchain.clone(),
         suffix,
         matrix: true,
     }

@@ -60,9 +60,10 @@ fn read_name(r: &mut FileReader<'_>, node: &KdlNode, ws: &mut WorkspaceConfig, s
     }
 }
 
-/// `platform "NAME" arch=… policy=… base=…`: kept only when whole and not declared before.
+/// `platform "NAME" arch=… policy=… base=… [toolchain=…]`: kept only when whole and not
+/// declared before.
 fn read_platform(r: &mut FileReader<'_>, node: &KdlNode, ws: &mut WorkspaceConfig) {
-    r.check_props(node, &["arch", "policy", "base"]);
+    r.check_props(node, &["arch", "policy", "base", "toolchain"]);
     r.check_children(node, &[]);
     let pname = r.one_arg(node);
     let arch = r.required_prop(node, "arch", "\"s390x\"");
@@ -72,6 +73,10 @@ fn read_platform(r: &mut FileReader<'_>, node: &KdlNode, ws: &mut WorkspaceConfi
     let base = r
         .required_prop(node, "base", "\"//bases:NAME\"")
         .and_then(|b| r.label(&b, false));
+    let toolchain = match r.prop(node, "toolchain") {
+        Some(t) => Some(r.label(&t, false)),
+        None => None,
+    };
     let (Some(pname), Some(arch), Some(policy), Some(base)) = (pname, arch, policy, base) else {
         return;
     };
@@ -89,6 +94,7 @@ fn read_platform(r: &mut FileReader<'_>, node: &KdlNode, ws: &mut WorkspaceConfi
             arch: arch.value,
             policy,
             base,
+            toolchain: toolchain.flatten(),
         });
     }
 }

