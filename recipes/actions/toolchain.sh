@@ -19,6 +19,8 @@
 #                             objcopy, objdump, readelf, ... → the packages' programs
 #   shim                      a static program bound over the root's compiler names: it runs
 #                             bin/<role> for the name it is called by
+#   target-libs/              the target's compiler runtime libraries (libstdc++, libgfortran,
+#                             libgcc_s, ...; not libc): a repair grafts these
 set -euf
 umask 022
 export LC_ALL=C TZ=UTC
@@ -106,6 +108,17 @@ for r in addr2line ar as c++filt dwp elfedit gprof ld ld.bfd ld.gold nm objcopy 
     ranlib readelf size strings strip; do
     link "$r" "$r"
 done
+
+# The target's compiler runtime libraries (not its libc): what a repair grafts into wheels
+# built with this toolchain, found ahead of the root's newer ones.
+mkdir -p "$OUT/target-libs"
+set +f
+for lib in "$OUT/usr/$T/lib/"libgcc_s.so.* "$OUT/usr/$T/lib/"libstdc++.so.* \
+    "$OUT/usr/$T/lib/"libgfortran.so.* "$OUT/usr/$T/lib/"libgomp.so.* \
+    "$OUT/usr/$T/lib/"libatomic.so.* "$OUT/usr/$T/lib/"libquadmath.so.*; do
+    [ -e "$lib" ] && ln -sfn "../usr/$T/lib/$(basename "$lib")" "$OUT/target-libs/"
+done
+set -f
 
 # The shim: bound over `gcc`, `s390x-linux-gnu-gcc-12`, `cc`, `as`, ... in the root, it runs
 # the role its name means. Static, so that it needs no loader in a root of another

@@ -242,7 +242,8 @@ pub fn fetch(
 /// Where a pool file of the Debian archive is fetched from: the host's Debian mirror (its apt
 /// sources), else `deb.debian.org`. The key holds the file's sha256, never the URL.
 fn deb_url(path: &str) -> String {
-    let mirror = apt_sources::debian_mirror().unwrap_or_else(|| "http://deb.debian.org/debian".into());
+    let mirror =
+        apt_sources::debian_mirror().unwrap_or_else(|| "http://deb.debian.org/debian".into());
     format!("{}/{}", mirror.trim_end_matches('/'), path)
 }
 

@@ -313,3 +313,121 @@ fn strip_enters_the_key_only_when_set() {
     assert_eq!(s[p.len()].0, "strip");
     assert!(s[p.len()].1.starts_with("sha256:"), "{s:?}");
 }
+
+const TOOLCHAIN_PLATFORM: &str = "platform \"x86_64\" arch=\"x86_64\" policy=\"manylinux_2_28\" base=\"//bases:deb64\"\nplatform \"s390x-tc\" arch=\"s390x\" policy=\"manylinux_2_28\" base=\"//bases:deb\" toolchain=\"//toolchains:tc\"\n";
+
+fn toolchain_rule(sha: &str) -> (String, String) {
+    (
+        "rules/toolchains.kdl".to_string(),
+        format!(
+            r#"toolchain "tc" {{
+    base "//bases:deb64"
+    target "s390x"
+    deb "gcc-10-s390x-linux-gnu" version="10.2.1-6cross1" arch="amd64" path="pool/main/g/gcc-10-cross/gcc-10-s390x-linux-gnu_10.2.1-6cross1_amd64.deb" sha256="{sha}"
+    deb "libc6" version="2.31-13" arch="amd64" path="pool/main/g/glibc/libc6_2.31-13_amd64.deb" sha256="{SHA_A}"
+}}
+"#
+        ),
+    )
+}
+
+/// The matrix over s390x, x86_64 and `s390x-tc` (s390x with a toolchain), with `extra` added
+/// to the pack rules.
+fn with_toolchain(deb_sha: &str, pack_extra: &str) -> Vec<(String, String)> {
+    let mut fs = matrix(
+        "",
+        "    platforms \"s390x\" \"x86_64\" \"s390x-tc\"\n",
+        INLINE,
+    );
+    fs[0].1 = workspace(
+        TOOLCHAIN_PLATFORM,
+        "    platforms \"s390x\" \"x86_64\" \"s390x-tc\"\n",
+    );
+    for (path, text) in &mut fs {
+        if path == "rules/packs.kdl" {
+            *text = text.replace(
+                "    version \"0.2.5\"\n",
+                &format!("    version \"0.2.5\"\n{pack_extra}"),
+            );
+        }
+    }
+    fs.push(toolchain_rule(deb_sha));
+    fs
+}
+
+#[test]
+fn a_toolchain_enters_the_keys_of_what_it_compiles_and_nothing_else() {
+    let plain = keys_of(&matrix("", "    platforms \"s390x\" \"x86_64\"\n", INLINE));
+    let fields = fields_of(&with_toolchain(SHA_B, ""));
+    // Adding a platform with a toolchain changes no key of the other platforms.
+    for (label, key) in &plain {
+        assert_eq!(&fields[label].key().hex(), key, "{label}");
+    }
+    // On the toolchain's platform every compiled target keys like its s390x twin, plus the
+    // toolchain's artifact digest, last; the repair too (it grafts the toolchain's libraries).
+    for (twin, label) in [
+        ("//runtimes:cpy-py311", "//runtimes:cpy-s390x-tc-py311"),
+        ("//packs:ffi", "//packs:ffi-s390x-tc"),
+        ("//packs:yaml", "//packs:yaml-s390x-tc"),
+        ("//wheels:yaml-py311", "//wheels:yaml-s390x-tc-py311"),
+        (
+            "//wheels:yaml-repaired-py311",
+            "//wheels:yaml-repaired-s390x-tc-py311",
+        ),
+    ] {
+        let (t, f) = (fields[twin].flat(), fields[label].flat());
+        assert_eq!(f.len(), t.len() + 1, "{label}: {f:?}");
+        let last = &f[f.len() - 1];
+        assert_eq!(last.0, "toolchain_id", "{label}");
+        assert!(last.1.starts_with("sha256:"), "{label}: {last:?}");
+        assert!(
+            t.iter().all(|(name, _)| name != "toolchain_id"),
+            "{twin}: {t:?}"
+        );
+    }
+    let tc: Vec<String> = fields["//toolchains:tc"]
+        .flat()
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    assert_eq!(
+        tc,
+        [
+            "host_arch",
+            "target_arch",
+            "base",
+            "debs",
+            "patchelf",
+            "script"
+        ]
+    );
+}
+
+#[test]
+fn a_pinned_package_of_the_toolchain_rebuilds_what_it_compiled() {
+    let before = keys_of(&with_toolchain(SHA_B, ""));
+    let after = keys_of(&with_toolchain(SHA_C, ""));
+    for label in before.keys() {
+        let moved = before[label] != after[label];
+        let compiled = label.contains("s390x-tc") || label.starts_with("//toolchains:");
+        assert_eq!(moved, compiled, "{label}");
+    }
+}
+
+#[test]
+fn native_compilers_off_leaves_the_toolchain_out_of_the_key() {
+    let fields = fields_of(&with_toolchain(SHA_B, "    native-compilers #false\n"));
+    let (off, twin) = (&fields["//packs:yaml-s390x-tc"], &fields["//packs:yaml"]);
+    let names = |f: &KeyFields| f.flat().into_iter().map(|(n, _)| n).collect::<Vec<_>>();
+    assert!(!names(off).contains(&"toolchain_id".to_string()), "{off:?}");
+    // The same fields as on the platform without a toolchain (the name, and the packs it
+    // depends on, are this variant's own).
+    assert_eq!(names(off).len(), names(twin).len());
+    // The pack it needs still compiles with the toolchain.
+    assert!(
+        fields["//packs:ffi-s390x-tc"]
+            .flat()
+            .iter()
+            .any(|(f, _)| f == "toolchain_id")
+    );
+}

@@ -220,7 +220,10 @@ fn stage_toolchain(stage: &Stage<'_>, t: &ToolchainSpec) -> Result<Staged, Actio
             "REFINE_TOOLCHAIN_PREFIX".to_string(),
             setup::TOOLCHAIN_MOUNT.to_string(),
         ),
-        ("REFINE_TRIPLE".to_string(), format!("{}-linux-gnu", t.target)),
+        (
+            "REFINE_TRIPLE".to_string(),
+            format!("{}-linux-gnu", t.target),
+        ),
     ]);
     sb.finish(scripts::TOOLCHAIN, OutputCheck::NonEmpty)
 }
@@ -358,6 +361,7 @@ fn stage_repair(stage: &Stage<'_>, r: &RepairSpec) -> Result<Staged, ActionError
     for &d in graph.packs_of(wheel_id) {
         sb.mount_pack(d)?;
     }
+    sb.mount_toolchain_libs(graph.toolchain_of(wheel_id))?;
     let wheelhouse = src.join("wheelhouse");
     let mut pins: Vec<&Pinned> = vec![&r.tool];
     pins.extend(r.requires.iter());
@@ -371,11 +375,10 @@ fn stage_repair(stage: &Stage<'_>, r: &RepairSpec) -> Result<Staged, ActionError
             .first()
             .map(refine_rules::rules::Pinned::requirement),
     );
-    let policy = r.policy.clone().unwrap_or_else(|| {
-        graph
-            .base_of(stage.id)
-            .map_or_else(|| "linux".into(), |b| b.policy.clone())
-    });
+    let policy = r
+        .policy
+        .clone()
+        .unwrap_or_else(|| graph.policy_of(stage.id));
     sb.env.extend([
         ("REFINE_PYTHON".to_string(), python),
         (

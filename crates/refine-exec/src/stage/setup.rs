@@ -146,6 +146,8 @@ pub(super) struct SandboxSetup<'s, 'a> {
     inputs: Inputs,
     /// The unpacked toolchain whose native compilers the action runs, if any.
     toolchain: Option<PathBuf>,
+    /// Library folders searched before the packs' (`LD_LIBRARY_PATH`).
+    lib_dirs: Vec<String>,
     /// The `recipes/lib.sh` a pack's recipe sources (the workspace's); refine's own scripts
     /// source refine's own ([`refine_plan::scripts::LIB`]).
     pub(super) lib: Option<String>,
@@ -161,6 +163,7 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
             env: Vec::new(),
             inputs: Vec::new(),
             toolchain: None,
+            lib_dirs: Vec::new(),
             lib: None,
         }
     }
@@ -181,6 +184,17 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
             self.stage.graph.target(id).label.to_string(),
             b.content.clone(),
         ));
+        Ok(())
+    }
+
+    /// Mounts a wheel's toolchain for its repair: no shims (nothing is compiled), but its
+    /// compiler runtime libraries ahead of the root's on the library path, so that what is
+    /// grafted is what the wheel was built against.
+    pub(super) fn mount_toolchain_libs(&mut self, id: Option<TargetId>) -> Result<(), ActionError> {
+        self.mount_toolchain(id)?;
+        if self.toolchain.take().is_some() {
+            self.lib_dirs.push(format!("{TOOLCHAIN_MOUNT}/target-libs"));
+        }
         Ok(())
     }
 
@@ -339,6 +353,15 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
         });
         let arch = stage.arch();
         let mut env = base_env(&self.pack_dirs, &self.path_prefix, stage.cores);
+        if !self.lib_dirs.is_empty() {
+            for (k, v) in &mut env {
+                if k == "LD_LIBRARY_PATH" {
+                    let mut dirs = self.lib_dirs.clone();
+                    dirs.extend(v.split(':').filter(|d| !d.is_empty()).map(str::to_string));
+                    *v = dirs.join(":");
+                }
+            }
+        }
         env.push(("REFINE_ARCH".into(), arch.clone()));
         env.extend(lib_env);
         env.extend(self.env);

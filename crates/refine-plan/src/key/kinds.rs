@@ -310,12 +310,7 @@ fn repair_fields(
 ) -> Result<(), MissingInput> {
     let wheel = dep(inputs, graph.deps(id)[0])?;
     // Without its own policy a repair meets its platform's: the same as saying it.
-    let policy = match &r.policy {
-        Some(p) => p.clone(),
-        None => graph
-            .base_of(id)
-            .map_or_else(|| "linux".into(), |b| b.policy.clone()),
-    };
+    let policy = r.policy.clone().unwrap_or_else(|| graph.policy_of(id));
     f.text("wheel", wheel)
         .text("tool", pinned(&r.tool))
         .set("patchelf", r.patchelf.iter().map(pinned))
@@ -325,6 +320,11 @@ fn repair_fields(
             crate::scripts::action_digest(crate::scripts::REPAIR),
         )
         .text("policy", policy);
+    // The toolchain whose runtime libraries are grafted: only when the wheel has one, so
+    // that every other repair keeps its key.
+    if let Some(t) = graph.toolchain_of(graph.deps(id)[0]) {
+        f.text("toolchain_id", dep(inputs, t)?);
+    }
     // Only when set, so that every repair without it keeps its key.
     if r.strip {
         f.text(

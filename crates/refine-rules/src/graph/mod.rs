@@ -95,6 +95,18 @@ impl TargetGraph {
         }
     }
 
+    /// The manylinux policy a target is built for: its platform's, else its base's (`linux`
+    /// when it has neither).
+    pub fn policy_of(&self, id: TargetId) -> String {
+        let platform = self.target(id).platform.as_deref();
+        match platform.and_then(|p| self.workspace.config.platform(p)) {
+            Some(p) => p.policy.clone(),
+            None => self
+                .base_of(id)
+                .map_or_else(|| "linux".into(), |b| b.policy.clone()),
+        }
+    }
+
     /// The toolchain a target's actions compile with: the platform's, unless its rule turns
     /// native compilers off. Always the target's last dependency.
     pub fn toolchain_of(&self, id: TargetId) -> Option<TargetId> {
@@ -104,7 +116,11 @@ impl TargetGraph {
             crate::rules::Spec::Wheel(w) => w.toolchain.is_some(),
             _ => false,
         };
-        if has { self.deps(id).last().copied() } else { None }
+        if has {
+            self.deps(id).last().copied()
+        } else {
+            None
+        }
     }
 
     /// A runtime's, pack's or wheel's packs: its dependencies after the first, without the

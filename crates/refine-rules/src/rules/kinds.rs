@@ -197,8 +197,7 @@ fn read_variants(
                 }
             }
             "runtime" => {
-                for mut spec in read_runtime(r, &view, placement.base.clone()).unwrap_or_default()
-                {
+                for mut spec in read_runtime(r, &view, placement.base.clone()).unwrap_or_default() {
                     spec.toolchain = toolchain.clone();
                     let python = spec.python.clone();
                     targets.push(rule.target(Spec::Runtime(spec), placement, Some(&python)));
