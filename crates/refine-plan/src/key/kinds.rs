@@ -320,9 +320,16 @@ fn repair_fields(
             crate::scripts::action_digest(crate::scripts::REPAIR),
         )
         .text("policy", policy);
+    // What the repair grafts: the wheel's packs. The wheel's own bytes do not change when
+    // a library it links to does, so without them a repair would be a stale cache hit.
+    let wheel_id = graph.deps(id)[0];
+    f.map(
+        "grafted_packs",
+        packs(graph, graph.packs_of(wheel_id), inputs)?,
+    );
     // The toolchain whose runtime libraries are grafted: only when the wheel has one, so
     // that every other repair keeps its key.
-    if let Some(t) = graph.toolchain_of(graph.deps(id)[0]) {
+    if let Some(t) = graph.toolchain_of(wheel_id) {
         f.text("toolchain_id", dep(inputs, t)?);
     }
     // Only when set, so that every repair without it keeps its key.

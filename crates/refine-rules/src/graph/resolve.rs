@@ -225,6 +225,9 @@ pub(super) fn build(workspace: Workspace) -> Result<TargetGraph, Errors> {
         };
         for platform in &workspace.config.platforms {
             r.resolve(&platform.base, Kind::Base, &Ctx::default());
+            if let Some(t) = &platform.toolchain {
+                r.resolve(t, Kind::Toolchain, &Ctx::default());
+            }
         }
         for id in 0..workspace.targets.len() {
             deps.push(r.resolve_target(id));

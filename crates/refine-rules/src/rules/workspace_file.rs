@@ -73,10 +73,7 @@ fn read_platform(r: &mut FileReader<'_>, node: &KdlNode, ws: &mut WorkspaceConfi
     let base = r
         .required_prop(node, "base", "\"//bases:NAME\"")
         .and_then(|b| r.label(&b, false));
-    let toolchain = match r.prop(node, "toolchain") {
-        Some(t) => Some(r.label(&t, false)),
-        None => None,
-    };
+    let toolchain = r.prop(node, "toolchain").map(|t| r.label(&t, false));
     let (Some(pname), Some(arch), Some(policy), Some(base)) = (pname, arch, policy, base) else {
         return;
     };
