@@ -104,6 +104,50 @@ fn smoke_in_sandbox(root: &Path, arch: Option<&str>, wheel: &Path, smoke: &str) 
     run_in_sandbox(root, arch, &[(wheel.parent().unwrap(), "/wheels")], &script)
 }
 
+/// The platform tag `auditwheel show` finds `wheel` consistent with, run in the s390x root
+/// under qemu (auditwheel judges wheels against the machine it runs on). Its pinned wheels
+/// come from PyPI into a folder of `work` bound into the sandbox.
+fn auditwheel_show(base: &Path, work: &tempfile::TempDir, wheel: &Path) -> String {
+    let wh = work.path().join("auditwheel-wheels");
+    if !wh.exists() {
+        let pip = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "-d",
+            ])
+            .arg(&wh)
+            .args(["auditwheel==6.1.0", "pyelftools==0.31", "packaging==24.2"])
+            .output()
+            .unwrap();
+        assert!(
+            pip.status.success(),
+            "{}",
+            String::from_utf8_lossy(&pip.stderr)
+        );
+    }
+    let name = wheel.file_name().unwrap().to_str().unwrap();
+    let show = run_in_sandbox(
+        base,
+        Some("s390x"),
+        &[(wh.as_path(), "/aw"), (wheel.parent().unwrap(), "/wheels")],
+        &format!(
+            "python3 -m venv /tmp/aw && /tmp/aw/bin/pip install -q --no-index --find-links /aw auditwheel && /tmp/aw/bin/auditwheel show /wheels/{name}"
+        ),
+    );
+    // auditwheel wraps its lines: match words, not the sentence.
+    let words = show.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (_, after) = words
+        .split_once("consistent with the following platform tag: \"")
+        .unwrap_or_else(|| panic!("no platform tag in:\n{show}"));
+    after.split('"').next().unwrap().to_string()
+}
+
 const YAML_SMOKE: &str = "import yaml, platform; assert yaml.__with_libyaml__; d = yaml.load(\"a: [1, 2]\", Loader=yaml.CLoader); assert d == {\"a\": [1, 2]}; print(\"ok\", platform.machine())";
 
 #[test]
@@ -224,7 +268,7 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
 }
 
 #[test]
-fn s390x_pyyaml_with_libyaml_under_emulation() {
+fn s390x_pyyaml_under_emulation_then_at_the_2_31_floor() {
     let work = scratch();
     let store = work.path().join("store");
     let out_dir = work.path().join("wheels");
@@ -244,45 +288,11 @@ fn s390x_pyyaml_with_libyaml_under_emulation() {
     );
 
     // `auditwheel show` agrees, run where the wheel belongs: in the s390x root, under qemu
-    // (auditwheel judges wheels against the machine it runs on). Its pinned wheels come
-    // from PyPI into a folder bound into the sandbox.
-    let wh = work.path().join("auditwheel-wheels");
-    let pip = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "-q",
-            "--no-deps",
-            "--only-binary",
-            ":all:",
-            "-d",
-        ])
-        .arg(&wh)
-        .args(["auditwheel==6.1.0", "pyelftools==0.31", "packaging==24.2"])
-        .output()
-        .unwrap();
-    assert!(
-        pip.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pip.stderr)
-    );
+    // (auditwheel judges wheels against the machine it runs on).
     let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
-    let show = run_in_sandbox(
-        &base,
-        Some("s390x"),
-        &[(wh.as_path(), "/aw"), (out_dir.as_path(), "/wheels")],
-        &format!(
-            "python3 -m venv /tmp/aw && /tmp/aw/bin/pip install -q --no-index --find-links /aw auditwheel && /tmp/aw/bin/auditwheel show /wheels/{name}"
-        ),
-    );
+    let show = auditwheel_show(&base, &work, &wheel);
     assert!(
-        // auditwheel wraps its lines: match words, not the sentence.
-        show.split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .contains("consistent with the following platform tag: \"manylinux_")
-            && show.contains("_s390x\""),
+        show.starts_with("manylinux_") && show.ends_with("_s390x"),
         "{show}"
     );
 
@@ -298,6 +308,158 @@ fn s390x_pyyaml_with_libyaml_under_emulation() {
     );
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(action_starts(&events), 0, "a second build ran actions");
+
+    // The same root with native compilers against glibc 2.31: the floor platform.
+    s390x_2_31_floors(&work, &store, &base);
+}
+
+const CFFI_SMOKE: &str = "import cffi, platform; ffi = cffi.FFI(); ffi.cdef(\"int abs(int);\"); C = ffi.dlopen(None); assert C.abs(-3) == 3; print(\"ok\", platform.machine())";
+const CXX_SMOKE: &str = "import floor_cxx, platform; assert floor_cxx.greet(\"z\") == \"hello z from C++\"; print(\"ok\", platform.machine())";
+const FORTRAN_SMOKE: &str = "import floor_fortran, platform; assert abs(floor_fortran.norm(3.0, 4.0) - 5.0) < 1e-9; print(\"ok\", platform.machine())";
+
+/// The `s390x-2_31` platform (docs/toolchains.md): PyYAML with libyaml, cffi with libffi, a
+/// C++ extension and a C extension over a Fortran pack, built in the bookworm root with the
+/// bullseye gcc-10 toolchain's native compilers. Each wheel is tagged manylinux_2_31 or lower;
+/// refine's scan and `auditwheel show` name the same lowest policy; it installs and imports in
+/// a clean venv under qemu; and every ELF file in it loads with the glibc 2.31 runtime of the
+/// toolchain's sysroot (its loader and libc, run under qemu), so nothing needs a newer glibc.
+fn s390x_2_31_floors(work: &tempfile::TempDir, store: &Path, base: &Path) {
+    let toolchain = artifact_tree_after_build(store, "//toolchains:gcc-10-s390x-glibc-2.31");
+    let sysroot_lib = toolchain.join("usr/s390x-linux-gnu/lib");
+    for (label, smoke) in [
+        (
+            "//wheels:pyyaml-debian-repaired-s390x-2_31-py311",
+            YAML_SMOKE,
+        ),
+        ("//wheels:cffi-debian-repaired-s390x-2_31-py311", CFFI_SMOKE),
+        ("//wheels:floor-cxx-repaired-py311", CXX_SMOKE),
+        ("//wheels:floor-fortran-repaired-py311", FORTRAN_SMOKE),
+    ] {
+        let out_dir = work.path().join(label.replace([':', '/'], "_"));
+        let events = work.path().join("events-2_31.jsonl");
+        let out = build(store, label, &out_dir, &events);
+        assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
+        let wheel = only_wheel(&out_dir);
+        let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+        let tags: Vec<&str> = name
+            .trim_end_matches(".whl")
+            .rsplit('-')
+            .next()
+            .unwrap()
+            .split('.')
+            .collect();
+        for tag in &tags {
+            assert!(
+                at_most_2_31(tag),
+                "{label}: `{name}` is tagged above manylinux_2_31"
+            );
+        }
+
+        let scan = run_refine(
+            repo(),
+            &["wheel", "scan", "-o", "json", wheel.to_str().unwrap()],
+        );
+        assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));
+        let verdict: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
+        let lowest = verdict["lowest"]["name"].as_str().unwrap().to_string();
+        assert!(at_most_2_31(&lowest), "{label}: {verdict}");
+        let show = auditwheel_show(base, work, &wheel);
+        assert_eq!(
+            show,
+            format!("{lowest}_s390x"),
+            "{label}: refine's scan and auditwheel disagree"
+        );
+
+        let said = smoke_in_sandbox(base, Some("s390x"), &wheel, smoke);
+        assert!(said.contains("ok s390x"), "{label}: {said}");
+
+        // Every ELF file, grafted libraries included, loads with glibc 2.31.
+        let unpacked = work.path().join(format!("{name}.d"));
+        let unzip = std::process::Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(&wheel)
+            .arg(&unpacked)
+            .output()
+            .unwrap();
+        assert!(
+            unzip.status.success(),
+            "{}",
+            String::from_utf8_lossy(&unzip.stderr)
+        );
+        let elves = shared_objects(&unpacked);
+        assert!(!elves.is_empty(), "{label}: no shared object in {name}");
+        for so in elves {
+            let dir = so.parent().unwrap();
+            let list = std::process::Command::new(sysroot_lib.join("ld64.so.1"))
+                .arg("--library-path")
+                .arg(format!("{}:{}", sysroot_lib.display(), dir.display()))
+                .arg("--list")
+                .arg(&so)
+                .output()
+                .unwrap();
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&list.stdout),
+                String::from_utf8_lossy(&list.stderr)
+            );
+            assert!(
+                list.status.success() && !said.contains("not found"),
+                "{label}: {} does not load with glibc 2.31:\n{said}",
+                so.display()
+            );
+        }
+    }
+}
+
+/// A `manylinux_X_Y_<arch>` tag or policy name (or a legacy alias) at most manylinux_2_31.
+fn at_most_2_31(tag: &str) -> bool {
+    for (alias, glibc) in [
+        ("manylinux1", 5),
+        ("manylinux2010", 12),
+        ("manylinux2014", 17),
+    ] {
+        if tag.starts_with(alias) {
+            return glibc <= 31;
+        }
+    }
+    let mut parts = tag.trim_start_matches("manylinux_").split('_');
+    let major: u32 = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(u32::MAX);
+    let minor: u32 = parts
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(u32::MAX);
+    (major, minor) <= (2, 31)
+}
+
+/// Every `*.so` and `*.so.N` file below `dir`.
+fn shared_objects(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs_err::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(shared_objects(&path));
+        } else if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".so") || n.contains(".so."))
+        {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The unpacked artifact of `label`, which a build has stored.
+fn artifact_tree_after_build(store: &Path, label: &str) -> PathBuf {
+    let out = run_refine(
+        repo(),
+        &["--store", store.to_str().unwrap(), "build", label],
+    );
+    assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
+    artifact_tree(repo(), store, label)
 }
 
 const NUMPY_SMOKE: &str = "import numpy as np, platform; a = np.array([[4.0, 1.0], [2.0, 3.0]]); x = np.linalg.solve(a, [1.0, 2.0]); assert np.allclose(a @ x, [1.0, 2.0]); assert np.allclose(np.linalg.eigvalsh([[2.0, 1.0], [1.0, 2.0]]), [1.0, 3.0]); deps = np.show_config(mode=\"dicts\")[\"Build Dependencies\"]; assert deps[\"blas\"][\"name\"] == \"openblas\" and deps[\"lapack\"][\"name\"] == \"openblas\", deps; print(\"ok\", platform.machine(), np.__version__)";
