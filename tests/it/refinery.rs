@@ -631,3 +631,71 @@ fn host_numpy_with_openblas() {
     let said = smoke_in_sandbox(&base, None, &wheel, NUMPY_SMOKE);
     assert!(said.contains("ok x86_64 2.1.3"), "{said}");
 }
+
+/// CPython 3.11 from Debian's copy of the upstream tarball, for s390x, with the `s390x-2_31`
+/// platform's native compilers (docs/toolchains.md): configure's test programs and the
+/// interpreter's own build steps run under qemu, every compile natively. Tens of minutes on
+/// two cores (an hour and more with every compiler emulated), so opt-in:
+/// `cargo test --test it -- --ignored refinery::s390x_cpython` (REFINE_FLAGSHIP_STORE=DIR
+/// keeps the bases and the toolchain between runs).
+#[test]
+#[ignore = "tens of minutes under emulation: run with `-- --ignored s390x_cpython`"]
+fn s390x_cpython_with_native_compilers() {
+    let work = scratch();
+    let store = std::env::var_os("REFINE_FLAGSHIP_STORE")
+        .map_or_else(|| work.path().join("store"), PathBuf::from);
+    let label = "//runtimes:cpython-s390x-2_31-py311";
+    let runtime = artifact_tree_after_build(&store, label);
+    let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
+    let said = run_in_sandbox(
+        &base,
+        Some("s390x"),
+        &[(runtime.as_path(), "/opt/python/cp311-cp311")],
+        "/opt/python/cp311-cp311/bin/python3 -c 'import ctypes, json, platform, sys, zlib; assert sys.version_info[:2] == (3, 11); print(\"ok\", platform.machine(), sys.prefix)'",
+    );
+    assert!(said.contains("ok s390x /opt/python/cp311-cp311"), "{said}");
+    // The interpreter needs nothing above glibc 2.31: it loads with the toolchain's.
+    let toolchain = artifact_tree_after_build(&store, "//toolchains:gcc-10-s390x-glibc-2.31");
+    let sysroot_lib = toolchain.join("usr/s390x-linux-gnu/lib");
+    let list = std::process::Command::new(sysroot_lib.join("ld64.so.1"))
+        .arg("--library-path")
+        .arg(&sysroot_lib)
+        .arg("--list")
+        .arg(runtime.join("bin/python3.11"))
+        .output()
+        .unwrap();
+    let listed =
+        String::from_utf8_lossy(&list.stdout).to_string() + &String::from_utf8_lossy(&list.stderr);
+    assert!(
+        list.status.success() && !listed.contains("not found"),
+        "{listed}"
+    );
+}
+
+/// The flagship on the `s390x-2_31` platform: reference LAPACK, OpenBLAS and numpy 2.1.3
+/// compiled natively in the emulated root against glibc 2.31, repaired to manylinux_2_31 or
+/// lower, installed and smoke-tested under qemu. Opt-in like the emulated flagship:
+/// `cargo test --test it -- --ignored refinery::s390x_2_31_numpy`.
+#[test]
+#[ignore = "an hour and more on two cores: run with `-- --ignored s390x_2_31_numpy`"]
+fn s390x_2_31_numpy_with_native_compilers() {
+    let work = scratch();
+    let store = std::env::var_os("REFINE_FLAGSHIP_STORE")
+        .map_or_else(|| work.path().join("store"), PathBuf::from);
+    let out_dir = work.path().join("wheels");
+    let events = work.path().join("events.jsonl");
+    let out = build(
+        &store,
+        "//wheels:numpy-debian-repaired-s390x-2_31-py311",
+        &out_dir,
+        &events,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let wheel = only_wheel(&out_dir);
+    let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    let tags = name.trim_end_matches(".whl").rsplit('-').next().unwrap();
+    assert!(tags.split('.').all(at_most_2_31), "{name}");
+    let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
+    let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, NUMPY_SMOKE);
+    assert!(said.contains("ok s390x 2.1.3"), "{said}");
+}
