@@ -84,7 +84,8 @@ impl From<OpError> for Failure {
             | OpError::RecordName { .. }
             | OpError::NoArtifact { .. }
             | OpError::BadProvenance { .. }
-            | OpError::NoProvenance { .. } => Failure::failed(err),
+            | OpError::NoProvenance { .. }
+            | OpError::OutputClash { .. } => Failure::failed(err),
         }
     }
 }

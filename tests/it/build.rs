@@ -886,3 +886,32 @@ fn a_log_that_cannot_be_stored_fails_the_action() {
     assert_eq!(actions(&r), ["//packs:p"]);
     assert_eq!(verify(store.path()).0, Some(0));
 }
+
+/// Two targets that make different wheels of one file name (two platforms of one policy)
+/// cannot both go to one `--out` folder: the second does not silently replace the first.
+#[test]
+fn out_refuses_two_different_wheels_of_one_name() {
+    let w = tiny(&[
+        ("a", "echo a > $REFINE_OUT/w-1.0-py3-none-any.whl\n", &[]),
+        ("b", "echo b > $REFINE_OUT/w-1.0-py3-none-any.whl\n", &[]),
+        ("c", "echo a > $REFINE_OUT/w-1.0-py3-none-any.whl\n", &[]),
+    ]);
+    let store = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let to = dest.path().to_str().unwrap();
+    // The same bytes twice are one wheel.
+    let r = build(&w, store.path(), &["//packs:a", "//packs:c", "--out", to]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let r = build(&w, store.path(), &["//packs:a", "//packs:b", "--out", to]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("`//packs:a` and `//packs:b` both made `w-1.0-py3-none-any.whl`"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        fs_err::read_to_string(dest.path().join("w-1.0-py3-none-any.whl")).unwrap(),
+        "a\n"
+    );
+}

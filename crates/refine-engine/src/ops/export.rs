@@ -1,6 +1,7 @@
 //! `refine build --out DIR`: copy the artifacts of the requested targets out of the store,
 //! wheels as `.whl` files, other artifacts as folders named after their target.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use refine_exec::{BuildReport, copy_tree};
@@ -21,6 +22,10 @@ pub struct Exported {
 pub fn export(session: &Session, report: &BuildReport, dir: &Path) -> Result<Exported, OpError> {
     fs_err::create_dir_all(dir).map_err(OpError::io("write", dir))?;
     let mut exported = Exported::default();
+    // Each destination name, with the target that wrote it and its content: two platforms
+    // of one policy make wheels of one name, and the second must not silently replace the
+    // first.
+    let mut written: HashMap<PathBuf, (String, refine_digest::Digest)> = HashMap::new();
     for &id in session.roots() {
         let Some(digest) = ensure_local(session, report, id)? else {
             continue;
@@ -34,7 +39,23 @@ pub fn export(session: &Session, report: &BuildReport, dir: &Path) -> Result<Exp
         }
         for wheel in wheels {
             let to = dir.join(wheel.file_name().unwrap_or_default());
+            let label = session.graph().target(id).label.to_string();
+            let content = refine_digest::sha256_file(&wheel)
+                .map_err(|e| OpError::io("read", &wheel)(std::io::Error::other(e)))?
+                .0;
+            match written.get(&to) {
+                Some((_, same)) if *same == content => continue,
+                Some((first, _)) => {
+                    return Err(OpError::OutputClash {
+                        name: to.file_name().unwrap_or_default().to_string_lossy().into(),
+                        first: first.clone(),
+                        second: label,
+                    });
+                }
+                None => {}
+            }
             fs_err::copy(&wheel, &to).map_err(OpError::io("write", &to))?;
+            written.insert(to.clone(), (label, content));
             exported.written.push(to);
         }
     }

@@ -51,6 +51,17 @@ pub enum OpError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     MirrorConfig(RemoteError),
+    /// Two requested targets made different wheels of one file name (two platforms of one
+    /// policy), and `--out` cannot hold both.
+    #[error("`{first}` and `{second}` both made `{name}`, with different contents")]
+    #[diagnostic(help(
+        "The wheels are in the store; copy them out one target at a time (`refine build {second} --out DIR2`)"
+    ))]
+    OutputClash {
+        name: String,
+        first: String,
+        second: String,
+    },
     /// `refine mirror` without a mirror.
     #[error("No wheel mirror is configured")]
     #[diagnostic(help(
