@@ -121,7 +121,12 @@ ln -sfn "../gcc-cross/$T/$v/liblto_plugin.so" "$OUT/usr/lib/bfd-plugins/liblto_p
 
 gccdir=usr/lib/gcc-cross/$T/$v
 case ${REFINE_SYSROOT:-packages} in
-    packages) ;;
+    packages)
+        # The sysroot's libraries before any folder a build names itself: Python's sysconfig
+        # and pkg-config files add `-L/usr/lib/<triple>`, where the root's newer libc would
+        # otherwise be linked and raise the glibc floor.
+        echo "-L$PREFIX/usr/$T/lib" > "$OUT/compile-args"
+        ;;
     root)
         # Everything of the target in the compiler's own folder (crt files, libgcc,
         # libstdc++'s archives and linker scripts, include/, *.spec) is the root's, at the
@@ -201,7 +206,8 @@ static void role(const char *name, char *buf, size_t size) {
         *dash = '\0';
 }
 
-/* The compiler drivers take the toolchain's `compile-args` (one per line) first, if any. */
+/* The compiler drivers take the toolchain's `compile-args` (one per line) first, if any:
+ * path maps, or the sysroot's library folder. */
 static int is_driver(const char *role) {
     static const char *drivers[] = {"gcc", "cc", "g++", "c++", "cpp", "gfortran", "f95", "f77"};
     for (size_t i = 0; i < sizeof drivers / sizeof *drivers; i++)
