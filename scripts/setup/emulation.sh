@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What building for s390x on this host needs, and nothing else: debootstrap (bases are
-# bootstrapped), qemu-user-static registered in binfmt_misc with the F flag (s390x programs run
+# bootstrapped), gpgv and debian-archive-keyring (`refine lock` verifies the suite's release with
+# them; docs/locks.md), qemu-user-static registered in binfmt_misc with the F flag (s390x programs run
 # in the sandbox without qemu inside the root). Idempotent; as root. Used by scripts/main.sh and
 # by the tests' set-up (.ci/setup.d/sandbox.sh).
 set -euo pipefail
@@ -8,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 log() { echo "setup/emulation: $*" >&2; }
 
 missing=()
-for pkg in qemu-user-static binfmt-support debootstrap; do
+for pkg in qemu-user-static binfmt-support debootstrap gpgv debian-archive-keyring; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if ((${#missing[@]})); then

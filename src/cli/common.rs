@@ -77,6 +77,8 @@ impl From<OpError> for Failure {
             OpError::Plan(_)
             | OpError::Digest(_)
             | OpError::MirrorConfig(_)
+            | OpError::Rules(_)
+            | OpError::NothingToLock { .. }
             | OpError::NoMirror => Failure::bad_input(err),
             OpError::Exec(_)
             | OpError::Remote(_)
@@ -85,7 +87,10 @@ impl From<OpError> for Failure {
             | OpError::NoArtifact { .. }
             | OpError::BadProvenance { .. }
             | OpError::NoProvenance { .. }
-            | OpError::OutputClash { .. } => Failure::failed(err),
+            | OpError::OutputClash { .. }
+            | OpError::Bootstrap(_)
+            | OpError::Fetch(_)
+            | OpError::NotInIndex { .. } => Failure::failed(err),
         }
     }
 }

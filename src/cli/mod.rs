@@ -7,6 +7,7 @@ mod explain;
 mod fetch;
 mod fmt;
 mod graph;
+mod lock;
 mod mirror;
 mod plan;
 mod progress;
@@ -67,6 +68,8 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Format rule files canonically, keeping comments.
     Fmt(fmt::FmtArgs),
+    /// Pin the exact Debian packages of bootstrapped bases in `rules/<pkg>.lock`; `--check` them.
+    Lock(lock::LockArgs),
     /// Build targets: plan, then run every action whose key is not in a store.
     Build(build::BuildArgs),
     /// Show each target's status (cached, build, pending), key and artifact digest.
@@ -138,6 +141,7 @@ pub fn main() -> ExitCode {
         Command::Plan(args) => plan::run(&options, args),
         Command::Explain(args) => explain::run(&options, args),
         Command::Build(args) => build::run(&options, args),
+        Command::Lock(args) => lock::run(&options, args),
         Command::Push(args) => push::run(&options, args),
         Command::Pull(args) => pull::run(&options, args),
         Command::Provenance(args) => provenance::run(&options, args),

@@ -8,6 +8,7 @@ mod build;
 mod fetch;
 mod images;
 mod layers;
+mod lock;
 mod mirror;
 mod plan;
 mod platforms;

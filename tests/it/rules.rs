@@ -1,6 +1,7 @@
 //! The rule language from the command line: loading, diagnostics for bad input, queries,
 //! formatting. One integration-test binary for the area.
 
+mod locks;
 mod platforms;
 mod toolchains;
 

@@ -204,6 +204,26 @@ pub fn load_graph(options: &SessionOptions) -> Result<TargetGraph, SessionError>
     Ok(TargetGraph::build(workspace)?)
 }
 
+/// [`load_graph`] without the lock files: every bootstrapped base unlocked, whatever its
+/// lock says (for `refine lock`, which checks and writes them).
+pub fn load_graph_without_locks(options: &SessionOptions) -> Result<TargetGraph, SessionError> {
+    let start = match &options.directory {
+        Some(d) => d.clone(),
+        None => std::env::current_dir().map_err(|error| SessionError::CurrentDir { error })?,
+    };
+    let root = refine_rules::rules::find_root(&start)?;
+    let workspace = Workspace::load_without_locks(&root)?;
+    Ok(TargetGraph::build(workspace)?)
+}
+
+/// The targets `patterns` match in `graph`.
+pub fn resolve_patterns(
+    graph: &TargetGraph,
+    patterns: &[String],
+) -> Result<Vec<TargetId>, SessionError> {
+    resolve(graph, patterns)
+}
+
 /// The store `refine fetch --import` fills: the workspace's inside a workspace (one whose
 /// rules load), else the one `--store` names or the default one.
 pub fn import_store(options: &SessionOptions) -> Result<LocalStore, SessionError> {

@@ -20,6 +20,12 @@ pub enum BootstrapError {
         #[source]
         source: std::io::Error,
     },
+    #[error("Cannot run `{tool}`")]
+    Spawn {
+        tool: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("`{tool}` is not installed (the rule pins {want})")]
     #[diagnostic(help("Install it: `apt-get install {tool}`"))]
     NotInstalled { tool: String, want: String },
@@ -30,6 +36,31 @@ pub enum BootstrapError {
         want: String,
         have: String,
     },
+    #[error("The bootstrapped root does not hold the locked packages: {differences}")]
+    #[diagnostic(help(
+        "The root is not stored. The bootstrap installed other packages than the lock pins: refresh the lock with `refine lock {label}` and report this if it persists"
+    ))]
+    NotAsLocked { label: String, differences: String },
+    #[error("Cannot read the packages installed in `{path}`")]
+    DpkgStatus {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{tool} --print-debs` failed ({status}): {stderr}")]
+    #[diagnostic(help(
+        "Check the mirror (`REFINE_DEBIAN_MIRROR` or the host's apt sources) and the rule's suite and packages"
+    ))]
+    PrintDebs {
+        tool: String,
+        status: String,
+        stderr: String,
+    },
+    #[error(
+        "`refine lock` resolves packages with debootstrap; `{tool}` cannot print its package set"
+    )]
+    #[diagnostic(help("Bootstrap the base with `debootstrap` to lock it"))]
+    CannotLock { tool: String },
     #[error("Cannot {action} `{path}` while making it a sandbox root")]
     Sanitize {
         action: &'static str,
@@ -85,12 +116,7 @@ pub fn command(
     out: &Path,
     mirror: &str,
 ) -> Vec<String> {
-    let deb_arch = match arch {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "ppc64le" => "ppc64el",
-        other => other,
-    };
+    let deb_arch = refine_fetch::debian::deb_arch(arch);
     let mut cmd = vec![tool.to_string()];
     if tool == "mmdebstrap" {
         cmd.extend([
@@ -112,6 +138,120 @@ pub fn command(
         mirror.to_string(),
     ]);
     cmd
+}
+
+/// The packages `debootstrap --print-debs` would install for the base, sorted: what
+/// `refine lock` pins. Runs on the host, downloading the suite's indexes into `work` (a
+/// foreign architecture needs no emulator for this).
+pub fn print_debs(
+    tool: &str,
+    arch: &str,
+    variant: &str,
+    suite: &str,
+    packages: &[String],
+    work: &Path,
+    mirror: &str,
+) -> Result<Vec<String>, BootstrapError> {
+    if tool != "debootstrap" {
+        return Err(BootstrapError::CannotLock {
+            tool: tool.to_string(),
+        });
+    }
+    let mut cmd = command(tool, arch, variant, suite, packages, work, mirror);
+    cmd.insert(1, "--print-debs".into());
+    let out = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .env("LANG", "C.UTF-8")
+        .output()
+        .map_err(|source| BootstrapError::Spawn {
+            tool: tool.to_string(),
+            source,
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        return Err(BootstrapError::PrintDebs {
+            tool: tool.to_string(),
+            status: out.status.to_string(),
+            stderr: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        });
+    }
+    let mut debs: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect();
+    debs.sort();
+    debs.dedup();
+    Ok(debs)
+}
+
+/// Checks that the root holds exactly the locked packages (name, version, architecture), as
+/// its dpkg database says.
+pub fn check_as_locked(
+    root: &Path,
+    label: &str,
+    debs: &[refine_rules::rules::DebPin],
+) -> Result<(), BootstrapError> {
+    use std::collections::BTreeMap;
+    let status = root.join("var/lib/dpkg/status");
+    let text = fs_err::read_to_string(&status).map_err(|source| BootstrapError::DpkgStatus {
+        path: status.clone(),
+        source,
+    })?;
+    let installed = installed_packages(&text);
+    let locked: BTreeMap<String, (String, String)> = debs
+        .iter()
+        .map(|d| (d.package.clone(), (d.version.clone(), d.arch.clone())))
+        .collect();
+    let mut differences = Vec::new();
+    for (name, (version, arch)) in &locked {
+        match installed.get(name) {
+            None => differences.push(format!("{name} {version} is not installed")),
+            Some((v, a)) if v != version || a != arch => {
+                differences.push(format!(
+                    "{name} is {v} ({a}), the lock pins {version} ({arch})"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, (v, _)) in &installed {
+        if !locked.contains_key(name) {
+            differences.push(format!("{name} {v} is installed but not locked"));
+        }
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(BootstrapError::NotAsLocked {
+            label: label.to_string(),
+            differences: differences.join("; "),
+        })
+    }
+}
+
+/// The installed packages of a dpkg `status` file: name → (version, architecture).
+pub fn installed_packages(status: &str) -> std::collections::BTreeMap<String, (String, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    for stanza in status.split("\n\n") {
+        let field = |name: &str| {
+            stanza.lines().find_map(|l| {
+                l.strip_prefix(name)
+                    .and_then(|r| r.strip_prefix(':'))
+                    .map(|v| v.trim().to_string())
+            })
+        };
+        let installed = field("Status").is_some_and(|s| s.ends_with(" installed"));
+        if let (true, Some(p), Some(v), Some(a)) = (
+            installed,
+            field("Package"),
+            field("Version"),
+            field("Architecture"),
+        ) {
+            out.insert(p, (v, a));
+        }
+    }
+    out
 }
 
 /// Makes a bootstrapped tree a sandbox root: special files go (the sandbox brings its own

@@ -82,6 +82,19 @@ pub enum ActionError {
     #[error("Source `{name}` ({digest}) is not in the store")]
     #[diagnostic(help("Run `refine fetch` for the target, or `refine fetch --import FILE`"))]
     MissingSource { digest: String, name: String },
+    #[error(
+        "The lock of `{label}` pins {package} {version} ({arch}), which the Debian mirror no longer serves (`{url}`)"
+    )]
+    #[diagnostic(help(
+        "The archive keeps only each suite's current versions: refresh the lock with `refine lock {label}`, then build again"
+    ))]
+    LockedDebGone {
+        label: String,
+        package: String,
+        version: String,
+        arch: String,
+        url: String,
+    },
     #[error("Two different inputs are named `{name}`")]
     #[diagnostic(help("Rename one of them"))]
     NameClash { name: String },

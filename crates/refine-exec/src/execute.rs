@@ -87,7 +87,8 @@ pub fn execute(ctx: &Execute<'_>, staged: Staged) -> Result<Ran, NodeFailure> {
             out,
             log,
             inputs,
-        } => run_host(ctx, command, out, &log, inputs),
+            locked,
+        } => run_host(ctx, command, out, &log, inputs, locked.as_ref()),
         Staged::Sandboxed {
             spec,
             out,
@@ -103,6 +104,7 @@ fn run_host(
     out: PathBuf,
     output: &Path,
     inputs: Inputs,
+    locked: Option<&(String, Vec<refine_rules::rules::DebPin>)>,
 ) -> Result<Ran, NodeFailure> {
     let started = Instant::now();
     let ended = run_on_host(&command, output);
@@ -119,6 +121,11 @@ fn run_host(
         src: None,
     };
     let (status, log) = keep_log(ctx.store, &header, output, ended)?;
+    // A locked base holds exactly its lock, or is not stored.
+    if let Some((label, debs)) = locked {
+        crate::bootstrap::check_as_locked(&out, label, debs)
+            .map_err(|e| NodeFailure::from(e).with_log(log.path.clone()))?;
+    }
     crate::bootstrap::sanitize(&out)
         .map_err(|e| NodeFailure::from(e).with_log(log.path.clone()))?;
     Ok(Ran {

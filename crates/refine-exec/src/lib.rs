@@ -13,7 +13,7 @@
 //! loop around it; `run` takes one action through its phases (`stage`, `execute`,
 //! `outputs`, storing and pushing), each with a typed result or an [`ActionError`].
 
-mod bootstrap;
+pub mod bootstrap;
 mod driver;
 mod error;
 pub mod events;

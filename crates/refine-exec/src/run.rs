@@ -146,7 +146,26 @@ fn fetch_inputs(job: &Job<'_>) -> Result<(), ActionError> {
         }
         // Reading pip's configuration runs pip: only when something must be fetched.
         let pip = pip.get_or_insert_with(refine_fetch::PipConfig::load);
-        refine_fetch::fetch(job.store, &item, pip, &work)?;
+        match refine_fetch::fetch(job.store, &item, pip, &work) {
+            // A locked base's package the mirror dropped: the lock is what to refresh.
+            Err(refine_fetch::FetchError::NotServed {
+                package,
+                version,
+                arch,
+                url,
+            }) if job.graph.target(job.id).kind() == refine_rules::rules::Kind::Base => {
+                return Err(ActionError::LockedDebGone {
+                    label: job.graph.target(job.id).label.to_string(),
+                    package,
+                    version,
+                    arch,
+                    url,
+                });
+            }
+            other => {
+                other?;
+            }
+        }
     }
     Ok(())
 }

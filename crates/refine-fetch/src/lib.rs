@@ -15,6 +15,7 @@
 
 mod apt;
 pub mod apt_sources;
+pub mod debian;
 mod http;
 pub mod image;
 mod index;
@@ -174,6 +175,23 @@ pub enum FetchError {
         reason: String,
         help: String,
     },
+    /// A pinned Debian package the mirror does not serve (any more: the archive keeps only
+    /// each suite's current versions).
+    #[error(
+        "The Debian mirror no longer serves {package} {version} ({arch}): `{url}` is not there"
+    )]
+    #[diagnostic(
+        code(refine::fetch::deb_not_served),
+        help(
+            "The archive has moved on from the pinned version: refresh the pin from the suite's current index"
+        )
+    )]
+    NotServed {
+        package: String,
+        version: String,
+        arch: String,
+        url: String,
+    },
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] StoreError),
@@ -215,11 +233,32 @@ pub fn fetch(
             file,
             ..
         } => apt::download(package, version, file, tmp.path())?,
-        Fetchable::Deb { path, .. } => {
+        Fetchable::Deb {
+            package,
+            version,
+            arch,
+            path,
+            ..
+        } => {
             let url = deb_url(path);
             let name = path.rsplit('/').next().unwrap_or(path);
-            pip.http()?
-                .download(&http::parse_url(&url)?, &tmp.path().join(name))?
+            match pip
+                .http()?
+                .download(&http::parse_url(&url)?, &tmp.path().join(name))
+            {
+                Err(HttpError::Status { status, .. })
+                    if status == reqwest::StatusCode::NOT_FOUND
+                        || status == reqwest::StatusCode::GONE =>
+                {
+                    return Err(FetchError::NotServed {
+                        package: package.clone(),
+                        version: version.clone(),
+                        arch: arch.clone(),
+                        url,
+                    });
+                }
+                other => other?,
+            }
         }
     };
     let actual = refine_digest::sha256_file(&file)
@@ -239,12 +278,11 @@ pub fn fetch(
     Ok((digest, true))
 }
 
-/// Where a pool file of the Debian archive is fetched from: the host's Debian mirror (its apt
-/// sources), else `deb.debian.org`. The key holds the file's sha256, never the URL.
+/// Where a pool file of the Debian archive is fetched from: [`debian::mirror`]
+/// (`REFINE_DEBIAN_MIRROR`, else the host's Debian mirror, else `deb.debian.org`). The key
+/// holds the file's sha256, never the URL.
 fn deb_url(path: &str) -> String {
-    let mirror =
-        apt_sources::debian_mirror().unwrap_or_else(|| "http://deb.debian.org/debian".into());
-    format!("{}/{}", mirror.trim_end_matches('/'), path)
+    format!("{}/{}", debian::mirror().trim_end_matches('/'), path)
 }
 
 /// The file name an input was fetched under, if known (and readable: an unreadable record
@@ -262,7 +300,12 @@ pub fn inputs_of(
     let mut out = Vec::new();
     for &id in ids {
         match &graph.target(id).spec {
-            Spec::Base(_) => {}
+            // A locked base is bootstrapped from its pinned packages.
+            Spec::Base(b) => {
+                if let Some(lock) = &b.lock {
+                    out.extend(lock.debs.iter().map(Fetchable::from_deb));
+                }
+            }
             Spec::Toolchain(t) => {
                 out.extend(t.debs.iter().map(Fetchable::from_deb));
                 out.extend(t.patchelf.iter().map(Fetchable::from_pinned));

@@ -7,6 +7,7 @@
 pub mod build;
 pub mod export;
 pub mod fetch;
+pub mod lock;
 pub mod mirror;
 pub mod profile;
 pub mod provenance;
@@ -82,6 +83,32 @@ pub enum OpError {
         #[source]
         error: refine_store::StoreError,
     },
+    /// A lock could not be resolved: the bootstrap tool failed or is not the pinned one.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Bootstrap(#[from] refine_exec::BootstrapError),
+    /// An index of the Debian archive could not be fetched.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Fetch(#[from] refine_fetch::FetchError),
+    /// The rules or the lock files are wrong.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rules(#[from] refine_rules::diag::Errors),
+    /// A package the bootstrap would install is not in the suite's index.
+    #[error("`{package}`, which `{label}`'s bootstrap installs, is not in {index}")]
+    #[diagnostic(help("Check the base's suite and packages, and the mirror"))]
+    NotInIndex {
+        label: String,
+        package: String,
+        index: String,
+    },
+    /// `refine lock PATTERN` where the pattern matches no bootstrapped base.
+    #[error("No bootstrapped base among the targets of {patterns}")]
+    #[diagnostic(help(
+        "Name `base` targets with a `bootstrap` origin, such as `//bases:bookworm-s390x`"
+    ))]
+    NothingToLock { patterns: String },
     /// `refine provenance LABEL` for a target that was never built.
     #[error("`{target}` has no artifact in any store, so it has no provenance")]
     #[diagnostic(help("Build it first with `refine build`, or name a remote store that has it"))]

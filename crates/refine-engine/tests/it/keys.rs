@@ -607,3 +607,78 @@ fn a_recipe_sourcing_a_missing_lib_names_it() {
         other => panic!("expected the lib to be missing, got {other:?}"),
     }
 }
+
+/// The fixture with a lock for `//bases:deb` (rules/bases.lock, docs/locks.md).
+fn fixture_locked(sha: &str) -> Vec<(&'static str, String)> {
+    let mut files = fixture();
+    files.push((
+        "rules/bases.lock",
+        format!(
+            r#"base "deb" {{
+    arch "s390x"
+    bootstrap "debootstrap" version="1.0.128" suite="bookworm" variant="minbase"
+    packages "gcc" "make"
+    deb "make" version="4.3-4.1" arch="s390x" path="pool/main/m/make-dfsg/make_4.3-4.1_s390x.deb" sha256="{sha}"
+    deb "gcc" version="4:12.2.0-3" arch="s390x" path="pool/main/g/gcc-defaults/gcc_12.2.0-3_s390x.deb" sha256="{SHA_A}"
+}}
+"#
+        ),
+    ));
+    files
+}
+
+/// A locked base keys on its lock's digest where an unlocked one keys on `snapshot`; the
+/// other fields, and every unlocked base's key (the golden vectors), stay as they were.
+#[test]
+fn a_lock_replaces_the_snapshot_in_a_base_key() {
+    let unlocked = fields_of(&fixture());
+    let locked = fields_of(&fixture_locked(SHA_B));
+    let names = |f: &KeyFields| f.fields.iter().map(|(n, _)| *n).collect::<Vec<_>>();
+    assert_eq!(
+        names(&unlocked["//bases:deb"]),
+        [
+            "arch", "policy", "origin", "tool", "suite", "snapshot", "variant", "packages"
+        ]
+    );
+    assert_eq!(
+        names(&locked["//bases:deb"]),
+        [
+            "arch", "policy", "origin", "tool", "suite", "lock", "variant", "packages"
+        ]
+    );
+    assert_ne!(unlocked["//bases:deb"].key(), locked["//bases:deb"].key());
+    // The lock's digest: the sha256 of its sorted `PACKAGE VERSION ARCH sha256:HEX` lines.
+    let lines = format!("gcc 4:12.2.0-3 s390x sha256:{SHA_A}\nmake 4.3-4.1 s390x sha256:{SHA_B}\n");
+    let want = refine_engine::digest::Digest::of_bytes(lines.as_bytes()).to_string();
+    let lock = locked["//bases:deb"]
+        .fields
+        .iter()
+        .find(|(n, _)| *n == "lock")
+        .map(|(_, v)| v.clone());
+    assert_eq!(lock, Some(refine_engine::key::FieldValue::Text(want)));
+    // Nothing else is locked: the image base keeps its key.
+    assert_eq!(unlocked["//bases:img"].key(), locked["//bases:img"].key());
+}
+
+/// Any pinned file's sha256 changes the locked base's key, under `lock`, and its
+/// dependents'; the `snapshot` label no longer does.
+#[test]
+fn a_locked_base_keys_on_its_pinned_files() {
+    let a = fields_of(&fixture_locked(SHA_B));
+    let b = fields_of(&fixture_locked(SHA_C));
+    let (before, after) = (&a["//bases:deb"], &b["//bases:deb"]);
+    assert_ne!(before.key(), after.key());
+    let differs: Vec<String> = before
+        .flat()
+        .into_iter()
+        .zip(after.flat())
+        .filter(|(x, y)| x != y)
+        .map(|(x, _)| x.0)
+        .collect();
+    assert_eq!(differs, ["lock"]);
+    let moved: Vec<(&'static str, String)> = fixture_locked(SHA_B)
+        .into_iter()
+        .map(|(p, t)| (p, t.replace("20250520T000000Z", "20250601T000000Z")))
+        .collect();
+    assert_eq!(fields_of(&moved)["//bases:deb"].key(), before.key());
+}

@@ -10,8 +10,8 @@ use refine_plan::key::KeyFields;
 use refine_plan::scripts;
 use refine_rules::graph::{TargetGraph, TargetId};
 use refine_rules::rules::{
-    BaseOrigin, BaseSpec, ImagePin, PackSpec, Pinned, RepairSpec, RuntimeBuild, RuntimeSpec,
-    SourceSpec, Spec as RuleSpec, ToolchainSpec, WheelSpec,
+    BaseOrigin, BaseSpec, DebPin, ImagePin, PackSpec, Pinned, RepairSpec, RuntimeBuild,
+    RuntimeSpec, SourceSpec, Spec as RuleSpec, ToolchainSpec, WheelSpec,
 };
 use refine_sandbox::Spec;
 use refine_store::LocalStore;
@@ -21,6 +21,7 @@ use crate::bootstrap;
 use crate::error::ActionError;
 use crate::files::write_sdist;
 
+mod deb_repo;
 mod setup;
 
 use setup::{SandboxSetup, python_tag, source_file};
@@ -58,6 +59,8 @@ pub enum Staged {
         out: PathBuf,
         log: PathBuf,
         inputs: Inputs,
+        /// A locked base: the packages the root must hold afterwards, and its label.
+        locked: Option<(String, Vec<DebPin>)>,
     },
     /// Run `spec`; its `/out` (the host folder `out`) becomes the artifact.
     Sandboxed {
@@ -145,15 +148,36 @@ fn stage_base(stage: &Stage<'_>, b: &BaseSpec) -> Result<Staged, ActionError> {
             packages,
         } => {
             bootstrap::check_version(tool, tool_version)?;
-            let mirror = bootstrap::mirror()?;
             let rootfs = stage.out().join("rootfs");
-            let command =
+            let Some(lock) = &b.lock else {
+                // Unlocked: whatever the live mirror serves today (docs/locks.md).
+                let mirror = bootstrap::mirror()?;
+                let command =
+                    bootstrap::command(tool, &b.arch, variant, suite, packages, &rootfs, &mirror);
+                return Ok(Staged::Host {
+                    command,
+                    out: rootfs,
+                    log: stage.scratch.join("log"),
+                    inputs: vec![("mirror".into(), mirror)],
+                    locked: None,
+                });
+            };
+            // Locked: exactly the pinned files, from a repository of them alone.
+            let repo = stage.scratch.join("repo");
+            let deb_arch = refine_fetch::debian::deb_arch(&b.arch);
+            let mut inputs = deb_repo::write(stage.store, &lock.debs, suite, deb_arch, &repo)?;
+            let mirror = format!("file://{}", repo.display());
+            let mut command =
                 bootstrap::command(tool, &b.arch, variant, suite, packages, &rootfs, &mirror);
+            command.insert(1, "--no-check-gpg".into());
+            inputs.push(("lock".into(), lock.digest()));
+            let label = stage.graph.target(stage.id).label.to_string();
             Ok(Staged::Host {
                 command,
                 out: rootfs,
                 log: stage.scratch.join("log"),
-                inputs: vec![("mirror".into(), mirror)],
+                inputs,
+                locked: Some((label, lock.debs.clone())),
             })
         }
         BaseOrigin::Image { repository, pin } => {

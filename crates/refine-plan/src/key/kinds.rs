@@ -127,9 +127,15 @@ fn base_fields(
         } => {
             f.text("origin", "bootstrap")
                 .text("tool", format!("{tool} {tool_version}"))
-                .text("suite", suite)
-                .text("snapshot", snapshot.clone().unwrap_or_default())
-                .text("variant", variant)
+                .text("suite", suite);
+            // A locked base keys on its lock, the packages its root is made of; the
+            // `snapshot` label is then neither used nor keyed. An unlocked base keys as it
+            // always did (docs/locks.md).
+            match &b.lock {
+                Some(lock) => f.text("lock", lock.digest()),
+                None => f.text("snapshot", snapshot.clone().unwrap_or_default()),
+            };
+            f.text("variant", variant)
                 .set("packages", packages.iter().cloned());
         }
         BaseOrigin::Image { repository: _, pin } => {

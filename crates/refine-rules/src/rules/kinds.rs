@@ -344,6 +344,7 @@ fn read_base(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseSpec> {
         arch: arch?,
         policy: policy?,
         origin,
+        lock: None,
     })
 }
 

@@ -249,8 +249,20 @@ struct FileResult {
 }
 
 impl Workspace {
-    /// Loads the workspace at `root`: `workspace.kdl`, `rules/**/*.kdl` and `catalog/*.kdl`.
+    /// Loads the workspace at `root`: `workspace.kdl`, `rules/**/*.kdl` and `catalog/*.kdl`,
+    /// and the lock files beside the rule files (`rules/**/*.lock`), each attached to its
+    /// base; a stale or malformed lock is an error.
     pub fn load(root: &Path) -> Result<Workspace, Errors> {
+        Self::load_with(root, true)
+    }
+
+    /// Loads the workspace without reading its lock files: every bootstrapped base is
+    /// unlocked. For `refine lock`, which (re)writes them.
+    pub fn load_without_locks(root: &Path) -> Result<Workspace, Errors> {
+        Self::load_with(root, false)
+    }
+
+    fn load_with(root: &Path, locks: bool) -> Result<Workspace, Errors> {
         let mut errors = Errors::default();
         let mut files = Vec::new();
 
@@ -333,6 +345,9 @@ impl Workspace {
         super::repair::expand(&mut targets, repairs, &files, &mut errors);
         check_duplicates(&targets, &files, &mut errors);
         super::recipe::check_recipes(root, &targets, &files, &mut errors);
+        if locks && errors.is_empty() {
+            super::lock::attach(root, &mut files, &mut targets, &mut errors);
+        }
         // Only a load without errors fills the cache: bad input writes nothing.
         if errors.is_empty() {
             fresh

@@ -5,6 +5,7 @@ mod cache;
 mod catalog;
 mod kinds;
 mod load;
+mod lock;
 pub mod model;
 mod platforms;
 mod reader;
@@ -17,5 +18,8 @@ mod workspace_file;
 pub use catalog::{glob_match, normalize};
 pub use kinds::py_suffix;
 pub use load::{Workspace, find_root, parse_kdl, workspace_files};
+pub use lock::{
+    LockCheck, LockEntry, LockState, check_locks, lock_path, read_lock_file, render_lock,
+};
 pub use model::*;
 pub use repair::inline_rule_name;

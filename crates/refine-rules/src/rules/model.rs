@@ -111,6 +111,99 @@ pub struct BaseSpec {
     pub arch: String,
     pub policy: String,
     pub origin: BaseOrigin,
+    /// A bootstrapped base's lock (`rules/<pkg>.lock`): the exact Debian packages it is made
+    /// of. Attached when the workspace loads, never read from the rule file itself.
+    #[serde(default)]
+    pub lock: Option<Box<BaseLock>>,
+}
+
+impl BaseSpec {
+    /// What a lock of this base must have been resolved from; `None` unless bootstrapped.
+    pub fn lock_inputs(&self) -> Option<LockInputs> {
+        match &self.origin {
+            BaseOrigin::Bootstrap {
+                tool,
+                tool_version,
+                suite,
+                variant,
+                packages,
+                ..
+            } => Some(LockInputs {
+                arch: self.arch.clone(),
+                tool: tool.clone(),
+                tool_version: tool_version.clone(),
+                suite: suite.clone(),
+                variant: variant.clone(),
+                packages: packages.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The rule's inputs a base's lock was resolved from: when one of them changes, the lock is
+/// stale (docs/locks.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInputs {
+    pub arch: String,
+    pub tool: String,
+    pub tool_version: String,
+    pub suite: String,
+    pub variant: String,
+    /// Sorted and unique, as the rule's `packages`.
+    pub packages: Vec<String>,
+}
+
+impl LockInputs {
+    /// The first input that differs from `rule`'s, as `(name, in the lock, in the rule)`.
+    pub fn differs_from(&self, rule: &LockInputs) -> Option<(&'static str, String, String)> {
+        let tool = |i: &LockInputs| format!("{} {}", i.tool, i.tool_version);
+        let packages = |i: &LockInputs| {
+            if i.packages.is_empty() {
+                "(none)".to_string()
+            } else {
+                i.packages.join(" ")
+            }
+        };
+        [
+            ("arch", self.arch.clone(), rule.arch.clone()),
+            ("tool", tool(self), tool(rule)),
+            ("suite", self.suite.clone(), rule.suite.clone()),
+            ("variant", self.variant.clone(), rule.variant.clone()),
+            ("packages", packages(self), packages(rule)),
+        ]
+        .into_iter()
+        .find(|(_, a, b)| a != b)
+    }
+}
+
+/// A bootstrapped base's lock: the inputs it was resolved from, and every package of the
+/// root pinned to one file of the archive, sorted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BaseLock {
+    pub inputs: LockInputs,
+    pub debs: Vec<DebPin>,
+    /// The lock's `base` node in its lock file.
+    pub at: Loc,
+}
+
+impl BaseLock {
+    /// The lock's key field: the sha256 of its packages in canonical form, one
+    /// `PACKAGE VERSION ARCH sha256:HEX` line each, sorted (`sha256:…`).
+    pub fn digest(&self) -> String {
+        let mut lines: Vec<String> = self
+            .debs
+            .iter()
+            .map(|d| {
+                format!(
+                    "{} {} {} sha256:{}\n",
+                    d.package, d.version, d.arch, d.sha256.0
+                )
+            })
+            .collect();
+        lines.sort();
+        refine_digest::Digest::of_bytes(lines.concat().as_bytes()).to_string()
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

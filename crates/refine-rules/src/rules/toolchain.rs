@@ -95,7 +95,7 @@ pub fn read_toolchain(
 }
 
 /// `deb "PACKAGE" version=… arch=… path=… sha256=…`.
-fn read_deb(r: &mut FileReader<'_>, node: &KdlNode) -> Option<DebPin> {
+pub(super) fn read_deb(r: &mut FileReader<'_>, node: &KdlNode) -> Option<DebPin> {
     r.check_props(node, &["version", "arch", "path", "sha256"]);
     r.check_children(node, &[]);
     let package = r.one_arg(node);
