@@ -361,8 +361,8 @@ echo "same $n"
 /// own gcc 12, running natively (docs/toolchains.md). libyaml and the PyYAML wheel built there
 /// hold the same objects as those built by the root's gcc under qemu.
 fn native_compilers_make_the_same_objects(work: &tempfile::TempDir, store: &Path, base: &Path) {
-    let emulated_pack = artifact_tree(repo(), store, "//packs:libyaml");
-    let native_pack = artifact_tree_after_build(store, "//packs:libyaml-s390x-native-compilers");
+    let emulated_pack = artifact_copy(work.path(), store, "//packs:libyaml");
+    let native_pack = artifact_copy(work.path(), store, "//packs:libyaml-s390x-native-compilers");
     let said = run_in_sandbox(
         base,
         Some("s390x"),
@@ -423,7 +423,7 @@ const FORTRAN_SMOKE: &str = "import floor_fortran, platform; assert abs(floor_fo
 /// a clean venv under qemu; and every ELF file in it loads with the glibc 2.31 runtime of the
 /// toolchain's sysroot (its loader and libc, run under qemu), so nothing needs a newer glibc.
 fn s390x_2_31_floors(work: &tempfile::TempDir, store: &Path, base: &Path) {
-    let toolchain = artifact_tree_after_build(store, "//toolchains:gcc-10-s390x-glibc-2.31");
+    let toolchain = artifact_copy(work.path(), store, "//toolchains:gcc-10-s390x-glibc-2.31");
     let sysroot_lib = toolchain.join("usr/s390x-linux-gnu/lib");
     for (label, smoke) in [
         (
@@ -551,14 +551,24 @@ fn shared_objects(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// The unpacked artifact of `label`, which a build has stored.
-fn artifact_tree_after_build(store: &Path, label: &str) -> PathBuf {
+/// A copy of the artifact of `label` (built if it is not in the store yet), out of the store
+/// with `build --out` into a folder of `work`: a tree is unpacked in the store only when a
+/// dependent has needed it.
+fn artifact_copy(work: &Path, store: &Path, label: &str) -> PathBuf {
+    let dir = work.join(format!("copy-{}", label.replace([':', '/'], "_")));
     let out = run_refine(
         repo(),
-        &["--store", store.to_str().unwrap(), "build", label],
+        &[
+            "--store",
+            store.to_str().unwrap(),
+            "build",
+            label,
+            "--out",
+            dir.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
-    artifact_tree(repo(), store, label)
+    dir.join(label.rsplit(':').next().unwrap())
 }
 
 const NUMPY_SMOKE: &str = "import numpy as np, platform; a = np.array([[4.0, 1.0], [2.0, 3.0]]); x = np.linalg.solve(a, [1.0, 2.0]); assert np.allclose(a @ x, [1.0, 2.0]); assert np.allclose(np.linalg.eigvalsh([[2.0, 1.0], [1.0, 2.0]]), [1.0, 3.0]); deps = np.show_config(mode=\"dicts\")[\"Build Dependencies\"]; assert deps[\"blas\"][\"name\"] == \"openblas\" and deps[\"lapack\"][\"name\"] == \"openblas\", deps; print(\"ok\", platform.machine(), np.__version__)";
@@ -645,7 +655,7 @@ fn s390x_cpython_with_native_compilers() {
     let store = std::env::var_os("REFINE_FLAGSHIP_STORE")
         .map_or_else(|| work.path().join("store"), PathBuf::from);
     let label = "//runtimes:cpython-s390x-2_31-py311";
-    let runtime = artifact_tree_after_build(&store, label);
+    let runtime = artifact_copy(work.path(), &store, label);
     let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
     let said = run_in_sandbox(
         &base,
@@ -655,7 +665,7 @@ fn s390x_cpython_with_native_compilers() {
     );
     assert!(said.contains("ok s390x /opt/python/cp311-cp311"), "{said}");
     // The interpreter needs nothing above glibc 2.31: it loads with the toolchain's.
-    let toolchain = artifact_tree_after_build(&store, "//toolchains:gcc-10-s390x-glibc-2.31");
+    let toolchain = artifact_copy(work.path(), &store, "//toolchains:gcc-10-s390x-glibc-2.31");
     let sysroot_lib = toolchain.join("usr/s390x-linux-gnu/lib");
     let list = std::process::Command::new(sysroot_lib.join("ld64.so.1"))
         .arg("--library-path")
