@@ -11,6 +11,7 @@ mod layers;
 mod mirror;
 mod plan;
 mod platforms;
+mod policy;
 mod refinery;
 mod remote;
 mod rules;

@@ -149,7 +149,8 @@ fn keys_of(files: &[(&str, String)]) -> HashMap<String, String> {
 
 /// Runtime, wheel and repair keys hold the digest of refine's action script for the kind
 /// (`recipes/actions/`, with the `recipes/lib.sh` it sources): editing either changes those
-/// vectors, on purpose. Bases and packs (fixture recipes) depend on neither.
+/// vectors, on purpose. Bases and packs (fixture recipes) depend on neither. Repair keys also
+/// hold `REPAIR_CHECK`, the version of refine's own check and re-tag of the repaired wheel.
 #[test]
 fn golden_vectors() {
     let keys = keys_of(&fixture());
@@ -174,7 +175,7 @@ fn golden_vectors() {
         ),
         (
             "//repairs:yaml-py311",
-            "5522e8a225479a6f68baca7fa7493aafb8a4b2948ad2268df7cf7e2967286994",
+            "48935294cd5a945464368785811fa91f15aec38193bb222625be2d85fcea794c",
         ),
         (
             "//runtimes:cpy-py311",
@@ -602,4 +603,25 @@ fn a_recipe_sourcing_a_missing_lib_names_it() {
         }
         other => panic!("expected the lib to be missing, got {other:?}"),
     }
+}
+
+/// A repair's key names the version of refine's own check and re-tag of the repaired wheel,
+/// after the policy: a repaired wheel made before the check (tagged as auditwheel tagged it)
+/// is never a cache hit.
+#[test]
+fn repair_keys_hold_the_check_version() {
+    let fields = fields_of(&fixture());
+    let flat = fields["//repairs:yaml-py311"].flat();
+    let names: Vec<&str> = flat.iter().map(|(n, _)| n.as_str()).collect();
+    let at = names
+        .iter()
+        .position(|n| *n == "check")
+        .expect("a check field");
+    assert_eq!(names[at - 1], "policy", "{names:?}");
+    assert_eq!(flat[at].1, refine_engine::key::REPAIR_CHECK);
+    assert!(
+        refine_engine::key::REPAIR_CHECK.starts_with("refine-policy-check-v"),
+        "{}",
+        refine_engine::key::REPAIR_CHECK
+    );
 }

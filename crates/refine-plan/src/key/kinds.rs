@@ -258,6 +258,13 @@ fn wheel_fields(
     Ok(())
 }
 
+/// What refine itself does to a repaired wheel after auditwheel: the policy check and the
+/// re-tag to the lowest policy met (`refine-exec`'s `outputs.rs`, `refine-wheel`), and the
+/// policy data they judge by. Part of every repair's key: change it (`v2`, another
+/// auditwheel's data) whenever the check, the re-tag or the data change, so that no store
+/// serves a repair made the old way. `refine-exec` tests that it names `refine-wheel`'s data.
+pub const REPAIR_CHECK: &str = "refine-policy-check-v1 auditwheel-6.8.0";
+
 fn repair_fields(
     f: &mut KeyFields,
     graph: &TargetGraph,
@@ -281,7 +288,8 @@ fn repair_fields(
             "script",
             crate::scripts::action_digest(crate::scripts::REPAIR),
         )
-        .text("policy", policy);
+        .text("policy", policy)
+        .text("check", REPAIR_CHECK);
     // Only when set, so that every repair without it keeps its key.
     if r.strip {
         f.text(
