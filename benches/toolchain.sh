@@ -8,6 +8,8 @@
 # Needs: the refinery's setup (.ci/setup.d/ or scripts/setup/emulation.sh). The first run
 # bootstraps both bookworm bases and assembles the toolchain unless STORE already holds them.
 # Usage: benches/toolchain.sh [STORE] [RUNS] [TARGET...]
+#   SKIP_EMULATED=1 leaves out the emulated side (for the flagship's packs, whose emulated
+#   builds take most of an hour each).
 #   TARGET: a rule's s390x label, e.g. //packs:libyaml (default: //packs:libyaml and
 #   //wheels:pyyaml-debian-py311; the flagship's //packs:lapack and //packs:openblas take
 #   half an hour and more each under emulation).
@@ -16,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 work=$(mktemp -d /var/tmp/refine-bench-toolchain.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 refine="$work/refine"
 cp "$root/target/release/refine" "$refine"
 store0=${1:-$work/store0}
@@ -67,7 +69,7 @@ PY
 
 printf '%-34s %10s %10s %10s %9s %9s\n' target emulated native-cc x86_64 emu/ncc ncc/x86
 for t in "${targets[@]}"; do
-    emulated=$(action_seconds "$t")
+    if [ -n "${SKIP_EMULATED:-}" ]; then emulated=nan; else emulated=$(action_seconds "$t"); fi
     native_cc=$(action_seconds "$(variant "$t" s390x-2_31)")
     host=$(action_seconds "$(variant "$t" x86_64)")
     python3 - "$t" "$emulated" "$native_cc" "$host" <<'PY'

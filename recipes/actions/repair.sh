@@ -13,7 +13,9 @@
 #   SOURCE_DATE_EPOCH   required: zip entry times of the repaired wheel
 # Output: exactly one /out/<name>-<ver>-<py>-<abi>-<REFINE_POLICY>_<arch>.whl (auditwheel 6.1
 # tags the policy asked for, plus its legacy alias if any, e.g. manylinux2014). When the
-# wheel cannot meet the policy, exits 1 with auditwheel's reason on stderr.
+# wheel cannot meet the policy, exits 1 with auditwheel's reason on stderr. refine then
+# checks the wheel against REFINE_POLICY itself and re-tags it with the lowest policy it
+# meets (docs/policy.md).
 set -euf
 umask 022
 export LC_ALL=C.UTF-8 TZ=UTC

@@ -87,6 +87,7 @@ const LAYERS: &[Layer] = &[
             "refine-plan",
             "refine-fetch",
             "refine-sandbox",
+            "refine-wheel",
         ]),
         job: "the executor",
     },

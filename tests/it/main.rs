@@ -12,6 +12,7 @@ mod lock;
 mod mirror;
 mod plan;
 mod platforms;
+mod policy;
 mod refinery;
 mod remote;
 mod rules;

@@ -282,19 +282,18 @@ fn s390x_pyyaml_under_emulation_then_at_the_2_31_floor() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let wheel = only_wheel(&out_dir);
     let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
-    assert!(
-        name.starts_with("PyYAML-6.0.2-cp311-cp311-manylinux_") && name.ends_with("_s390x.whl"),
-        "{name}"
+    // The platform promises manylinux_2_36; the extension needs no more than GLIBC_2.4, so
+    // refine tags the repaired wheel with the lowest policy it meets, alias included.
+    assert_eq!(
+        name,
+        "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_s390x.manylinux2014_s390x.whl"
     );
 
     // `auditwheel show` agrees, run where the wheel belongs: in the s390x root, under qemu
     // (auditwheel judges wheels against the machine it runs on).
     let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
     let show = auditwheel_show(&base, &work, &wheel);
-    assert!(
-        show.starts_with("manylinux_") && show.ends_with("_s390x"),
-        "{show}"
-    );
+    assert!(show == "manylinux_2_17_s390x", "{show}");
 
     // Installed into a clean venv and smoke-tested, under qemu.
     let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, YAML_SMOKE);

@@ -152,6 +152,31 @@ pub enum ActionError {
         #[source]
         source: serde_json::Error,
     },
+    /// A repaired wheel could not be read or re-tagged.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Wheel(#[from] refine_wheel::WheelError),
+    /// The repaired wheel requires more than the policy its repair promises.
+    #[error("The repaired wheel `{wheel}` breaks its policy `{policy}`:\n{breaches}")]
+    #[diagnostic(code(refine::exec::policy), help("{advice}"))]
+    PolicyBroken {
+        wheel: String,
+        policy: String,
+        breaches: String,
+        advice: String,
+    },
+    /// auditwheel refused to repair a wheel whose own files require more than the policy.
+    #[error(
+        "The wheel `{wheel}` cannot be repaired to `{policy}`: it requires symbol versions the policy does not allow:\n{breaches}\nThe end of the log:\n{tail}"
+    )]
+    #[diagnostic(code(refine::exec::policy), help("{advice}"))]
+    RepairRefused {
+        wheel: String,
+        policy: String,
+        breaches: String,
+        advice: String,
+        tail: String,
+    },
     #[error("Internal error: {what} (a bug in refine)")]
     Internal { what: String },
 }

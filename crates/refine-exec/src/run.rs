@@ -1,6 +1,7 @@
 //! One action, on a worker thread, phase by phase: fetch its missing inputs, pull the
 //! dependencies found only remotely, stage, run, check that the workspace folders it read
-//! did not change meanwhile, store the artifact with its log and provenance, push it.
+//! did not change meanwhile (and that a repaired wheel keeps its policy, re-tagging it with
+//! the lowest it meets), store the artifact with its log and provenance, push it.
 //! Each phase returns a typed result or an [`ActionError`]; a failure after the action ran
 //! names its stored log.
 
@@ -18,7 +19,7 @@ use refine_store::{ArtifactInput, Digest, LocalStore};
 use crate::error::ActionError;
 use crate::events::{Event, Observer};
 use crate::execute::{Execute, Ran, execute};
-use crate::outputs::{Output, check_live_trees};
+use crate::outputs::{Output, check_live_trees, check_repaired_wheel, explain_refused_repair};
 use crate::provenance::{Host, Provenance};
 use crate::report::{ActionOutcome, Built, NodeFailure, Timings};
 use crate::stage::{Stage, Staged, stage};
@@ -65,7 +66,8 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<ActionOutcome, Node
     fetch_inputs(job)?;
     pull_remote_deps(job)?;
     let scratch = scratch(job, &label)?;
-    let (ran, sandboxed) = stage_and_execute(job, &label, &key, scratch.path())?;
+    let (mut ran, sandboxed) = stage_and_execute(job, &label, &key, scratch.path())
+        .map_err(|failure| explain_failure(job, failure))?;
     // From here on, a failure names the log: the action ran.
     let log = ran.log.as_ref().map(|l| l.path.clone());
     let with_log = |e: ActionError| NodeFailure {
@@ -73,6 +75,13 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<ActionOutcome, Node
         ..NodeFailure::new(e)
     };
     check_live_trees(job.graph, job.id, job.fields).map_err(with_log)?;
+    ran.output = check_repaired_wheel(
+        job.graph,
+        job.id,
+        ran.output,
+        &scratch.path().join("retagged"),
+    )
+    .map_err(with_log)?;
     let timings = Timings {
         started_unix,
         seconds: started.elapsed().as_secs_f64(),
@@ -129,6 +138,32 @@ fn stage_and_execute(
         replay: job.sandbox_debug.is_some().then_some(replay.as_path()),
     };
     Ok((execute(&ctx, staged)?, sandboxed))
+}
+
+/// A failed repair says which symbol versions made auditwheel refuse, when the wheel it was
+/// given requires them itself (auditwheel's message names none); any other failure as it is.
+fn explain_failure(job: &Job<'_>, failure: NodeFailure) -> NodeFailure {
+    let ActionError::Failed { tail, .. } = &*failure.error else {
+        return failure;
+    };
+    if job.graph.target(job.id).kind() != refine_digest::Kind::Repair {
+        return failure;
+    }
+    let input = job
+        .graph
+        .deps(job.id)
+        .first()
+        .and_then(|d| job.deps.get(d))
+        .and_then(|b| job.store.unpack(&b.digest).ok())
+        .and_then(|tree| crate::files::wheels_in(&tree).ok())
+        .and_then(|wheels| wheels.into_iter().next());
+    match input.and_then(|w| explain_refused_repair(job.graph, job.id, &w, tail)) {
+        Some(error) => NodeFailure {
+            log: failure.log.clone(),
+            ..NodeFailure::new(error)
+        },
+        None => failure,
+    }
 }
 
 /// Fetches the target's sources that are not in the store yet, one fetch at a time.

@@ -107,6 +107,44 @@ pub enum WheelError {
         arch: crate::Arch,
     },
 
+    #[error("`{path}` is not named like a wheel (`name-version-python-abi-platform.whl`)")]
+    #[diagnostic(
+        code(refine::wheel::name),
+        help("A wheel's file name carries its tags (PEP 427): keep the name the build gave it")
+    )]
+    NotAWheelName { path: PathBuf },
+
+    #[error("Wheel `{path}` has no `*.dist-info/WHEEL` (or its `RECORD` does not list it)")]
+    #[diagnostic(
+        code(refine::wheel::metadata),
+        help("A wheel carries its tags in `*.dist-info/WHEEL` (PEP 427): build it again")
+    )]
+    NoMetadata { path: PathBuf },
+
+    #[error("Cannot write `{path}`")]
+    #[diagnostic(
+        code(refine::wheel::write),
+        help("Check that the folder exists, is writable and has space")
+    )]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("Cannot rewrite wheel `{path}` with its new tags")]
+    #[diagnostic(
+        code(refine::wheel::rewrite),
+        help(
+            "Check the space left where the wheel is written; if there is room, the wheel is corrupt: build it again"
+        )
+    )]
+    Rewrite {
+        path: PathBuf,
+        #[source]
+        source: zip::result::ZipError,
+    },
+
     #[error("Wheel `{path}` exceeds `{policy}`:\n{}", list_breaches(.breaches))]
     #[diagnostic(code(refine::wheel::exceeds), help("{advice}"))]
     Exceeds {

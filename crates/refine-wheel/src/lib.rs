@@ -10,17 +10,25 @@
 //! policy every ELF file meets, and for each policy it fails, the symbols and libraries (and
 //! the files that need them) that break it.
 //!
-//! Uses no other refine crate: it is a leaf that the engine (and later the repair action)
-//! builds on.
+//! [`retag`] rewrites a wheel with another platform tag (file name, `WHEEL`, `RECORD`),
+//! deterministically: the executor tags every repaired wheel with the lowest policy it meets.
+//!
+//! Uses refine-digest (sha256) and no other refine crate: a leaf that the executor (the
+//! repair action's check) and the engine build on.
 
 mod archive;
 mod elf;
 mod error;
 mod policy;
+mod retag;
 mod verdict;
 
 pub use archive::{Wheel, read_wheel};
 pub use elf::{Arch, ElfFile, Requirement, version_max};
 pub use error::WheelError;
-pub use policy::{Breach, Policy, policies_for};
+pub use policy::{Breach, POLICY_DATA, Policy, policies_for};
+pub use retag::{
+    platform_tag_of, record_line, retag, retag_archive, retag_record, retag_wheel_metadata,
+    retagged_name,
+};
 pub use verdict::{PolicyFailure, Verdict, judge, judge_file};

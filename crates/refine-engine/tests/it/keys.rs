@@ -149,7 +149,8 @@ fn keys_of(files: &[(&str, String)]) -> HashMap<String, String> {
 
 /// Runtime, wheel and repair keys hold the digest of refine's action script for the kind
 /// (`recipes/actions/`, with the `recipes/lib.sh` it sources): editing either changes those
-/// vectors, on purpose. Bases and packs (fixture recipes) depend on neither.
+/// vectors, on purpose. Bases and packs (fixture recipes) depend on neither. Repair keys also
+/// hold `REPAIR_CHECK`, the version of refine's own check and re-tag of the repaired wheel.
 #[test]
 fn golden_vectors() {
     let keys = keys_of(&fixture());
@@ -174,7 +175,7 @@ fn golden_vectors() {
         ),
         (
             "//repairs:yaml-py311",
-            "8d32ff4095197747459bb1e786682dacd7684e8406eece1da9c9b3ace8769a1e",
+            "11ea94f2a8e77d4e87d4c95bf13464de66ee07b6e3506316c8ad4dd7d9ffa18d",
         ),
         (
             "//runtimes:cpy-py311",
@@ -681,4 +682,25 @@ fn a_locked_base_keys_on_its_pinned_files() {
         .map(|(p, t)| (p, t.replace("20250520T000000Z", "20250601T000000Z")))
         .collect();
     assert_eq!(fields_of(&moved)["//bases:deb"].key(), before.key());
+}
+
+/// A repair's key names the version of refine's own check and re-tag of the repaired wheel,
+/// after the policy: a repaired wheel made before the check (tagged as auditwheel tagged it)
+/// is never a cache hit.
+#[test]
+fn repair_keys_hold_the_check_version() {
+    let fields = fields_of(&fixture());
+    let flat = fields["//repairs:yaml-py311"].flat();
+    let names: Vec<&str> = flat.iter().map(|(n, _)| n.as_str()).collect();
+    let at = names
+        .iter()
+        .position(|n| *n == "check")
+        .expect("a check field");
+    assert_eq!(names[at - 1], "policy", "{names:?}");
+    assert_eq!(flat[at].1, refine_engine::key::REPAIR_CHECK);
+    assert!(
+        refine_engine::key::REPAIR_CHECK.starts_with("refine-policy-check-v"),
+        "{}",
+        refine_engine::key::REPAIR_CHECK
+    );
 }

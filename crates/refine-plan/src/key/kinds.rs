@@ -310,6 +310,13 @@ fn wheel_fields(
     toolchain_id(f, graph, id, inputs)
 }
 
+/// What refine itself does to a repaired wheel after auditwheel: the policy check and the
+/// re-tag to the lowest policy met (`refine-exec`'s `outputs.rs`, `refine-wheel`), and the
+/// policy data they judge by. Part of every repair's key: change it (`v2`, another
+/// auditwheel's data) whenever the check, the re-tag or the data change, so that no store
+/// serves a repair made the old way. `refine-exec` tests that it names `refine-wheel`'s data.
+pub const REPAIR_CHECK: &str = "refine-policy-check-v1 auditwheel-6.8.0";
+
 fn repair_fields(
     f: &mut KeyFields,
     graph: &TargetGraph,
@@ -328,7 +335,8 @@ fn repair_fields(
             "script",
             crate::scripts::action_digest(crate::scripts::REPAIR),
         )
-        .text("policy", policy);
+        .text("policy", policy)
+        .text("check", REPAIR_CHECK);
     // What the repair grafts: the wheel's packs. The wheel's own bytes do not change when
     // a library it links to does, so without them a repair would be a stale cache hit.
     let wheel_id = graph.deps(id)[0];

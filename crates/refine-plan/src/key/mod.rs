@@ -18,7 +18,7 @@ use std::fmt;
 
 use serde::Serialize;
 
-pub use kinds::{KeyInputs, MissingInput, key_fields};
+pub use kinds::{KeyInputs, MissingInput, REPAIR_CHECK, key_fields};
 
 /// The version of the key encoding. Bumping it changes every key.
 pub const KEY_VERSION: u32 = 1;

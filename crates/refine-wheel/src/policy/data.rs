@@ -18,6 +18,10 @@ use serde::Deserialize;
 use super::{ArchPolicy, PolicyData, SymbolSet};
 use crate::Arch;
 
+/// Where the embedded policy data comes from: the auditwheel release whose file it is.
+/// Repair keys name it (`refine_plan::key::REPAIR_CHECK`): change both together.
+pub const POLICY_DATA: &str = "auditwheel-6.8.0";
+
 /// auditwheel's shape of one policy (the fields refine reads).
 #[derive(Deserialize)]
 struct RawPolicy {

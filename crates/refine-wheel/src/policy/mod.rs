@@ -4,6 +4,8 @@
 
 mod data;
 
+pub use data::POLICY_DATA;
+
 use std::collections::BTreeSet;
 use std::fmt;
 
