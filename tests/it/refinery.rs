@@ -389,17 +389,7 @@ fn native_compilers_make_the_same_objects(work: &tempfile::TempDir, store: &Path
         let dir = work
             .path()
             .join(format!("{}.d", label.replace([':', '/'], "_")));
-        let unzip = std::process::Command::new("python3")
-            .args(["-m", "zipfile", "-e"])
-            .arg(only_wheel(&out_dir))
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(
-            unzip.status.success(),
-            "{}",
-            String::from_utf8_lossy(&unzip.stderr)
-        );
+        unzip(&only_wheel(&out_dir), &dir);
         unpacked.push(dir);
     }
     let said = run_in_sandbox(
@@ -475,17 +465,7 @@ fn s390x_2_31_floors(work: &tempfile::TempDir, store: &Path, base: &Path) {
 
         // Every ELF file, grafted libraries included, loads with glibc 2.31.
         let unpacked = work.path().join(format!("{name}.d"));
-        let unzip = std::process::Command::new("python3")
-            .args(["-m", "zipfile", "-e"])
-            .arg(&wheel)
-            .arg(&unpacked)
-            .output()
-            .unwrap();
-        assert!(
-            unzip.status.success(),
-            "{}",
-            String::from_utf8_lossy(&unzip.stderr)
-        );
+        unzip(&wheel, &unpacked);
         let elves = shared_objects(&unpacked);
         assert!(!elves.is_empty(), "{label}: no shared object in {name}");
         for so in elves {
@@ -532,6 +512,21 @@ fn at_most_2_31(tag: &str) -> bool {
         .and_then(|p| p.parse().ok())
         .unwrap_or(u32::MAX);
     (major, minor) <= (2, 31)
+}
+
+/// Unpacks a wheel into `dir`.
+fn unzip(wheel: &Path, dir: &Path) {
+    let out = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(wheel)
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Every `*.so` and `*.so.N` file below `dir`.
