@@ -35,7 +35,8 @@ defaults {{
     )
 }
 
-/// The repo's s390x bookworm base (rules/bases.kdl), so that a store shared with it serves.
+/// The repo's s390x bookworm base as rules/bases.kdl declares it, without its lock: bootstrapped
+/// from the live mirror, so its key is not the repo's (a store is not shared with the repo's).
 const BASES: &str = r#"base "bookworm-s390x" {
     arch "s390x"
     policy "manylinux_2_36"
@@ -137,25 +138,7 @@ fn build(root: &Path, store: &Path, targets: &[&str], out_dir: &Path) -> std::pr
 
 /// Runs `script` with `/bin/sh` in the sandbox on the s390x `root`, `binds` read-only.
 fn in_s390x_root(root: &Path, binds: &[(&Path, &str)], script: &str) -> String {
-    let binds: Vec<String> = binds
-        .iter()
-        .map(|(from, to)| format!("{}:{to}:ro", from.display()))
-        .collect();
-    let mut args = vec!["sandbox", "run", "--root", root.to_str().unwrap()];
-    for b in &binds {
-        args.extend(["--bind", b.as_str()]);
-    }
-    args.extend(["--env", "PATH=/usr/bin:/bin", "--env", "HOME=/tmp"]);
-    args.extend(["--arch", "s390x", "--", "/bin/sh", "-c", script]);
-    let out = run_refine(Path::new("/"), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "in the s390x root, `{script}` failed:\n{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
+    sandbox_sh(root, Some("s390x"), binds, script)
 }
 
 /// The tag `auditwheel show` finds for each wheel in `wheels`, run in the s390x root under
@@ -208,26 +191,10 @@ fn wheel_named(dir: &Path, prefix: &str) -> PathBuf {
 
 /// What `refine plan` says of `label`: `cached` or `build`.
 fn status(root: &Path, store: &Path, label: &str) -> String {
-    let out = run_refine(
-        root,
-        &[
-            "--store",
-            store.to_str().unwrap(),
-            "plan",
-            label,
-            "--output",
-            "json",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let node = v
-        .as_array()
+    plan_node(root, store, label)["status"]
+        .as_str()
         .unwrap()
-        .iter()
-        .find(|n| n["label"] == label)
-        .unwrap_or_else(|| panic!("{label} not in the plan: {v}"));
-    node["status"].as_str().unwrap().to_owned()
+        .to_owned()
 }
 
 #[test]

@@ -64,44 +64,13 @@ fn sha256(path: &Path) -> String {
     String::from_utf8_lossy(&out.stdout)[..64].to_string()
 }
 
-/// Runs `script` with `/bin/sh` in the sandbox on `root`, with host folders bound read-only.
-fn run_in_sandbox(
-    root: &Path,
-    arch: Option<&str>,
-    binds: &[(&Path, &str)],
-    script: &str,
-) -> String {
-    let binds: Vec<String> = binds
-        .iter()
-        .map(|(from, to)| format!("{}:{to}:ro", from.display()))
-        .collect();
-    let mut args = vec!["sandbox", "run", "--root", root.to_str().unwrap()];
-    for b in &binds {
-        args.extend(["--bind", b.as_str()]);
-    }
-    args.extend(["--env", "PATH=/usr/bin:/bin", "--env", "HOME=/tmp"]);
-    if let Some(a) = arch {
-        args.extend(["--arch", a]);
-    }
-    args.extend(["--", "/bin/sh", "-c", script]);
-    let out = run_refine(Path::new("/"), &args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "in the sandbox, `{script}` failed:\n{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 /// Installs `wheel` into a clean venv inside the sandbox on `root` and runs `smoke` with it.
 fn smoke_in_sandbox(root: &Path, arch: Option<&str>, wheel: &Path, smoke: &str) -> String {
     let name = wheel.file_name().unwrap().to_str().unwrap();
     let script = format!(
         "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --no-deps /wheels/{name} && /tmp/v/bin/python -c '{smoke}'"
     );
-    run_in_sandbox(root, arch, &[(wheel.parent().unwrap(), "/wheels")], &script)
+    sandbox_sh(root, arch, &[(wheel.parent().unwrap(), "/wheels")], &script)
 }
 
 /// The platform tag `auditwheel show` finds `wheel` consistent with, run in the s390x root
@@ -132,7 +101,7 @@ fn auditwheel_show(base: &Path, work: &tempfile::TempDir, wheel: &Path) -> Strin
         );
     }
     let name = wheel.file_name().unwrap().to_str().unwrap();
-    let show = run_in_sandbox(
+    let show = sandbox_sh(
         base,
         Some("s390x"),
         &[(wh.as_path(), "/aw"), (wheel.parent().unwrap(), "/wheels")],
@@ -221,7 +190,7 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
     let c = only_wheel(&out_c);
     let runtime = artifact_tree(repo(), &store_a, "//runtimes:cpython-x86_64-py311");
     let name = c.file_name().unwrap().to_str().unwrap();
-    let said = run_in_sandbox(
+    let said = sandbox_sh(
         &base,
         None,
         &[
@@ -362,7 +331,7 @@ echo "same $n"
 fn native_compilers_make_the_same_objects(work: &tempfile::TempDir, store: &Path, base: &Path) {
     let emulated_pack = artifact_copy(work.path(), store, "//packs:libyaml");
     let native_pack = artifact_copy(work.path(), store, "//packs:libyaml-s390x-native-compilers");
-    let said = run_in_sandbox(
+    let said = sandbox_sh(
         base,
         Some("s390x"),
         &[
@@ -392,7 +361,7 @@ fn native_compilers_make_the_same_objects(work: &tempfile::TempDir, store: &Path
         unzip(&only_wheel(&out_dir), &dir);
         unpacked.push(dir);
     }
-    let said = run_in_sandbox(
+    let said = sandbox_sh(
         base,
         Some("s390x"),
         &[(unpacked[0].as_path(), "/a"), (unpacked[1].as_path(), "/b")],
@@ -656,7 +625,7 @@ fn s390x_cpython_with_native_compilers() {
     let label = "//runtimes:cpython-s390x-2_31-py311";
     let runtime = artifact_copy(work.path(), &store, label);
     let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
-    let said = run_in_sandbox(
+    let said = sandbox_sh(
         &base,
         Some("s390x"),
         &[(runtime.as_path(), "/opt/python/cp311-cp311")],

@@ -90,9 +90,8 @@ pub const PACKS: &str = r#"pack "yaml" {
 
 pub const SHA: &str = "ee55d3edf80167e48ea11a923c7386f4669df67d7994554387f84e7d8b0a2bf0";
 
-/// The unpacked tree of a cached target's artifact in `store`, found through
-/// `refine plan --output json` run in the workspace `root`.
-pub fn artifact_tree(root: &Path, store: &Path, label: &str) -> PathBuf {
+/// What `refine plan --output json`, run in the workspace `root`, says of `label`.
+pub fn plan_node(root: &Path, store: &Path, label: &str) -> serde_json::Value {
     let out = run_refine(
         root,
         &[
@@ -104,16 +103,55 @@ pub fn artifact_tree(root: &Path, store: &Path, label: &str) -> PathBuf {
             "json",
         ],
     );
+    assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan json");
-    let node = v
-        .as_array()
+    v.as_array()
         .unwrap()
         .iter()
         .find(|n| n["label"] == label)
-        .expect("the target in the plan");
+        .unwrap_or_else(|| panic!("{label} not in the plan: {v}"))
+        .clone()
+}
+
+/// The unpacked tree of a cached target's artifact in `store`, found through
+/// `refine plan --output json` run in the workspace `root`.
+pub fn artifact_tree(root: &Path, store: &Path, label: &str) -> PathBuf {
+    let node = plan_node(root, store, label);
     assert_eq!(node["status"], "cached", "{node}");
     let digest = node["digest"].as_str().unwrap();
     store
         .join("trees")
         .join(digest.trim_start_matches("sha256:"))
+}
+
+/// Runs `script` with `/bin/sh` in the sandbox on `root` (under qemu for another `arch`), with
+/// host folders bound read-only; returns its stdout, and fails the test if it fails.
+pub fn sandbox_sh(
+    root: &Path,
+    arch: Option<&str>,
+    binds: &[(&Path, &str)],
+    script: &str,
+) -> String {
+    let binds: Vec<String> = binds
+        .iter()
+        .map(|(from, to)| format!("{}:{to}:ro", from.display()))
+        .collect();
+    let mut args = vec!["sandbox", "run", "--root", root.to_str().unwrap()];
+    for b in &binds {
+        args.extend(["--bind", b.as_str()]);
+    }
+    args.extend(["--env", "PATH=/usr/bin:/bin", "--env", "HOME=/tmp"]);
+    if let Some(a) = arch {
+        args.extend(["--arch", a]);
+    }
+    args.extend(["--", "/bin/sh", "-c", script]);
+    let out = run_refine(Path::new("/"), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "in the sandbox, `{script}` failed:\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
 }
