@@ -124,8 +124,14 @@ case ${REFINE_SYSROOT:-packages} in
     packages)
         # The sysroot's libraries before any folder a build names itself: Python's sysconfig
         # and pkg-config files add `-L/usr/lib/<triple>`, where the root's newer libc would
-        # otherwise be linked and raise the glibc floor.
-        echo "-L$PREFIX/usr/$T/lib" > "$OUT/compile-args"
+        # otherwise be linked and raise the glibc floor. `-rpath-link` does the same for the
+        # libraries that linked shared libraries need (ld looks those up apart from `-L`):
+        # without it OpenBLAS's link test took the root's glibc 2.36 libpthread.so.0, which
+        # has no pthread_create, for the 2.31 one that has.
+        {
+            echo "-L$PREFIX/usr/$T/lib"
+            echo "-Wl,-rpath-link,$PREFIX/usr/$T/lib"
+        } > "$OUT/compile-args"
         ;;
     root)
         # Everything of the target in the compiler's own folder (crt files, libgcc,

@@ -1,5 +1,5 @@
 //! `refine lock [--check] [PATTERN...]`: pin the exact Debian packages of bootstrapped bases
-//! in `rules/<pkg>.lock` (docs/locks.md), or check, offline, that the locks match the rules.
+//! and of toolchains that name theirs in `rules/<pkg>.lock` (docs/locks.md), or check, offline, that the locks match the rules.
 
 use refine_engine::ops::lock::{LockEvent, check, lock};
 use refine_engine::session::SessionOptions;
@@ -8,22 +8,22 @@ use super::Failure;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Without PATTERN, every bootstrapped base of the workspace.\nWith --check, writes nothing, needs no network, and exits 1 if a lock is missing or stale."
+    after_help = "Without PATTERN, every bootstrapped base and every toolchain with `debian`/`packages` of the workspace.\nWith --check, writes nothing, needs no network, and exits 1 if a lock is missing or stale."
 )]
 pub struct LockArgs {
-    /// Write nothing; report each base whose lock is missing or no longer matches its rule.
+    /// Write nothing; report each base or toolchain whose lock is missing or no longer matches its rule.
     #[arg(long)]
     pub check: bool,
-    /// Bases to lock (default: every bootstrapped base).
+    /// Bases and toolchains to lock (default: all of them).
     #[arg(value_name = "PATTERN")]
     pub patterns: Vec<String>,
 }
 
 pub fn run(options: &SessionOptions, args: LockArgs) -> Result<(), Failure> {
     if args.check {
-        let (bases, problems) = check(options, &args.patterns)?;
+        let (locked, problems) = check(options, &args.patterns)?;
         if problems.is_empty() {
-            println!("{bases} bootstrapped base(s): every lock is current");
+            println!("{locked} locked target(s): every lock is current");
             return Ok(());
         }
         eprintln!("{:?}", miette::Report::new(problems));
@@ -33,10 +33,10 @@ pub fn run(options: &SessionOptions, args: LockArgs) -> Result<(), Failure> {
         LockEvent::Resolving { label } => eprintln!("resolving {label}"),
         LockEvent::Written {
             file,
-            bases,
+            targets,
             packages,
         } => {
-            println!("wrote {file} ({}; {packages} packages)", bases.join(" "));
+            println!("wrote {file} ({}; {packages} packages)", targets.join(" "));
         }
     })?;
     Ok(())

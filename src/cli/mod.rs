@@ -68,7 +68,7 @@ pub enum Command {
     Graph(graph::GraphArgs),
     /// Format rule files canonically, keeping comments.
     Fmt(fmt::FmtArgs),
-    /// Pin the exact Debian packages of bootstrapped bases in `rules/<pkg>.lock`; `--check` them.
+    /// Pin the exact Debian packages of bootstrapped bases and toolchains in `rules/<pkg>.lock`; `--check` them.
     Lock(lock::LockArgs),
     /// Build targets: plan, then run every action whose key is not in a store.
     Build(build::BuildArgs),

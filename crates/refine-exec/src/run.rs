@@ -182,13 +182,13 @@ fn fetch_inputs(job: &Job<'_>) -> Result<(), ActionError> {
         // Reading pip's configuration runs pip: only when something must be fetched.
         let pip = pip.get_or_insert_with(refine_fetch::PipConfig::load);
         match refine_fetch::fetch(job.store, &item, pip, &work) {
-            // A locked base's package the mirror dropped: the lock is what to refresh.
+            // A locked package the mirror dropped: the lock is what to refresh.
             Err(refine_fetch::FetchError::NotServed {
                 package,
                 version,
                 arch,
                 url,
-            }) if job.graph.target(job.id).kind() == refine_rules::rules::Kind::Base => {
+            }) if pinned_by_lock(&job.graph.target(job.id).spec, &package) => {
                 return Err(ActionError::LockedDebGone {
                     label: job.graph.target(job.id).label.to_string(),
                     package,
@@ -203,6 +203,20 @@ fn fetch_inputs(job: &Job<'_>) -> Result<(), ActionError> {
         }
     }
     Ok(())
+}
+
+/// Whether `package` of the target comes from its lock (a base's, or a toolchain's
+/// `packages`), rather than from a `deb` pin in its rule.
+fn pinned_by_lock(spec: &refine_rules::rules::Spec, package: &str) -> bool {
+    use refine_rules::rules::Spec;
+    match spec {
+        Spec::Base(_) => true,
+        Spec::Toolchain(t) => t
+            .debian
+            .as_ref()
+            .is_some_and(|d| d.packages.iter().any(|p| p == package)),
+        _ => false,
+    }
 }
 
 /// Pulls the dependencies found in the remote store: their content is needed now.

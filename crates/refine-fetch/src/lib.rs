@@ -183,7 +183,7 @@ pub enum FetchError {
     #[diagnostic(
         code(refine::fetch::deb_not_served),
         help(
-            "The archive has moved on from the pinned version: refresh the pin from the suite's current index"
+            "The archive has moved on from the pinned version: refresh the lock of the base or toolchain that pins it with `refine lock LABEL` (docs/locks.md), or its `deb` pin from the suite's current index"
         )
     )]
     NotServed {

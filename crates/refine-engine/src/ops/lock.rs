@@ -1,10 +1,12 @@
-//! `refine lock`: pin the exact Debian packages of bootstrapped bases in the lock file beside
-//! their rule file (`rules/bases.kdl` → `rules/bases.lock`, docs/locks.md), and check that
-//! the locks still say what the rules do (`--check`, offline).
+//! `refine lock`: pin the exact Debian packages of bootstrapped bases and of toolchains that
+//! name their packages in the lock file beside their rule file (`rules/bases.kdl` →
+//! `rules/bases.lock`, docs/locks.md), and check that the locks still say what the rules do
+//! (`--check`, offline).
 //!
 //! A base is resolved on the host: `debootstrap --print-debs` gives the package set the
-//! rule's bootstrap installs (for any architecture, without an emulator), and the suite's
-//! `Packages` index on the Debian mirror gives each package's version, file and sha256.
+//! rule's bootstrap installs (for any architecture, without an emulator). A toolchain's set
+//! is the packages its rule names. Either way, the suite's `Packages` index on the Debian
+//! mirror gives each package's version, file and sha256.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
@@ -15,7 +17,8 @@ use refine_fetch::debian::{self, PackagesIndex};
 use refine_rules::diag::{Errors, InputError, Source};
 use refine_rules::graph::{TargetGraph, TargetId};
 use refine_rules::rules::{
-    BaseLock, DebPin, Loc, LockCheck, LockState, Sha256, Spec, check_locks, lock_path, render_lock,
+    DebPin, Loc, Lock, LockCheck, LockInputs, LockState, Sha256, check_locks, lock_inputs,
+    lock_path, render_lock,
 };
 
 use super::OpError;
@@ -24,45 +27,46 @@ use crate::session::{SessionOptions, load_graph_without_locks, resolve_patterns}
 /// What happens while locking, as it happens.
 #[derive(Debug)]
 pub enum LockEvent<'a> {
-    /// Resolving one base's packages.
+    /// Resolving one target's packages.
     Resolving { label: &'a str },
     /// A lock file was written.
     Written {
         file: &'a str,
-        bases: &'a [String],
+        targets: &'a [String],
         packages: usize,
     },
 }
 
-/// The bootstrapped bases among `patterns`' targets (all of them when there is none).
+/// The lockable targets among `patterns`' targets (all of them when there is none):
+/// bootstrapped lockable, and toolchains that name their packages.
 fn selected(graph: &TargetGraph, patterns: &[String]) -> Result<Vec<TargetId>, OpError> {
     let ids: Vec<TargetId> = if patterns.is_empty() {
         (0..graph.len()).collect()
     } else {
         resolve_patterns(graph, patterns)?
     };
-    let bases: Vec<TargetId> = ids
+    let lockable: Vec<TargetId> = ids
         .into_iter()
-        .filter(|&id| matches!(&graph.target(id).spec, Spec::Base(b) if b.lock_inputs().is_some()))
+        .filter(|&id| lock_inputs(graph.target(id)).is_some())
         .collect();
-    if bases.is_empty() && !patterns.is_empty() {
+    if lockable.is_empty() && !patterns.is_empty() {
         return Err(OpError::NothingToLock {
             patterns: patterns.join(" "),
         });
     }
-    Ok(bases)
+    Ok(lockable)
 }
 
-/// Checks the lock of every selected bootstrapped base against its rule, reading nothing but
-/// the workspace. Returns one diagnostic per base whose lock is missing or stale; a
+/// Checks the lock of every selected lockable target against its rule, reading nothing but
+/// the workspace. Returns one diagnostic per target whose lock is missing or stale; a
 /// malformed lock file is an error.
 pub fn check(options: &SessionOptions, patterns: &[String]) -> Result<(usize, Errors), OpError> {
     let graph = load_graph_without_locks(options)?;
-    let bases = selected(&graph, patterns)?;
+    let lockable = selected(&graph, patterns)?;
     let ws = &graph.workspace;
     let mut files = ws.files.clone();
     let checks = check_locks(&ws.root, &mut files, &ws.targets)?;
-    let wanted: Vec<String> = bases
+    let wanted: Vec<String> = lockable
         .iter()
         .map(|&id| graph.target(id).label.to_string())
         .collect();
@@ -88,12 +92,24 @@ fn problem(files: &[Source], c: &LockCheck) -> Option<InputError> {
                 "missing-lock",
                 &files[c.rule_at.file],
                 c.rule_at.span,
-                format!("`{label}` is bootstrapped but has no lock in `{lock}`"),
+                match c.inputs {
+                    LockInputs::Bootstrap(_) => {
+                        format!("`{label}` is bootstrapped but has no lock in `{lock}`")
+                    }
+                    LockInputs::Packages(_) => {
+                        format!("`{label}` names its packages but has no lock in `{lock}`")
+                    }
+                },
                 "not locked",
             )
-            .with_help(format!(
-                "Lock it with `refine lock {label}`: until then it is bootstrapped from whatever the mirror serves"
-            )),
+            .with_help(match c.inputs {
+                LockInputs::Bootstrap(_) => format!(
+                    "Lock it with `refine lock {label}`: until then it is bootstrapped from whatever the mirror serves"
+                ),
+                LockInputs::Packages(_) => format!(
+                    "Lock it with `refine lock {label}`: until then it cannot be built"
+                ),
+            }),
         ),
         LockState::Stale {
             field,
@@ -117,7 +133,7 @@ fn problem(files: &[Source], c: &LockCheck) -> Option<InputError> {
     }
 }
 
-/// Resolves every selected bootstrapped base and writes the lock files they belong to;
+/// Resolves every selected lockable target and writes the lock files they belong to;
 /// the other entries of those files are kept. Returns the files written.
 pub fn lock(
     options: &SessionOptions,
@@ -125,7 +141,7 @@ pub fn lock(
     on_each: &mut dyn FnMut(LockEvent<'_>),
 ) -> Result<Vec<String>, OpError> {
     let graph = load_graph_without_locks(options)?;
-    let bases = selected(&graph, patterns)?;
+    let selected = selected(&graph, patterns)?;
     let ws = &graph.workspace;
     let mut files = ws.files.clone();
     // The entries of the lock files as they are: those not resolved again are kept.
@@ -135,62 +151,27 @@ pub fn lock(
         Err(_) if patterns.is_empty() => Vec::new(),
         Err(e) => return Err(e.into()),
     };
-    let mirror = debian::mirror();
-    let pip = PipConfig::load();
-    let work =
-        tempfile::tempdir().map_err(OpError::io("create", Path::new("a temporary folder")))?;
-    let mut indexes: HashMap<(String, String), PackagesIndex> = HashMap::new();
-    let mut by_file: BTreeMap<String, BTreeMap<String, BaseLock>> = BTreeMap::new();
+    let mut resolver = Resolver {
+        mirror: debian::mirror(),
+        pip: PipConfig::load(),
+        work: tempfile::tempdir()
+            .map_err(OpError::io("create", Path::new("a temporary folder")))?,
+        indexes: HashMap::new(),
+    };
+    let mut by_file: BTreeMap<String, BTreeMap<String, Lock>> = BTreeMap::new();
     let mut resolved: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for &id in &bases {
+    for &id in &selected {
         let target = graph.target(id);
-        let Spec::Base(b) = &target.spec else {
-            continue;
-        };
-        let Some(inputs) = b.lock_inputs() else {
+        let Some(inputs) = lock_inputs(target) else {
             continue;
         };
         let label = target.label.to_string();
         on_each(LockEvent::Resolving { label: &label });
-        refine_exec::bootstrap::check_version(&inputs.tool, &inputs.tool_version)?;
-        let names = refine_exec::bootstrap::print_debs(
-            &inputs.tool,
-            &inputs.arch,
-            &inputs.variant,
-            &inputs.suite,
-            &inputs.packages,
-            &work.path().join("print-debs"),
-            &mirror,
-        )?;
-        let deb_arch = debian::deb_arch(&inputs.arch).to_string();
-        let key = (inputs.suite.clone(), deb_arch.clone());
-        if !indexes.contains_key(&key) {
-            let index = PackagesIndex::fetch(&pip, &mirror, &inputs.suite, &deb_arch, work.path())?;
-            indexes.insert(key.clone(), index);
-        }
-        let index = &indexes[&key];
-        let mut debs = Vec::with_capacity(names.len());
-        for name in &names {
-            let e = index
-                .lookup(name, &deb_arch)
-                .ok_or_else(|| OpError::NotInIndex {
-                    label: label.clone(),
-                    package: name.clone(),
-                    index: index.url.clone(),
-                })?;
-            debs.push(DebPin {
-                package: e.package.clone(),
-                version: e.version.clone(),
-                arch: e.arch.clone(),
-                path: e.filename.clone(),
-                sha256: Sha256(e.sha256.to_ascii_lowercase()),
-            });
-        }
-        debs.sort();
+        let debs = resolver.resolve(&label, &inputs)?;
         let package = target.label.package.clone();
         by_file.entry(package.clone()).or_default().insert(
             target.label.name.clone(),
-            BaseLock {
+            Lock {
                 inputs,
                 debs,
                 at: Loc {
@@ -212,20 +193,80 @@ pub fn lock(
                     .or_insert_with(|| entry.lock.clone());
             }
         }
-        let entries: Vec<(&str, &BaseLock)> = locks.iter().map(|(n, l)| (n.as_str(), l)).collect();
+        let entries: Vec<(&str, &Lock)> = locks.iter().map(|(n, l)| (n.as_str(), l)).collect();
         let text = render_lock(&package, &entries);
         let rel = lock_path(&package);
         let path = ws.root.join(&rel);
         write_atomic(&path, text.as_bytes()).map_err(OpError::io("write", &path))?;
-        let bases = resolved.remove(&package).unwrap_or_default();
+        let targets = resolved.remove(&package).unwrap_or_default();
         on_each(LockEvent::Written {
             file: &rel,
-            bases: &bases,
+            targets: &targets,
             packages: locks.values().map(|l| l.debs.len()).sum(),
         });
         written.push(rel);
     }
     Ok(written)
+}
+
+/// Pins package names to the files of a suite's index, fetching each index once.
+struct Resolver {
+    mirror: String,
+    pip: PipConfig,
+    work: tempfile::TempDir,
+    indexes: HashMap<(String, String), PackagesIndex>,
+}
+
+impl Resolver {
+    /// The pins of one target's lock, sorted.
+    fn resolve(&mut self, label: &str, inputs: &LockInputs) -> Result<Vec<DebPin>, OpError> {
+        let (suite, deb_arch, names) = match inputs {
+            LockInputs::Bootstrap(i) => {
+                refine_exec::bootstrap::check_version(&i.tool, &i.tool_version)?;
+                let names = refine_exec::bootstrap::print_debs(
+                    &i.tool,
+                    &i.arch,
+                    &i.variant,
+                    &i.suite,
+                    &i.packages,
+                    &self.work.path().join("print-debs"),
+                    &self.mirror,
+                )?;
+                (
+                    i.suite.clone(),
+                    debian::deb_arch(&i.arch).to_string(),
+                    names,
+                )
+            }
+            LockInputs::Packages(p) => (p.suite.clone(), p.arch.clone(), p.packages.clone()),
+        };
+        let key = (suite.clone(), deb_arch.clone());
+        if !self.indexes.contains_key(&key) {
+            let index =
+                PackagesIndex::fetch(&self.pip, &self.mirror, &suite, &deb_arch, self.work.path())?;
+            self.indexes.insert(key.clone(), index);
+        }
+        let index = &self.indexes[&key];
+        let mut debs = Vec::with_capacity(names.len());
+        for name in &names {
+            let e = index
+                .lookup(name, &deb_arch)
+                .ok_or_else(|| OpError::NotInIndex {
+                    label: label.to_string(),
+                    package: name.clone(),
+                    index: index.url.clone(),
+                })?;
+            debs.push(DebPin {
+                package: e.package.clone(),
+                version: e.version.clone(),
+                arch: e.arch.clone(),
+                path: e.filename.clone(),
+                sha256: Sha256(e.sha256.to_ascii_lowercase()),
+            });
+        }
+        debs.sort();
+        Ok(debs)
+    }
 }
 
 /// Writes through a temporary file in the same folder and a rename: an interrupted

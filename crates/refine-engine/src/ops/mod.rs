@@ -95,18 +95,21 @@ pub enum OpError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Rules(#[from] refine_rules::diag::Errors),
-    /// A package the bootstrap would install is not in the suite's index.
-    #[error("`{package}`, which `{label}`'s bootstrap installs, is not in {index}")]
-    #[diagnostic(help("Check the base's suite and packages, and the mirror"))]
+    /// A package the bootstrap would install, or a toolchain names, is not in the suite's
+    /// index.
+    #[error("`{package}`, which `{label}` needs, is not in {index}")]
+    #[diagnostic(help(
+        "Check the rule's suite, architecture and packages (a toolchain's `packages` are exact Debian package names), and the mirror"
+    ))]
     NotInIndex {
         label: String,
         package: String,
         index: String,
     },
-    /// `refine lock PATTERN` where the pattern matches no bootstrapped base.
-    #[error("No bootstrapped base among the targets of {patterns}")]
+    /// `refine lock PATTERN` where the pattern matches nothing to lock.
+    #[error("Nothing to lock among the targets of {patterns}")]
     #[diagnostic(help(
-        "Name `base` targets with a `bootstrap` origin, such as `//bases:bookworm-s390x`"
+        "Name `base` targets with a `bootstrap` origin, such as `//bases:bookworm-s390x`, or toolchains with `debian` and `packages`"
     ))]
     NothingToLock { patterns: String },
     /// `refine provenance LABEL` for a target that was never built.

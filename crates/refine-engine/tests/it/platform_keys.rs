@@ -414,6 +414,52 @@ fn a_pinned_package_of_the_toolchain_rebuilds_what_it_compiled() {
     }
 }
 
+/// `with_toolchain(sha)` with the toolchain's packages named in its rule (`debian`/`packages`)
+/// and pinned by `rules/toolchains.lock`.
+fn with_locked_toolchain(deb_sha: &str) -> Vec<(String, String)> {
+    let mut fs = with_toolchain(deb_sha, "");
+    let (_, rule) = fs.pop().expect("the toolchain rule");
+    let pins: Vec<&str> = rule.lines().filter(|l| l.contains("deb \"")).collect();
+    let named = rule
+        .lines()
+        .filter(|l| !l.contains("deb \""))
+        .map(|l| {
+            if l.contains("target ") {
+                format!("{l}\n    debian \"bullseye\" arch=\"amd64\"\n    packages \"libc6\" \"gcc-10-s390x-linux-gnu\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    fs.push(("rules/toolchains.kdl".into(), named));
+    fs.push((
+        "rules/toolchains.lock".into(),
+        format!(
+            "toolchain \"tc\" {{\n    debian \"bullseye\" arch=\"amd64\"\n    packages \"gcc-10-s390x-linux-gnu\" \"libc6\"\n{}\n}}\n",
+            pins.join("\n")
+        ),
+    ));
+    fs
+}
+
+/// A toolchain's lock pins the packages its rule names: every key is the key of the same pins
+/// written in the rule (the lock adds nothing but the pins), and a pin that moves in the lock
+/// moves the toolchain and what it compiled.
+#[test]
+fn a_locked_toolchain_keys_like_its_pins_written_in_the_rule() {
+    let inline = keys_of(&with_toolchain(SHA_B, ""));
+    let locked = keys_of(&with_locked_toolchain(SHA_B));
+    assert_eq!(inline, locked);
+    let moved = keys_of(&with_locked_toolchain(SHA_C));
+    assert_ne!(moved["//toolchains:tc"], locked["//toolchains:tc"]);
+    assert_ne!(
+        moved["//packs:yaml-s390x-tc"],
+        locked["//packs:yaml-s390x-tc"]
+    );
+    assert_eq!(moved["//packs:yaml"], locked["//packs:yaml"]);
+}
+
 #[test]
 fn native_compilers_off_leaves_the_toolchain_out_of_the_key() {
     let fields = fields_of(&with_toolchain(SHA_B, "    native-compilers #false\n"));

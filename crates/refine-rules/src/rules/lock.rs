@@ -1,7 +1,8 @@
 //! Lock files: `rules/<pkg>.lock` beside `rules/<pkg>.kdl` pins the exact Debian packages of
-//! each bootstrapped base of the rule file (docs/locks.md). A lock is KDL, but not a rule
-//! file: it is written by `refine lock`, read here with the same diagnostics as rule files
-//! (and the `deb` node of toolchain rules), and checked against the rule it was resolved from.
+//! each bootstrapped base and of each toolchain that names its packages (`debian`/`packages`)
+//! of the rule file (docs/locks.md). A lock is KDL, but not a rule file: it is written by
+//! `refine lock`, read here with the same diagnostics as rule files (and the `deb` node of
+//! toolchain rules), and checked against the rule it was resolved from.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -22,12 +23,12 @@ pub fn lock_path(package: &str) -> String {
     format!("rules/{package}.lock")
 }
 
-/// One `base` entry of a lock file, read.
+/// One entry of a lock file (`base` or `toolchain`), read.
 #[derive(Clone, Debug)]
 pub struct LockEntry {
     pub label: Label,
     pub name_at: Loc,
-    pub lock: BaseLock,
+    pub lock: Lock,
 }
 
 /// How a bootstrapped base stands against its lock file.
@@ -35,7 +36,8 @@ pub struct LockEntry {
 pub enum LockState {
     /// The lock was resolved from the rule as it is now.
     Current,
-    /// No lock: the base is bootstrapped from the live mirror, keyed as before locks.
+    /// No lock: a base is bootstrapped from the live mirror, keyed as before locks; a
+    /// toolchain that names its packages cannot be built.
     Missing,
     /// The rule changed since the lock was written: `field` was `locked`, is `rule` now.
     Stale {
@@ -45,32 +47,40 @@ pub enum LockState {
     },
 }
 
-/// Every bootstrapped base of a workspace, with its lock (if any) and how they stand.
+/// Every lockable target of a workspace (bootstrapped bases, toolchains that name their
+/// packages), with its lock (if any) and how they stand.
 #[derive(Clone, Debug)]
 pub struct LockCheck {
     pub label: Label,
-    /// The base's rule.
+    /// The target's rule.
     pub rule_at: Loc,
+    pub inputs: LockInputs,
     pub entry: Option<LockEntry>,
     pub state: LockState,
 }
 
+/// What a lock of `target` is resolved from; `None` when it has nothing to lock.
+pub fn lock_inputs(target: &Target) -> Option<LockInputs> {
+    match &target.spec {
+        Spec::Base(b) => b.lock_inputs(),
+        Spec::Toolchain(t) => t.debian.clone().map(LockInputs::Packages),
+        _ => None,
+    }
+}
+
 /// Reads every lock file of the workspace (`rules/**/*.lock` beside a rule file), adding them
-/// to `files`; checks each bootstrapped base of `targets` against its entry. A lock file
-/// that is not valid KDL, holds a malformed entry, or an entry for no bootstrapped base, is
-/// an error.
+/// to `files`; checks each lockable target of `targets` against its entry. A lock file
+/// that is not valid KDL, holds a malformed entry, or an entry for no lockable target of its
+/// kind, is an error.
 pub fn check_locks(
     root: &Path,
     files: &mut Vec<Source>,
     targets: &[Target],
 ) -> Result<Vec<LockCheck>, Errors> {
     let mut errors = Errors::default();
-    let bootstrapped: BTreeMap<&Label, (&Target, LockInputs)> = targets
+    let lockable: BTreeMap<&Label, (&Target, LockInputs)> = targets
         .iter()
-        .filter_map(|t| match &t.spec {
-            Spec::Base(b) => b.lock_inputs().map(|i| (&t.label, (t, i))),
-            _ => None,
-        })
+        .filter_map(|t| lock_inputs(t).map(|i| (&t.label, (t, i))))
         .collect();
     let mut packages: Vec<&str> = targets.iter().map(|t| t.label.package.as_str()).collect();
     packages.sort_unstable();
@@ -110,14 +120,22 @@ pub fn check_locks(
                 package: package.to_string(),
                 name: name.value.clone(),
             };
-            if !bootstrapped.contains_key(&label) {
+            let kind = lock.inputs.kind();
+            let matches = lockable
+                .get(&label)
+                .is_some_and(|(_, inputs)| inputs.kind() == kind);
+            if !matches {
+                let what = match kind {
+                    "base" => "bootstrapped base",
+                    _ => "toolchain with `debian` and `packages`",
+                };
                 r.error(
-                    "lock-without-base",
+                    "lock-without-target",
                     name.span,
                     format!(
-                        "`{rel}` locks `{label}`, which is not a bootstrapped base of `rules/{package}.kdl`"
+                        "`{rel}` locks `{label}` as a {kind}, but `rules/{package}.kdl` has no {what} of that name"
                     ),
-                    "no such base",
+                    "nothing to lock",
                     "Remove the entry, or run `refine lock` to rewrite the file".into(),
                 );
                 continue;
@@ -133,7 +151,7 @@ pub fn check_locks(
         }
         errors.extend(r.errors);
     }
-    let checks = bootstrapped
+    let checks = lockable
         .into_iter()
         .map(|(label, (target, inputs))| {
             let entry = entries.remove(label);
@@ -151,6 +169,7 @@ pub fn check_locks(
             LockCheck {
                 label: label.clone(),
                 rule_at: target.at,
+                inputs,
                 entry,
                 state,
             }
@@ -159,8 +178,10 @@ pub fn check_locks(
     errors.into_result(checks)
 }
 
-/// Attaches each current lock to its base; a stale lock is an error, so that no key is
-/// computed from a lock that no longer says what the rule does.
+/// Attaches each current lock to its target: a base keys on it and is bootstrapped from it,
+/// a toolchain's packages are its pins. A stale lock is an error, so that no key is computed
+/// from a lock that no longer says what the rule does; so is a toolchain without its lock,
+/// which has no pins to build from.
 pub(super) fn attach(
     root: &Path,
     files: &mut Vec<Source>,
@@ -174,50 +195,88 @@ pub(super) fn attach(
             return;
         }
     };
-    let mut current: HashMap<Label, BaseLock> = HashMap::new();
+    let mut current: HashMap<Label, LockEntry> = HashMap::new();
     for check in checks {
-        match (check.state, check.entry) {
+        match (&check.state, check.entry) {
             (LockState::Stale { .. }, Some(entry)) => {
                 errors.push(stale_error(
                     &files[entry.name_at.file],
                     &check.label,
                     &entry,
-                    targets,
+                    &check.inputs,
                 ));
             }
             (LockState::Current, Some(entry)) => {
-                current.insert(check.label, entry.lock);
+                current.insert(check.label, entry);
+            }
+            (LockState::Missing, _) if matches!(check.inputs, LockInputs::Packages(_)) => {
+                let label = &check.label;
+                errors.push(
+                    InputError::at(
+                        "missing-lock",
+                        &files[check.rule_at.file],
+                        check.rule_at.span,
+                        format!(
+                            "`{label}` names its packages but has no lock in `{}`",
+                            lock_path(&label.package)
+                        ),
+                        "not locked",
+                    )
+                    .with_help(format!(
+                        "Lock it with `refine lock {label}`: the lock pins each package to one file of the archive"
+                    )),
+                );
             }
             _ => {}
         }
     }
     for t in targets.iter_mut() {
-        if let Spec::Base(b) = &mut t.spec
-            && let Some(lock) = current.remove(&t.label)
-        {
-            b.lock = Some(Box::new(lock));
+        let Some(entry) = current.remove(&t.label) else {
+            continue;
+        };
+        match &mut t.spec {
+            Spec::Base(b) => b.lock = Some(Box::new(entry.lock)),
+            Spec::Toolchain(tc) => {
+                for pin in entry.lock.debs {
+                    if let Some(own) = tc
+                        .debs
+                        .iter()
+                        .find(|d| d.package == pin.package && d.arch == pin.arch)
+                    {
+                        errors.push(
+                            InputError::at(
+                                "duplicate-field",
+                                &files[entry.name_at.file],
+                                entry.name_at.span,
+                                format!(
+                                    "`{}` pins `{}` ({}) in its rule, and its lock pins it again",
+                                    t.label, own.package, own.arch
+                                ),
+                                "pinned twice",
+                            )
+                            .with_help(
+                                "Remove the rule's `deb`, or the name from `packages`: one pin per package",
+                            ),
+                        );
+                        continue;
+                    }
+                    tc.debs.push(pin);
+                }
+                tc.debs.sort();
+            }
+            _ => {}
         }
     }
 }
 
 /// The diagnostic for a stale lock, at its entry.
-fn stale_error(
-    source: &Source,
-    label: &Label,
-    entry: &LockEntry,
-    targets: &[Target],
-) -> InputError {
-    let rule = targets
-        .iter()
-        .find(|t| &t.label == label)
-        .and_then(|t| match &t.spec {
-            Spec::Base(b) => b.lock_inputs(),
-            _ => None,
-        });
-    let (field, locked, now) = rule
-        .as_ref()
-        .and_then(|r| entry.lock.inputs.differs_from(r))
-        .unwrap_or(("inputs", String::new(), String::new()));
+fn stale_error(source: &Source, label: &Label, entry: &LockEntry, rule: &LockInputs) -> InputError {
+    let (field, locked, now) =
+        entry
+            .lock
+            .inputs
+            .differs_from(rule)
+            .unwrap_or(("inputs", String::new(), String::new()));
     InputError::at(
         "stale-lock",
         source,
@@ -227,25 +286,28 @@ fn stale_error(
         ),
         "resolved from another rule",
     )
-    .with_help(format!(
-        "Refresh it with `refine lock {label}` (the lock pins the packages the rule's bootstrap installs)"
-    ))
+    .with_help(match rule {
+        LockInputs::Bootstrap(_) => format!(
+            "Refresh it with `refine lock {label}` (the lock pins the packages the rule's bootstrap installs)"
+        ),
+        LockInputs::Packages(_) => format!(
+            "Refresh it with `refine lock {label}` (the lock pins the packages the rule names)"
+        ),
+    })
 }
 
-/// Reads the `base` entries of one lock file.
-pub fn read_lock_file(
-    r: &mut FileReader<'_>,
-    doc: &KdlDocument,
-) -> Vec<(Spanned<String>, BaseLock)> {
-    let mut out: Vec<(Spanned<String>, BaseLock)> = Vec::new();
+/// Reads the entries of one lock file.
+pub fn read_lock_file(r: &mut FileReader<'_>, doc: &KdlDocument) -> Vec<(Spanned<String>, Lock)> {
+    let mut out: Vec<(Spanned<String>, Lock)> = Vec::new();
     for node in doc.nodes() {
-        if node.name().value() != "base" {
+        let kind = node.name().value();
+        if kind != "base" && kind != "toolchain" {
             r.error(
                 "unknown-lock-entry",
                 node.name().span(),
-                format!("Unknown lock entry `{}`", node.name().value()),
+                format!("Unknown lock entry `{kind}`"),
                 "not a lock entry",
-                "A lock file holds `base \"NAME\" { … }` entries written by `refine lock`".into(),
+                "A lock file holds `base \"NAME\" { … }` and `toolchain \"NAME\" { … }` entries written by `refine lock`".into(),
             );
             continue;
         }
@@ -263,14 +325,28 @@ pub fn read_lock_file(
             );
             continue;
         }
-        if let Some(lock) = read_entry(r, node) {
-            out.push((name, lock));
+        let inputs = if kind == "base" {
+            read_bootstrap_inputs(r, node).map(LockInputs::Bootstrap)
+        } else {
+            read_package_inputs(r, node).map(LockInputs::Packages)
+        };
+        let debs = read_pins(r, node);
+        if let Some(inputs) = inputs {
+            out.push((
+                name,
+                Lock {
+                    inputs,
+                    debs,
+                    at: r.loc(node.name().span()),
+                },
+            ));
         }
     }
     out
 }
 
-fn read_entry(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseLock> {
+/// A `base` entry's inputs: `arch`, `bootstrap`, `packages`.
+fn read_bootstrap_inputs(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BootstrapInputs> {
     r.check_children(node, &["arch", "bootstrap", "packages", "deb"]);
     r.unique_children(node, &["arch", "bootstrap", "packages"]);
     let arch = required_leaf(r, node, "arch", "arch \"s390x\"");
@@ -288,6 +364,37 @@ fn read_entry(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseLock> {
         let variant = r.required_prop(b, "variant", "\"minbase\"");
         Some((tool?.value, version?.value, suite?.value, variant?.value))
     });
+    let packages = read_names(r, node);
+    let (tool, tool_version, suite, variant) = tool?;
+    Some(BootstrapInputs {
+        arch: arch?.value,
+        tool,
+        tool_version,
+        suite,
+        variant,
+        packages,
+    })
+}
+
+/// A `toolchain` entry's inputs: `debian "SUITE" arch=…` and `packages`.
+fn read_package_inputs(r: &mut FileReader<'_>, node: &KdlNode) -> Option<DebianPackages> {
+    r.check_children(node, &["debian", "packages", "deb"]);
+    r.unique_children(node, &["debian", "packages"]);
+    let debian = r.required_child(node, "debian", "debian \"bullseye\" arch=\"amd64\"")?;
+    r.check_props(debian, &["arch"]);
+    r.check_children(debian, &[]);
+    let suite = r.one_arg(debian);
+    let arch = r.required_prop(debian, "arch", "\"amd64\"");
+    let packages = read_names(r, node);
+    Some(DebianPackages {
+        suite: suite?.value,
+        arch: arch?.value,
+        packages,
+    })
+}
+
+/// The entry's `packages`, sorted and unique.
+fn read_names(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<String> {
     let mut packages: Vec<String> = match r.child(node, "packages") {
         Some(p) => {
             check_leaf(r, p);
@@ -297,12 +404,20 @@ fn read_entry(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseLock> {
     };
     packages.sort();
     packages.dedup();
+    packages
+}
+
+/// The entry's `deb` pins, sorted; at least one, each package once.
+fn read_pins(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<DebPin> {
     let deb_nodes: Vec<&KdlNode> = r.children(node, "deb").collect();
     if deb_nodes.is_empty() {
         r.error(
             "missing-field",
             node.name().span(),
-            "A locked base needs its packages: `deb` entries".into(),
+            format!(
+                "A locked {} needs its packages: `deb` entries",
+                node.name().value()
+            ),
             "no `deb`",
             "Run `refine lock` to write them".into(),
         );
@@ -327,19 +442,7 @@ fn read_entry(r: &mut FileReader<'_>, node: &KdlNode) -> Option<BaseLock> {
         debs.push(pin);
     }
     debs.sort();
-    let (tool, tool_version, suite, variant) = tool?;
-    Some(BaseLock {
-        inputs: LockInputs {
-            arch: arch?.value,
-            tool,
-            tool_version,
-            suite,
-            variant,
-            packages,
-        },
-        debs,
-        at: r.loc(node.name().span()),
-    })
+    debs
 }
 
 /// A KDL string: always quoted, with `"` and `\` escaped (names and versions never hold
@@ -348,34 +451,52 @@ fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// A lock file in canonical form: a header comment, then one entry per base sorted by name,
+/// A lock file in canonical form: a header comment, then one entry per target sorted by name,
 /// its packages sorted; `refine fmt`-clean, one package per line so that a refresh diffs by
 /// package.
-pub fn render_lock(package: &str, entries: &[(&str, &BaseLock)]) -> String {
+pub fn render_lock(package: &str, entries: &[(&str, &Lock)]) -> String {
     let mut entries = entries.to_vec();
     entries.sort_by(|a, b| a.0.cmp(b.0));
     let mut out = format!(
-        "// Written by `refine lock`: the Debian packages of each bootstrapped base of\n// rules/{package}.kdl, pinned to the archive's files. Do not edit; refresh with\n// `refine lock //{package}:NAME` (docs/locks.md).\n"
+        "// Written by `refine lock`: the Debian packages of each bootstrapped base and each\n// toolchain of rules/{package}.kdl, pinned to the archive's files. Do not edit; refresh\n// with `refine lock //{package}:NAME` (docs/locks.md).\n"
     );
+    let list = |names: &[String]| {
+        names
+            .iter()
+            .map(|p| quoted(p))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     for (n, (name, lock)) in entries.into_iter().enumerate() {
-        let i = &lock.inputs;
         // `refine fmt` keeps a header comment against the first node, and one blank line
         // between nodes.
         if n > 0 {
             out.push('\n');
         }
-        out.push_str(&format!("base {} {{\n", quoted(name)));
-        out.push_str(&format!("    arch {}\n", quoted(&i.arch)));
-        out.push_str(&format!(
-            "    bootstrap {} version={} suite={} variant={}\n",
-            quoted(&i.tool),
-            quoted(&i.tool_version),
-            quoted(&i.suite),
-            quoted(&i.variant)
-        ));
-        if !i.packages.is_empty() {
-            let list: Vec<String> = i.packages.iter().map(|p| quoted(p)).collect();
-            out.push_str(&format!("    packages {}\n", list.join(" ")));
+        out.push_str(&format!("{} {} {{\n", lock.inputs.kind(), quoted(name)));
+        let packages = match &lock.inputs {
+            LockInputs::Bootstrap(i) => {
+                out.push_str(&format!("    arch {}\n", quoted(&i.arch)));
+                out.push_str(&format!(
+                    "    bootstrap {} version={} suite={} variant={}\n",
+                    quoted(&i.tool),
+                    quoted(&i.tool_version),
+                    quoted(&i.suite),
+                    quoted(&i.variant)
+                ));
+                &i.packages
+            }
+            LockInputs::Packages(i) => {
+                out.push_str(&format!(
+                    "    debian {} arch={}\n",
+                    quoted(&i.suite),
+                    quoted(&i.arch)
+                ));
+                &i.packages
+            }
+        };
+        if !packages.is_empty() {
+            out.push_str(&format!("    packages {}\n", list(packages)));
         }
         let mut debs = lock.debs.clone();
         debs.sort();
@@ -408,16 +529,16 @@ mod tests {
         }
     }
 
-    fn lock(arch: &str, debs: Vec<DebPin>) -> BaseLock {
-        BaseLock {
-            inputs: LockInputs {
+    fn lock(arch: &str, debs: Vec<DebPin>) -> Lock {
+        Lock {
+            inputs: LockInputs::Bootstrap(BootstrapInputs {
                 arch: arch.into(),
                 tool: "debootstrap".into(),
                 tool_version: "1.0.128+nmu2+deb12u2".into(),
                 suite: "bookworm".into(),
                 variant: "minbase".into(),
                 packages: vec!["g++".into(), "make".into()],
-            },
+            }),
             debs,
             at: Loc {
                 file: 0,
@@ -434,7 +555,19 @@ mod tests {
             vec![pin("zlib1g", "1:1.2.13"), pin("apt", "2.6.1")],
         );
         let b = lock("s390x", vec![pin("dash", "0.5.12-2")]);
-        let text = render_lock("bases", &[("z", &a), ("a", &b)]);
+        let t = Lock {
+            inputs: LockInputs::Packages(DebianPackages {
+                suite: "bullseye".into(),
+                arch: "amd64".into(),
+                packages: vec!["binutils-s390x-linux-gnu".into()],
+            }),
+            debs: vec![pin("binutils-s390x-linux-gnu", "2.35.2-2")],
+            at: Loc {
+                file: 0,
+                span: (0..0).into(),
+            },
+        };
+        let text = render_lock("bases", &[("z", &a), ("m", &t), ("a", &b)]);
         let source = Source::new("rules/bases.lock", text.clone());
         assert_eq!(crate::fmt::format_kdl(&source).expect("formats"), text);
         let doc = parse_kdl(&source).expect("parses");
@@ -447,8 +580,10 @@ mod tests {
         let read = read_lock_file(&mut r, &doc);
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         let names: Vec<&str> = read.iter().map(|(n, _)| n.value.as_str()).collect();
-        assert_eq!(names, ["a", "z"]);
-        let z = &read[1].1;
+        assert_eq!(names, ["a", "m", "z"]);
+        assert_eq!(read[1].1.inputs, t.inputs);
+        assert!(text.contains("toolchain \"m\" {\n    debian \"bullseye\" arch=\"amd64\"\n"));
+        let z = &read[2].1;
         assert_eq!(z.inputs, a.inputs);
         assert_eq!(z.debs[0].package, "apt");
         assert_eq!(z.digest(), a.digest());

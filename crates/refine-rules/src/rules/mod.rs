@@ -19,7 +19,8 @@ pub use catalog::{glob_match, normalize};
 pub use kinds::py_suffix;
 pub use load::{Workspace, find_root, parse_kdl, workspace_files};
 pub use lock::{
-    LockCheck, LockEntry, LockState, check_locks, lock_path, read_lock_file, render_lock,
+    LockCheck, LockEntry, LockState, check_locks, lock_inputs, lock_path, read_lock_file,
+    render_lock,
 };
 pub use model::*;
 pub use repair::inline_rule_name;

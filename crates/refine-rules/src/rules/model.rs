@@ -114,12 +114,17 @@ pub struct BaseSpec {
     /// A bootstrapped base's lock (`rules/<pkg>.lock`): the exact Debian packages it is made
     /// of. Attached when the workspace loads, never read from the rule file itself.
     #[serde(default)]
-    pub lock: Option<Box<BaseLock>>,
+    pub lock: Option<Box<Lock>>,
 }
 
 impl BaseSpec {
     /// What a lock of this base must have been resolved from; `None` unless bootstrapped.
     pub fn lock_inputs(&self) -> Option<LockInputs> {
+        self.bootstrap_inputs().map(LockInputs::Bootstrap)
+    }
+
+    /// The inputs of a bootstrapped base; `None` for an image or a tree.
+    pub fn bootstrap_inputs(&self) -> Option<BootstrapInputs> {
         match &self.origin {
             BaseOrigin::Bootstrap {
                 tool,
@@ -128,7 +133,7 @@ impl BaseSpec {
                 variant,
                 packages,
                 ..
-            } => Some(LockInputs {
+            } => Some(BootstrapInputs {
                 arch: self.arch.clone(),
                 tool: tool.clone(),
                 tool_version: tool_version.clone(),
@@ -141,10 +146,19 @@ impl BaseSpec {
     }
 }
 
-/// The rule's inputs a base's lock was resolved from: when one of them changes, the lock is
+/// What a lock was resolved from: when one of these inputs of its rule changes, the lock is
 /// stale (docs/locks.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LockInputs {
+pub enum LockInputs {
+    /// A bootstrapped base: every package its bootstrap installs.
+    Bootstrap(BootstrapInputs),
+    /// A toolchain: the packages it names, from one suite's index.
+    Packages(DebianPackages),
+}
+
+/// A bootstrapped base's inputs, as its lock records them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootstrapInputs {
     pub arch: String,
     pub tool: String,
     pub tool_version: String,
@@ -154,40 +168,72 @@ pub struct LockInputs {
     pub packages: Vec<String>,
 }
 
-impl LockInputs {
-    /// The first input that differs from `rule`'s, as `(name, in the lock, in the rule)`.
-    pub fn differs_from(&self, rule: &LockInputs) -> Option<(&'static str, String, String)> {
-        let tool = |i: &LockInputs| format!("{} {}", i.tool, i.tool_version);
-        let packages = |i: &LockInputs| {
-            if i.packages.is_empty() {
-                "(none)".to_string()
-            } else {
-                i.packages.join(" ")
-            }
-        };
-        [
-            ("arch", self.arch.clone(), rule.arch.clone()),
-            ("tool", tool(self), tool(rule)),
-            ("suite", self.suite.clone(), rule.suite.clone()),
-            ("variant", self.variant.clone(), rule.variant.clone()),
-            ("packages", packages(self), packages(rule)),
-        ]
-        .into_iter()
-        .find(|(_, a, b)| a != b)
+/// `debian "SUITE" arch="ARCH"` and `packages …` of a toolchain rule: packages by name, each
+/// pinned by the lock to the file the suite's `Packages` index lists for `arch` (or `all`).
+/// Nothing else is added: the rule names every package the tree needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebianPackages {
+    pub suite: String,
+    /// Debian's name for the host's architecture (`amd64`).
+    pub arch: String,
+    /// Sorted and unique.
+    pub packages: Vec<String>,
+}
+
+/// A list of names as a message shows it.
+fn names(packages: &[String]) -> String {
+    if packages.is_empty() {
+        "(none)".to_string()
+    } else {
+        packages.join(" ")
     }
 }
 
-/// A bootstrapped base's lock: the inputs it was resolved from, and every package of the
-/// root pinned to one file of the archive, sorted.
+impl LockInputs {
+    /// The first input that differs from `rule`'s, as `(name, in the lock, in the rule)`.
+    pub fn differs_from(&self, rule: &LockInputs) -> Option<(&'static str, String, String)> {
+        let fields: Vec<(&'static str, String, String)> = match (self, rule) {
+            (LockInputs::Bootstrap(a), LockInputs::Bootstrap(b)) => {
+                let tool = |i: &BootstrapInputs| format!("{} {}", i.tool, i.tool_version);
+                vec![
+                    ("arch", a.arch.clone(), b.arch.clone()),
+                    ("tool", tool(a), tool(b)),
+                    ("suite", a.suite.clone(), b.suite.clone()),
+                    ("variant", a.variant.clone(), b.variant.clone()),
+                    ("packages", names(&a.packages), names(&b.packages)),
+                ]
+            }
+            (LockInputs::Packages(a), LockInputs::Packages(b)) => vec![
+                ("suite", a.suite.clone(), b.suite.clone()),
+                ("arch", a.arch.clone(), b.arch.clone()),
+                ("packages", names(&a.packages), names(&b.packages)),
+            ],
+            (a, b) => vec![("kind", a.kind().into(), b.kind().into())],
+        };
+        fields.into_iter().find(|(_, a, b)| a != b)
+    }
+
+    /// The lock entry's node name: `base` or `toolchain`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LockInputs::Bootstrap(_) => "base",
+            LockInputs::Packages(_) => "toolchain",
+        }
+    }
+}
+
+/// A lock: the inputs it was resolved from, and every package pinned to one file of the
+/// archive, sorted. A bootstrapped base's (`base` entry) pins every package of its root; a
+/// toolchain's (`toolchain` entry), the packages its rule names.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct BaseLock {
+pub struct Lock {
     pub inputs: LockInputs,
     pub debs: Vec<DebPin>,
-    /// The lock's `base` node in its lock file.
+    /// The lock's entry in its lock file.
     pub at: Loc,
 }
 
-impl BaseLock {
+impl Lock {
     /// The lock's key field: the sha256 of its packages in canonical form, one
     /// `PACKAGE VERSION ARCH sha256:HEX` line each, sorted (`sha256:…`).
     pub fn digest(&self) -> String {
@@ -253,7 +299,12 @@ pub struct ToolchainSpec {
     pub base: LabelRef,
     /// The architecture the compilers build for.
     pub target: String,
+    /// Every package of the tree: the rule's own `deb` pins and, once the workspace has
+    /// loaded, its lock's (`debian`/`packages`), sorted.
     pub debs: Vec<DebPin>,
+    /// `debian`/`packages`: packages by name, pinned by the toolchain's lock.
+    #[serde(default)]
+    pub debian: Option<DebianPackages>,
     /// What the compilers build against: the packages' own libc, headers and compiler
     /// runtime (`false`, the default: they set the glibc floor), or the root the toolchain is
     /// mounted into, as its own compiler of the same version does (`true`).

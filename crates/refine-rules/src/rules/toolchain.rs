@@ -1,4 +1,5 @@
-//! `toolchain` rules: native compilers for a target architecture, from pinned Debian packages
+//! `toolchain` rules: native compilers for a target architecture, from Debian packages pinned
+//! in the rule (`deb`) or by name and locked (`debian`/`packages`, docs/locks.md)
 //! (docs/toolchains.md); and the `native-compilers #false` switch of the rules that would
 //! use one.
 
@@ -11,14 +12,19 @@ use super::reader::{FileReader, rule_name};
 /// Architectures a toolchain may target: those refine runs actions for.
 const TARGETS: &[&str] = &["s390x", "x86_64", "aarch64", "ppc64le"];
 
-/// `toolchain "NAME" { base …; target …; sysroot …; deb …; patchelf … }`.
+/// `toolchain "NAME" { base …; target …; sysroot …; debian …; packages …; deb …; patchelf … }`.
 pub fn read_toolchain(
     r: &mut FileReader<'_>,
     node: &KdlNode,
     ws: &WorkspaceConfig,
 ) -> Option<ToolchainSpec> {
-    r.check_children(node, &["base", "target", "sysroot", "deb", "patchelf"]);
-    r.unique_children(node, &["base", "target", "sysroot"]);
+    r.check_children(
+        node,
+        &[
+            "base", "target", "sysroot", "debian", "packages", "deb", "patchelf",
+        ],
+    );
+    r.unique_children(node, &["base", "target", "sysroot", "debian"]);
     let base = required_leaf(r, node, "base", "base \"//bases:bookworm-x86_64\"")
         .and_then(|b| r.label(&b, false));
     let target = required_leaf(r, node, "target", "target \"s390x\"");
@@ -54,13 +60,15 @@ pub fn read_toolchain(
         .into_iter()
         .filter_map(|d| read_deb(r, d))
         .collect();
-    if r.children(node, "deb").next().is_none() {
+    let debian = read_debian_packages(r, node);
+    let named = r.children(node, "packages").next().is_some();
+    if r.children(node, "deb").next().is_none() && debian.is_none() && !named {
         r.error(
             "missing-field",
             node.name().span(),
-            format!("`toolchain \"{}\"` has no `deb`", rule_name(node)),
+            format!("`toolchain \"{}\"` has no packages", rule_name(node)),
             "no packages",
-            "Add the pinned Debian packages it is made of: `deb \"gcc-10-s390x-linux-gnu\" version=\"…\" arch=\"amd64\" path=\"pool/main/…\" sha256=\"…\"`".into(),
+            "Name the Debian packages it is made of and lock them: `debian \"bullseye\" arch=\"amd64\"` and `packages \"gcc-10-s390x-linux-gnu\" …`, then `refine lock` (or pin each with `deb \"PKG\" version=… arch=… path=… sha256=…`)".into(),
         );
     }
     let patchelf = super::repair::patchelf_pins(r, node, ws);
@@ -79,8 +87,64 @@ pub fn read_toolchain(
         base: base?,
         target: target?.value,
         debs,
+        debian,
         root_sysroot,
         patchelf,
+    })
+}
+
+/// `debian "SUITE" arch="ARCH"` with one or more `packages "NAME" …`: packages by name, pinned
+/// by the lock (docs/locks.md). `packages` may repeat, so that groups keep their comments.
+fn read_debian_packages(r: &mut FileReader<'_>, node: &KdlNode) -> Option<DebianPackages> {
+    let debian = r.child(node, "debian");
+    let groups: Vec<&KdlNode> = r.children(node, "packages").collect();
+    let Some(debian) = debian else {
+        if let Some(first) = groups.first() {
+            r.error(
+                "missing-field",
+                first.name().span(),
+                "`packages` needs the suite they come from".into(),
+                "which suite?",
+                "Add `debian \"bullseye\" arch=\"amd64\"`: the suite and the host's Debian architecture whose `Packages` index the lock pins them from".into(),
+            );
+        }
+        return None;
+    };
+    r.check_props(debian, &["arch"]);
+    r.check_children(debian, &[]);
+    let suite = r.one_arg(debian);
+    let arch = r.required_prop(debian, "arch", "\"amd64\"");
+    if groups.is_empty() {
+        r.error(
+            "missing-field",
+            debian.name().span(),
+            "`debian` without `packages`".into(),
+            "no packages named",
+            "Name the packages to take from the suite: `packages \"gcc-10-s390x-linux-gnu\" \"binutils-s390x-linux-gnu\" …`".into(),
+        );
+    }
+    let mut packages: Vec<String> = Vec::new();
+    for g in groups {
+        super::kinds::check_leaf(r, g);
+        for name in r.some_args(g) {
+            if packages.contains(&name.value) {
+                r.error(
+                    "duplicate-field",
+                    name.span,
+                    format!("`{}` is named twice", name.value),
+                    "named again here",
+                    "Name each package once".into(),
+                );
+                continue;
+            }
+            packages.push(name.value);
+        }
+    }
+    packages.sort();
+    Some(DebianPackages {
+        suite: suite?.value,
+        arch: arch?.value,
+        packages,
     })
 }
 
