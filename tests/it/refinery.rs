@@ -280,6 +280,7 @@ fn s390x_pyyaml_under_emulation_then_at_the_2_31_floor() {
     // The same root with native compilers: the same objects, then the floor platform.
     native_compilers_make_the_same_objects(&work, &store, &base);
     s390x_2_31_floors(&work, &store, &base);
+    s390x_2_17_with_zig(&work, &store, &base);
 }
 
 /// Compares the ELF files of two folders, in the s390x root under qemu with its own
@@ -458,6 +459,54 @@ fn s390x_2_31_floors(work: &tempfile::TempDir, store: &Path, base: &Path) {
             );
         }
     }
+}
+
+/// The `s390x-2_17` platform (docs/toolchains.md): PyYAML with libyaml compiled and linked by
+/// zig's clang against its glibc 2.17 stubs, in the bookworm root. The wheel is tagged
+/// manylinux_2_17 (with its alias) because it needs no more, refine's scan and `auditwheel show`
+/// agree, every ELF file in it was made by clang and LLD (not by a compiler of the root), and it
+/// installs and imports in a clean venv under qemu.
+fn s390x_2_17_with_zig(work: &tempfile::TempDir, store: &Path, base: &Path) {
+    let label = "//wheels:pyyaml-debian-repaired-s390x-2_17-py311";
+    let out_dir = work.path().join("wheels-2_17");
+    let events = work.path().join("events-2_17.jsonl");
+    let out = build(store, label, &out_dir, &events);
+    assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
+    let wheel = only_wheel(&out_dir);
+    let name = wheel.file_name().unwrap().to_str().unwrap().to_string();
+    assert_eq!(
+        name,
+        "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_s390x.manylinux2014_s390x.whl"
+    );
+    let scan = run_refine(
+        repo(),
+        &["wheel", "scan", "-o", "json", wheel.to_str().unwrap()],
+    );
+    assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));
+    let verdict: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
+    assert_eq!(verdict["lowest"]["name"], "manylinux_2_17", "{verdict}");
+    assert_eq!(auditwheel_show(base, work, &wheel), "manylinux_2_17_s390x");
+
+    let unpacked = work.path().join(format!("{name}.d"));
+    unzip(&wheel, &unpacked);
+    let elves = shared_objects(&unpacked);
+    assert_eq!(elves.len(), 2, "the extension and the grafted libyaml");
+    for so in elves {
+        let comment = std::process::Command::new("readelf")
+            .args(["-p", ".comment"])
+            .arg(&so)
+            .output()
+            .expect("readelf runs");
+        let comment = String::from_utf8_lossy(&comment.stdout);
+        assert!(
+            comment.contains("clang version") && !comment.contains("GCC:"),
+            "{} was not compiled by zig's clang alone:\n{comment}",
+            so.display()
+        );
+    }
+
+    let said = smoke_in_sandbox(base, Some("s390x"), &wheel, YAML_SMOKE);
+    assert!(said.contains("ok s390x"), "{label}: {said}");
 }
 
 /// A `manylinux_X_Y_<arch>` tag or policy name (or a legacy alias) at most manylinux_2_31.

@@ -309,6 +309,7 @@ pub fn inputs_of(
             Spec::Toolchain(t) => {
                 out.extend(t.debs.iter().map(Fetchable::from_deb));
                 out.extend(t.patchelf.iter().map(Fetchable::from_pinned));
+                out.extend(t.zig.iter().map(|z| Fetchable::from_pinned(&z.wheel)));
             }
             Spec::Runtime(r) => {
                 if let RuntimeBuild::Source { source, .. } = &r.build {

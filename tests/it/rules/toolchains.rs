@@ -107,3 +107,56 @@ fn native_compilers_is_not_a_boolean() {
         ],
     );
 }
+
+const ZIG: &str = "    zig \"ziglang==0.17.1\" sha256=\"ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54\"\n";
+
+/// A zig toolchain needs neither packages nor patchelf, and is a dependency like any other.
+#[test]
+fn a_zig_toolchain_loads() {
+    let head = header("//toolchains:tc");
+    let tc = toolchain(&format!("    target \"s390x\"\n{ZIG}    glibc \"2.17\"\n"));
+    let w = ws(&[
+        ("workspace.kdl", &head),
+        ("rules/toolchains.kdl", &tc),
+        (
+            "rules/packs.kdl",
+            "pack \"yaml\" {\n    platform \"s390x-tc\"\n    version \"0.2.5\"\n    recipe \"recipes/yaml.sh\"\n}\n",
+        ),
+    ]);
+    let out = w.refine(&["query", "deps(//packs:yaml)"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("//toolchains:tc\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn zig_toolchain_without_glibc() {
+    let tc = toolchain(&format!("    target \"s390x\"\n{ZIG}"));
+    bad(
+        "zig_toolchain_without_glibc",
+        &[("rules/toolchains.kdl", &tc)],
+    );
+}
+
+#[test]
+fn zig_toolchain_with_a_bad_glibc() {
+    let tc = toolchain(&format!("    target \"s390x\"\n{ZIG}    glibc \"17\"\n"));
+    bad(
+        "zig_toolchain_with_a_bad_glibc",
+        &[("rules/toolchains.kdl", &tc)],
+    );
+}
+
+#[test]
+fn zig_toolchain_with_debian_packages() {
+    let tc = toolchain(&format!(
+        "    target \"s390x\"\n    {DEB}\n{ZIG}    glibc \"2.17\"\n"
+    ));
+    bad(
+        "zig_toolchain_with_debian_packages",
+        &[("rules/toolchains.kdl", &tc)],
+    );
+}

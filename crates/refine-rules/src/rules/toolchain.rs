@@ -12,7 +12,8 @@ use super::reader::{FileReader, rule_name};
 /// Architectures a toolchain may target: those refine runs actions for.
 const TARGETS: &[&str] = &["s390x", "x86_64", "aarch64", "ppc64le"];
 
-/// `toolchain "NAME" { base …; target …; sysroot …; debian …; packages …; deb …; patchelf … }`.
+/// `toolchain "NAME" { base …; target …; sysroot …; debian …; packages …; deb …; patchelf … }`,
+/// or `toolchain "NAME" { base …; target …; zig …; glibc … }`.
 pub fn read_toolchain(
     r: &mut FileReader<'_>,
     node: &KdlNode,
@@ -21,10 +22,13 @@ pub fn read_toolchain(
     r.check_children(
         node,
         &[
-            "base", "target", "sysroot", "debian", "packages", "deb", "patchelf",
+            "base", "target", "sysroot", "debian", "packages", "deb", "patchelf", "zig", "glibc",
         ],
     );
-    r.unique_children(node, &["base", "target", "sysroot", "debian"]);
+    r.unique_children(
+        node,
+        &["base", "target", "sysroot", "debian", "zig", "glibc"],
+    );
     let base = required_leaf(r, node, "base", "base \"//bases:bookworm-x86_64\"")
         .and_then(|b| r.label(&b, false));
     let target = required_leaf(r, node, "target", "target \"s390x\"");
@@ -62,17 +66,37 @@ pub fn read_toolchain(
         .collect();
     let debian = read_debian_packages(r, node);
     let named = r.children(node, "packages").next().is_some();
-    if r.children(node, "deb").next().is_none() && debian.is_none() && !named {
+    let has_debs = r.children(node, "deb").next().is_some() || debian.is_some() || named;
+    let zig = read_zig(r, node);
+    if let (Some(_), true) = (&zig, has_debs) {
+        let at = r
+            .child(node, "zig")
+            .map_or(node.name().span(), |z| z.name().span());
+        r.error(
+            "conflicting-fields",
+            at,
+            format!("`toolchain \"{}\"` is made of zig and of Debian packages", rule_name(node)),
+            "zig here",
+            "A toolchain is either zig's C compiler (`zig`, `glibc`) or Debian packages (`debian`/`packages`, `deb`): declare two toolchains".into(),
+        );
+    }
+    if !has_debs && r.child(node, "zig").is_none() {
         r.error(
             "missing-field",
             node.name().span(),
             format!("`toolchain \"{}\"` has no packages", rule_name(node)),
             "no packages",
-            "Name the Debian packages it is made of and lock them: `debian \"bullseye\" arch=\"amd64\"` and `packages \"gcc-10-s390x-linux-gnu\" …`, then `refine lock` (or pin each with `deb \"PKG\" version=… arch=… path=… sha256=…`)".into(),
+            "Name the Debian packages it is made of and lock them: `debian \"bullseye\" arch=\"amd64\"` and `packages \"gcc-10-s390x-linux-gnu\" …`, then `refine lock` (or pin each with `deb \"PKG\" version=… arch=… path=… sha256=…`, or use zig: `zig \"ziglang==…\" sha256=…` with `glibc \"2.17\"`)".into(),
         );
     }
-    let patchelf = super::repair::patchelf_pins(r, node, ws);
-    if patchelf.is_empty() {
+    // zig is a static program: nothing to patch.
+    let uses_zig = r.child(node, "zig").is_some();
+    let patchelf = if uses_zig {
+        Vec::new()
+    } else {
+        super::repair::patchelf_pins(r, node, ws)
+    };
+    if patchelf.is_empty() && !uses_zig {
         r.error(
             "missing-field",
             node.name().span(),
@@ -90,6 +114,56 @@ pub fn read_toolchain(
         debian,
         root_sysroot,
         patchelf,
+        zig,
+    })
+}
+
+/// `zig "ziglang==VERSION" sha256=…` and `glibc "2.17"`: zig's C compiler, targeting that
+/// glibc through zig's own stubs.
+fn read_zig(r: &mut FileReader<'_>, node: &KdlNode) -> Option<ZigPin> {
+    let zig = r.child(node, "zig");
+    let glibc = one_leaf(r, node, "glibc");
+    let Some(zig) = zig else {
+        if let Some(g) = glibc {
+            r.error(
+                "missing-field",
+                g.span,
+                "`glibc` is the version zig's compiler targets: it needs `zig`".into(),
+                "without `zig`",
+                "Add `zig \"ziglang==0.17.1\" sha256=\"…\"` (the wheel for the host), or remove `glibc`: a Debian toolchain's glibc is its sysroot's".into(),
+            );
+        }
+        return None;
+    };
+    let wheel = r.pinned(zig);
+    let Some(glibc) = glibc else {
+        r.error(
+            "missing-field",
+            zig.name().span(),
+            "A zig toolchain needs the glibc version it targets".into(),
+            "which glibc?",
+            "Add `glibc \"2.17\"`: the oldest glibc the wheels it builds may need (manylinux_2_17)"
+                .into(),
+        );
+        return None;
+    };
+    let ok = glibc
+        .value
+        .split_once('.')
+        .is_some_and(|(a, b)| a == "2" && !b.is_empty() && b.bytes().all(|c| c.is_ascii_digit()));
+    if !ok {
+        r.error(
+            "bad-value",
+            glibc.span,
+            format!("`{}` is not a glibc version", glibc.value),
+            "expected `2.N`",
+            "Write the version as glibc does, such as `2.17`".into(),
+        );
+        return None;
+    }
+    Some(ZigPin {
+        wheel: wheel?,
+        glibc: glibc.value,
     })
 }
 
