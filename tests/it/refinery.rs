@@ -415,14 +415,8 @@ fn s390x_2_31_floors(work: &tempfile::TempDir, store: &Path, base: &Path) {
             );
         }
 
-        let scan = run_refine(
-            repo(),
-            &["wheel", "scan", "-o", "json", wheel.to_str().unwrap()],
-        );
-        assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));
-        let verdict: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
-        let lowest = verdict["lowest"]["name"].as_str().unwrap().to_string();
-        assert!(at_most_2_31(&lowest), "{label}: {verdict}");
+        let lowest = lowest_policy(&wheel);
+        assert!(at_most_2_31(&lowest), "{label}: {lowest}");
         let show = auditwheel_show(base, work, &wheel);
         assert_eq!(
             show,
@@ -478,13 +472,7 @@ fn s390x_2_17_with_zig(work: &tempfile::TempDir, store: &Path, base: &Path) {
         name,
         "PyYAML-6.0.2-cp311-cp311-manylinux_2_17_s390x.manylinux2014_s390x.whl"
     );
-    let scan = run_refine(
-        repo(),
-        &["wheel", "scan", "-o", "json", wheel.to_str().unwrap()],
-    );
-    assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));
-    let verdict: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
-    assert_eq!(verdict["lowest"]["name"], "manylinux_2_17", "{verdict}");
+    assert_eq!(lowest_policy(&wheel), "manylinux_2_17");
     assert_eq!(auditwheel_show(base, work, &wheel), "manylinux_2_17_s390x");
 
     let unpacked = work.path().join(format!("{name}.d"));
@@ -507,6 +495,20 @@ fn s390x_2_17_with_zig(work: &tempfile::TempDir, store: &Path, base: &Path) {
 
     let said = smoke_in_sandbox(base, Some("s390x"), &wheel, YAML_SMOKE);
     assert!(said.contains("ok s390x"), "{label}: {said}");
+}
+
+/// The lowest policy `refine wheel scan` finds that `wheel` meets.
+fn lowest_policy(wheel: &Path) -> String {
+    let scan = run_refine(
+        repo(),
+        &["wheel", "scan", "-o", "json", wheel.to_str().unwrap()],
+    );
+    assert_eq!(scan.status.code(), Some(0), "{}", stderr(&scan));
+    let verdict: serde_json::Value = serde_json::from_slice(&scan.stdout).unwrap();
+    verdict["lowest"]["name"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no lowest policy: {verdict}"))
+        .to_string()
 }
 
 /// A `manylinux_X_Y_<arch>` tag or policy name (or a legacy alias) at most manylinux_2_31.
