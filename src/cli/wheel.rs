@@ -75,13 +75,19 @@ fn print_text(out: &mut impl Write, verdict: &Verdict) -> std::io::Result<()> {
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
-        writeln!(
-            out,
-            "{}: {}; needs {}",
-            file.path,
-            maxima.join(", "),
-            file.needed.join(", ")
-        )?;
+        // A file may need no versioned symbol, or no library (a static one): say so rather
+        // than print an empty list.
+        let versions = if maxima.is_empty() {
+            "no versioned symbols".to_string()
+        } else {
+            maxima.join(", ")
+        };
+        let needed = if file.needed.is_empty() {
+            "no libraries".to_string()
+        } else {
+            format!("needs {}", file.needed.join(", "))
+        };
+        writeln!(out, "{}: {versions}; {needed}", file.path)?;
     }
     Ok(())
 }

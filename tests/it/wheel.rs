@@ -186,3 +186,28 @@ fn a_broken_promise_exits_1_naming_symbols_and_files() {
         stderr(&bad)
     );
 }
+
+/// A shared object that needs no library and no versioned symbol (built with `-nostdlib`) is
+/// listed as such, and meets the oldest policy.
+#[test]
+fn a_file_that_needs_nothing_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(dir.path().join("n.c"), "int answer(void) { return 42; }\n").unwrap();
+    must_run(
+        dir.path(),
+        "gcc",
+        &["-shared", "-fPIC", "-nostdlib", "-o", "_n.so", "n.c"],
+    );
+    let zip = "import zipfile; z = zipfile.ZipFile('n-1.0-cp311-cp311-linux_x86_64.whl', 'w'); \
+               z.write('_n.so', 'n/_n.so'); z.close()";
+    must_run(dir.path(), "python3", &["-c", zip]);
+    let out = run_refine(
+        dir.path(),
+        &["wheel", "scan", "n-1.0-cp311-cp311-linux_x86_64.whl"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "lowest policy: manylinux_2_5_x86_64.manylinux1_x86_64\nn/_n.so: no versioned symbols; no libraries\n"
+    );
+}
