@@ -8,6 +8,7 @@
 # Needs: the refinery's setup (.ci/setup.d/ or scripts/setup/emulation.sh). The first run
 # bootstraps both bookworm bases and assembles the toolchain unless STORE already holds them.
 # Usage: benches/toolchain.sh [STORE] [RUNS] [TARGET...]
+#   NATIVE_PLATFORM=s390x-2_17 times that platform's toolchain (zig) in place of s390x-2_31's.
 #   SKIP_EMULATED=1 leaves out the emulated side (for the flagship's packs, whose emulated
 #   builds take most of an hour each).
 #   TARGET: a rule's s390x label, e.g. //packs:libyaml (default: //packs:libyaml and
@@ -74,7 +75,7 @@ PY
 printf '%-34s %10s %10s %10s %9s %9s\n' target emulated native-cc x86_64 emu/ncc ncc/x86
 for t in "${targets[@]}"; do
     if [ -n "${SKIP_EMULATED:-}" ]; then emulated=nan; else emulated=$(action_seconds "$t"); fi
-    native_cc=$(action_seconds "$(variant "$t" s390x-2_31)")
+    native_cc=$(action_seconds "$(variant "$t" "${NATIVE_PLATFORM:-s390x-2_31}")")
     host=$(action_seconds "$(variant "$t" x86_64)")
     python3 - "$t" "$emulated" "$native_cc" "$host" <<'PY'
 import sys
