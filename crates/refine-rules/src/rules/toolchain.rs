@@ -184,10 +184,7 @@ fn read_debian_packages(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Debian
         }
         return None;
     };
-    r.check_props(debian, &["arch"]);
-    r.check_children(debian, &[]);
-    let suite = r.one_arg(debian);
-    let arch = r.required_prop(debian, "arch", "\"amd64\"");
+    let suite = read_debian_suite(r, debian);
     if groups.is_empty() {
         r.error(
             "missing-field",
@@ -215,11 +212,25 @@ fn read_debian_packages(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Debian
         }
     }
     packages.sort();
+    let (suite, arch) = suite?;
     Some(DebianPackages {
-        suite: suite?.value,
-        arch: arch?.value,
+        suite,
+        arch,
         packages,
     })
+}
+
+/// `debian "SUITE" arch="ARCH"`, in a toolchain rule or its lock entry: the suite and
+/// architecture whose `Packages` index pins the packages.
+pub(super) fn read_debian_suite(
+    r: &mut FileReader<'_>,
+    debian: &KdlNode,
+) -> Option<(String, String)> {
+    r.check_props(debian, &["arch"]);
+    r.check_children(debian, &[]);
+    let suite = r.one_arg(debian);
+    let arch = r.required_prop(debian, "arch", "\"amd64\"");
+    Some((suite?.value, arch?.value))
 }
 
 /// `deb "PACKAGE" version=… arch=… path=… sha256=…`.
