@@ -324,6 +324,11 @@ fn catalog_packs(
         let mut candidates = ws.catalog.packs_for(name, w.backend.as_deref());
         candidates.dedup_by(|a, b| a.label == b.label);
         for c in candidates {
+            if let Some(allowed) = &w.allowed_packs
+                && !allowed.contains(&c.label)
+            {
+                continue;
+            }
             let pack = match r.matrix.get(&c.label) {
                 // A matrix pack without a variant for this wheel's platform is not for it.
                 Some(vs) if c.follow_matrix => match pick(ws, vs, &ctx) {

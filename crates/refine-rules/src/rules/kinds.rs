@@ -245,7 +245,7 @@ pub(super) fn required_leaf(
     r.one_arg(child)
 }
 
-fn pack_refs(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<LabelRef> {
+pub(super) fn pack_refs(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<LabelRef> {
     let mut out = Vec::new();
     for child in r.children(node, "packs").collect::<Vec<_>>() {
         check_leaf(r, child);
@@ -855,13 +855,14 @@ fn read_wheel(
                 requires: requires.clone(),
                 frontend: frontend.clone(),
                 toolchain: None,
+                allowed_packs: None,
             })
             .collect(),
     )
 }
 
 /// `config-setting KEY VALUE` children, in order (PEP 517 config settings).
-fn read_config_settings(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<(String, String)> {
+pub(super) fn read_config_settings(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<(String, String)> {
     let mut config_settings = Vec::new();
     for c in r.children(node, "config-setting").collect::<Vec<_>>() {
         check_leaf(r, c);
@@ -906,7 +907,7 @@ fn read_frontend(
 
 /// The `python` versions a wheel is built for: minor versions (`3.12`), each once; a bad or
 /// repeated one is reported and left out, so that the others still make targets.
-fn read_python_minors(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Vec<Version>> {
+pub(super) fn read_python_minors(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Vec<Version>> {
     let pythons = r
         .required_child(node, "python", "python \"3.12\"")
         .map(|p| {

@@ -29,6 +29,15 @@ pub struct Workspace {
     pub config: WorkspaceConfig,
     pub catalog: Catalog,
     pub targets: Vec<Target>,
+    /// The build requests of `requests/*.kdl`, with their locks once attached.
+    pub requests: Vec<LoadedRequest>,
+}
+
+/// A build request and its lock (`None` when the workspace was loaded without locks).
+#[derive(Clone, Debug)]
+pub struct LoadedRequest {
+    pub request: super::request::Request,
+    pub lock: Option<super::request::RequestLock>,
 }
 
 /// Walks up from `start` to the nearest folder holding `workspace.kdl`.
@@ -111,6 +120,7 @@ pub fn workspace_files(root: &Path) -> Result<Vec<String>, InputError> {
     let mut files = vec!["workspace.kdl".to_string()];
     files.extend(list_kdl(root, "rules", true)?);
     files.extend(list_kdl(root, "catalog", false)?);
+    files.extend(list_kdl(root, "requests", false)?);
     Ok(files)
 }
 
@@ -343,6 +353,20 @@ impl Workspace {
             errors.extend(r.errors);
         }
         super::repair::expand(&mut targets, repairs, &files, &mut errors);
+        let mut requests = read_requests(root, &mut files, &config, &mut errors)?;
+        if locks && errors.is_empty() {
+            attach_request_locks(root, &mut files, &config, &mut requests, &mut errors);
+            for r in &requests {
+                if let Some(lock) = &r.lock {
+                    targets.extend(super::request::request_targets(
+                        &r.request,
+                        lock,
+                        &config,
+                        &mut errors,
+                    ));
+                }
+            }
+        }
         check_duplicates(&targets, &files, &mut errors);
         super::recipe::check_recipes(root, &targets, &files, &mut errors);
         if locks && errors.is_empty() {
@@ -363,6 +387,7 @@ impl Workspace {
             config,
             catalog,
             targets,
+            requests,
         })
     }
 
@@ -374,6 +399,141 @@ impl Workspace {
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         format!("{}:{line}:{column}", source.name)
+    }
+}
+
+/// Reads every `requests/*.kdl`.
+fn read_requests(
+    root: &Path,
+    files: &mut Vec<Source>,
+    config: &WorkspaceConfig,
+    errors: &mut Errors,
+) -> Result<Vec<LoadedRequest>, Errors> {
+    let mut out = Vec::new();
+    for rel in list_kdl(root, "requests", false).map_err(|e| Errors(vec![e]))? {
+        let source = match read_file(root, &rel) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
+        let stem = rel
+            .trim_start_matches("requests/")
+            .trim_end_matches(".kdl")
+            .to_string();
+        let id = files.len();
+        files.push(source);
+        let doc = match parse_kdl(&files[id]) {
+            Ok(doc) => doc,
+            Err(e) => {
+                errors.extend(e);
+                continue;
+            }
+        };
+        let package = super::request::request_package(&stem);
+        let mut r = FileReader {
+            file: id,
+            source: &files[id],
+            package: Some(&package),
+            errors: Errors::default(),
+        };
+        let request = super::request::read_request(&mut r, &doc, config, root, &stem);
+        errors.extend(r.errors);
+        if let Some(request) = request {
+            out.push(LoadedRequest {
+                request,
+                lock: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Reads each request's lock, checking that it was resolved from the request as it stands.
+fn attach_request_locks(
+    root: &Path,
+    files: &mut Vec<Source>,
+    config: &WorkspaceConfig,
+    requests: &mut [LoadedRequest],
+    errors: &mut Errors,
+) {
+    for loaded in requests {
+        let request = &loaded.request;
+        let source = &files[request.at.file];
+        let at_request = |code, message: String, help: String| {
+            InputError::at(code, source, request.at.span, message, "this request").with_help(help)
+        };
+        let Some(resolver) = &config.defaults.resolver else {
+            errors.push(at_request(
+                "missing-field",
+                format!("Request `{}` needs a resolver", request.name),
+                "Add `resolver \"uv==0.13.9\" sha256=\"…\"` under `defaults` in workspace.kdl (docs/requests.md)".into(),
+            ));
+            continue;
+        };
+        let rel = super::request::request_lock_path(&request.name);
+        let lock_source = match fs_err::read_to_string(root.join(&rel)) {
+            Ok(text) => Source::new(rel.as_str(), text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                errors.push(at_request(
+                    "missing-lock",
+                    format!("Request `{}` has no lock", request.name),
+                    format!(
+                        "Run `refine request lock {}`: it resolves the request and writes `{rel}`",
+                        request.name
+                    ),
+                ));
+                continue;
+            }
+            Err(e) => {
+                errors.push(InputError::global(
+                    "unreadable-file",
+                    format!("Cannot read `{rel}`: {e}"),
+                ));
+                continue;
+            }
+        };
+        let id = files.len();
+        files.push(lock_source);
+        let doc = match parse_kdl(&files[id]) {
+            Ok(doc) => doc,
+            Err(e) => {
+                errors.extend(e);
+                continue;
+            }
+        };
+        let mut r = FileReader {
+            file: id,
+            source: &files[id],
+            package: None,
+            errors: Errors::default(),
+        };
+        let lock = super::request::read_request_lock(&mut r, &doc);
+        errors.extend(r.errors);
+        let Some(lock) = lock else { continue };
+        let want = request.inputs_digest(config, resolver);
+        if lock.inputs != want || lock.name != request.name {
+            let source = &files[request.at.file];
+            errors.push(
+                InputError::at(
+                    "stale-lock",
+                    source,
+                    request.at.span,
+                    format!(
+                        "The lock of request `{}` is stale: the request, its requirements files or the resolver changed since it was written",
+                        request.name
+                    ),
+                    "changed since locked",
+                )
+                .with_help(format!(
+                    "Run `refine request lock {}` to resolve it again",
+                    request.name
+                )),
+            );
+            continue;
+        }
+        loaded.lock = Some(lock);
     }
 }
 

@@ -11,13 +11,14 @@ mod platforms;
 mod reader;
 mod recipe;
 mod repair;
+pub mod request;
 mod source;
 mod toolchain;
 mod workspace_file;
 
 pub use catalog::{glob_match, normalize};
 pub use kinds::py_suffix;
-pub use load::{Workspace, find_root, parse_kdl, workspace_files};
+pub use load::{LoadedRequest, Workspace, find_root, parse_kdl, workspace_files};
 pub use lock::{
     LockCheck, LockEntry, LockState, check_locks, lock_inputs, lock_path, read_lock_file,
     render_lock,

@@ -360,6 +360,9 @@ pub struct WheelSpec {
     /// The platform's toolchain, unless the rule turns native compilers off.
     #[serde(default)]
     pub toolchain: Option<LabelRef>,
+    /// A build request's `packs`: the only packs the catalog may add (all when `None`).
+    #[serde(default)]
+    pub allowed_packs: Option<Vec<Label>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -531,6 +534,9 @@ pub struct Defaults {
     /// Pinned wheels every wheel and repair action gets in its wheelhouse: the frontend's
     /// and the repair tool's own dependencies.
     pub requires: Vec<Pinned>,
+    /// The resolver `refine request lock` runs on the host: uv's wheel for the host's
+    /// architecture (docs/requests.md).
+    pub resolver: Option<Pinned>,
 }
 
 /// What `workspace.kdl` says.

@@ -184,9 +184,10 @@ fn read_defaults(
             "repair-tool",
             "patchelf",
             "requires",
+            "resolver",
         ],
     );
-    r.unique_children(node, &["platform", "platforms", "frontend", "repair-tool"]);
+    r.unique_children(node, &["platform", "platforms", "frontend", "repair-tool", "resolver"]);
     let mut platforms_spans = None;
     for child in node.iter_children() {
         match child.name().value() {
@@ -205,6 +206,7 @@ fn read_defaults(
             "repair-tool" => defaults.repair_tool = r.pinned(child),
             "patchelf" => defaults.patchelf.extend(r.pinned(child)),
             "requires" => defaults.requires.extend(r.pinned(child)),
+            "resolver" => defaults.resolver = r.pinned(child),
             _ => {}
         }
     }

@@ -1,0 +1,381 @@
+//! Reading `requests/NAME.kdl`: one `request "NAME" { … }` node, checked against the
+//! workspace (platforms, Python versions) and the files it names.
+
+use std::path::Path;
+
+use kdl::{KdlDocument, KdlNode};
+
+use super::super::kinds::{check_leaf, pack_refs, read_config_settings, read_python_minors};
+use super::super::model::WorkspaceConfig;
+use super::super::platforms::known_platform;
+use super::super::reader::FileReader;
+use super::*;
+use crate::rules::normalize;
+
+const FIELDS: &[&str] = &[
+    "platforms",
+    "python",
+    "runtime",
+    "requirements",
+    "constraints",
+    "package",
+    "packs",
+    "strategy",
+    "keep-going",
+    "override",
+];
+
+/// Reads the request of `requests/<stem>.kdl`; `None` when it has errors (reported in `r`).
+pub fn read_request(
+    r: &mut FileReader<'_>,
+    doc: &KdlDocument,
+    ws: &WorkspaceConfig,
+    root: &Path,
+    stem: &str,
+) -> Option<Request> {
+    let mut found = None;
+    for node in doc.nodes() {
+        if node.name().value() != "request" {
+            r.error(
+                "unknown-request-entry",
+                node.name().span(),
+                format!("Unknown entry `{}` in a request file", node.name().value()),
+                "not `request`",
+                "A request file holds one `request \"NAME\" { … }` (docs/requests.md)".into(),
+            );
+            continue;
+        }
+        if found.is_some() {
+            r.error(
+                "duplicate-request",
+                node.name().span(),
+                "A request file holds one request".into(),
+                "second request",
+                format!("Move it to its own file, `requests/NAME.kdl`"),
+            );
+            continue;
+        }
+        found = Some(node);
+    }
+    let Some(node) = found else {
+        r.error(
+            "missing-request",
+            miette::SourceSpan::from(0..0),
+            format!("`requests/{stem}.kdl` holds no request"),
+            "empty",
+            format!("Write `request \"{stem}\" {{ python \"3.12\"; runtime \"//runtimes:cpython\"; requirements \"{stem}.txt\" }}`"),
+        );
+        return None;
+    };
+    read_node(r, node, ws, root, stem)
+}
+
+fn read_node(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    ws: &WorkspaceConfig,
+    root: &Path,
+    stem: &str,
+) -> Option<Request> {
+    r.check_props(node, &[]);
+    r.check_children(node, FIELDS);
+    r.unique_children(
+        node,
+        &["platforms", "python", "runtime", "strategy", "keep-going", "packs"],
+    );
+    let name = r.one_arg(node)?;
+    if name.value != stem {
+        r.error(
+            "request-name",
+            name.span,
+            format!(
+                "The request in `requests/{stem}.kdl` is called `{}`",
+                name.value
+            ),
+            "not the file's name",
+            format!("Call it `{stem}`, or rename the file `requests/{}.kdl`", name.value),
+        );
+    }
+    let platforms = read_platforms(r, node, ws);
+    let pythons = read_python_minors(r, node).unwrap_or_default();
+    let runtime = r
+        .required_child(node, "runtime", "runtime \"//runtimes:cpython\"")
+        .and_then(|c| {
+            check_leaf(r, c);
+            r.one_arg(c)
+        })
+        .and_then(|t| r.label(&t, true));
+    let requirements = read_files(r, node, "requirements", root);
+    let constraints = read_files(r, node, "constraints", root);
+    let packages = read_packages(r, node);
+    if requirements.is_empty() && packages.is_empty() {
+        r.error(
+            "empty-request",
+            name.span,
+            format!("Request `{}` asks for nothing", name.value),
+            "no requirements",
+            "Add `requirements \"requirements.txt\"` or `package \"NAME\" version=\">=1\"`".into(),
+        );
+    }
+    let allowed_packs = match r.child(node, "packs") {
+        Some(p) => {
+            check_leaf(r, p);
+            r.labels(p)
+        }
+        None => Vec::new(),
+    };
+    let strategy = read_strategy(r, node);
+    let keep_going = match r.child(node, "keep-going") {
+        Some(k) => {
+            r.check_props(k, &[]);
+            r.check_children(k, &[]);
+            if k.entries().is_empty() {
+                true
+            } else {
+                r.bool_arg(k).unwrap_or(false)
+            }
+        }
+        None => false,
+    };
+    let overrides = read_overrides(r, node);
+    let at = r.loc(name.span);
+    Some(Request {
+            name: name.value,
+            at,
+            platforms,
+            pythons,
+            runtime: runtime?,
+            requirements,
+            constraints,
+            packages,
+            strategy: strategy?,
+            keep_going,
+            overrides,
+            allowed_packs,
+        })
+}
+
+fn read_platforms(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Vec<String> {
+    let Some(p) = r.child(node, "platforms") else {
+        return ws.defaults.platforms.clone();
+    };
+    check_leaf(r, p);
+    let mut out: Vec<String> = Vec::new();
+    for name in r.some_args(p) {
+        if known_platform(r, ws, &name).is_none() {
+            continue;
+        }
+        if out.contains(&name.value) {
+            r.error(
+                "duplicate-field",
+                name.span,
+                format!("Platform `{}` is listed twice", name.value),
+                "listed again",
+                "Keep one".into(),
+            );
+            continue;
+        }
+        out.push(name.value);
+    }
+    out
+}
+
+/// `requirements "FILE"` or `constraints "FILE"`, relative to `requests/`; each must be
+/// a readable file inside the workspace.
+fn read_files(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+    field: &str,
+    root: &Path,
+) -> Vec<RequirementsFile> {
+    let mut out = Vec::new();
+    for child in r.children(node, field).collect::<Vec<_>>() {
+        check_leaf(r, child);
+        let Some(path) = r.one_arg(child) else {
+            continue;
+        };
+        let joined = Path::new("requests").join(&path.value);
+        let rel = lexical_normal(&joined);
+        let Some(rel) = rel.filter(|_| !Path::new(&path.value).is_absolute()) else {
+            r.error(
+                "outside-workspace",
+                path.span,
+                format!("`{}` is outside the workspace", path.value),
+                "outside the workspace",
+                "Keep requirements files inside the workspace, relative to `requests/`".into(),
+            );
+            continue;
+        };
+        match fs_err::read_to_string(root.join(&rel)) {
+            Ok(text) => out.push(RequirementsFile {
+                path: rel,
+                text,
+                at: r.loc(path.span),
+            }),
+            Err(e) => r.error(
+                "unreadable-file",
+                path.span,
+                format!("Cannot read `{rel}`: {}", e.kind()),
+                "cannot read",
+                format!(
+                    "Paths are relative to `requests/`; create `{rel}` or fix the path"
+                ),
+            ),
+        }
+    }
+    out
+}
+
+/// `requests/../x.txt` → `x.txt`; `None` when the path climbs out of the workspace.
+fn lexical_normal(path: &Path) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(s) => parts.push(s.to_string_lossy().into()),
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                parts.pop()?;
+            }
+            _ => return None,
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// `package "NAME" version="SPEC"`: a PEP 508 requirement.
+fn read_packages(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<PackageRequirement> {
+    let mut out = Vec::new();
+    for child in r.children(node, "package").collect::<Vec<_>>() {
+        r.check_props(child, &["version"]);
+        r.check_children(child, &[]);
+        let Some(name) = r.one_arg(child) else {
+            continue;
+        };
+        let version = r.prop(child, "version");
+        let requirement = match &version {
+            Some(v) => format!("{}{}", name.value, v.value),
+            None => name.value.clone(),
+        };
+        match requirement.parse::<uv_pep508::Requirement>() {
+            Ok(parsed) if parsed.version_or_url.is_none() || version.is_some() => {
+                out.push(PackageRequirement {
+                    requirement,
+                    at: r.loc(name.span),
+                });
+            }
+            Ok(_) => r.error(
+                "bad-requirement",
+                name.span,
+                format!("`{}` carries a version: give it in `version=`", name.value),
+                "name only",
+                "Write `package \"numpy\" version=\">=2\"`".into(),
+            ),
+            Err(e) => {
+                let span = version.as_ref().map_or(name.span, |v| v.span);
+                r.error(
+                    "bad-requirement",
+                    span,
+                    format!(
+                        "`{requirement}` is not a valid requirement: {}",
+                        e.message
+                    ),
+                    "invalid (PEP 508)",
+                    "Write a package name and a version specifier such as `>=2,<3`".into(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn read_strategy(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Strategy> {
+    let Some(s) = r.child(node, "strategy") else {
+        return Some(Strategy::ReuseWheels);
+    };
+    check_leaf(r, s);
+    let text = r.one_arg(s)?;
+    match text.value.as_str() {
+        "reuse-wheels" => Some(Strategy::ReuseWheels),
+        "build-all" => Some(Strategy::BuildAll),
+        other => {
+            r.error(
+                "bad-strategy",
+                text.span,
+                format!("Unknown strategy `{other}`"),
+                "not a strategy",
+                "Use `reuse-wheels` (take the index's wheels where they fit) or `build-all`".into(),
+            );
+            None
+        }
+    }
+}
+
+fn read_override_fields(r: &mut FileReader<'_>, node: &KdlNode) -> OverrideFields {
+    OverrideFields {
+        packs: pack_refs(r, node),
+        env: r.env(node),
+        config_settings: read_config_settings(r, node),
+    }
+}
+
+fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
+    let mut out: Vec<Override> = Vec::new();
+    for child in r.children(node, "override").collect::<Vec<_>>() {
+        r.check_props(child, &[]);
+        r.check_children(
+            child,
+            &["packs", "env", "config-setting", "version", "python"],
+        );
+        r.unique_children(child, &["version"]);
+        let Some(name) = r.one_arg(child) else {
+            continue;
+        };
+        let package = normalize(&name.value);
+        if out.iter().any(|o| o.package == package) {
+            r.error(
+                "duplicate-field",
+                name.span,
+                format!("`override \"{}\"` is given twice", name.value),
+                "given again",
+                "Merge the two overrides into one".into(),
+            );
+            continue;
+        }
+        let version = r.child(child, "version").and_then(|v| {
+            check_leaf(r, v);
+            let text = r.one_arg(v)?;
+            match text.value.parse::<uv_pep440::VersionSpecifiers>() {
+                Ok(_) => Some(text.value),
+                Err(e) => {
+                    r.error(
+                        "bad-version",
+                        text.span,
+                        format!("`{}` is not a version specifier: {e}", text.value),
+                        "invalid (PEP 440)",
+                        "Write a specifier such as `==2.1.3` or `>=2,<3`".into(),
+                    );
+                    None
+                }
+            }
+        });
+        let fields = read_override_fields(r, child);
+        let mut per_python = Vec::new();
+        for py in r.children(child, "python").collect::<Vec<_>>() {
+            r.check_props(py, &[]);
+            r.check_children(py, &["packs", "env", "config-setting"]);
+            let Some(v) = r.one_arg(py) else { continue };
+            let Some(version) = r.version(&v) else {
+                continue;
+            };
+            per_python.push((version, read_override_fields(r, py)));
+        }
+        out.push(Override {
+            package,
+            at: r.loc(name.span),
+            version,
+            fields,
+            per_python,
+        });
+    }
+    out
+}
