@@ -79,6 +79,9 @@ impl From<OpError> for Failure {
             | OpError::MirrorConfig(_)
             | OpError::Rules(_)
             | OpError::NothingToLock { .. }
+            | OpError::UnknownRequest { .. }
+            | OpError::NoResolver
+            | OpError::RequestExists { .. }
             | OpError::NoMirror => Failure::bad_input(err),
             OpError::Exec(_)
             | OpError::Remote(_)
@@ -90,7 +93,10 @@ impl From<OpError> for Failure {
             | OpError::OutputClash { .. }
             | OpError::Bootstrap(_)
             | OpError::Fetch(_)
-            | OpError::NotInIndex { .. } => Failure::failed(err),
+            | OpError::NotInIndex { .. }
+            | OpError::BadResolver { .. }
+            | OpError::BadSdist { .. }
+            | OpError::BuildRequirements { .. } => Failure::failed(err),
         }
     }
 }

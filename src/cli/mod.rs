@@ -15,6 +15,7 @@ mod provenance;
 mod pull;
 mod push;
 mod query;
+mod request;
 mod sandbox;
 mod store;
 mod wheel;
@@ -70,6 +71,8 @@ pub enum Command {
     Fmt(fmt::FmtArgs),
     /// Pin the exact Debian packages of bootstrapped bases and toolchains in `rules/<pkg>.lock`; `--check` them.
     Lock(lock::LockArgs),
+    /// Build requests: `new` writes one from a requirements file, `lock` resolves it.
+    Request(request::RequestArgs),
     /// Build targets: plan, then run every action whose key is not in a store.
     Build(build::BuildArgs),
     /// Show each target's status (cached, build, pending), key and artifact digest.
@@ -142,6 +145,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain::run(&options, args),
         Command::Build(args) => build::run(&options, args),
         Command::Lock(args) => lock::run(&options, args),
+        Command::Request(args) => request::run(&options, args),
         Command::Push(args) => push::run(&options, args),
         Command::Pull(args) => pull::run(&options, args),
         Command::Provenance(args) => provenance::run(&options, args),

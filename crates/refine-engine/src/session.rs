@@ -262,7 +262,7 @@ fn resolve_one(
 
 /// Opens the local store: `--store` / `REFINE_STORE`, else `store { local … }` in
 /// workspace.kdl (relative to the workspace root), else the user's cache folder.
-fn open_workspace_store(
+pub fn open_workspace_store(
     graph: &TargetGraph,
     flag: Option<&Path>,
 ) -> Result<LocalStore, SessionError> {

@@ -13,6 +13,7 @@ pub mod profile;
 pub mod provenance;
 pub mod pull;
 pub mod push;
+pub mod request;
 
 use std::path::{Path, PathBuf};
 
@@ -129,6 +130,48 @@ pub enum OpError {
         "Artifacts built by refine carry provenance; pass `--remote` if it was built elsewhere"
     ))]
     NoProvenance { digest: Digest },
+    /// `refine request … NAME` for a request the workspace does not have.
+    #[error("No request `{name}` in `requests/`")]
+    #[diagnostic(help(
+        "The workspace's requests: {known}. `refine request new NAME -r requirements.txt` writes one"
+    ))]
+    UnknownRequest { name: String, known: String },
+    /// A request cannot be locked without a pinned resolver.
+    #[error("No resolver is pinned for build requests")]
+    #[diagnostic(help(
+        "Add `resolver \"uv==0.13.9\" sha256=\"…\"` (uv's wheel for this host) under `defaults` in workspace.kdl"
+    ))]
+    NoResolver,
+    /// The pinned resolver's wheel is not what refine expects.
+    #[error("The resolver wheel `{wheel}` cannot be used: {reason}")]
+    #[diagnostic(help(
+        "Pin uv's binary wheel for this host's architecture (`uv-…-manylinux_2_17_x86_64…whl`)"
+    ))]
+    BadResolver { wheel: String, reason: String },
+    /// An sdist of a request could not be read.
+    #[error("The sdist `{file}` cannot be read: {reason}")]
+    #[diagnostic(help(
+        "Pin another version of the package with `override \"NAME\" {{ version \"==…\" }}`"
+    ))]
+    BadSdist { file: String, reason: String },
+    /// An sdist's build requirements cannot be pinned to wheels for the platform.
+    #[error(
+        "The build requirements of `{package}` {version} cannot be pinned for Python {python} on `{platform}`:\n{message}"
+    )]
+    #[diagnostic(help(
+        "refine pins every build requirement to a wheel of the target platform; a build requirement that only has an sdist cannot be built first yet (docs/requests.md, \"Not yet\"). Pin another version of the package with an `override`"
+    ))]
+    BuildRequirements {
+        package: String,
+        version: String,
+        platform: String,
+        python: String,
+        message: String,
+    },
+    /// `refine request new` would replace a request.
+    #[error("`{file}` exists already")]
+    #[diagnostic(help("Edit it, or pick another name"))]
+    RequestExists { file: String },
 }
 
 impl OpError {

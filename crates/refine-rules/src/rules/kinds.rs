@@ -862,7 +862,10 @@ fn read_wheel(
 }
 
 /// `config-setting KEY VALUE` children, in order (PEP 517 config settings).
-pub(super) fn read_config_settings(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<(String, String)> {
+pub(super) fn read_config_settings(
+    r: &mut FileReader<'_>,
+    node: &KdlNode,
+) -> Vec<(String, String)> {
     let mut config_settings = Vec::new();
     for c in r.children(node, "config-setting").collect::<Vec<_>>() {
         check_leaf(r, c);

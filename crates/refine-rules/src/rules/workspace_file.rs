@@ -187,7 +187,16 @@ fn read_defaults(
             "resolver",
         ],
     );
-    r.unique_children(node, &["platform", "platforms", "frontend", "repair-tool", "resolver"]);
+    r.unique_children(
+        node,
+        &[
+            "platform",
+            "platforms",
+            "frontend",
+            "repair-tool",
+            "resolver",
+        ],
+    );
     let mut platforms_spans = None;
     for child in node.iter_children() {
         match child.name().value() {

@@ -53,7 +53,7 @@ pub fn render_request_lock(lock: &RequestLock) -> String {
                 out.push_str(&format!("        backend {}\n", quoted(b)));
             }
             let mut requires: Vec<&Pinned> = p.build_requires.iter().collect();
-            requires.sort_by(|a, b| normalize(&a.name).cmp(&normalize(&b.name)));
+            requires.sort_by_key(|r| normalize(&r.name));
             for r in requires {
                 out.push_str(&format!(
                     "        requires {} sha256={}\n",

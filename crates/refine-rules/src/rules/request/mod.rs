@@ -129,8 +129,7 @@ impl Request {
         for p in &self.platforms {
             let (arch, policy) = ws
                 .platform(p)
-                .map(|p| (p.arch.as_str(), p.policy.as_str()))
-                .unwrap_or(("?", "?"));
+                .map_or(("?", "?"), |p| (p.arch.as_str(), p.policy.as_str()));
             text.push_str(&format!("platform {p} {arch} {policy}\n"));
         }
         for v in &self.pythons {

@@ -51,7 +51,7 @@ pub fn read_request(
                 node.name().span(),
                 "A request file holds one request".into(),
                 "second request",
-                format!("Move it to its own file, `requests/NAME.kdl`"),
+                "Move it to its own file, `requests/NAME.kdl`".into(),
             );
             continue;
         }
@@ -81,7 +81,14 @@ fn read_node(
     r.check_children(node, FIELDS);
     r.unique_children(
         node,
-        &["platforms", "python", "runtime", "strategy", "keep-going", "packs"],
+        &[
+            "platforms",
+            "python",
+            "runtime",
+            "strategy",
+            "keep-going",
+            "packs",
+        ],
     );
     let name = r.one_arg(node)?;
     if name.value != stem {
@@ -93,7 +100,10 @@ fn read_node(
                 name.value
             ),
             "not the file's name",
-            format!("Call it `{stem}`, or rename the file `requests/{}.kdl`", name.value),
+            format!(
+                "Call it `{stem}`, or rename the file `requests/{}.kdl`",
+                name.value
+            ),
         );
     }
     let platforms = read_platforms(r, node, ws);
@@ -140,19 +150,19 @@ fn read_node(
     let overrides = read_overrides(r, node);
     let at = r.loc(name.span);
     Some(Request {
-            name: name.value,
-            at,
-            platforms,
-            pythons,
-            runtime: runtime?,
-            requirements,
-            constraints,
-            packages,
-            strategy: strategy?,
-            keep_going,
-            overrides,
-            allowed_packs,
-        })
+        name: name.value,
+        at,
+        platforms,
+        pythons,
+        runtime: runtime?,
+        requirements,
+        constraints,
+        packages,
+        strategy: strategy?,
+        keep_going,
+        overrides,
+        allowed_packs,
+    })
 }
 
 fn read_platforms(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) -> Vec<String> {
@@ -217,9 +227,7 @@ fn read_files(
                 path.span,
                 format!("Cannot read `{rel}`: {}", e.kind()),
                 "cannot read",
-                format!(
-                    "Paths are relative to `requests/`; create `{rel}` or fix the path"
-                ),
+                format!("Paths are relative to `requests/`; create `{rel}` or fix the path"),
             ),
         }
     }
@@ -275,10 +283,7 @@ fn read_packages(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<PackageRequireme
                 r.error(
                     "bad-requirement",
                     span,
-                    format!(
-                        "`{requirement}` is not a valid requirement: {}",
-                        e.message
-                    ),
+                    format!("`{requirement}` is not a valid requirement: {}", e.message),
                     "invalid (PEP 508)",
                     "Write a package name and a version specifier such as `>=2,<3`".into(),
                 );

@@ -41,7 +41,8 @@ fn merged(o: Option<&Override>, python: &Version) -> OverrideFields {
             if v == python {
                 out.packs.extend(f.packs.iter().cloned());
                 out.env.extend(f.env.clone());
-                out.config_settings.extend(f.config_settings.iter().cloned());
+                out.config_settings
+                    .extend(f.config_settings.iter().cloned());
             }
         }
     }
@@ -61,8 +62,13 @@ pub fn request_targets(
     let (Some(frontend), Some(tool)) = (&ws.defaults.frontend, &ws.defaults.repair_tool) else {
         return out;
     };
-    let allowed: Option<Vec<Label>> = (!request.allowed_packs.is_empty())
-        .then(|| request.allowed_packs.iter().map(|p| p.label.clone()).collect());
+    let allowed: Option<Vec<Label>> = (!request.allowed_packs.is_empty()).then(|| {
+        request
+            .allowed_packs
+            .iter()
+            .map(|p| p.label.clone())
+            .collect()
+    });
     for res in &lock.resolutions {
         let Some(platform) = ws.platform(&res.platform) else {
             continue;
@@ -134,5 +140,9 @@ pub fn request_targets(
 
 /// The catalog matches backends by their module's first part (`mesonpy`, `setuptools`).
 fn backend_name(backend: &str) -> String {
-    backend.split(['.', ':']).next().unwrap_or(backend).to_string()
+    backend
+        .split(['.', ':'])
+        .next()
+        .unwrap_or(backend)
+        .to_string()
 }

@@ -1,0 +1,163 @@
+//! The pinned resolver: uv's wheel for the host, fetched by sha256 like any pinned tool, and
+//! `uv pip compile` run for a target platform (`--python-platform s390x-manylinux_2_28`) with
+//! the user's package indexes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use refine_fetch::{Fetchable, PipConfig};
+use refine_rules::rules::request::Request;
+use refine_rules::rules::{Pinned, Workspace};
+use refine_store::LocalStore;
+
+use super::pylock::{self, PyLock};
+use crate::ops::OpError;
+
+/// The resolver, unpacked.
+pub struct Uv {
+    program: PathBuf,
+    indexes: Vec<String>,
+}
+
+/// What one `uv pip compile` reads.
+pub struct Input {
+    requirements: PathBuf,
+    constraints: Option<PathBuf>,
+}
+
+fn write(path: &Path, text: &str) -> Result<(), OpError> {
+    fs_err::write(path, text).map_err(OpError::io("write", path))
+}
+
+impl Input {
+    /// The request's requirements files and packages; its constraints files and override
+    /// versions as constraints.
+    pub fn of_request(ws: &Workspace, request: &Request, dir: &Path) -> Result<Input, OpError> {
+        let mut req = String::new();
+        for f in &request.requirements {
+            req.push_str(&format!("-r {}\n", ws.root.join(&f.path).display()));
+        }
+        for p in &request.packages {
+            req.push_str(&format!("{}\n", p.requirement));
+        }
+        let mut con = String::new();
+        for f in &request.constraints {
+            con.push_str(&format!("-c {}\n", ws.root.join(&f.path).display()));
+        }
+        for o in &request.overrides {
+            if let Some(v) = &o.version {
+                con.push_str(&format!("{}{v}\n", o.package));
+            }
+        }
+        let requirements = dir.join("request.in");
+        write(&requirements, &req)?;
+        let constraints = if con.is_empty() {
+            None
+        } else {
+            let path = dir.join("constraints.in");
+            write(&path, &con)?;
+            Some(path)
+        };
+        Ok(Input {
+            requirements,
+            constraints,
+        })
+    }
+
+    /// Requirements given one per line (an sdist's build requirements).
+    pub fn of_lines(lines: &[String], dir: &Path) -> Result<Input, OpError> {
+        let requirements = dir.join("build.in");
+        write(&requirements, &(lines.join("\n") + "\n"))?;
+        Ok(Input {
+            requirements,
+            constraints: None,
+        })
+    }
+}
+
+impl Uv {
+    /// Fetches the pinned uv wheel into the store (verified by sha256) and unpacks its
+    /// program beside the store's temporary files, once per wheel.
+    pub fn install(store: &LocalStore, pip: &PipConfig, pin: &Pinned) -> Result<Uv, OpError> {
+        let work = store.tmp_dir();
+        let (digest, _) = refine_fetch::fetch(store, &Fetchable::from_pinned(pin), pip, &work)?;
+        let dir = work.join(format!("uv-{}", &pin.sha256.0[..16]));
+        let program = dir.join("uv");
+        if !program.is_file() {
+            let wheel = store.existing_blob_path(&digest)?;
+            let file = fs_err::File::open(&wheel).map_err(|e| OpError::io("read", &wheel)(e))?;
+            let mut zip = zip::ZipArchive::new(file).map_err(|e| OpError::BadResolver {
+                wheel: pin.requirement(),
+                reason: e.to_string(),
+            })?;
+            let index = (0..zip.len())
+                .find(|&i| {
+                    zip.name_for_index(i)
+                        .is_some_and(|n| n.is_ok_and(|n| n.ends_with(".data/scripts/uv")))
+                })
+                .ok_or_else(|| OpError::BadResolver {
+                    wheel: pin.requirement(),
+                    reason: "it holds no `*.data/scripts/uv` program".into(),
+                })?;
+            fs_err::create_dir_all(&dir).map_err(|e| OpError::io("write", &dir)(e))?;
+            let tmp = dir.join("uv.partial");
+            let mut out = fs_err::File::create(&tmp).map_err(|e| OpError::io("write", &tmp)(e))?;
+            let mut entry = zip.by_index(index).map_err(|e| OpError::BadResolver {
+                wheel: pin.requirement(),
+                reason: e.to_string(),
+            })?;
+            std::io::copy(&mut entry, &mut out).map_err(OpError::io("write", &tmp))?;
+            use std::os::unix::fs::PermissionsExt as _;
+            fs_err::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| OpError::io("write", &tmp)(e))?;
+            fs_err::rename(&tmp, &program).map_err(|e| OpError::io("write", &program)(e))?;
+        }
+        Ok(Uv {
+            program,
+            indexes: pip.indexes.clone(),
+        })
+    }
+
+    /// Resolves `input` for `platform` (`s390x-manylinux_2_28`) and Python `python`; with
+    /// `only_binary`, wheels only. The error is uv's own message.
+    pub fn compile(
+        &self,
+        input: &Input,
+        platform: &str,
+        python: &str,
+        only_binary: bool,
+        work: &Path,
+    ) -> Result<PyLock, String> {
+        let dir = tempfile::tempdir_in(work).map_err(|e| e.to_string())?;
+        let out = dir.path().join("pylock.toml");
+        let mut cmd = Command::new(&self.program);
+        cmd.args(["pip", "compile", "--no-config", "--quiet", "--no-header"])
+            .arg(&input.requirements)
+            .args(["--format", "pylock.toml", "--python-platform", platform])
+            .args(["--python-version", python])
+            .arg("-o")
+            .arg(&out);
+        if let Some(c) = &input.constraints {
+            cmd.arg("-c").arg(c);
+        }
+        if only_binary {
+            cmd.args(["--only-binary", ":all:"]);
+        }
+        for (i, index) in self.indexes.iter().enumerate() {
+            cmd.arg(if i == 0 {
+                "--index-url"
+            } else {
+                "--extra-index-url"
+            })
+            .arg(index);
+        }
+        let output = cmd
+            .output()
+            .map_err(|e| format!("cannot run `{}`: {e}", self.program.display()))?;
+        if !output.status.success() {
+            return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+        }
+        let text = fs_err::read_to_string(&out).map_err(|e| e.to_string())?;
+        pylock::parse(&text)
+    }
+}
