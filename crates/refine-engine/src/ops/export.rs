@@ -27,6 +27,9 @@ pub fn export(session: &Session, report: &BuildReport, dir: &Path) -> Result<Exp
     // first.
     let mut written: HashMap<PathBuf, (String, refine_digest::Digest)> = HashMap::new();
     for &id in session.roots() {
+        if super::request::wheelhouse::superseded(session, id) {
+            continue;
+        }
         let Some(digest) = ensure_local(session, report, id)? else {
             continue;
         };
@@ -58,6 +61,16 @@ pub fn export(session: &Session, report: &BuildReport, dir: &Path) -> Result<Exp
             written.insert(to.clone(), (label, content));
             exported.written.push(to);
         }
+    }
+    // A build request's wheelhouse: the index's wheels it takes, and a simple index.
+    let reused = super::request::wheelhouse::add_reused(session, dir)?;
+    if !reused.is_empty() || session.roots().iter().any(|&id| {
+        session.graph().target(id).label.package.starts_with("requests/")
+    }) {
+        exported.written.extend(reused);
+        exported
+            .written
+            .push(super::request::wheelhouse::write_simple_index(dir)?);
     }
     Ok(exported)
 }

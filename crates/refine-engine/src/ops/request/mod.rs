@@ -7,6 +7,7 @@
 mod pylock;
 mod sdist;
 mod uv;
+pub mod wheelhouse;
 
 use std::path::Path;
 
