@@ -220,8 +220,9 @@ fn choose(
     let pure = wheel
         .as_ref()
         .is_some_and(|w| w.file.ends_with("-none-any.whl"));
+    let forced = request.override_for(&name).is_some_and(|o| o.sdist);
     let take = match (request.strategy, &wheel, &sdist) {
-        (Strategy::ReuseWheels, Some(_), _) => Take::Wheel,
+        (Strategy::ReuseWheels, Some(_), _) if !forced => Take::Wheel,
         (_, _, Some(_)) => Take::Sdist,
         (Strategy::BuildAll, Some(_), None) if pure => Take::Wheel,
         _ => {

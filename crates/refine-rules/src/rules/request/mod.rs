@@ -87,6 +87,9 @@ pub struct Override {
     pub at: Loc,
     /// `version "==1.2"`: a constraint the resolver honours.
     pub version: Option<String>,
+    /// `take "sdist"`: build it here even where the index has a wheel that fits.
+    #[serde(default)]
+    pub sdist: bool,
     pub fields: OverrideFields,
     /// `python "3.12" { … }`: added for that Python version only.
     pub per_python: Vec<(Version, OverrideFields)>,
@@ -152,6 +155,9 @@ impl Request {
         for o in &self.overrides {
             if let Some(v) = &o.version {
                 text.push_str(&format!("override-version {} {v}\n", o.package));
+            }
+            if o.sdist {
+                text.push_str(&format!("override-take {} sdist\n", o.package));
             }
         }
         text.push_str(&format!(

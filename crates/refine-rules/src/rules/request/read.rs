@@ -329,9 +329,16 @@ fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
         r.check_props(child, &[]);
         r.check_children(
             child,
-            &["packs", "env", "config-setting", "version", "python"],
+            &[
+                "packs",
+                "env",
+                "config-setting",
+                "version",
+                "take",
+                "python",
+            ],
         );
-        r.unique_children(child, &["version"]);
+        r.unique_children(child, &["version", "take"]);
         let Some(name) = r.one_arg(child) else {
             continue;
         };
@@ -363,6 +370,27 @@ fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
                 }
             }
         });
+        let sdist = match r.child(child, "take") {
+            Some(t) => {
+                check_leaf(r, t);
+                match r.one_arg(t) {
+                    Some(v) if v.value == "sdist" => true,
+                    Some(v) if v.value == "any" => false,
+                    Some(v) => {
+                        r.error(
+                            "bad-take",
+                            v.span,
+                            format!("`take` is `sdist` or `any`, not `{}`", v.value),
+                            "unknown",
+                            "`take \"sdist\"` builds the package here even where the index has a wheel for the platform".into(),
+                        );
+                        false
+                    }
+                    None => false,
+                }
+            }
+            None => false,
+        };
         let fields = read_override_fields(r, child);
         let mut per_python = Vec::new();
         for py in r.children(child, "python").collect::<Vec<_>>() {
@@ -378,6 +406,7 @@ fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
             package,
             at: r.loc(name.span),
             version,
+            sdist,
             fields,
             per_python,
         });

@@ -78,11 +78,17 @@ pub fn request_targets(
             let over = merged(request.override_for(&p.name), &res.python);
             // The frontend's own dependencies, unless the build requirements pin them.
             let mut requires = p.build_requires.clone();
-            requires.extend(ws.defaults.requires.iter().filter(|d| {
-                !p.build_requires
+            requires.extend(
+                ws.defaults
+                    .requires
                     .iter()
-                    .any(|b| crate::rules::normalize(&b.name) == crate::rules::normalize(&d.name))
-            }).cloned());
+                    .filter(|d| {
+                        !p.build_requires.iter().any(|b| {
+                            crate::rules::normalize(&b.name) == crate::rules::normalize(&d.name)
+                        })
+                    })
+                    .cloned(),
+            );
             let name = wheel_target_name(ws, &p.name, &res.platform, &res.python);
             let at = p.at;
             let wheel = WheelSpec {
