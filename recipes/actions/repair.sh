@@ -15,7 +15,8 @@
 # tags the policy asked for, plus its legacy alias if any, e.g. manylinux2014). When the
 # wheel cannot meet the policy, exits 1 with auditwheel's reason on stderr. refine then
 # checks the wheel against REFINE_POLICY itself and re-tags it with the lowest policy it
-# meets (docs/policy.md).
+# meets (docs/policy.md). A pure-Python wheel (`-none-any`) has nothing to repair: it is the
+# output as it is.
 set -euf
 umask 022
 export LC_ALL=C.UTF-8 TZ=UTC
@@ -31,6 +32,14 @@ ME=repair.sh   # for die and pick_src (recipes/lib.sh)
 OUT=${REFINE_OUT:-/out}
 ARCH=${REFINE_ARCH:-$(uname -m)}
 SRC_FILE=$(pick_src '*.whl')
+case ${SRC_FILE##*/} in
+    *-none-any.whl)
+        echo "repair.sh: ${SRC_FILE##*/} is pure Python: nothing to repair"
+        mkdir -p "$OUT"
+        cp "$SRC_FILE" "$OUT/"
+        chmod 0644 "$OUT/${SRC_FILE##*/}"
+        exit 0 ;;
+esac
 export PIP_NO_INDEX=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 export PIP_CONFIG_FILE=/dev/null PYTHONNOUSERSITE=1 PYTHONHASHSEED=0
 

@@ -362,19 +362,20 @@ fn stage_wheel(stage: &Stage<'_>, w: &WheelSpec) -> Result<Staged, ActionError> 
     for p in &pins {
         sb.stage_blob(&p.sha256.0, &src.join("wheelhouse"), None)?;
     }
+    // Build requirements built here (a build request's wheels of wheels): their wheels
+    // join the pinned ones.
+    let mut requires: Vec<String> = pins.iter().map(|p| p.requirement()).collect();
+    for &b in stage.graph.built_requires_of(stage.id) {
+        sb.stage_wheel_artifact_in(b, &src.join("wheelhouse"))?;
+        requires.extend(built_requirement(stage.graph, b));
+    }
     sb.env.extend([
         ("REFINE_PYTHON".to_string(), python),
         (
             "REFINE_WHEELHOUSE".to_string(),
             "/src/wheelhouse".to_string(),
         ),
-        (
-            "REFINE_REQUIRES".to_string(),
-            pins.iter()
-                .map(|p| p.requirement())
-                .collect::<Vec<_>>()
-                .join(" "),
-        ),
+        ("REFINE_REQUIRES".to_string(), requires.join(" ")),
         (
             "REFINE_CONFIG_SETTINGS".to_string(),
             w.config_settings
@@ -387,6 +388,22 @@ fn stage_wheel(stage: &Stage<'_>, w: &WheelSpec) -> Result<Staged, ActionError> 
     sb.env
         .extend(w.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     sb.finish(scripts::WHEEL, OutputCheck::OneWheel)
+}
+
+/// `NAME==VERSION` of the wheel a built build requirement (a repair of a wheel built from a
+/// PyPI sdist) makes.
+fn built_requirement(graph: &refine_rules::graph::TargetGraph, id: TargetId) -> Option<String> {
+    let wheel = match &graph.target(id).spec {
+        RuleSpec::Repair(_) => graph.deps(id).first().copied()?,
+        _ => id,
+    };
+    match &graph.target(wheel).spec {
+        RuleSpec::Wheel(WheelSpec {
+            source: SourceSpec::Pypi { name, version, .. },
+            ..
+        }) => Some(format!("{name}=={version}")),
+        _ => None,
+    }
 }
 
 fn stage_repair(stage: &Stage<'_>, r: &RepairSpec) -> Result<Staged, ActionError> {

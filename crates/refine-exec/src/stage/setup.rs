@@ -260,6 +260,16 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
 
     /// Copies the one `.whl` of a wheel artifact into `/src`.
     pub(super) fn stage_wheel_artifact(&mut self, wheel_id: TargetId) -> Result<(), ActionError> {
+        let to = self.stage.src();
+        self.stage_wheel_artifact_in(wheel_id, &to)
+    }
+
+    /// Copies the `.whl` of built target `wheel_id` (a wheel or a repair) into `dir`.
+    pub(super) fn stage_wheel_artifact_in(
+        &mut self,
+        wheel_id: TargetId,
+        dir: &Path,
+    ) -> Result<(), ActionError> {
         let wheel = self.stage.built(wheel_id)?;
         let label = self.stage.graph.target(wheel_id).label.to_string();
         let tree = self.stage.store.unpack(&wheel.digest)?;
@@ -270,7 +280,8 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
             .ok_or_else(|| ActionError::Internal {
                 what: format!("the artifact of `{label}` holds no `.whl`"),
             })?;
-        let to = self.stage.src().join(whl.file_name().unwrap_or_default());
+        fs_err::create_dir_all(dir).map_err(ActionError::io("create", dir))?;
+        let to = dir.join(whl.file_name().unwrap_or_default());
         fs_err::copy(&whl, &to).map_err(ActionError::io("copy the wheel to", &to))?;
         self.inputs.push((label, wheel.content.clone()));
         Ok(())

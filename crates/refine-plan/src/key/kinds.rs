@@ -311,6 +311,11 @@ fn wheel_fields(
             w.config_settings.iter().map(|(k, v)| format!("{k}={v}")),
         )
         .map("env", w.env.clone());
+    // Only wheels that have them carry the field: every other wheel keeps its key.
+    let built = graph.built_requires_of(id);
+    if !built.is_empty() {
+        f.map("built_requires", packs(graph, built, inputs)?);
+    }
     toolchain_id(f, graph, id, inputs)
 }
 

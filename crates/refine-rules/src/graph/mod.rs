@@ -128,7 +128,24 @@ impl TargetGraph {
     pub fn packs_of(&self, id: TargetId) -> &[TargetId] {
         let deps = self.deps(id);
         let end = deps.len() - usize::from(self.toolchain_of(id).is_some());
+        let end = end.saturating_sub(self.built_requires_count(id));
         deps.get(1..end).unwrap_or_default()
+    }
+
+    fn built_requires_count(&self, id: TargetId) -> usize {
+        match &self.target(id).spec {
+            crate::rules::Spec::Wheel(w) => w.built_requires.len(),
+            _ => 0,
+        }
+    }
+
+    /// A wheel's build requirements built here (repairs of other wheels): its dependencies
+    /// after its packs, before its toolchain.
+    pub fn built_requires_of(&self, id: TargetId) -> &[TargetId] {
+        let deps = self.deps(id);
+        let end = deps.len() - usize::from(self.toolchain_of(id).is_some());
+        let n = self.built_requires_count(id);
+        deps.get(end.saturating_sub(n)..end).unwrap_or_default()
     }
 
     /// The base target itself, as with [`TargetGraph::base_of`].

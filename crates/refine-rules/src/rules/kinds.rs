@@ -856,6 +856,7 @@ fn read_wheel(
                 frontend: frontend.clone(),
                 toolchain: None,
                 allowed_packs: None,
+                built_requires: Vec::new(),
             })
             .collect(),
     )

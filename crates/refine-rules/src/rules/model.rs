@@ -363,6 +363,10 @@ pub struct WheelSpec {
     /// A build request's `packs`: the only packs the catalog may add (all when `None`).
     #[serde(default)]
     pub allowed_packs: Option<Vec<Label>>,
+    /// Build requirements built here: repairs of other wheels (a build request's wheels of
+    /// wheels), installed into the build's venv with the pinned ones.
+    #[serde(default)]
+    pub built_requires: Vec<LabelRef>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -416,6 +420,7 @@ impl Spec {
                 .collect(),
             Spec::Wheel(w) => std::iter::once(&mut w.runtime)
                 .chain(w.packs.iter_mut())
+                .chain(w.built_requires.iter_mut())
                 .chain(w.toolchain.iter_mut())
                 .collect(),
             Spec::Repair(r) => vec![&mut r.wheel],
@@ -423,8 +428,8 @@ impl Spec {
     }
 
     /// Every reference to another target, with the kind it must have: the first one (a base,
-    /// a runtime or a wheel) is what the target is built on, packs follow, and a toolchain
-    /// comes last.
+    /// a runtime or a wheel) is what the target is built on, packs follow, then a wheel's
+    /// built build requirements, and a toolchain comes last.
     pub fn deps(&self) -> Vec<(&LabelRef, Kind)> {
         let mut out = Vec::new();
         match self {
@@ -443,6 +448,7 @@ impl Spec {
             Spec::Wheel(w) => {
                 out.push((&w.runtime, Kind::Runtime));
                 out.extend(w.packs.iter().map(|p| (p, Kind::Pack)));
+                out.extend(w.built_requires.iter().map(|b| (b, Kind::Repair)));
                 out.extend(w.toolchain.iter().map(|t| (t, Kind::Toolchain)));
             }
             Spec::Repair(r) => out.push((&r.wheel, Kind::Wheel)),

@@ -131,48 +131,16 @@ pub fn lock(
             for p in resolved.packages {
                 packages.push(choose(ws, request, &p, &py, platform_name)?);
             }
-            for p in packages.iter_mut().filter(|p| p.take == Take::Sdist) {
-                on_event(RequestEvent::BuildRequirements {
-                    package: &p.name,
-                    platform: platform_name,
-                });
-                let Some(sdist) = &p.sdist else { continue };
-                let build = sdist::build_system(&store, &pip, &p.name, &p.version, sdist)?;
-                p.backend = Some(build.backend.clone());
-                let input = uv::Input::of_lines(&build.requires, work.path())?;
-                let pinned = uv
-                    .compile(&input, &target, &py, true, work.path())
-                    .map_err(|message| OpError::BuildRequirements {
-                        package: p.name.clone(),
-                        version: p.version.clone(),
-                        platform: platform_name.clone(),
-                        python: py.clone(),
-                        message,
-                    })?;
-                p.build_requires = pinned
-                    .packages
-                    .iter()
-                    .map(|b| {
-                        let w = pylock::best_wheel(&b.wheels).ok_or_else(|| {
-                            OpError::BuildRequirements {
-                                package: p.name.clone(),
-                                version: p.version.clone(),
-                                platform: platform_name.clone(),
-                                python: py.clone(),
-                                message: format!(
-                                    "`{}` {} has no wheel for the platform",
-                                    b.name, b.version
-                                ),
-                            }
-                        })?;
-                        Ok(Pinned {
-                            name: b.name.clone(),
-                            version: b.version.clone(),
-                            sha256: Sha256(w.sha256.clone()),
-                        })
-                    })
-                    .collect::<Result<_, OpError>>()?;
-            }
+            let ctx = BuildContext {
+                store: &store,
+                pip: &pip,
+                uv: &uv,
+                target: &target,
+                python: &py,
+                platform: platform_name,
+                work: work.path(),
+            };
+            pin_build_requirements(&ctx, &mut packages, on_event)?;
             let built = packages.iter().filter(|p| p.take == Take::Sdist).count();
             out.resolutions.push((
                 platform_name.clone(),
@@ -197,6 +165,146 @@ pub fn lock(
     let path = ws.root.join(&out.file);
     write_atomically(&path, &render_request_lock(&lock))?;
     Ok(out)
+}
+
+/// Where one resolution's build requirements are pinned.
+struct BuildContext<'a> {
+    store: &'a refine_store::LocalStore,
+    pip: &'a refine_fetch::PipConfig,
+    uv: &'a Uv,
+    target: &'a str,
+    python: &'a str,
+    platform: &'a str,
+    work: &'a Path,
+}
+
+impl BuildContext<'_> {
+    fn error(&self, p: &LockedPackage, message: String) -> OpError {
+        OpError::BuildRequirements {
+            package: p.name.clone(),
+            version: p.version.clone(),
+            platform: self.platform.to_string(),
+            python: self.python.to_string(),
+            message,
+        }
+    }
+}
+
+/// Pins the build requirements of every package built from its sdist: to the index's wheel
+/// for the platform, or, for a build requirement the resolution builds itself (or one with
+/// no wheel for the platform, which is then added to it, taken from its sdist), to that
+/// built wheel.
+fn pin_build_requirements(
+    ctx: &BuildContext<'_>,
+    packages: &mut Vec<LockedPackage>,
+    on_event: &mut dyn FnMut(RequestEvent<'_>),
+) -> Result<(), OpError> {
+    let mut next = 0;
+    while next < packages.len() {
+        let at = next;
+        next += 1;
+        if packages[at].take != Take::Sdist {
+            continue;
+        }
+        on_event(RequestEvent::BuildRequirements {
+            package: &packages[at].name,
+            platform: ctx.platform,
+        });
+        let Some(sdist) = packages[at].sdist.clone() else {
+            continue;
+        };
+        let (name, version) = (packages[at].name.clone(), packages[at].version.clone());
+        let build = sdist::build_system(ctx.store, ctx.pip, &name, &version, &sdist)?;
+        // The versions the request builds itself come first: its build requirements use
+        // those wheels where they can.
+        let ours: Vec<String> = packages
+            .iter()
+            .filter(|o| o.take == Take::Sdist && o.name != name)
+            .map(|o| format!("{}=={}", o.name, o.version))
+            .collect();
+        let preferred = uv::Input::of_lines(&build.requires, &ours, ctx.work)?;
+        let plain = uv::Input::of_lines(&build.requires, &[], ctx.work)?;
+        // Wheels first; when some build requirement has none for the platform, sdists too.
+        let attempts = [(&preferred, true), (&plain, true), (&plain, false)];
+        let mut errors = Vec::new();
+        let mut resolved = None;
+        for (input, only_binary) in attempts {
+            match ctx
+                .uv
+                .compile(input, ctx.target, ctx.python, only_binary, ctx.work)
+            {
+                Ok(r) => {
+                    resolved = Some(r);
+                    break;
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        let Some(resolved) = resolved else {
+            // The wheels-only attempt without the request's versions says it best.
+            let message = errors.swap_remove(1);
+            return Err(ctx.error(&packages[at], message));
+        };
+        let mut pins = Vec::new();
+        let mut built = Vec::new();
+        for b in &resolved.packages {
+            let b_name = normalize(&b.name);
+            let here = packages
+                .iter()
+                .find(|o| o.name == b_name && o.version == b.version && o.take == Take::Sdist);
+            if here.is_some() {
+                built.push((b_name, b.version.clone()));
+                continue;
+            }
+            if let Some(w) = pylock::best_wheel(&b.wheels) {
+                pins.push(Pinned {
+                    name: b.name.clone(),
+                    version: b.version.clone(),
+                    sha256: Sha256(w.sha256.clone()),
+                });
+                continue;
+            }
+            // No wheel for the platform: build it here too, from its sdist.
+            if packages.iter().any(|o| o.name == b_name) {
+                return Err(ctx.error(
+                    &packages[at],
+                    format!(
+                        "it needs `{b_name}` {} built from its sdist, but the request takes another version of `{b_name}`; pin one version with `override \"{b_name}\" {{ version \"==…\" }}`",
+                        b.version
+                    ),
+                ));
+            }
+            let Some(s) = &b.sdist else {
+                return Err(ctx.error(
+                    &packages[at],
+                    format!(
+                        "`{b_name}` {} has neither a wheel for the platform nor an sdist",
+                        b.version
+                    ),
+                ));
+            };
+            packages.push(LockedPackage {
+                name: b_name.clone(),
+                version: b.version.clone(),
+                take: Take::Sdist,
+                sdist: Some(LockedFile {
+                    file: s.file.clone(),
+                    sha256: Sha256(s.sha256.clone()),
+                }),
+                wheel: None,
+                backend: None,
+                build_requires: Vec::new(),
+                built_requires: Vec::new(),
+                at: packages[at].at,
+            });
+            built.push((b_name, b.version.clone()));
+        }
+        let p = &mut packages[at];
+        p.backend = Some(build.backend);
+        p.build_requires = pins;
+        p.built_requires = built;
+    }
+    Ok(())
 }
 
 /// What a resolved package is taken as: the index's wheel when the strategy allows and one
@@ -251,6 +359,7 @@ fn choose(
         wheel,
         backend: None,
         build_requires: Vec::new(),
+        built_requires: Vec::new(),
         at: request.at,
     })
 }

@@ -64,13 +64,24 @@ impl Input {
         })
     }
 
-    /// Requirements given one per line (an sdist's build requirements).
-    pub fn of_lines(lines: &[String], dir: &Path) -> Result<Input, OpError> {
+    /// Requirements given one per line (an sdist's build requirements), with constraints.
+    pub fn of_lines(
+        lines: &[String],
+        constraints: &[String],
+        dir: &Path,
+    ) -> Result<Input, OpError> {
         let requirements = dir.join("build.in");
         write(&requirements, &(lines.join("\n") + "\n"))?;
+        let constraints = if constraints.is_empty() {
+            None
+        } else {
+            let path = dir.join("build-constraints.in");
+            write(&path, &(constraints.join("\n") + "\n"))?;
+            Some(path)
+        };
         Ok(Input {
             requirements,
-            constraints: None,
+            constraints,
         })
     }
 }

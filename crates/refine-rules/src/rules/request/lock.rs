@@ -61,6 +61,14 @@ pub fn render_request_lock(lock: &RequestLock) -> String {
                     quoted(&r.sha256.0)
                 ));
             }
+            let mut built: Vec<&(String, String)> = p.built_requires.iter().collect();
+            built.sort();
+            for (name, version) in built {
+                out.push_str(&format!(
+                    "        requires-built {}\n",
+                    quoted(&format!("{name}=={version}"))
+                ));
+            }
             out.push_str("    }\n");
         }
         out.push_str("}\n");
@@ -157,6 +165,25 @@ fn read_resolution(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Resolution>
         }
         packages.push(package);
     }
+    for p in &packages {
+        for (name, version) in &p.built_requires {
+            let built = packages
+                .iter()
+                .any(|o| &o.name == name && &o.version == version && o.take == Take::Sdist);
+            if !built {
+                r.error(
+                    "inconsistent-lock",
+                    p.at.span,
+                    format!(
+                        "`{}` needs `{name}` {version} built here, but the resolution does not build it",
+                        p.name
+                    ),
+                    "needs a wheel this request builds",
+                    "Run `refine request lock NAME` to write the lock afresh".into(),
+                );
+            }
+        }
+    }
     Some(Resolution {
         python: python?,
         platform: platform?.value,
@@ -180,7 +207,10 @@ fn read_file(r: &mut FileReader<'_>, node: &KdlNode, kind: &str) -> Option<Locke
 
 fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage> {
     r.check_props(node, &["version", "take"]);
-    r.check_children(node, &["sdist", "wheel", "backend", "requires"]);
+    r.check_children(
+        node,
+        &["sdist", "wheel", "backend", "requires", "requires-built"],
+    );
     r.unique_children(node, &["sdist", "wheel", "backend"]);
     let name = r.one_arg(node)?;
     let version = r.required_prop(node, "version", "\"1.0\"");
@@ -197,6 +227,26 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
         .into_iter()
         .filter_map(|c| r.pinned(c))
         .collect();
+    let mut built_requires = Vec::new();
+    for c in r.children(node, "requires-built").collect::<Vec<_>>() {
+        check_leaf(r, c);
+        let Some(text) = r.one_arg(c) else { continue };
+        match text.value.split_once("==") {
+            Some((n, v)) if normalize(n) == n && !v.is_empty() => {
+                built_requires.push((n.to_string(), v.to_string()));
+            }
+            _ => r.error(
+                "inconsistent-lock",
+                text.span,
+                format!(
+                    "`{}` is not `NAME==VERSION` with a normalized name",
+                    text.value
+                ),
+                "expected `NAME==VERSION`",
+                "Run `refine request lock NAME` to write the lock afresh".into(),
+            ),
+        }
+    }
     let take = take?;
     let take = match take.value.as_str() {
         "sdist" if sdist.is_some() => Take::Sdist,
@@ -225,7 +275,7 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
             return None;
         }
     };
-    if take == Take::Wheel && !build_requires.is_empty() {
+    if take == Take::Wheel && !(build_requires.is_empty() && built_requires.is_empty()) {
         r.error(
             "inconsistent-lock",
             name.span,
@@ -257,5 +307,6 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
         wheel,
         backend,
         build_requires,
+        built_requires,
     })
 }

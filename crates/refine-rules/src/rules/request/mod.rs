@@ -207,6 +207,10 @@ pub struct LockedPackage {
     pub backend: Option<String>,
     /// Its build requirements, resolved for the platform: one wheel each.
     pub build_requires: Vec<Pinned>,
+    /// Build requirements this request builds (`NAME`, `VERSION`): packages of the same
+    /// resolution taken from their sdists, whose repaired wheels the build installs.
+    #[serde(default)]
+    pub built_requires: Vec<(String, String)>,
     pub at: Loc,
 }
 

@@ -33,6 +33,20 @@ pub fn wheel_target_name(
     )
 }
 
+/// The name of a request's repair target for `package` (`lxml-repaired-x86_64-py311`).
+pub fn repair_target_name(
+    ws: &WorkspaceConfig,
+    package: &str,
+    platform: &str,
+    python: &Version,
+) -> String {
+    format!(
+        "{package}-repaired{}-{}",
+        platform_suffix(ws, platform),
+        py_suffix(python)
+    )
+}
+
 fn merged(o: Option<&Override>, python: &Version) -> OverrideFields {
     let mut out = OverrideFields::default();
     if let Some(o) = o {
@@ -107,6 +121,18 @@ pub fn request_targets(
                 frontend: frontend.clone(),
                 toolchain: platform.toolchain.clone(),
                 allowed_packs: allowed.clone(),
+                built_requires: p
+                    .built_requires
+                    .iter()
+                    .map(|(dep, _)| LabelRef {
+                        label: Label {
+                            package: package.clone(),
+                            name: repair_target_name(ws, dep, &res.platform, &res.python),
+                        },
+                        at: p.at,
+                        follow_matrix: false,
+                    })
+                    .collect(),
             };
             let label = Label {
                 package: package.clone(),
@@ -131,12 +157,7 @@ pub fn request_targets(
             out.push(Target {
                 label: Label {
                     package: package.clone(),
-                    name: format!(
-                        "{}-repaired{}-{}",
-                        p.name,
-                        platform_suffix(ws, &res.platform),
-                        py_suffix(&res.python)
-                    ),
+                    name: repair_target_name(ws, &p.name, &res.platform, &res.python),
                 },
                 rule: format!("{}-repaired", p.name),
                 at,
