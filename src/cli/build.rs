@@ -49,7 +49,8 @@ pub struct BuildArgs {
 pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
     let targets = Targets::Patterns(&args.patterns);
     let session = open_session(options, targets, RemoteNeed::IfConfigured)?;
-    let build_options = build_options(&args)?;
+    let mut build_options = build_options(&args)?;
+    build_options.keep_going |= ops::request::keep_going(&session);
     let cancel = build_options.cancel.clone();
     stop_on_signals(&cancel)?;
     let reporter = Reporter::new(args.events.as_deref())?;
@@ -65,6 +66,12 @@ pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
         for path in ops::export::export(&session, &report, dir)?.written {
             println!("{}", path.display());
         }
+    }
+    for p in ops::request::summary::summary(&session, &report) {
+        eprintln!(
+            "{} {} on {} (Python {}): {}",
+            p.package, p.version, p.platform, p.python, p.outcome
+        );
     }
     print_summary(&report.summary(session.graph()));
     if cancel.is_cancelled() {

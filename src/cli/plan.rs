@@ -14,7 +14,8 @@ pub enum PlanFormat {
     /// A table, one target per line.
     #[default]
     Text,
-    /// A JSON list of objects with `label`, `kind`, `status`, `key`, `digest` and `waits_on`.
+    /// A JSON list of objects with `label`, `kind`, `status`, `key`, `digest`, `waits_on`,
+    /// `deps` (the DAG's edges) and `inputs` (the key's fields).
     Json,
 }
 
@@ -62,6 +63,10 @@ fn write_json(out: &mut impl Write, graph: &TargetGraph, plan: &Plan) -> std::io
                 "digest": n.digest.as_ref().map(std::string::ToString::to_string),
                 "content": n.content,
                 "waits_on": n.waits_on.iter().map(|&d| graph.target(d).label.to_string()).collect::<Vec<_>>(),
+                // The DAG's edges, and the key's inputs (digests of sources, dependencies'
+                // artifacts, pins) as `explain` names them; null while pending.
+                "deps": graph.deps(n.id).iter().map(|&d| graph.target(d).label.to_string()).collect::<Vec<_>>(),
+                "inputs": n.fields.as_ref().map(|f| f.flat().into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect::<serde_json::Map<String, serde_json::Value>>()),
             })
         })
         .collect();

@@ -15,6 +15,7 @@ mod platforms;
 mod policy;
 mod refinery;
 mod remote;
+mod requests;
 mod rules;
 mod sandbox;
 mod store;

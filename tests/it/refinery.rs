@@ -281,6 +281,14 @@ fn s390x_pyyaml_under_emulation_then_at_the_2_31_floor() {
     native_compilers_make_the_same_objects(&work, &store, &base);
     s390x_2_31_floors(&work, &store, &base);
     s390x_2_17_with_zig(&work, &store, &base);
+    // A build request from its requirements file to a wheelhouse installed under qemu.
+    crate::requests::request_flow(
+        work.path(),
+        &store,
+        "s390x",
+        Some("s390x"),
+        "//bases:bookworm-s390x",
+    );
 }
 
 /// Compares the ELF files of two folders, in the s390x root under qemu with its own

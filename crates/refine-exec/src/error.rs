@@ -98,6 +98,13 @@ pub enum ActionError {
     #[error("Two different inputs are named `{name}`")]
     #[diagnostic(help("Rename one of them"))]
     NameClash { name: String },
+    /// A pinned build requirement or tool whose sha256 names an sdist (or any file that is
+    /// not a wheel): pip, offline, would find no version of it.
+    #[error("`{requirement}` is pinned to `{file}`, which is not a wheel")]
+    #[diagnostic(help(
+        "Build requirements and tools are installed from wheels only: pin the sha256 of one of its `.whl` files (for a build request, `refine request lock` pins them)"
+    ))]
+    PinnedNotAWheel { requirement: String, file: String },
     #[error("`{path}` changed during the build")]
     #[diagnostic(help(
         "Its old digest is in this target's key, so nothing is stored under it: run the build again"

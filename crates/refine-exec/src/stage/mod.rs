@@ -360,7 +360,13 @@ fn stage_wheel(stage: &Stage<'_>, w: &WheelSpec) -> Result<Staged, ActionError> 
     let mut pins: Vec<&Pinned> = vec![&w.frontend];
     pins.extend(w.requires.iter());
     for p in &pins {
-        sb.stage_blob(&p.sha256.0, &src.join("wheelhouse"), None)?;
+        let name = sb.stage_blob(&p.sha256.0, &src.join("wheelhouse"), None)?;
+        if !name.ends_with(".whl") {
+            return Err(ActionError::PinnedNotAWheel {
+                requirement: p.requirement(),
+                file: name,
+            });
+        }
     }
     // Build requirements built here (a build request's wheels of wheels): their wheels
     // join the pinned ones.

@@ -225,15 +225,17 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
         self.stage_wheels_for(super::host_arch(), pins, dir)
     }
 
+    /// Stages a stored blob into `dir`; returns the name it was staged under.
     pub(super) fn stage_blob(
         &mut self,
         sha256: &str,
         dir: &Path,
         name: Option<&str>,
-    ) -> Result<(), ActionError> {
+    ) -> Result<String, ActionError> {
         let staged = stage_blob(self.stage.store, sha256, dir, name)?;
+        let name = staged.0.clone();
         self.inputs.push(staged);
-        Ok(())
+        Ok(name)
     }
 
     /// Stages one source: a fixed-output file into `/src` under its name, or a copy of a
@@ -251,9 +253,9 @@ impl<'s, 'a> SandboxSetup<'s, 'a> {
                 let from = self.stage.graph.workspace.root.join(path);
                 copy_tree(&from, &src.join(mount)).map_err(ActionError::io("copy", &from))
             }
-            SourceSpec::Pypi { sha256, .. } => self.stage_blob(&sha256.0, &src, None),
+            SourceSpec::Pypi { sha256, .. } => self.stage_blob(&sha256.0, &src, None).map(drop),
             SourceSpec::Url { file, sha256, .. } | SourceSpec::Debian { file, sha256, .. } => {
-                self.stage_blob(&sha256.0, &src, Some(file))
+                self.stage_blob(&sha256.0, &src, Some(file)).map(drop)
             }
         }
     }

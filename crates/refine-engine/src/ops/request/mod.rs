@@ -6,6 +6,7 @@
 
 mod pylock;
 mod sdist;
+pub mod summary;
 mod uv;
 pub mod wheelhouse;
 
@@ -383,6 +384,18 @@ pub fn check(options: &SessionOptions, name: &str) -> Result<Option<Errors>, OpE
         Err(crate::session::SessionError::Rules(errors)) => Ok(Some(errors)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether a root of the session belongs to a request that says `keep-going`.
+pub fn keep_going(session: &crate::session::Session) -> bool {
+    let graph = session.graph();
+    session.roots().iter().any(|&id| {
+        let package = &graph.target(id).label.package;
+        graph.workspace.requests.iter().any(|r| {
+            r.request.keep_going
+                && *package == refine_rules::rules::request::request_package(&r.request.name)
+        })
+    })
 }
 
 /// Writes `requests/NAME.kdl` for `refine request new`; refuses to replace one.

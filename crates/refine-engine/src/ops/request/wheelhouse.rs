@@ -15,7 +15,7 @@ use crate::ops::OpError;
 use crate::session::Session;
 
 /// The (request, platform, Python version) triples the session's roots belong to.
-fn requested(session: &Session) -> BTreeSet<(String, String, String)> {
+pub(super) fn requested(session: &Session) -> BTreeSet<(String, String, String)> {
     let graph = session.graph();
     let mut out = BTreeSet::new();
     for &id in session.roots() {

@@ -18,6 +18,7 @@ use super::model::{LabelRef, Loc, Pinned, Sha256};
 pub use lock::{read_request_lock, render_request_lock};
 pub use read::read_request;
 pub(super) use targets::request_targets;
+pub use targets::{platform_suffix, repair_target_name, wheel_target_name};
 
 /// Where a request's file lives, below the workspace root.
 pub fn request_path(name: &str) -> String {
