@@ -72,9 +72,6 @@ pub fn run(options: &SessionOptions, args: RequestArgs) -> Result<(), Failure> {
                 RequestEvent::Resolving { python, platform } => {
                     eprintln!("resolving for Python {python} on {platform}");
                 }
-                RequestEvent::BuildRequirements { package, platform } => {
-                    eprintln!("pinning the build requirements of {package} on {platform}");
-                }
             })?;
             for (platform, python, built, reused) in &locked.resolutions {
                 println!("{platform} Python {python}: {built} to build, {reused} wheel(s) reused");

@@ -175,7 +175,7 @@ fn golden_vectors() {
         ),
         (
             "//repairs:yaml-py311",
-            "11ea94f2a8e77d4e87d4c95bf13464de66ee07b6e3506316c8ad4dd7d9ffa18d",
+            "6b61a62df41184bd62ca521c7c3abdacb8f1069cf84519a00871b41418c9faea",
         ),
         (
             "//runtimes:cpy-py311",

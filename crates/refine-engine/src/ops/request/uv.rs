@@ -19,10 +19,15 @@ pub struct Uv {
     indexes: Vec<String>,
 }
 
-/// What one `uv pip compile` reads.
+/// What one `uv pip compile` reads: files in a folder of its own (uv runs in parallel).
 pub struct Input {
     requirements: PathBuf,
     constraints: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+fn own_dir(work: &Path) -> Result<tempfile::TempDir, OpError> {
+    tempfile::tempdir_in(work).map_err(OpError::io("write", work))
 }
 
 fn write(path: &Path, text: &str) -> Result<(), OpError> {
@@ -32,7 +37,9 @@ fn write(path: &Path, text: &str) -> Result<(), OpError> {
 impl Input {
     /// The request's requirements files and packages; its constraints files and override
     /// versions as constraints.
-    pub fn of_request(ws: &Workspace, request: &Request, dir: &Path) -> Result<Input, OpError> {
+    pub fn of_request(ws: &Workspace, request: &Request, work: &Path) -> Result<Input, OpError> {
+        let own = own_dir(work)?;
+        let dir = own.path();
         let mut req = String::new();
         for f in &request.requirements {
             req.push_str(&format!("-r {}\n", ws.root.join(&f.path).display()));
@@ -61,6 +68,7 @@ impl Input {
         Ok(Input {
             requirements,
             constraints,
+            _dir: own,
         })
     }
 
@@ -68,8 +76,10 @@ impl Input {
     pub fn of_lines(
         lines: &[String],
         constraints: &[String],
-        dir: &Path,
+        work: &Path,
     ) -> Result<Input, OpError> {
+        let own = own_dir(work)?;
+        let dir = own.path();
         let requirements = dir.join("build.in");
         write(&requirements, &(lines.join("\n") + "\n"))?;
         let constraints = if constraints.is_empty() {
@@ -82,6 +92,7 @@ impl Input {
         Ok(Input {
             requirements,
             constraints,
+            _dir: own,
         })
     }
 }

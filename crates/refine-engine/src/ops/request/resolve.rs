@@ -1,0 +1,348 @@
+//! Resolving one platform and Python version of a request: the closure with uv for the
+//! target, what each package is taken as, then every sdist's build requirements pinned to
+//! wheels — the request's own built wheels first — in rounds, several uv runs at once (their
+//! time is mostly the index's), each distinct set of build requirements resolved once.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use refine_fetch::PipConfig;
+use refine_rules::rules::request::{
+    LockedFile, LockedPackage, Request, Resolution, Strategy, Take,
+};
+use refine_rules::rules::{Pinned, Sha256, Workspace, normalize};
+use refine_store::LocalStore;
+use uv_pep440::Version;
+
+use super::pylock::{self, PyLock};
+use super::uv::{Input, Uv};
+use super::{at_request, sdist};
+use crate::ops::OpError;
+
+/// How many uv runs go at once.
+const WIDTH: usize = 6;
+
+/// Runs `f` over `items`, up to [`WIDTH`] at a time, keeping the order.
+pub(super) fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let mut out = Vec::with_capacity(items.len());
+    for chunk in items.chunks(WIDTH) {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunk.iter().map(|i| s.spawn(|| f(i))).collect();
+            for h in handles {
+                match h.join() {
+                    Ok(r) => out.push(r),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+    }
+    out
+}
+
+/// A set of build requirements, with the versions the request builds itself.
+type MemoKey = (String, Vec<String>, Vec<String>);
+
+pub(super) struct Resolver<'a> {
+    pub ws: &'a Workspace,
+    pub request: &'a Request,
+    pub store: &'a LocalStore,
+    pub pip: &'a PipConfig,
+    pub uv: &'a Uv,
+    pub work: &'a Path,
+    /// Build-requirement resolutions by platform and Python version, requirements and the
+    /// request's versions.
+    pub memo: Mutex<HashMap<MemoKey, Arc<Result<PyLock, String>>>>,
+}
+
+/// One resolution being pinned.
+struct Target<'a> {
+    platform: &'a str,
+    /// uv's `--python-platform`.
+    uv_platform: &'a str,
+    python: String,
+}
+
+impl Target<'_> {
+    fn error(&self, p: &LockedPackage, message: String) -> OpError {
+        OpError::BuildRequirements {
+            package: p.name.clone(),
+            version: p.version.clone(),
+            platform: self.platform.to_string(),
+            python: self.python.clone(),
+            message,
+        }
+    }
+}
+
+impl Resolver<'_> {
+    /// The closure of the request for `platform` (`uv_platform` for uv) and `python`, each
+    /// package taken as the strategy says, every sdist's build requirements pinned.
+    pub fn resolve(
+        &self,
+        platform: &str,
+        uv_platform: &str,
+        python: &Version,
+    ) -> Result<Resolution, OpError> {
+        let t = Target {
+            platform,
+            uv_platform,
+            python: python.to_string(),
+        };
+        let input = Input::of_request(self.ws, self.request, self.work)?;
+        let resolved = self
+            .uv
+            .compile(&input, uv_platform, &t.python, false, self.work)
+            .map_err(|message| {
+                at_request(
+                    self.ws,
+                    self.request,
+                    "resolution-failed",
+                    format!(
+                        "Request `{}` cannot be resolved for Python {} on `{platform}`:\n{message}",
+                        self.request.name, t.python
+                    ),
+                    "The resolver's message says which requirement cannot be met; fix the requirements, constraints or `override … version` and lock again".into(),
+                )
+            })?;
+        let mut packages = resolved
+            .packages
+            .iter()
+            .map(|p| self.choose(p, &t))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.pin_build_requirements(&t, &mut packages)?;
+        Ok(Resolution {
+            python: python.clone(),
+            platform: platform.to_string(),
+            packages,
+        })
+    }
+
+    /// What a resolved package is taken as: the index's wheel when the strategy allows and
+    /// one fits, else its sdist.
+    fn choose(&self, p: &pylock::Package, t: &Target<'_>) -> Result<LockedPackage, OpError> {
+        let request = self.request;
+        let name = normalize(&p.name);
+        let wheel = pylock::best_wheel(&p.wheels).map(|w| LockedFile {
+            file: w.file.clone(),
+            sha256: Sha256(w.sha256.clone()),
+        });
+        let sdist = p.sdist.as_ref().map(|s| LockedFile {
+            file: s.file.clone(),
+            sha256: Sha256(s.sha256.clone()),
+        });
+        let pure = wheel
+            .as_ref()
+            .is_some_and(|w| w.file.ends_with("-none-any.whl"));
+        let forced = request.override_for(&name).is_some_and(|o| o.sdist);
+        let take = match (request.strategy, &wheel, &sdist) {
+            (Strategy::ReuseWheels, Some(_), _) if !forced => Take::Wheel,
+            (_, _, Some(_)) => Take::Sdist,
+            (Strategy::BuildAll, Some(_), None) if pure => Take::Wheel,
+            _ => {
+                return Err(at_request(
+                    self.ws,
+                    request,
+                    "nothing-to-take",
+                    format!(
+                        "`{name}` {} has no sdist{} for Python {} on `{}`",
+                        p.version,
+                        if request.strategy == Strategy::ReuseWheels && !forced {
+                            " and no wheel"
+                        } else {
+                            ""
+                        },
+                        t.python,
+                        t.platform
+                    ),
+                    "Pin another version with `override \"NAME\" { version \"==…\" }`, or take the index's wheel (`strategy \"reuse-wheels\"`, no `take \"sdist\"`)".into(),
+                ));
+            }
+        };
+        Ok(LockedPackage {
+            name,
+            version: p.version.clone(),
+            take,
+            sdist,
+            wheel,
+            backend: None,
+            build_requires: Vec::new(),
+            built_requires: Vec::new(),
+            at: request.at,
+        })
+    }
+
+    /// Resolves `requires` for the target, wheels only, preferring `ours` (the versions the
+    /// request builds); then without them; then with sdists allowed (for a build
+    /// requirement that has no wheel for the platform). Each distinct question once.
+    fn build_closure(
+        &self,
+        t: &Target<'_>,
+        requires: &[String],
+        ours: &[String],
+    ) -> Arc<Result<PyLock, String>> {
+        let key = (
+            format!("{} {}", t.uv_platform, t.python),
+            requires.to_vec(),
+            ours.to_vec(),
+        );
+        if let Some(hit) = self
+            .memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return hit.clone();
+        }
+        let attempts: [(&[String], bool); 3] = [(ours, true), (&[], true), (&[], false)];
+        let mut errors = Vec::new();
+        let mut resolved = None;
+        for (constraints, only_binary) in attempts {
+            let input = match Input::of_lines(requires, constraints, self.work) {
+                Ok(i) => i,
+                Err(e) => {
+                    errors.push(e.to_string());
+                    break;
+                }
+            };
+            match self
+                .uv
+                .compile(&input, t.uv_platform, &t.python, only_binary, self.work)
+            {
+                Ok(r) => {
+                    resolved = Some(r);
+                    break;
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        // The wheels-only attempt without the request's versions says it best.
+        let result = Arc::new(resolved.ok_or_else(|| {
+            let at = usize::from(errors.len() > 1);
+            errors.swap_remove(at)
+        }));
+        self.memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, result.clone());
+        result
+    }
+
+    /// Pins the build requirements of every package taken from its sdist: to the index's
+    /// wheel for the platform or, for a build requirement the resolution builds itself (or
+    /// one with no wheel for the platform, then added to the resolution from its sdist), to
+    /// that built wheel. Packages are taken in rounds; a round's questions go to uv at once.
+    fn pin_build_requirements(
+        &self,
+        t: &Target<'_>,
+        packages: &mut Vec<LockedPackage>,
+    ) -> Result<(), OpError> {
+        let mut done = 0;
+        while done < packages.len() {
+            let round: Vec<usize> = (done..packages.len())
+                .filter(|&i| packages[i].take == Take::Sdist)
+                .collect();
+            done = packages.len();
+            let ours: Vec<(String, String)> = packages
+                .iter()
+                .filter(|o| o.take == Take::Sdist)
+                .map(|o| (o.name.clone(), o.version.clone()))
+                .collect();
+            let snapshot: Vec<LockedPackage> = round.iter().map(|&i| packages[i].clone()).collect();
+            let answers = parallel(&snapshot, |p| -> Result<_, OpError> {
+                let Some(sdist) = &p.sdist else {
+                    return Ok(None);
+                };
+                let build = sdist::build_system(self.store, self.pip, &p.name, &p.version, sdist)?;
+                let mine: Vec<String> = ours
+                    .iter()
+                    .filter(|(n, _)| *n != p.name)
+                    .map(|(n, v)| format!("{n}=={v}"))
+                    .collect();
+                let closure = self.build_closure(t, &build.requires, &mine);
+                Ok(Some((build.backend, closure)))
+            });
+            for (&at, answer) in round.iter().zip(answers) {
+                let Some((backend, closure)) = answer? else {
+                    continue;
+                };
+                let resolved = match closure.as_ref() {
+                    Ok(r) => r,
+                    Err(message) => return Err(t.error(&packages[at], message.clone())),
+                };
+                let (pins, built) = self.apply(t, packages, at, resolved)?;
+                let p = &mut packages[at];
+                p.backend = Some(backend);
+                p.build_requires = pins;
+                p.built_requires = built;
+            }
+        }
+        Ok(())
+    }
+
+    /// Splits one sdist's resolved build closure into pinned wheels and wheels built here,
+    /// adding to `packages` what must be built and is not yet.
+    fn apply(
+        &self,
+        t: &Target<'_>,
+        packages: &mut Vec<LockedPackage>,
+        at: usize,
+        resolved: &PyLock,
+    ) -> Result<(Vec<Pinned>, Vec<(String, String)>), OpError> {
+        let mut pins = Vec::new();
+        let mut built = Vec::new();
+        for b in &resolved.packages {
+            let b_name = normalize(&b.name);
+            let ours = packages
+                .iter()
+                .any(|o| o.name == b_name && o.version == b.version && o.take == Take::Sdist);
+            if ours {
+                built.push((b_name, b.version.clone()));
+                continue;
+            }
+            if let Some(w) = pylock::best_wheel(&b.wheels) {
+                pins.push(Pinned {
+                    name: b.name.clone(),
+                    version: b.version.clone(),
+                    sha256: Sha256(w.sha256.clone()),
+                });
+                continue;
+            }
+            // No wheel for the platform: build it here too, from its sdist.
+            if packages.iter().any(|o| o.name == b_name) {
+                return Err(t.error(
+                    &packages[at],
+                    format!(
+                        "it needs `{b_name}` {} built from its sdist, but the request takes another version of `{b_name}`; pin one version with `override \"{b_name}\" {{ version \"==…\" }}`",
+                        b.version
+                    ),
+                ));
+            }
+            let Some(s) = &b.sdist else {
+                return Err(t.error(
+                    &packages[at],
+                    format!(
+                        "`{b_name}` {} has neither a wheel for the platform nor an sdist",
+                        b.version
+                    ),
+                ));
+            };
+            packages.push(LockedPackage {
+                name: b_name.clone(),
+                version: b.version.clone(),
+                take: Take::Sdist,
+                sdist: Some(LockedFile {
+                    file: s.file.clone(),
+                    sha256: Sha256(s.sha256.clone()),
+                }),
+                wheel: None,
+                backend: None,
+                build_requires: Vec::new(),
+                built_requires: Vec::new(),
+                at: packages[at].at,
+            });
+            built.push((b_name, b.version.clone()));
+        }
+        Ok((pins, built))
+    }
+}
