@@ -3,6 +3,7 @@
 
 mod locks;
 mod platforms;
+mod requests;
 mod toolchains;
 
 use crate::common::*;

@@ -512,8 +512,28 @@ fn attach_request_locks(
         let lock = super::request::read_request_lock(&mut r, &doc);
         errors.extend(r.errors);
         let Some(lock) = lock else { continue };
+        let relock = format!(
+            "Run `refine request lock {}` to write the lock afresh",
+            request.name
+        );
+        if lock.name != request.name {
+            errors.push(
+                InputError::at(
+                    "inconsistent-lock",
+                    &files[id],
+                    lock.at.span,
+                    format!(
+                        "`{rel}` is the lock of request `{}`, not `{}`",
+                        lock.name, request.name
+                    ),
+                    "another request",
+                )
+                .with_help(relock),
+            );
+            continue;
+        }
         let want = request.inputs_digest(config, resolver);
-        if lock.inputs != want || lock.name != request.name {
+        if lock.inputs != want {
             let source = &files[request.at.file];
             errors.push(
                 InputError::at(
@@ -531,6 +551,65 @@ fn attach_request_locks(
                     request.name
                 )),
             );
+            continue;
+        }
+        // The inputs match: a resolution more or less than the request's Python versions
+        // and platforms is a hand edit.
+        let before = errors.len();
+        for node in doc
+            .nodes()
+            .iter()
+            .filter(|n| n.name().value() == "resolution")
+        {
+            let prop = |name| node.get(name).and_then(kdl::KdlValue::as_string);
+            let (Some(python), Some(platform)) = (prop("python"), prop("platform")) else {
+                continue;
+            };
+            let asked = request.platforms.iter().any(|p| p == platform)
+                && request
+                    .pythons
+                    .iter()
+                    .any(|v| python.parse().is_ok_and(|p: uv_pep440::Version| p == *v));
+            if !asked {
+                errors.push(
+                    InputError::at(
+                        "inconsistent-lock",
+                        &files[id],
+                        node.name().span(),
+                        format!(
+                            "The lock resolves Python {python} on `{platform}`, which request `{}` does not ask for",
+                            request.name
+                        ),
+                        "not in the request",
+                    )
+                    .with_help(relock.clone()),
+                );
+            }
+        }
+        for platform in &request.platforms {
+            for python in &request.pythons {
+                if !lock
+                    .resolutions
+                    .iter()
+                    .any(|r| r.platform == *platform && r.python == *python)
+                {
+                    errors.push(
+                        InputError::at(
+                            "inconsistent-lock",
+                            &files[id],
+                            lock.at.span,
+                            format!(
+                                "The lock of request `{}` has no resolution for Python {python} on `{platform}`",
+                                request.name
+                            ),
+                            "incomplete",
+                        )
+                        .with_help(relock.clone()),
+                    );
+                }
+            }
+        }
+        if errors.len() > before {
             continue;
         }
         loaded.lock = Some(lock);

@@ -76,13 +76,38 @@ pub fn render_request_lock(lock: &RequestLock) -> String {
     out
 }
 
+/// What to do about a lock edited into an inconsistent state: write it again. The request's
+/// name is the lock file's stem (`requests/NAME.lock`).
+fn relock(r: &FileReader<'_>) -> String {
+    let name = r
+        .source
+        .name
+        .rsplit('/')
+        .next()
+        .and_then(|f| f.strip_suffix(".lock"))
+        .unwrap_or("NAME");
+    format!("Run `refine request lock {name}` to write the lock afresh")
+}
+
 /// Reads a request's lock; hand edits that leave it inconsistent are reported in `r`.
 pub fn read_request_lock(r: &mut FileReader<'_>, doc: &KdlDocument) -> Option<RequestLock> {
     let mut head: Option<(String, String, String, Loc)> = None;
+    let mut seen_head = false;
     let mut resolutions: Vec<Resolution> = Vec::new();
     for node in doc.nodes() {
         match node.name().value() {
-            "request" if head.is_none() => {
+            "request" if seen_head => {
+                let help = relock(r);
+                r.error(
+                    "inconsistent-lock",
+                    node.name().span(),
+                    "The lock has a second `request` line".into(),
+                    "again",
+                    help,
+                );
+            }
+            "request" => {
+                seen_head = true;
                 r.check_props(node, &["inputs", "resolver"]);
                 r.check_children(node, &[]);
                 let name = r.one_arg(node);
@@ -106,7 +131,7 @@ pub fn read_request_lock(r: &mut FileReader<'_>, doc: &KdlDocument) -> Option<Re
                                 res.python, res.platform
                             ),
                             "again",
-                            "Run `refine request lock NAME` to write the lock afresh".into(),
+                            relock(r),
                         );
                         continue;
                     }
@@ -123,12 +148,17 @@ pub fn read_request_lock(r: &mut FileReader<'_>, doc: &KdlDocument) -> Option<Re
         }
     }
     let Some((name, inputs, resolver, at)) = head else {
+        if seen_head {
+            // Its error is reported.
+            return None;
+        }
+        let help = relock(r);
         r.error(
             "inconsistent-lock",
             miette::SourceSpan::from(0..0),
             "The lock has no `request` line".into(),
             "here",
-            "Run `refine request lock NAME` to write the lock afresh".into(),
+            help,
         );
         return None;
     };
@@ -159,7 +189,7 @@ fn read_resolution(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Resolution>
                 p.name().span(),
                 format!("`{}` is locked twice in one resolution", package.name),
                 "again",
-                "Run `refine request lock NAME` to write the lock afresh".into(),
+                relock(r),
             );
             continue;
         }
@@ -191,6 +221,8 @@ fn read_resolution(r: &mut FileReader<'_>, node: &KdlNode) -> Option<Resolution>
     })
 }
 
+/// An `sdist` or `wheel` line: a file of the index by name, which `refine build --out`
+/// writes into the wheelhouse under that name, so a plain file name of its kind.
 fn read_file(r: &mut FileReader<'_>, node: &KdlNode, kind: &str) -> Option<LockedFile> {
     let child = r.child(node, kind)?;
     r.check_props(child, &["sha256"]);
@@ -199,8 +231,29 @@ fn read_file(r: &mut FileReader<'_>, node: &KdlNode, kind: &str) -> Option<Locke
     let sha = r
         .required_prop(child, "sha256", "\"…\"")
         .and_then(|s| r.sha256(&s));
+    let file = file?;
+    let f = file.value.as_str();
+    // A plain name: no folder, so that the wheelhouse's copy stays in the wheelhouse; a
+    // wheel's ends in `.whl` (PEP 427). Old sdists have many suffixes.
+    let plain = !f.is_empty() && f != "." && f != ".." && !f.contains(['/', '\\']);
+    if !plain || (kind == "wheel" && !f.ends_with(".whl")) {
+        let (what, expected) = if kind == "wheel" {
+            ("a wheel", "expected `NAME-….whl`")
+        } else {
+            ("an sdist", "expected a file name, no folder")
+        };
+        let help = relock(r);
+        r.error(
+            "bad-path",
+            file.span,
+            format!("`{f}` is not the file name of {what}"),
+            expected,
+            help,
+        );
+        return None;
+    }
     Some(LockedFile {
-        file: file?.value,
+        file: file.value,
         sha256: sha?,
     })
 }
@@ -251,6 +304,8 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
     let take = match take.value.as_str() {
         "sdist" if sdist.is_some() => Take::Sdist,
         "wheel" if wheel.is_some() => Take::Wheel,
+        // The line is there but wrong: its error is reported.
+        "sdist" | "wheel" if r.child(node, &take.value).is_some() => return None,
         "sdist" | "wheel" => {
             r.error(
                 "inconsistent-lock",
@@ -260,7 +315,7 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
                     name.value, take.value
                 ),
                 "nothing to take",
-                "Run `refine request lock NAME` to write the lock afresh".into(),
+                relock(r),
             );
             return None;
         }
@@ -270,7 +325,7 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
                 take.span,
                 format!("`take` is `sdist` or `wheel`, not `{other}`"),
                 "unknown",
-                "Run `refine request lock NAME` to write the lock afresh".into(),
+                relock(r),
             );
             return None;
         }
@@ -284,7 +339,7 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
                 name.value
             ),
             "nothing is built",
-            "Run `refine request lock NAME` to write the lock afresh".into(),
+            relock(r),
         );
         return None;
     }
@@ -294,7 +349,7 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
             name.span,
             format!("`{}` is not a normalized package name", name.value),
             "not PEP 503 normalized",
-            "Run `refine request lock NAME` to write the lock afresh".into(),
+            relock(r),
         );
         return None;
     }

@@ -8,8 +8,9 @@ use kdl::{KdlDocument, KdlNode};
 use super::super::kinds::{check_leaf, pack_refs, read_config_settings, read_python_minors};
 use super::super::model::WorkspaceConfig;
 use super::super::platforms::known_platform;
-use super::super::reader::FileReader;
+use super::super::reader::{FileReader, Spanned};
 use super::*;
+use crate::diag::did_you_mean;
 use crate::rules::normalize;
 
 const FIELDS: &[&str] = &[
@@ -118,7 +119,9 @@ fn read_node(
     let requirements = read_files(r, node, "requirements", root);
     let constraints = read_files(r, node, "constraints", root);
     let packages = read_packages(r, node);
-    if requirements.is_empty() && packages.is_empty() {
+    // What the request names, not what read without errors: a requirements file that is
+    // missing has its own error.
+    if r.child(node, "requirements").is_none() && r.child(node, "package").is_none() {
         r.error(
             "empty-request",
             name.span,
@@ -216,22 +219,79 @@ fn read_files(
             );
             continue;
         };
+        let what = if field == "requirements" {
+            "Requirements file"
+        } else {
+            "Constraints file"
+        };
         match fs_err::read_to_string(root.join(&rel)) {
             Ok(text) => out.push(RequirementsFile {
                 path: rel,
                 text,
                 at: r.loc(path.span),
             }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let help = match did_you_mean(&rel, nearby(root, &rel).iter().map(String::as_str)) {
+                    Some(near) => format!(
+                        "Did you mean `{}`? Paths are relative to `requests/`",
+                        near.strip_prefix("requests/").unwrap_or(near)
+                    ),
+                    None => {
+                        format!("Paths are relative to `requests/`: create `{rel}` or fix the path")
+                    }
+                };
+                r.error(
+                    "unreadable-file",
+                    path.span,
+                    format!("{what} `{rel}` does not exist"),
+                    "no such file in the workspace",
+                    help,
+                );
+            }
             Err(e) => r.error(
                 "unreadable-file",
                 path.span,
-                format!("Cannot read `{rel}`: {}", e.kind()),
+                format!("Cannot read {} `{rel}`: {}", what.to_lowercase(), e.kind()),
                 "cannot read",
-                format!("Paths are relative to `requests/`; create `{rel}` or fix the path"),
+                format!("Make `{rel}` a readable text file, or fix the path"),
             ),
         }
     }
     out
+}
+
+/// The files beside `rel` (a path from the workspace root) that a misspelt name may have
+/// meant, as paths from the workspace root.
+fn nearby(root: &Path, rel: &str) -> Vec<String> {
+    let folder = Path::new(rel).parent().unwrap_or(Path::new(""));
+    let Ok(entries) = fs_err::read_dir(root.join(folder)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .filter_map(|e| folder.join(e.file_name()).to_str().map(str::to_string))
+        .filter(|p| !p.ends_with(".kdl") && !p.ends_with(".lock"))
+        .collect()
+}
+
+/// Checks a PEP 440 version specifier set (`>=2,<3`), reporting the part that is wrong.
+fn check_specifiers(r: &mut FileReader<'_>, text: &Spanned<String>) -> bool {
+    // `VersionSpecifiers`' own error draws the string with a caret under the bad part;
+    // each part's error is the one line a diagnostic wants.
+    for part in text.value.split(',') {
+        if let Err(e) = part.parse::<uv_pep440::VersionSpecifier>() {
+            r.error(
+                "bad-version",
+                text.span,
+                format!("`{}` is not a version specifier: {e}", text.value),
+                "invalid (PEP 440)",
+                "Write a specifier such as `==2.1.3` or `>=2,<3`".into(),
+            );
+            return false;
+        }
+    }
+    true
 }
 
 /// `requests/../x.txt` → `x.txt`; `None` when the path climbs out of the workspace.
@@ -260,24 +320,44 @@ fn read_packages(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<PackageRequireme
             continue;
         };
         let version = r.prop(child, "version");
+        match name.value.parse::<uv_pep508::Requirement>() {
+            Ok(parsed) if parsed.version_or_url.is_none() => {}
+            Ok(_) => {
+                r.error(
+                    "bad-requirement",
+                    name.span,
+                    format!("`{}` carries a version: give it in `version=`", name.value),
+                    "name only",
+                    "Write `package \"numpy\" version=\">=2\"`".into(),
+                );
+                continue;
+            }
+            Err(e) => {
+                r.error(
+                    "bad-requirement",
+                    name.span,
+                    format!("`{}` is not a package name: {}", name.value, e.message),
+                    "invalid (PEP 508)",
+                    "Write the package's name, such as `numpy` or `ruamel.yaml`, and its version in `version=`".into(),
+                );
+                continue;
+            }
+        }
+        // Without an operator, `numpy` and `2` would read as a requirement on `numpy2`.
+        if let Some(v) = &version
+            && !check_specifiers(r, v)
+        {
+            continue;
+        }
         let requirement = match &version {
             Some(v) => format!("{}{}", name.value, v.value),
             None => name.value.clone(),
         };
         match requirement.parse::<uv_pep508::Requirement>() {
-            Ok(parsed) if parsed.version_or_url.is_none() || version.is_some() => {
-                out.push(PackageRequirement {
-                    requirement,
-                    at: r.loc(name.span),
-                });
-            }
-            Ok(_) => r.error(
-                "bad-requirement",
-                name.span,
-                format!("`{}` carries a version: give it in `version=`", name.value),
-                "name only",
-                "Write `package \"numpy\" version=\">=2\"`".into(),
-            ),
+            Ok(_) => out.push(PackageRequirement {
+                requirement,
+                at: r.loc(name.span),
+            }),
             Err(e) => {
                 let span = version.as_ref().map_or(name.span, |v| v.span);
                 r.error(
@@ -325,6 +405,8 @@ fn read_override_fields(r: &mut FileReader<'_>, node: &KdlNode) -> OverrideField
 
 fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
     let mut out: Vec<Override> = Vec::new();
+    // Each override's package as written, and where.
+    let mut written: Vec<(String, miette::SourceSpan)> = Vec::new();
     for child in r.children(node, "override").collect::<Vec<_>>() {
         r.check_props(child, &[]);
         r.check_children(
@@ -343,32 +425,33 @@ fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
             continue;
         };
         let package = normalize(&name.value);
-        if out.iter().any(|o| o.package == package) {
+        if let Some((first, at)) = written.iter().find(|(w, _)| normalize(w) == package) {
+            let line = r.source.text[..at.offset().min(r.source.text.len())]
+                .matches('\n')
+                .count()
+                + 1;
+            let help = if *first == name.value {
+                format!("It is first overridden at line {line}: merge the two overrides into one")
+            } else {
+                format!(
+                    "`{first}` and `{}` are one package (PEP 503), first overridden at line {line}: merge the two overrides into one",
+                    name.value
+                )
+            };
             r.error(
                 "duplicate-field",
                 name.span,
-                format!("`override \"{}\"` is given twice", name.value),
-                "given again",
-                "Merge the two overrides into one".into(),
+                format!("`{}` is overridden twice", name.value),
+                "overridden again",
+                help,
             );
             continue;
         }
+        written.push((name.value.clone(), name.span));
         let version = r.child(child, "version").and_then(|v| {
             check_leaf(r, v);
             let text = r.one_arg(v)?;
-            match text.value.parse::<uv_pep440::VersionSpecifiers>() {
-                Ok(_) => Some(text.value),
-                Err(e) => {
-                    r.error(
-                        "bad-version",
-                        text.span,
-                        format!("`{}` is not a version specifier: {e}", text.value),
-                        "invalid (PEP 440)",
-                        "Write a specifier such as `==2.1.3` or `>=2,<3`".into(),
-                    );
-                    None
-                }
-            }
+            check_specifiers(r, &text).then_some(text.value)
         });
         let sdist = match r.child(child, "take") {
             Some(t) => {
@@ -382,7 +465,7 @@ fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
                             v.span,
                             format!("`take` is `sdist` or `any`, not `{}`", v.value),
                             "unknown",
-                            "`take \"sdist\"` builds the package here even where the index has a wheel for the platform".into(),
+                            "Write `take \"sdist\"` to build it here even where the index has a wheel for the platform, or `take \"any\"` to let the strategy choose".into(),
                         );
                         false
                     }
