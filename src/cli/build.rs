@@ -145,10 +145,12 @@ fn share(session: &Session, report: &BuildReport) -> Result<(), Failure> {
             flushed.pushed
         );
     }
-    ops::mirror::publish_built(session, report, &mut |m| {
+    let mut said = |m: &ops::mirror::Mirrored| {
         let file = m.wheel.file_name().unwrap_or_default().to_string_lossy();
         eprintln!("mirrored {file} to {}", m.mirror);
-    })?;
+    };
+    ops::mirror::publish_built(session, report, &mut said)?;
+    ops::mirror::publish_reused(session, &mut said)?;
     Ok(())
 }
 

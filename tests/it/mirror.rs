@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use crate::common::*;
 use registry::{free_port, http_status, wait_until};
 
-struct Server(Child);
+pub struct Server(pub Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -21,7 +21,7 @@ impl Drop for Server {
     }
 }
 
-fn s3s_fs() -> PathBuf {
+pub fn s3s_fs() -> PathBuf {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))

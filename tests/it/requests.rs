@@ -24,7 +24,11 @@ pub fn scratch() -> tempfile::TempDir {
 /// A copy of the repo's workspace (rules, catalog, recipes, requests, examples) in `work`,
 /// to edit without touching the repo.
 fn copy_workspace(work: &Path) -> PathBuf {
-    let ws = work.join("ws");
+    copy_workspace_as(work, "ws")
+}
+
+fn copy_workspace_as(work: &Path, name: &str) -> PathBuf {
+    let ws = work.join(name);
     fs_err::create_dir_all(&ws).unwrap();
     for item in [
         "workspace.kdl",
@@ -216,5 +220,236 @@ fn host_request_locks_builds_and_installs_offline() {
         "x86_64",
         None,
         "//bases:bookworm-x86_64",
+    );
+    a_missing_pack_is_named(work.path(), &store);
+    a_build_requirement_pinned_to_an_sdist(work.path(), &store);
+    the_wheelhouse_goes_to_the_mirror(work.path(), &work.path().join("ws"), &store);
+}
+
+/// With a mirror configured, a request's build puts its whole wheelhouse there — the
+/// repaired wheels and the index's wheels it takes — each with its PEP 503 page.
+fn the_wheelhouse_goes_to_the_mirror(work: &Path, ws: &Path, store: &Path) {
+    use crate::common::registry::{free_port, http_status, wait_until};
+    let bucket_root = work.join("s3");
+    fs_err::create_dir_all(bucket_root.join("wheels")).unwrap();
+    let port = free_port();
+    let mut s3 = std::process::Command::new(crate::mirror::s3s_fs())
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", "refinekey", "--secret-key", "refinesecret"])
+        .arg(&bucket_root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start s3s-fs");
+    wait_until("s3s-fs", &mut s3, || {
+        http_status(port, "GET", "/", &[]).is_some()
+    });
+    let _s3 = crate::mirror::Server(s3);
+    let kdl = ws.join("workspace.kdl");
+    let text = fs_err::read_to_string(&kdl).unwrap();
+    let with_mirror = text.replacen(
+        "store {\n",
+        &format!("store {{\n    mirror \"s3://wheels\" endpoint=\"http://127.0.0.1:{port}\" region=\"us-east-1\"\n"),
+        1,
+    );
+    assert_ne!(with_mirror, text);
+    fs_err::write(&kdl, with_mirror).unwrap();
+    let q = refine_in(
+        ws,
+        store,
+        &["query", "platform(x86_64, //requests/demo/...)"],
+    );
+    let labels: Vec<String> = stdout(&q).lines().map(String::from).collect();
+    let out = std::process::Command::new(refine_bin())
+        .args(["--store", store.to_str().unwrap(), "build"])
+        .args(&labels)
+        .current_dir(ws)
+        .env("NO_COLOR", "1")
+        .env("AWS_ACCESS_KEY_ID", "refinekey")
+        .env("AWS_SECRET_ACCESS_KEY", "refinesecret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let index = fs_err::read_to_string(bucket_root.join("wheels/simple/index.html")).unwrap();
+    for project in [
+        "attrs",
+        "charset-normalizer",
+        "pycparser",
+        "markupsafe",
+        "pyyaml",
+        "cffi",
+        "argon2-cffi-bindings",
+    ] {
+        assert!(
+            index.contains(&format!("href=\"{project}/\"")),
+            "{project}: {index}"
+        );
+    }
+}
+
+/// A request whose `packs` leave out the one PyYAML needs: the build fails naming the
+/// missing header and the pack and override that provide it; nothing is stored for it.
+fn a_missing_pack_is_named(work: &Path, store: &Path) {
+    let ws = copy_workspace_as(work, "ws-nolib");
+    fs_err::write(
+        ws.join("requests/nolib.kdl"),
+        r#"request "nolib" {
+    platforms "x86_64"
+    python "3.11"
+    runtime "//runtimes:debian-python"
+    package "pyyaml" version="==6.0.2"
+    packs "//packs:libffi"
+    override "pyyaml" {
+        take "sdist"
+        env "PYYAML_FORCE_LIBYAML" "1"
+    }
+}
+"#,
+    )
+    .unwrap();
+    let lock = refine_in(&ws, store, &["request", "lock", "nolib"]);
+    assert_eq!(lock.status.code(), Some(0), "{}", stderr(&lock));
+    let b = refine_in(
+        &ws,
+        store,
+        &["build", "//requests/nolib:pyyaml-repaired-x86_64-py311"],
+    );
+    let err = stderr(&b);
+    assert_eq!(b.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`pyyaml` cannot be built: yaml.h is missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("override \"pyyaml\" { packs \"//packs:libyaml\" }"),
+        "{err}"
+    );
+    assert!(
+        err.contains("pyyaml 6.0.2 on x86_64 (Python 3.11): failed"),
+        "{err}"
+    );
+    let plan = plan_node(&ws, store, "//requests/nolib:pyyaml-x86_64-py311");
+    assert_eq!(plan["status"], "build", "{plan}");
+}
+
+/// Resolution errors point at the request and carry the resolver's words.
+#[test]
+fn lock_errors_point_at_the_request() {
+    let work = scratch();
+    let store = work.path().join("store");
+    let ws = copy_workspace(work.path());
+    let cases = [
+        (
+            "unknown",
+            "package \"refine-no-such-package-anywhere\"",
+            "refine-no-such-package-anywhere",
+        ),
+        (
+            "noversion",
+            "package \"attrs\" version=\"==0.0.0.1\"",
+            "attrs==0.0.0.1",
+        ),
+        (
+            "conflict",
+            "package \"attrs\" version=\">=23\"\n    package \"attrs\" version=\"<22\"",
+            "attrs",
+        ),
+    ];
+    for (name, packages, says) in cases {
+        fs_err::write(
+            ws.join(format!("requests/{name}.kdl")),
+            format!(
+                "request \"{name}\" {{\n    platforms \"s390x\"\n    python \"3.11\"\n    runtime \"//runtimes:debian-python\"\n    {packages}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let out = refine_in(&ws, &store, &["request", "lock", name]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert!(err.contains("resolution-failed"), "{name}: {err}");
+        assert!(
+            err.contains(&format!(
+                "Request `{name}` cannot be resolved for Python 3.11 on `s390x`"
+            )),
+            "{name}: {err}"
+        );
+        assert!(err.contains(says), "{name}: {err}");
+        assert!(
+            err.contains(&format!("requests/{name}.kdl:1:9")),
+            "{name}: {err}"
+        );
+        assert!(
+            !ws.join(format!("requests/{name}.lock")).exists(),
+            "{name}: a lock was written"
+        );
+        fs_err::remove_file(ws.join(format!("requests/{name}.kdl"))).unwrap();
+    }
+}
+
+/// An sdist whose bytes are not those the lock pins is refused before anything runs, and
+/// a build requirement pinned to an sdist's hash is named as such.
+#[test]
+fn pinned_files_that_are_not_what_the_lock_says() {
+    let work = scratch();
+    let store = work.path().join("store");
+    let ws = copy_workspace(work.path());
+    let lock = ws.join("requests/demo.lock");
+    let text = fs_err::read_to_string(&lock).unwrap();
+    // markupsafe's sdist pinned to another file's hash (attrs' sdist): not on markupsafe's
+    // index page.
+    let attrs_sdist = text
+        .split("sdist attrs-")
+        .nth(1)
+        .and_then(|s| s.split("sha256=").nth(1))
+        .map(|s| {
+            s.split_whitespace()
+                .next()
+                .unwrap()
+                .trim_matches('"')
+                .to_string()
+        })
+        .unwrap();
+    let markupsafe_sdist = "594c67807fb16238b30c44bdf74f36c02cdf22d1c8cda91ef8a0ed8dabf5620a";
+    assert!(text.contains(markupsafe_sdist));
+    fs_err::write(&lock, text.replace(markupsafe_sdist, &attrs_sdist)).unwrap();
+    let out = refine_in(
+        &ws,
+        &store,
+        &["fetch", "//requests/demo:markupsafe-x86_64-py311"],
+    );
+    let err = stderr(&out);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains(&attrs_sdist), "{err}");
+    assert!(err.contains("markupsafe"), "{err}");
+    assert!(
+        !store.join("refs").exists() || fs_err::read_dir(store.join("refs")).unwrap().count() == 0
+    );
+}
+
+/// A build requirement pinned to its sdist's sha256 rather than a wheel's: named, with the
+/// file, before the sandbox runs (pip, offline, would say "from versions: none").
+fn a_build_requirement_pinned_to_an_sdist(work: &Path, store: &Path) {
+    let ws = copy_workspace_as(work, "ws-sdist-pin");
+    let lock = ws.join("requests/demo.lock");
+    let text = fs_err::read_to_string(&lock).unwrap();
+    let wheel = "ca140b45d5325a9478f880e351484f62fef15f336462e449ca0c03c873d589c2";
+    let sdist = "3ff8b3b5492a0aa66960f4419365a86b84e013070d4313e4d4a6894f5d64d6bc";
+    assert!(
+        text.contains(wheel),
+        "the lock pins setuptools 84.2.1's wheel"
+    );
+    fs_err::write(&lock, text.replace(wheel, sdist)).unwrap();
+    let out = refine_in(
+        &ws,
+        store,
+        &["build", "//requests/demo:markupsafe-x86_64-py311"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "`setuptools==84.2.1` is pinned to `setuptools-84.2.1.tar.gz`, which is not a wheel"
+        ),
+        "{err}"
     );
 }

@@ -184,6 +184,15 @@ pub enum ActionError {
         advice: String,
         tail: String,
     },
+    /// A wheel build that could not find a native header, library or pkg-config module.
+    #[error("`{package}` cannot be built: {missing} is missing; the end of its log:\n{tail}")]
+    #[diagnostic(code(refine::exec::missing_native), help("{advice}"))]
+    MissingNative {
+        package: String,
+        missing: String,
+        advice: String,
+        tail: String,
+    },
     #[error("Internal error: {what} (a bug in refine)")]
     Internal { what: String },
 }

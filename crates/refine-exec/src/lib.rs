@@ -20,6 +20,7 @@ pub mod events;
 mod execute;
 mod files;
 mod log;
+mod native_hint;
 mod options;
 mod outputs;
 pub mod provenance;

@@ -141,11 +141,33 @@ fn stage_and_execute(
 }
 
 /// A failed repair says which symbol versions made auditwheel refuse, when the wheel it was
-/// given requires them itself (auditwheel's message names none); any other failure as it is.
+/// given requires them itself (auditwheel's message names none); a failed wheel build, which
+/// native header or library it missed; any other failure as it is.
 fn explain_failure(job: &Job<'_>, failure: NodeFailure) -> NodeFailure {
     let ActionError::Failed { tail, .. } = &*failure.error else {
         return failure;
     };
+    if job.graph.target(job.id).kind() == refine_digest::Kind::Wheel {
+        // The compiler's complaint may lie above the tail: read the whole log.
+        let whole = failure
+            .log
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let hint = crate::native_hint::explain_missing_native(
+            job.graph,
+            job.id,
+            whole.as_deref().unwrap_or(tail),
+            tail,
+        );
+        return match hint {
+            Some(error) => NodeFailure {
+                log: failure.log.clone(),
+                ..NodeFailure::new(error)
+            },
+            None => failure,
+        };
+    }
     if job.graph.target(job.id).kind() != refine_digest::Kind::Repair {
         return failure;
     }

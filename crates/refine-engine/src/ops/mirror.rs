@@ -82,6 +82,29 @@ pub fn publish_built(
     Ok(done)
 }
 
+/// Puts the index's wheels that the build's requests take (docs/requests.md) into the
+/// mirror, if the workspace has one: with the repaired wheels [`publish_built`] puts there,
+/// the mirror holds the requests' whole wheelhouses.
+pub fn publish_reused(
+    session: &Session,
+    on_each: &mut dyn FnMut(&Mirrored),
+) -> Result<Vec<Mirrored>, OpError> {
+    let Some(config) = &session.graph().workspace.config.store.mirror else {
+        return Ok(Vec::new());
+    };
+    let tmp = session.store().tmp_dir();
+    let dir = tempfile::tempdir_in(&tmp).map_err(OpError::io("write", &tmp))?;
+    let wheels = super::request::wheelhouse::add_reused(session, dir.path())?;
+    if wheels.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mirror = connect(config)?;
+    wheels
+        .iter()
+        .map(|w| publish_one(&mirror, config, w, on_each))
+        .collect()
+}
+
 /// Puts wheel files into the workspace's mirror (`refine mirror WHEEL...`).
 pub fn publish_files(
     graph: &TargetGraph,

@@ -43,6 +43,10 @@ pub(super) fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync
 /// A set of build requirements, with the versions the request builds itself.
 type MemoKey = (String, Vec<String>, Vec<String>);
 
+/// One sdist's build closure split: wheels pinned, and wheels the request builds
+/// (`NAME`, `VERSION`).
+type Split = (Vec<Pinned>, Vec<(String, String)>);
+
 pub(super) struct Resolver<'a> {
     pub ws: &'a Workspace,
     pub request: &'a Request,
@@ -189,7 +193,7 @@ impl Resolver<'_> {
         if let Some(hit) = self
             .memo
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&key)
         {
             return hit.clone();
@@ -223,7 +227,7 @@ impl Resolver<'_> {
         }));
         self.memo
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(key, result.clone());
         result
     }
@@ -288,7 +292,7 @@ impl Resolver<'_> {
         packages: &mut Vec<LockedPackage>,
         at: usize,
         resolved: &PyLock,
-    ) -> Result<(Vec<Pinned>, Vec<(String, String)>), OpError> {
+    ) -> Result<Split, OpError> {
         let mut pins = Vec::new();
         let mut built = Vec::new();
         for b in &resolved.packages {

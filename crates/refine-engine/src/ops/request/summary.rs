@@ -3,7 +3,7 @@
 
 use refine_exec::{BuildReport, NodeResult};
 use refine_rules::label::Label;
-use refine_rules::rules::request::{Take, repair_target_name};
+use refine_rules::rules::request::{Take, repair_target_name, wheel_target_name};
 
 use crate::session::Session;
 
@@ -61,23 +61,39 @@ pub fn summary(session: &Session, report: &BuildReport) -> Vec<PackageOutcome> {
                 let outcome = match p.take {
                     Take::Wheel => Outcome::Reused,
                     Take::Sdist => {
-                        let label = Label {
-                            package: refine_rules::rules::request::request_package(&lock.name),
-                            name: repair_target_name(
-                                &ws.config,
-                                &p.name,
-                                &res.platform,
-                                &res.python,
-                            ),
+                        let package = refine_rules::rules::request::request_package(&lock.name);
+                        let find = |name: String| {
+                            graph
+                                .find(&Label {
+                                    package: package.clone(),
+                                    name,
+                                })
+                                .and_then(|id| report.results.get(&id))
                         };
-                        match graph.find(&label).and_then(|id| report.results.get(&id)) {
-                            Some(NodeResult::Built { .. }) => Outcome::Built,
-                            Some(NodeResult::Cached(_)) => Outcome::Cached,
-                            Some(NodeResult::Failed(f)) => Outcome::Failed(f.error.to_string()),
-                            Some(NodeResult::Skipped { because }) => {
+                        let wheel = find(wheel_target_name(
+                            &ws.config,
+                            &p.name,
+                            &res.platform,
+                            &res.python,
+                        ));
+                        let repair = find(repair_target_name(
+                            &ws.config,
+                            &p.name,
+                            &res.platform,
+                            &res.python,
+                        ));
+                        // The wheel's failure is the package's, not its repair's skip.
+                        match (wheel, repair) {
+                            (Some(NodeResult::Failed(f)), _) | (_, Some(NodeResult::Failed(f))) => {
+                                let why = f.error.to_string();
+                                Outcome::Failed(why.lines().next().unwrap_or_default().to_string())
+                            }
+                            (_, Some(NodeResult::Built { .. })) => Outcome::Built,
+                            (_, Some(NodeResult::Cached(_))) => Outcome::Cached,
+                            (_, Some(NodeResult::Skipped { because })) => {
                                 Outcome::Skipped(because.clone())
                             }
-                            None => Outcome::NotRequested,
+                            (_, None) => Outcome::NotRequested,
                         }
                     }
                 };
