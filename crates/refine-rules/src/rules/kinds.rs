@@ -245,6 +245,16 @@ pub(super) fn required_leaf(
     r.one_arg(child)
 }
 
+/// A required `runtime "//runtimes:NAME"`: a matrix rule, whose variant each target takes.
+pub(super) fn required_runtime(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LabelRef> {
+    r.required_child(node, "runtime", "runtime \"//runtimes:cpython\"")
+        .and_then(|c| {
+            check_leaf(r, c);
+            r.one_arg(c)
+        })
+        .and_then(|t| r.label(&t, true))
+}
+
 pub(super) fn pack_refs(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<LabelRef> {
     let mut out = Vec::new();
     for child in r.children(node, "packs").collect::<Vec<_>>() {
@@ -820,13 +830,7 @@ fn read_wheel(
             "source pypi=\"NAME\" version=\"V\" sha256=\"…\"",
         )
         .and_then(|s| read_source(r, s));
-    let runtime = r
-        .required_child(node, "runtime", "runtime \"//runtimes:cpython\"")
-        .and_then(|c| {
-            check_leaf(r, c);
-            r.one_arg(c)
-        })
-        .and_then(|t| r.label(&t, true));
+    let runtime = required_runtime(r, node);
     let packs = pack_refs(r, node);
     let backend = one_leaf(r, node, "backend").map(|b| b.value);
     let config_settings = read_config_settings(r, node);

@@ -61,7 +61,7 @@ pub fn find_root(start: &Path) -> Result<PathBuf, InputError> {
     }
 }
 
-fn read_file(root: &Path, rel: &str) -> Result<Source, InputError> {
+pub(super) fn read_file(root: &Path, rel: &str) -> Result<Source, InputError> {
     let text = fs_err::read_to_string(root.join(rel)).map_err(|e| {
         InputError::global("unreadable-file", format!("Cannot read `{rel}`: {e}"))
             .with_help("Check the file's permissions and that it is UTF-8 text")
@@ -71,7 +71,11 @@ fn read_file(root: &Path, rel: &str) -> Result<Source, InputError> {
 
 /// Rule files under `rules/` (recursively) or catalog files, as paths relative to the root,
 /// sorted so that loading is deterministic.
-fn list_kdl(root: &Path, folder: &str, recursive: bool) -> Result<Vec<String>, InputError> {
+pub(super) fn list_kdl(
+    root: &Path,
+    folder: &str,
+    recursive: bool,
+) -> Result<Vec<String>, InputError> {
     let mut out = Vec::new();
     let mut stack = vec![root.join(folder)];
     while let Some(dir) = stack.pop() {
@@ -211,6 +215,23 @@ fn check_nesting(source: &Source) -> Result<(), InputError> {
         }
     }
     Ok(())
+}
+
+/// Adds `source` to `files` and parses it; a parse error goes to `errors`.
+pub(super) fn push_parsed(
+    files: &mut Vec<Source>,
+    source: Source,
+    errors: &mut Errors,
+) -> Option<(FileId, KdlDocument)> {
+    let id = files.len();
+    files.push(source);
+    match parse_kdl(&files[id]) {
+        Ok(doc) => Some((id, doc)),
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    }
 }
 
 /// Parses one KDL v2 document, turning parse errors into diagnostics that name the file.
@@ -353,9 +374,15 @@ impl Workspace {
             errors.extend(r.errors);
         }
         super::repair::expand(&mut targets, repairs, &files, &mut errors);
-        let mut requests = read_requests(root, &mut files, &config, &mut errors)?;
+        let mut requests = super::request::read_requests(root, &mut files, &config, &mut errors)?;
         if locks && errors.is_empty() {
-            attach_request_locks(root, &mut files, &config, &mut requests, &mut errors);
+            super::request::attach_request_locks(
+                root,
+                &mut files,
+                &config,
+                &mut requests,
+                &mut errors,
+            );
             for r in &requests {
                 if let Some(lock) = &r.lock {
                     targets.extend(super::request::request_targets(
@@ -399,220 +426,6 @@ impl Workspace {
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
         format!("{}:{line}:{column}", source.name)
-    }
-}
-
-/// Reads every `requests/*.kdl`.
-fn read_requests(
-    root: &Path,
-    files: &mut Vec<Source>,
-    config: &WorkspaceConfig,
-    errors: &mut Errors,
-) -> Result<Vec<LoadedRequest>, Errors> {
-    let mut out = Vec::new();
-    for rel in list_kdl(root, "requests", false).map_err(|e| Errors(vec![e]))? {
-        let source = match read_file(root, &rel) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(e);
-                continue;
-            }
-        };
-        let stem = rel
-            .trim_start_matches("requests/")
-            .trim_end_matches(".kdl")
-            .to_string();
-        let id = files.len();
-        files.push(source);
-        let doc = match parse_kdl(&files[id]) {
-            Ok(doc) => doc,
-            Err(e) => {
-                errors.extend(e);
-                continue;
-            }
-        };
-        let package = super::request::request_package(&stem);
-        let mut r = FileReader {
-            file: id,
-            source: &files[id],
-            package: Some(&package),
-            errors: Errors::default(),
-        };
-        let request = super::request::read_request(&mut r, &doc, config, root, &stem);
-        errors.extend(r.errors);
-        if let Some(request) = request {
-            out.push(LoadedRequest {
-                request,
-                lock: None,
-            });
-        }
-    }
-    Ok(out)
-}
-
-/// Reads each request's lock, checking that it was resolved from the request as it stands.
-fn attach_request_locks(
-    root: &Path,
-    files: &mut Vec<Source>,
-    config: &WorkspaceConfig,
-    requests: &mut [LoadedRequest],
-    errors: &mut Errors,
-) {
-    for loaded in requests {
-        let request = &loaded.request;
-        let source = &files[request.at.file];
-        let at_request = |code, message: String, help: String| {
-            InputError::at(code, source, request.at.span, message, "this request").with_help(help)
-        };
-        let Some(resolver) = &config.defaults.resolver else {
-            errors.push(at_request(
-                "missing-field",
-                format!("Request `{}` needs a resolver", request.name),
-                "Add `resolver \"uv==0.13.9\" sha256=\"…\"` under `defaults` in workspace.kdl (docs/requests.md)".into(),
-            ));
-            continue;
-        };
-        let rel = super::request::request_lock_path(&request.name);
-        let lock_source = match fs_err::read_to_string(root.join(&rel)) {
-            Ok(text) => Source::new(rel.as_str(), text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                errors.push(at_request(
-                    "missing-lock",
-                    format!("Request `{}` has no lock", request.name),
-                    format!(
-                        "Run `refine request lock {}`: it resolves the request and writes `{rel}`",
-                        request.name
-                    ),
-                ));
-                continue;
-            }
-            Err(e) => {
-                errors.push(InputError::global(
-                    "unreadable-file",
-                    format!("Cannot read `{rel}`: {e}"),
-                ));
-                continue;
-            }
-        };
-        let id = files.len();
-        files.push(lock_source);
-        let doc = match parse_kdl(&files[id]) {
-            Ok(doc) => doc,
-            Err(e) => {
-                errors.extend(e);
-                continue;
-            }
-        };
-        let mut r = FileReader {
-            file: id,
-            source: &files[id],
-            package: None,
-            errors: Errors::default(),
-        };
-        let lock = super::request::read_request_lock(&mut r, &doc);
-        errors.extend(r.errors);
-        let Some(lock) = lock else { continue };
-        let relock = format!(
-            "Run `refine request lock {}` to write the lock afresh",
-            request.name
-        );
-        if lock.name != request.name {
-            errors.push(
-                InputError::at(
-                    "inconsistent-lock",
-                    &files[id],
-                    lock.at.span,
-                    format!(
-                        "`{rel}` is the lock of request `{}`, not `{}`",
-                        lock.name, request.name
-                    ),
-                    "another request",
-                )
-                .with_help(relock),
-            );
-            continue;
-        }
-        let want = request.inputs_digest(config, resolver);
-        if lock.inputs != want {
-            let source = &files[request.at.file];
-            errors.push(
-                InputError::at(
-                    "stale-lock",
-                    source,
-                    request.at.span,
-                    format!(
-                        "The lock of request `{}` is stale: the request, its requirements files or the resolver changed since it was written",
-                        request.name
-                    ),
-                    "changed since locked",
-                )
-                .with_help(format!(
-                    "Run `refine request lock {}` to resolve it again",
-                    request.name
-                )),
-            );
-            continue;
-        }
-        // The inputs match: a resolution more or less than the request's Python versions
-        // and platforms is a hand edit.
-        let before = errors.len();
-        for node in doc
-            .nodes()
-            .iter()
-            .filter(|n| n.name().value() == "resolution")
-        {
-            let prop = |name| node.get(name).and_then(kdl::KdlValue::as_string);
-            let (Some(python), Some(platform)) = (prop("python"), prop("platform")) else {
-                continue;
-            };
-            let asked = request.platforms.iter().any(|p| p == platform)
-                && request
-                    .pythons
-                    .iter()
-                    .any(|v| python.parse().is_ok_and(|p: uv_pep440::Version| p == *v));
-            if !asked {
-                errors.push(
-                    InputError::at(
-                        "inconsistent-lock",
-                        &files[id],
-                        node.name().span(),
-                        format!(
-                            "The lock resolves Python {python} on `{platform}`, which request `{}` does not ask for",
-                            request.name
-                        ),
-                        "not in the request",
-                    )
-                    .with_help(relock.clone()),
-                );
-            }
-        }
-        for platform in &request.platforms {
-            for python in &request.pythons {
-                if !lock
-                    .resolutions
-                    .iter()
-                    .any(|r| r.platform == *platform && r.python == *python)
-                {
-                    errors.push(
-                        InputError::at(
-                            "inconsistent-lock",
-                            &files[id],
-                            lock.at.span,
-                            format!(
-                                "The lock of request `{}` has no resolution for Python {python} on `{platform}`",
-                                request.name
-                            ),
-                            "incomplete",
-                        )
-                        .with_help(relock.clone()),
-                    );
-                }
-            }
-        }
-        if errors.len() > before {
-            continue;
-        }
-        loaded.lock = Some(lock);
     }
 }
 

@@ -4,6 +4,7 @@
 //! each Python version and platform. Together they become ordinary wheel and repair targets
 //! labelled `//requests/NAME:<package>[-<platform>]-pyXY`; building never resolves.
 
+mod load;
 mod lock;
 mod read;
 mod targets;
@@ -15,6 +16,7 @@ use uv_pep440::Version;
 
 use super::model::{LabelRef, Loc, Pinned, Sha256};
 
+pub(super) use load::{attach_request_locks, read_requests};
 pub use lock::{read_request_lock, render_request_lock};
 pub use read::read_request;
 pub(super) use targets::request_targets;

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use kdl::{KdlDocument, KdlNode};
 
-use super::super::kinds::{check_leaf, pack_refs, read_config_settings, read_python_minors};
+use super::super::kinds::{
+    check_leaf, pack_refs, read_config_settings, read_python_minors, required_runtime,
+};
 use super::super::model::WorkspaceConfig;
 use super::super::platforms::known_platform;
 use super::super::reader::{FileReader, Spanned};
@@ -109,13 +111,7 @@ fn read_node(
     }
     let platforms = read_platforms(r, node, ws);
     let pythons = read_python_minors(r, node).unwrap_or_default();
-    let runtime = r
-        .required_child(node, "runtime", "runtime \"//runtimes:cpython\"")
-        .and_then(|c| {
-            check_leaf(r, c);
-            r.one_arg(c)
-        })
-        .and_then(|t| r.label(&t, true));
+    let runtime = required_runtime(r, node);
     let requirements = read_files(r, node, "requirements", root);
     let constraints = read_files(r, node, "constraints", root);
     let packages = read_packages(r, node);

@@ -26,8 +26,13 @@ pub fn wheel_target_name(
     platform: &str,
     python: &Version,
 ) -> String {
+    variant(ws, package, platform, python)
+}
+
+/// `<rule>[-<platform>]-pyXY`, as a matrix rule's variants are named.
+fn variant(ws: &WorkspaceConfig, rule: &str, platform: &str, python: &Version) -> String {
     format!(
-        "{package}{}-{}",
+        "{rule}{}-{}",
         platform_suffix(ws, platform),
         py_suffix(python)
     )
@@ -40,11 +45,7 @@ pub fn repair_target_name(
     platform: &str,
     python: &Version,
 ) -> String {
-    format!(
-        "{package}-repaired{}-{}",
-        platform_suffix(ws, platform),
-        py_suffix(python)
-    )
+    variant(ws, &format!("{package}-repaired"), platform, python)
 }
 
 fn merged(o: Option<&Override>, python: &Version) -> OverrideFields {
