@@ -97,17 +97,26 @@ fn matrix_placements(
 ) -> Option<Vec<Placement>> {
     check_leaf(r, list);
     let names = r.some_args(list);
-    let mut out: Vec<Placement> = Vec::new();
+    let (platforms, known) = unique_platforms(r, ws, &names);
+    let out: Vec<Placement> = platforms.into_iter().map(|p| in_matrix(ws, p)).collect();
+    (known && !out.is_empty()).then_some(out)
+}
+
+/// The platforms `names` name, each once: an unknown or repeated name is reported (and
+/// left out); `false` when one was unknown.
+pub fn unique_platforms<'w>(
+    r: &mut FileReader<'_>,
+    ws: &'w WorkspaceConfig,
+    names: &[Spanned<String>],
+) -> (Vec<&'w Platform>, bool) {
+    let mut out: Vec<&Platform> = Vec::new();
     let mut known = true;
-    for name in &names {
+    for name in names {
         let Some(platform) = known_platform(r, ws, name) else {
             known = false;
             continue;
         };
-        if out
-            .iter()
-            .any(|p| p.platform.as_deref() == Some(&name.value))
-        {
+        if out.iter().any(|p| p.name == name.value) {
             r.error(
                 "duplicate-field",
                 name.span,
@@ -117,9 +126,9 @@ fn matrix_placements(
             );
             continue;
         }
-        out.push(in_matrix(ws, platform));
+        out.push(platform);
     }
-    (known && !out.is_empty()).then_some(out)
+    (out, known)
 }
 
 /// For a rule that names no platform: the workspace's default set, else its default platform

@@ -9,7 +9,7 @@ use super::super::kinds::{
     check_leaf, pack_refs, read_config_settings, read_python_minors, required_runtime,
 };
 use super::super::model::WorkspaceConfig;
-use super::super::platforms::known_platform;
+use super::super::platforms::unique_platforms;
 use super::super::reader::{FileReader, Spanned};
 use super::*;
 use crate::diag::did_you_mean;
@@ -169,24 +169,9 @@ fn read_platforms(r: &mut FileReader<'_>, node: &KdlNode, ws: &WorkspaceConfig) 
         return ws.defaults.platforms.clone();
     };
     check_leaf(r, p);
-    let mut out: Vec<String> = Vec::new();
-    for name in r.some_args(p) {
-        if known_platform(r, ws, &name).is_none() {
-            continue;
-        }
-        if out.contains(&name.value) {
-            r.error(
-                "duplicate-field",
-                name.span,
-                format!("Platform `{}` is listed twice", name.value),
-                "listed again",
-                "Keep one".into(),
-            );
-            continue;
-        }
-        out.push(name.value);
-    }
-    out
+    let names = r.some_args(p);
+    let (platforms, _) = unique_platforms(r, ws, &names);
+    platforms.into_iter().map(|p| p.name.clone()).collect()
 }
 
 /// `requirements "FILE"` or `constraints "FILE"`, relative to `requests/`; each must be
