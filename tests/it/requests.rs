@@ -473,3 +473,85 @@ fn s390x_request_under_emulation() {
         "//bases:bookworm-s390x",
     );
 }
+
+/// `refine request new` writes a request file that loads and is `refine fmt`-clean, and
+/// refuses to replace one or to name a file outside the workspace.
+#[test]
+fn request_new_writes_a_request_from_a_requirements_file() {
+    let work = scratch();
+    let ws = copy_workspace(work.path());
+    fs_err::create_dir_all(ws.join("app")).unwrap();
+    fs_err::write(ws.join("app/requirements.txt"), "attrs\n").unwrap();
+    fs_err::write(ws.join("app/constraints.txt"), "attrs<30\n").unwrap();
+    let store = work.path().join("store");
+    let args = [
+        "request",
+        "new",
+        "app",
+        "-r",
+        "app/requirements.txt",
+        "-c",
+        "app/constraints.txt",
+        "--python",
+        "3.11",
+        "--python",
+        "3.12",
+        "--platform",
+        "s390x",
+        "--runtime",
+        "//runtimes:debian-python",
+    ];
+    let out = refine_in(&ws, &store, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("wrote requests/app.kdl"),
+        "{}",
+        stdout(&out)
+    );
+    let text = fs_err::read_to_string(ws.join("requests/app.kdl")).unwrap();
+    assert_eq!(
+        text,
+        "request \"app\" {\n    platforms \"s390x\"\n    python \"3.11\" \"3.12\"\n    runtime \"//runtimes:debian-python\"\n    requirements \"../app/requirements.txt\"\n    constraints \"../app/constraints.txt\"\n    strategy \"reuse-wheels\"\n}\n"
+    );
+    let fmt = refine_in(&ws, &store, &["fmt", "--check"]);
+    assert_eq!(fmt.status.code(), Some(0), "{}", stderr(&fmt));
+    // Not locked yet: the workspace says so, at the request, with the command.
+    let q = refine_in(&ws, &store, &["query", "//requests/app/..."]);
+    assert_eq!(q.status.code(), Some(2));
+    assert!(
+        stderr(&q).contains("refine request lock app"),
+        "{}",
+        stderr(&q)
+    );
+    // Again: refused, the file unchanged.
+    let again = refine_in(&ws, &store, &args);
+    assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("`requests/app.kdl` exists already"),
+        "{}",
+        stderr(&again)
+    );
+    // A requirements file outside the workspace.
+    let outside = work.path().join("elsewhere.txt");
+    fs_err::write(&outside, "attrs\n").unwrap();
+    let out = refine_in(
+        &ws,
+        &store,
+        &[
+            "request",
+            "new",
+            "other",
+            "-r",
+            outside.to_str().unwrap(),
+            "--python",
+            "3.11",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is outside the workspace"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ws.join("requests/other.kdl").exists());
+}
