@@ -302,6 +302,7 @@ fn a_missing_pack_is_named(work: &Path, store: &Path) {
     override "pyyaml" {
         take "sdist"
         env "PYYAML_FORCE_LIBYAML" "1"
+        build-requires "cython<3.1"
     }
 }
 "#,
@@ -309,6 +310,9 @@ fn a_missing_pack_is_named(work: &Path, store: &Path) {
     .unwrap();
     let lock = refine_in(&ws, store, &["request", "lock", "nolib"]);
     assert_eq!(lock.status.code(), Some(0), "{}", stderr(&lock));
+    // The override's build requirement is locked with the sdist's own.
+    let text = fs_err::read_to_string(ws.join("requests/nolib.lock")).unwrap();
+    assert!(text.contains("requires \"cython==3.0."), "{text}");
     let b = refine_in(
         &ws,
         store,

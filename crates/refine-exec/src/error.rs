@@ -193,6 +193,18 @@ pub enum ActionError {
         advice: String,
         tail: String,
     },
+    /// A wheel build whose backend asked, at build time, for requirements the build's venv
+    /// does not hold.
+    #[error(
+        "`{package}` cannot be built: its build backend asks for {requires}, which the build was not given; the end of its log:\n{tail}"
+    )]
+    #[diagnostic(code(refine::exec::missing_build_requires), help("{advice}"))]
+    MissingBuildRequires {
+        package: String,
+        requires: String,
+        advice: String,
+        tail: String,
+    },
     #[error("Internal error: {what} (a bug in refine)")]
     Internal { what: String },
 }

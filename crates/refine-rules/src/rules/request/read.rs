@@ -398,6 +398,7 @@ fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
                 "config-setting",
                 "version",
                 "take",
+                "build-requires",
                 "python",
             ],
         );
@@ -455,6 +456,26 @@ fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
             }
             None => false,
         };
+        let mut build_requires = Vec::new();
+        for b in r.children(child, "build-requires").collect::<Vec<_>>() {
+            check_leaf(r, b);
+            for req in r.some_args(b) {
+                match req.value.parse::<uv_pep508::Requirement>() {
+                    Ok(_) => build_requires.push(req.value),
+                    Err(e) => r.error(
+                        "bad-requirement",
+                        req.span,
+                        format!(
+                            "`{}` is not a valid requirement: {}",
+                            req.value,
+                            e.message.to_string().lines().next().unwrap_or_default()
+                        ),
+                        "invalid (PEP 508)",
+                        "Write a requirement such as `ninja>=1.8.2`".into(),
+                    ),
+                }
+            }
+        }
         let fields = read_override_fields(r, child);
         let mut per_python = Vec::new();
         for py in r.children(child, "python").collect::<Vec<_>>() {
@@ -467,6 +488,7 @@ fn read_overrides(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<Override> {
             per_python.push((version, read_override_fields(r, py)));
         }
         out.push(Override {
+            build_requires,
             package,
             at: r.loc(name.span),
             version,
