@@ -255,6 +255,16 @@ fn request_override_bad_take() {
 }
 
 #[test]
+fn request_override_bad_build_requires() {
+    bad_request(
+        "request_override_bad_build_requires",
+        &request(
+            "    override \"pyyaml\" {\n        build-requires \"cython<3.1\" \"ninja>=\"\n    }\n",
+        ),
+    );
+}
+
+#[test]
 fn request_override_bad_version() {
     bad_request(
         "request_override_bad_version",
