@@ -20,7 +20,8 @@ use super::uv::{Input, Uv};
 use super::{at_request, sdist};
 use crate::ops::OpError;
 
-/// How many uv runs go at once.
+/// How many questions are in flight at once (uv itself runs at most two at a time, see
+/// [`Uv`]): the others fetch and read their sdists meanwhile.
 const WIDTH: usize = 6;
 
 /// Runs `f` over `items`, up to [`WIDTH`] at a time, keeping the order.

@@ -17,7 +17,13 @@ use crate::ops::OpError;
 pub struct Uv {
     program: PathBuf,
     indexes: Vec<String>,
+    /// uv runs at once: measured here, more than two together stall on the network (one
+    /// run in two waits ~5 s), so that more run slower.
+    running: (std::sync::Mutex<usize>, std::sync::Condvar),
 }
+
+/// How many uv runs go at once.
+const AT_ONCE: usize = 2;
 
 /// What one `uv pip compile` reads: files in a folder of its own (uv runs in parallel).
 pub struct Input {
@@ -137,6 +143,7 @@ impl Uv {
         Ok(Uv {
             program,
             indexes: pip.indexes.clone(),
+            running: Default::default(),
         })
     }
 
@@ -173,9 +180,19 @@ impl Uv {
             })
             .arg(index);
         }
-        let output = cmd
-            .output()
-            .map_err(|e| format!("cannot run `{}`: {e}", self.program.display()))?;
+        let output = {
+            let (count, freed) = &self.running;
+            let mut n = count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            while *n >= AT_ONCE {
+                n = freed.wait(n).unwrap_or_else(std::sync::PoisonError::into_inner);
+            }
+            *n += 1;
+            drop(n);
+            let output = cmd.output();
+            *count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+            freed.notify_one();
+            output.map_err(|e| format!("cannot run `{}`: {e}", self.program.display()))?
+        };
         if !output.status.success() {
             return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
         }
