@@ -182,14 +182,20 @@ impl Uv {
         }
         let output = {
             let (count, freed) = &self.running;
-            let mut n = count.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut n = count
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             while *n >= AT_ONCE {
-                n = freed.wait(n).unwrap_or_else(std::sync::PoisonError::into_inner);
+                n = freed
+                    .wait(n)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
             }
             *n += 1;
             drop(n);
             let output = cmd.output();
-            *count.lock().unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
+            *count
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) -= 1;
             freed.notify_one();
             output.map_err(|e| format!("cannot run `{}`: {e}", self.program.display()))?
         };
