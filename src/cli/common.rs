@@ -62,6 +62,8 @@ impl From<SessionError> for Failure {
             | SessionError::Rules(_)
             | SessionError::NotOneTarget { .. }
             | SessionError::RemoteConfig(_)
+            | SessionError::SigningKey(_)
+            | SessionError::BadTrustedKey { .. }
             | SessionError::NoRemote => Failure::bad_input(err),
         }
     }
@@ -82,7 +84,10 @@ impl From<OpError> for Failure {
             | OpError::UnknownRequest { .. }
             | OpError::NoResolver
             | OpError::RequestExists { .. }
-            | OpError::NoMirror => Failure::bad_input(err),
+            | OpError::NoMirror
+            | OpError::NoTrustedKeys
+            | OpError::BadKeyName { .. }
+            | OpError::KeyExists { .. } => Failure::bad_input(err),
             OpError::Exec(_)
             | OpError::Remote(_)
             | OpError::Io { .. }
@@ -96,7 +101,8 @@ impl From<OpError> for Failure {
             | OpError::NotInIndex { .. }
             | OpError::BadResolver { .. }
             | OpError::BadSdist { .. }
-            | OpError::BuildRequirements { .. } => Failure::failed(err),
+            | OpError::BuildRequirements { .. }
+            | OpError::Key(_) => Failure::failed(err),
         }
     }
 }

@@ -5,12 +5,14 @@ use std::time::Instant;
 use refine_sandbox::host::host_report;
 use refine_sandbox::{Sandbox, Spec};
 
+use refine_engine::session::{SessionOptions, load_graph, signing_key, trusted_keys};
+
 use super::Failure;
 
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {}
 
-pub fn run(_args: DoctorArgs) -> Result<(), Failure> {
+pub fn run(options: &SessionOptions, _args: DoctorArgs) -> Result<(), Failure> {
     let report = host_report();
     println!("kernel: {} ({})", report.kernel, report.arch);
     let namespaces: Vec<String> = report
@@ -90,6 +92,7 @@ pub fn run(_args: DoctorArgs) -> Result<(), Failure> {
         }
     }
     let tools_ok = report_tools();
+    report_cache(options);
     if sandbox_ok && tools_ok {
         Ok(())
     } else {
@@ -134,4 +137,42 @@ fn report_tools() -> bool {
         }
     }
     ok
+}
+
+/// Whether the workspace's shared cache is authenticated, and whether this builder signs.
+/// Informational: neither makes doctor fail.
+fn report_cache(options: &SessionOptions) {
+    match signing_key() {
+        Ok(Some(key)) => println!("signing: with {}", key.public()),
+        Ok(None) => println!(
+            "signing: no key (artifacts are stored and pushed unsigned; set REFINE_SIGNING_KEY_FILE)"
+        ),
+        Err(e) => println!("signing: UNUSABLE KEY: {e}"),
+    }
+    let Ok(graph) = load_graph(options) else {
+        println!("cache: not in a workspace whose rules load");
+        return;
+    };
+    let remote = options
+        .remote
+        .clone()
+        .filter(|r| !r.is_empty())
+        .or_else(|| graph.workspace.config.store.remote.clone());
+    let Some(remote) = remote else {
+        println!("cache: local store only");
+        return;
+    };
+    match trusted_keys(&graph) {
+        Ok(trust) if trust.is_empty() => println!(
+            "cache: {remote} is UNAUTHENTICATED: anyone who can push to it decides what this workspace builds with (fix: `trust {{ key … }}` in workspace.kdl, see docs/security.md)"
+        ),
+        Ok(trust) => {
+            let names: Vec<&str> = trust.keys().iter().map(|(n, _)| n.as_str()).collect();
+            println!(
+                "cache: {remote} is authenticated: artifacts are used only if signed by {}",
+                names.join(", ")
+            );
+        }
+        Err(e) => println!("cache: {remote}: {e}"),
+    }
 }

@@ -7,6 +7,7 @@ mod explain;
 mod fetch;
 mod fmt;
 mod graph;
+mod key;
 mod lock;
 mod mirror;
 mod plan;
@@ -18,6 +19,7 @@ mod query;
 mod request;
 mod sandbox;
 mod store;
+mod verify;
 mod wheel;
 
 use std::process::ExitCode;
@@ -89,6 +91,10 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Print an artifact's provenance: an in-toto statement with the SLSA provenance v1 predicate.
     Provenance(provenance::ProvenanceArgs),
+    /// Check who signed the artifacts of targets, locally and in the remote store.
+    Verify(verify::VerifyArgs),
+    /// Signing keys: `generate NAME` writes a key pair for signing artifacts.
+    Key(key::KeyArgs),
     /// Put wheel files into the S3 wheel mirror (`store { mirror … }`) and update its index.
     Mirror(mirror::MirrorArgs),
     /// Look after the local store: `verify`, `gc`, `path`, `hash`.
@@ -154,7 +160,9 @@ pub fn main() -> ExitCode {
         Command::Sandbox(args) => sandbox::run(args),
         Command::Fetch(args) => fetch::run(&options, args),
         Command::Store(args) => store::run(options.store.as_deref(), args),
-        Command::Doctor(args) => doctor::run(args),
+        Command::Doctor(args) => doctor::run(&options, args),
+        Command::Key(args) => key::run(args),
+        Command::Verify(args) => verify::run(&options, args),
         Command::Wheel(args) => wheel::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "refine", &mut std::io::stdout());

@@ -68,8 +68,18 @@ const LAYERS: &[Layer] = &[
         job: "fetching sources and base images",
     },
     Layer {
+        name: "refine-attest",
+        may_use: Uses::Only(&["refine-digest"]),
+        job: "provenance statements, signed envelopes and trusted keys",
+    },
+    Layer {
         name: "refine-remote",
-        may_use: Uses::Only(&["refine-digest", "refine-store", "refine-oci"]),
+        may_use: Uses::Only(&[
+            "refine-digest",
+            "refine-store",
+            "refine-oci",
+            "refine-attest",
+        ]),
         job: "the remote store, provenance and the wheel mirror",
     },
     Layer {
@@ -88,6 +98,7 @@ const LAYERS: &[Layer] = &[
             "refine-fetch",
             "refine-sandbox",
             "refine-wheel",
+            "refine-attest",
         ]),
         job: "the executor",
     },

@@ -18,5 +18,6 @@ mod remote;
 mod requests;
 mod rules;
 mod sandbox;
+mod signing;
 mod store;
 mod wheel;

@@ -21,7 +21,7 @@ const A: &str = "mkdir -p $REFINE_OUT/lib\necho hello > $REFINE_OUT/lib/a.txt\n"
 const B: &str = "cat $REFINE_PACKS/lib/a.txt > $REFINE_OUT/b.txt\necho b >> $REFINE_OUT/b.txt\n";
 
 /// A workspace with a busybox root base, pack `a`, and pack `b` on `a`.
-fn tiny() -> TempWorkspace {
+pub(crate) fn tiny() -> TempWorkspace {
     assert!(
         Path::new(BUSYBOX).is_file(),
         "{BUSYBOX} is missing: apt-get install busybox-static (see .ci/setup.d/sandbox.sh)"
@@ -51,7 +51,7 @@ fn tiny() -> TempWorkspace {
 }
 
 /// Runs refine in `w` with `store`, `--remote url` and extra environment.
-fn refine(
+pub(crate) fn refine(
     w: &TempWorkspace,
     store: &Path,
     url: &str,
@@ -75,7 +75,7 @@ fn refine(
     c.output().expect("run refine")
 }
 
-fn ok(o: &Output) -> String {
+pub(crate) fn ok(o: &Output) -> String {
     assert!(
         o.status.success(),
         "refine failed ({:?}):\n{}{}",
@@ -86,7 +86,7 @@ fn ok(o: &Output) -> String {
     stdout(o)
 }
 
-fn plan_json(o: &Output) -> Vec<serde_json::Value> {
+pub(crate) fn plan_json(o: &Output) -> Vec<serde_json::Value> {
     serde_json::from_str(&ok(o)).expect("plan JSON")
 }
 
@@ -101,7 +101,7 @@ fn digests(plan: &[serde_json::Value]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn verify_clean(store: &Path) {
+pub(crate) fn verify_clean(store: &Path) {
     let out = run_refine(
         Path::new("/"),
         &["--store", store.to_str().unwrap(), "store", "verify"],

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use refine_attest::{KeyError, PublicKey, SigningKey, TrustedKeys};
 use refine_plan::{Plan, PlanError};
 use refine_remote::oci::RemoteOptions;
 use refine_remote::{OciRemote, Remote, RemoteError, RemoteUrl};
@@ -97,6 +98,53 @@ pub enum SessionError {
         "Pass `--remote oci://HOST:PORT/PREFIX`, set `REFINE_REMOTE`, or write `store {{ remote \"oci://…\" }}` in workspace.kdl"
     ))]
     NoRemote,
+    /// The signing key in the environment cannot be used.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    SigningKey(#[from] KeyError),
+    /// A trusted key of `workspace.kdl` is not a point on the curve.
+    #[error("The trusted key `{name}` in workspace.kdl is not a valid Ed25519 public key")]
+    #[diagnostic(help("Paste the line `refine key generate NAME` printed for it"))]
+    BadTrustedKey { name: String },
+}
+
+/// The environment variable holding a signing key (PKCS#8 PEM) itself.
+pub const SIGNING_KEY_ENV: &str = "REFINE_SIGNING_KEY";
+/// The environment variable naming a signing key file.
+pub const SIGNING_KEY_FILE_ENV: &str = "REFINE_SIGNING_KEY_FILE";
+
+/// The signing key of this builder, from `REFINE_SIGNING_KEY` (the PEM text) or
+/// `REFINE_SIGNING_KEY_FILE` (its path); none when neither is set.
+pub fn signing_key() -> Result<Option<Arc<SigningKey>>, KeyError> {
+    if let Some(pem) = std::env::var(SIGNING_KEY_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+    {
+        return SigningKey::from_pem(&pem, &format!("in `{SIGNING_KEY_ENV}`"))
+            .map(|k| Some(Arc::new(k)));
+    }
+    match std::env::var_os(SIGNING_KEY_FILE_ENV).filter(|v| !v.is_empty()) {
+        Some(path) => SigningKey::from_file(Path::new(&path)).map(|k| Some(Arc::new(k))),
+        None => Ok(None),
+    }
+}
+
+/// The keys `workspace.kdl` trusts.
+pub fn trusted_keys(graph: &TargetGraph) -> Result<TrustedKeys, SessionError> {
+    let keys = graph
+        .workspace
+        .config
+        .trust
+        .iter()
+        .map(|k| {
+            PublicKey::parse(&k.public)
+                .map(|p| (k.name.clone(), p))
+                .map_err(|_| SessionError::BadTrustedKey {
+                    name: k.name.clone(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TrustedKeys::new(keys))
 }
 
 /// The loaded workspace, the targets a command works on, and the stores it reads and writes.
@@ -107,6 +155,8 @@ pub struct Session {
     remote: Option<Arc<OciRemote>>,
     remote_optional: bool,
     remote_skipped: Option<RemoteError>,
+    signer: Option<Arc<SigningKey>>,
+    trust: TrustedKeys,
 }
 
 impl Session {
@@ -124,11 +174,14 @@ impl Session {
             Targets::One { pattern, command } => vec![resolve_one(&graph, pattern, command)?],
         };
         let store = open_workspace_store(&graph, options.store.as_deref())?;
+        let signer = signing_key()?;
+        let trust = trusted_keys(&graph)?;
         let optional = options.remote_optional && need != RemoteNeed::Required;
         let (remote, remote_skipped) = match need {
             RemoteNeed::Unused => (None, None),
             _ => connect(&graph, options.remote.as_deref(), optional)?,
         };
+        let remote = remote.map(|r| Arc::new(r.with_attestation(signer.clone(), trust.clone())));
         if need == RemoteNeed::Required && remote.is_none() {
             return Err(SessionError::NoRemote);
         }
@@ -139,6 +192,8 @@ impl Session {
             remote,
             remote_optional: optional,
             remote_skipped,
+            signer,
+            trust,
         })
     }
 
@@ -155,6 +210,16 @@ impl Session {
     /// The local store.
     pub fn store(&self) -> &LocalStore {
         &self.store
+    }
+
+    /// This builder's signing key, if it has one (`REFINE_SIGNING_KEY[_FILE]`).
+    pub fn signer(&self) -> Option<&Arc<SigningKey>> {
+        self.signer.as_ref()
+    }
+
+    /// The keys `workspace.kdl` trusts (none: the remote store is unauthenticated).
+    pub fn trust(&self) -> &TrustedKeys {
+        &self.trust
     }
 
     /// The remote store, if one is configured and answered.
@@ -284,7 +349,7 @@ fn connect(
     graph: &TargetGraph,
     flag: Option<&str>,
     optional: bool,
-) -> Result<(Option<Arc<OciRemote>>, Option<RemoteError>), SessionError> {
+) -> Result<(Option<OciRemote>, Option<RemoteError>), SessionError> {
     let Some(url) = flag
         .filter(|u| !u.is_empty())
         .map(str::to_string)
@@ -296,7 +361,7 @@ fn connect(
     let remote =
         OciRemote::new(url, RemoteOptions { optional }).map_err(SessionError::RemoteConfig)?;
     match remote.ping() {
-        Ok(()) => Ok((Some(Arc::new(remote)), None)),
+        Ok(()) => Ok((Some(remote), None)),
         Err(e) if optional => Ok((None, Some(e))),
         Err(e) => Err(SessionError::RemoteUnreachable(e)),
     }

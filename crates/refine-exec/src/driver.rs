@@ -348,6 +348,7 @@ impl<'e> Drive<'e> {
                     cores: opts.cores,
                     stop: &shared.stop,
                     remote: opts.remote.as_deref(),
+                    signer: opts.signer.as_deref(),
                     sandbox_debug: opts.sandbox_debug.as_deref(),
                 };
                 // A panic in an action must not leave the loop waiting for it forever.

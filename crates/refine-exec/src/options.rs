@@ -21,6 +21,8 @@ pub struct BuildOptions {
     pub sandbox_helper: Option<PathBuf>,
     /// A shared cache behind the local store.
     pub remote: Option<Arc<dyn Remote>>,
+    /// Signs the provenance of every artifact stored (docs/security.md).
+    pub signer: Option<Arc<refine_attest::SigningKey>>,
     /// Keep each sandboxed action's folder here, with a `replay.sh` that re-runs the action
     /// by hand (like Bazel's `--sandbox_debug`).
     pub sandbox_debug: Option<PathBuf>,
@@ -39,6 +41,7 @@ impl Default for BuildOptions {
             cancel: Cancel::default(),
             sandbox_helper: None,
             sandbox_debug: None,
+            signer: None,
             remote: None,
         }
     }

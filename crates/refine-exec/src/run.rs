@@ -44,6 +44,8 @@ pub struct Job<'a> {
     /// Set once the build stops: an action that starts after that is cancelled at once.
     pub stop: &'a AtomicBool,
     pub remote: Option<&'a dyn Remote>,
+    /// Signs the provenance of what the action stores.
+    pub signer: Option<&'a refine_attest::SigningKey>,
     /// Where to keep the action's folder and its `replay.sh`.
     pub sandbox_debug: Option<&'a std::path::Path>,
 }
@@ -309,6 +311,8 @@ fn store_artifact(
     };
     let bytes = serde_json::to_vec_pretty(&provenance)
         .map_err(|source| ActionError::Provenance { source })?;
+    let record =
+        serde_json::to_value(&provenance).map_err(|source| ActionError::Provenance { source })?;
     let provenance = job.store.put_provenance(&bytes)?;
     let artifact = ArtifactInput::new(target.kind(), job.key.hex(), label)
         .key_fields(serde_json::json!(job.fields.flat()));
@@ -328,6 +332,12 @@ fn store_artifact(
         artifact = artifact.annotation("dev.refine.log", log);
     }
     let digest = job.store.put_artifact(&artifact)?;
+    if let Some(signer) = job.signer {
+        job.store.put_signature(
+            &digest,
+            &refine_attest::sign_record(signer, &digest, &record),
+        )?;
+    }
     let manifest = job.store.read_manifest(&digest)?;
     Ok(Built {
         content: manifest.content_digest().to_string(),

@@ -4,9 +4,11 @@
 //! - [`oci::OciRemote`] implements [`Remote`] over `oci-client`: one repository
 //!   per artifact kind under a prefix (`PREFIX/wheel`, `PREFIX/repair`, …), tag = key hex;
 //!   blobs streamed from and to files, the manifest pushed last.
-//! - [`intoto`] turns refine's provenance record into an in-toto v1 statement with the SLSA
-//!   provenance v1 predicate, attached to the artifact as an OCI referrer (`subject`), with the
-//!   referrers tag schema where the registry has no referrers API.
+//! - [`intoto`] attaches the in-toto statement of an artifact's provenance (made by
+//!   `refine-attest`), and the signed envelopes of it, to the artifact as OCI referrers
+//!   (`subject`), with the referrers tag schema where the registry has no referrers API. With
+//!   trusted keys, an artifact is used only if a trusted key signed it for the key asked for
+//!   (`oci::attest`, docs/security.md).
 //! - [`auth`] finds credentials: `REFINE_REGISTRY_USER` / `REFINE_REGISTRY_PASSWORD`, else
 //!   `~/.docker/config.json` (credential helpers included). Secrets never reach a message.
 //! - [`mirror::WheelMirror`] puts repaired wheels into an S3 bucket laid out as a PEP 503

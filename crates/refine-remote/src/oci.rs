@@ -14,6 +14,7 @@
 //! process's one runtime (`refine_oci::runtime`). The client, the error classes and the retry
 //! policy (transient failures are sent again, see `refine_oci::retry`) come from `refine-oci`.
 
+pub mod attest;
 mod referrers;
 
 use std::collections::HashMap;
@@ -60,6 +61,8 @@ pub struct OciRemote {
     /// Lookups already answered in this process (plan, then build).
     cache: Mutex<HashMap<(String, String), Cached>>,
     warned: AtomicBool,
+    /// What it signs pushes with and whom it trusts for pulls.
+    attest: attest::Attestation,
 }
 
 impl std::fmt::Debug for OciRemote {
@@ -145,6 +148,7 @@ impl OciRemote {
             opts,
             cache: Mutex::new(HashMap::new()),
             warned: AtomicBool::new(false),
+            attest: attest::Attestation::default(),
         })
     }
 
@@ -236,6 +240,19 @@ impl OciRemote {
     }
 
     async fn lookup_async(&self, kind: &str, key: &str) -> Result<Cached, RemoteError> {
+        match self.find_async(kind, key).await? {
+            Some((digest, _)) if !self.accept(kind, key, &digest).await? => Ok(None),
+            found => Ok(found),
+        }
+    }
+
+    /// The manifest the registry holds for `(kind, key)`, whoever signed it (`refine verify`
+    /// says who did; lookups accept it only from a trusted key).
+    pub fn find(&self, kind: &str, key: &str) -> Result<Cached, RemoteError> {
+        block_on(self.find_async(kind, key))
+    }
+
+    async fn find_async(&self, kind: &str, key: &str) -> Result<Cached, RemoteError> {
         let r = self.tag_ref(kind, key);
         match retried(|| {
             self.client
@@ -343,6 +360,7 @@ impl OciRemote {
                 "Delete it in the registry; the next build pushes a good one",
             )
         })?;
+        let envelope = self.envelope_for_pull(kind, key, digest).await?;
         for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
             self.pull_blob_to_store(local, kind, d).await?;
         }
@@ -365,6 +383,10 @@ impl OciRemote {
             if self.pull_blob_to_store(local, kind, &desc).await.is_ok() {
                 local.pin_blob(&d, PinRole::Log).map_err(store_err)?;
             }
+        }
+        // The envelope before the ref: a ref from a signed cache always has its proof.
+        if let Some(envelope) = envelope {
+            local.put_signature(digest, &envelope).map_err(store_err)?;
         }
         local
             .put_manifest_bytes(kind, key, &bytes)
@@ -460,6 +482,8 @@ impl OciRemote {
             self.push_provenance(local, kind, key, (digest, bytes.len() as u64), &p)
                 .await?;
         }
+        self.push_signatures(local, kind, key, (digest, bytes.len() as u64), &manifest)
+            .await?;
         // The manifest, tagged with the key, last: the tag names a complete artifact.
         retried(|| {
             self.client

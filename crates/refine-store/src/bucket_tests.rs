@@ -459,3 +459,48 @@ fn gc_removes_names_and_outbox_entries_whose_blob_goes() {
     assert!(!s.root().join("outbox/pack").join(KEY_A).exists());
     assert!(s.verify(VerifyOptions::default()).unwrap().is_clean());
 }
+
+#[test]
+fn signatures_follow_their_artifact_through_gc_and_verify() {
+    let (dir, s) = store();
+    let kept = put_wheel(dir.path(), &s, KEY_A, "a\n");
+    let evicted = put_wheel(dir.path(), &s, KEY_B, "b\n");
+    assert!(s.signatures(&kept).unwrap().is_empty());
+    let env = s.put_signature(&kept, b"{\"envelope\":1}").unwrap();
+    // The same envelope twice is listed once; a second one is added.
+    s.put_signature(&kept, b"{\"envelope\":1}").unwrap();
+    s.put_signature(&kept, b"{\"envelope\":2}").unwrap();
+    assert_eq!(
+        s.signatures(&kept).unwrap(),
+        [b"{\"envelope\":1}".to_vec(), b"{\"envelope\":2}".to_vec()]
+    );
+    let gone = s.put_signature(&evicted, b"{\"envelope\":3}").unwrap();
+    assert!(s.verify(VerifyOptions::default()).unwrap().is_clean());
+
+    age(&s.root().join("refs/wheel/bb").join(KEY_B), 3 * 3600);
+    let report = s
+        .gc(&GcOptions {
+            older_than: Some(Duration::from_secs(3600)),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(report.removed_signatures, 1);
+    assert!(s.has_blob(&env), "a live artifact's envelope is kept");
+    assert!(!s.has_blob(&gone), "an evicted artifact's envelope goes");
+    assert!(!s.root().join("signatures").join(evicted.hex()).exists());
+    assert_eq!(s.signatures(&kept).unwrap().len(), 2);
+
+    // A list whose envelope is missing is reported, and `--fix` drops the list only.
+    fs_err::remove_file(s.blob_path(&env)).unwrap();
+    let report = s.verify(VerifyOptions::default()).unwrap();
+    assert!(
+        messages(&report).contains("names envelope"),
+        "{}",
+        messages(&report)
+    );
+    fs_err::write(s.root().join("signatures/junk"), "x").unwrap();
+    s.verify(VerifyOptions { fix: true }).unwrap();
+    assert!(s.verify(VerifyOptions::default()).unwrap().is_clean());
+    assert_eq!(s.lookup("wheel", KEY_A).unwrap(), Some(kept));
+    assert!(s.signatures(&kept).unwrap().is_empty());
+}

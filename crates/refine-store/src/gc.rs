@@ -3,8 +3,9 @@
 //! **Roots** are the refs (`refs/…`, the tags), the pins (`pins/…`: sources and logs) and any
 //! `index.json` entry refine did not write. A ref reaches its manifest, the manifest's config
 //! and layers, and its unpacked tree. Everything else in `blobs/` and `trees/`, and everything
-//! in `tmp/`, is garbage; so are the fetched names (`names/`) and outbox entries (`outbox/`)
-//! whose blob does not survive, and whatever in those two cannot be read.
+//! in `tmp/`, is garbage; so are the fetched names (`names/`), outbox entries (`outbox/`) and
+//! signature lists (`signatures/`) whose blob does not survive, and whatever in those three
+//! cannot be read. A ref also reaches the envelopes its artifact's signature list names.
 //!
 //! **Eviction**: `older_than` drops refs and pins not used (inserted or looked up) for that
 //! long; then `max_size` drops the least recently used ones until the reachable blobs and
@@ -50,6 +51,8 @@ pub struct GcReport {
     pub removed_names: usize,
     /// Outbox entries whose artifact went (or was gone), and unreadable ones.
     pub removed_outbox: usize,
+    /// Signature lists whose artifact went, and unreadable ones.
+    pub removed_signatures: usize,
     pub kept_blobs: usize,
     /// Bytes of the blobs and trees kept.
     pub kept_bytes: u64,
@@ -261,11 +264,14 @@ impl LocalStore {
         let mut roots = Vec::new();
         let (refs, _) = self.list_refs()?;
         for r in refs {
+            let mut blobs = self.closure(&r.digest);
+            // An unreadable list keeps nothing; `verify` reports it.
+            blobs.extend(self.signature_digests(&r.digest).unwrap_or_default());
             roots.push(Root {
                 name: format!("{}/{}", r.kind, r.key),
                 used: r.used,
                 file: Some(r.path),
-                blobs: self.closure(&r.digest),
+                blobs,
                 tree: Some(r.digest),
             });
         }
@@ -351,10 +357,18 @@ impl LocalStore {
             .map(|(path, _)| path)
             .chain(bad_outbox.into_iter().map(|b| b.path))
             .collect();
+        let (signatures, bad_signatures) = self.list_signatures()?;
+        let signatures: Vec<PathBuf> = signatures
+            .into_iter()
+            .filter(|(_, manifest, _)| !live.contains(manifest))
+            .map(|(path, _, _)| path)
+            .chain(bad_signatures.into_iter().map(|b| b.path))
+            .collect();
         report.removed_names = names.len();
         report.removed_outbox = outbox.len();
+        report.removed_signatures = signatures.len();
         if !dry_run {
-            for path in names.iter().chain(&outbox) {
+            for path in names.iter().chain(&outbox).chain(&signatures) {
                 remove_any(path)?;
             }
         }

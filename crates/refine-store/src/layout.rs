@@ -29,6 +29,7 @@ pub enum Bucket {
     Outbox,
     Lock,
     IndexLock,
+    Signatures,
 }
 
 /// Whether a bucket is one file or a folder.
@@ -86,7 +87,7 @@ use DefinedBy::{Oci, Refine};
 use Form::{File, Folder};
 
 /// Every bucket, in [`Bucket`] order.
-pub const BUCKETS: [BucketSpec; 12] = [
+pub const BUCKETS: [BucketSpec; 13] = [
     spec(
         Bucket::OciLayout,
         "oci-layout",
@@ -171,11 +172,18 @@ pub const BUCKETS: [BucketSpec; 12] = [
         Refine,
         "flock: serialises index.json rewrites",
     ),
+    spec(
+        Bucket::Signatures,
+        "signatures",
+        Folder,
+        Refine,
+        "signatures/<manifest hex>: \"sha256:<envelope hex>\\n\" lines, the signed provenance of an artifact",
+    ),
 ];
 
 impl Bucket {
     /// Every bucket.
-    pub const ALL: [Bucket; 12] = [
+    pub const ALL: [Bucket; 13] = [
         Bucket::OciLayout,
         Bucket::Index,
         Bucket::Blobs,
@@ -188,6 +196,7 @@ impl Bucket {
         Bucket::Outbox,
         Bucket::Lock,
         Bucket::IndexLock,
+        Bucket::Signatures,
     ];
 
     /// What the layout declares about this bucket.

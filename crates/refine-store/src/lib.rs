@@ -29,6 +29,8 @@
 //!                                 remote store has not finished (see `refine_remote::oci`)
 //!   lock                          flock: writers hold it shared, gc and verify --fix exclusive
 //!   index.lock                    flock: serialises index.json rewrites
+//!   signatures/<manifest hex>     "sha256:<envelope hex>\n" lines: the DSSE envelopes that sign
+//!                                 the artifact's provenance (see `refine_attest`)
 //! ```
 //!
 //! See `docs/store.md` for what is atomic, how concurrent processes share a store, `verify`
@@ -47,6 +49,7 @@ mod names;
 mod outbox;
 mod refs;
 pub mod remote;
+mod signatures;
 pub mod tar;
 mod verify;
 mod walk;

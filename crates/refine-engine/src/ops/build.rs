@@ -17,6 +17,7 @@ pub fn build(
     observer: &dyn Observer,
 ) -> Result<BuildReport, OpError> {
     options.remote = session.remote().cloned().map(|r| r as Arc<dyn Remote>);
+    options.signer = session.signer().cloned();
     let store = session.store();
     let report = refine_exec::build(session.graph(), session.roots(), store, &options, observer)?;
     store.sync_index()?;

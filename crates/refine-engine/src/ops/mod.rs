@@ -7,6 +7,7 @@
 pub mod build;
 pub mod export;
 pub mod fetch;
+pub mod key;
 pub mod lock;
 pub mod mirror;
 pub mod profile;
@@ -14,6 +15,7 @@ pub mod provenance;
 pub mod pull;
 pub mod push;
 pub mod request;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -130,6 +132,26 @@ pub enum OpError {
         "Artifacts built by refine carry provenance; pass `--remote` if it was built elsewhere"
     ))]
     NoProvenance { digest: Digest },
+    /// `refine verify` in a workspace that trusts no key.
+    #[error("workspace.kdl trusts no signing key, so there is nothing to verify against")]
+    #[diagnostic(help(
+        "Add `trust {{ key \"NAME\" \"ed25519:…\" }}` to workspace.kdl (`refine key generate NAME` prints the line)"
+    ))]
+    NoTrustedKeys,
+    /// A key name that cannot be a file name.
+    #[error("`{name}` cannot name a key")]
+    #[diagnostic(help("Use letters, digits, `.`, `_` and `-` (at most 64), e.g. `ci-2026`"))]
+    BadKeyName { name: String },
+    /// `refine key generate` never overwrites a key.
+    #[error("`{}` already exists", path.display())]
+    #[diagnostic(help(
+        "Pick another name, or remove the old key first if it is no longer trusted"
+    ))]
+    KeyExists { path: PathBuf },
+    /// A signing key could not be made or read.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Key(#[from] refine_attest::KeyError),
     /// `refine request … NAME` for a request the workspace does not have.
     #[error("No request `{name}` in `requests/`")]
     #[diagnostic(help(

@@ -3,7 +3,7 @@
 //! referrer.
 
 use refine_digest::Kind;
-use refine_remote::intoto;
+
 use refine_store::{Digest, LocalStore};
 
 use super::OpError;
@@ -73,5 +73,5 @@ fn local_statement(
     let bytes = store.read_blob(&record)?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|error| OpError::BadProvenance { record, error })?;
-    Ok(Some(intoto::statement(digest, &value)))
+    Ok(Some(refine_attest::statement(digest, &value)))
 }

@@ -12,7 +12,7 @@ use refine_oci::spec::{self, DescriptorBuilder, ImageIndex, ImageIndexBuilder, M
 
 use super::{OciRemote, http_header, is_not_found, retried, store_err};
 use crate::RemoteError;
-use crate::intoto;
+use crate::intoto::{self, Attachment};
 use refine_store::{Digest, INDEX_MEDIA_TYPE, LocalStore, MANIFEST_MEDIA_TYPE};
 
 impl OciRemote {
@@ -33,16 +33,25 @@ impl OciRemote {
                 "Run `refine store verify`",
             )
         })?;
-        let statement = serde_json::to_vec(&intoto::statement(subject.0, &record))
+        let statement = serde_json::to_vec(&refine_attest::statement(subject.0, &record))
             .map_err(|e| RemoteError::new(format!("Cannot write JSON: {e}"), "Report a bug"))?;
-        let st_digest = self.push_bytes(kind, statement.clone()).await?;
-        let referrer = intoto::referrer_manifest(
-            subject.0,
-            subject.1,
-            &st_digest,
-            statement.len() as u64,
-            key,
-        );
+        self.attach(kind, key, subject, Attachment::Statement, statement)
+            .await
+    }
+
+    /// Pushes `bytes` as the one layer of a referrer of `subject`, and records the referrer
+    /// in the referrers tag schema if the registry's referrers API does not list it.
+    pub(super) async fn attach(
+        &self,
+        kind: &str,
+        key: &str,
+        subject: (&Digest, u64),
+        what: Attachment,
+        bytes: Vec<u8>,
+    ) -> Result<(), RemoteError> {
+        let size = bytes.len() as u64;
+        let layer = self.push_bytes(kind, bytes).await?;
+        let referrer = intoto::referrer_manifest(what, subject, (&layer, size), key);
         let ref_bytes = referrer.to_bytes();
         let ref_digest = Digest::of_bytes(&ref_bytes);
         let at = self.digest_ref(kind, &ref_digest);
@@ -69,7 +78,7 @@ impl OciRemote {
             .media_type(MediaType::ImageManifest)
             .digest(oci_digest(&ref_digest)?)
             .size(ref_bytes.len() as u64)
-            .artifact_type(MediaType::Other(intoto::INTOTO_MEDIA_TYPE.into()))
+            .artifact_type(MediaType::Other(what.media_type().into()))
             .annotations(
                 referrer
                     .annotations
@@ -142,7 +151,7 @@ impl OciRemote {
             let of = self.digest_ref(kind, subject);
             let idx = retried(|| {
                 self.client
-                    .pull_referrers(&of, Some(intoto::INTOTO_MEDIA_TYPE))
+                    .pull_referrers(&of, Some(refine_attest::INTOTO_MEDIA_TYPE))
             })
             .await
             .map_err(|e| self.error("list the referrers", &e))?;
@@ -164,7 +173,11 @@ impl OciRemote {
     }
 
     /// The digest of the first layer (the statement) of the referrer manifest `rd`.
-    async fn referrer_layer(&self, kind: &str, rd: &Digest) -> Result<Option<Digest>, RemoteError> {
+    pub(super) async fn referrer_layer(
+        &self,
+        kind: &str,
+        rd: &Digest,
+    ) -> Result<Option<Digest>, RemoteError> {
         let at = self.digest_ref(kind, rd);
         let (bytes, _) = retried(|| {
             self.client
@@ -193,7 +206,11 @@ impl OciRemote {
     }
 
     /// A blob small enough for memory (a statement), verified against `digest`.
-    async fn pull_small_blob(&self, kind: &str, digest: &Digest) -> Result<Vec<u8>, RemoteError> {
+    pub(super) async fn pull_small_blob(
+        &self,
+        kind: &str,
+        digest: &Digest,
+    ) -> Result<Vec<u8>, RemoteError> {
         let at = self.digest_ref(kind, digest);
         let d = digest.to_string();
         let buf = retried(|| async {

@@ -552,6 +552,16 @@ pub struct WorkspaceConfig {
     pub platforms: Vec<Platform>,
     pub store: StoreConfig,
     pub defaults: Defaults,
+    /// `trust { key … }`: with keys, artifacts from the remote store must be signed by one.
+    pub trust: Vec<TrustedKey>,
+}
+
+/// A key `workspace.kdl` trusts to sign artifacts (docs/security.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedKey {
+    pub name: String,
+    /// `ed25519:<64 lowercase hex>`.
+    pub public: String,
 }
 
 impl WorkspaceConfig {

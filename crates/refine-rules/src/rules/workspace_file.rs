@@ -6,7 +6,7 @@ use super::kinds::read_policy;
 use super::model::*;
 use super::reader::FileReader;
 
-const TOP: &[&str] = &["workspace", "platform", "store", "defaults"];
+const TOP: &[&str] = &["workspace", "platform", "store", "defaults", "trust"];
 
 /// Reads `workspace.kdl`; errors go to `r`, and what could be read is kept.
 pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceConfig {
@@ -18,6 +18,7 @@ pub fn read_workspace(r: &mut FileReader<'_>, doc: &KdlDocument) -> WorkspaceCon
             "workspace" => read_name(r, node, &mut ws, &mut seen_name),
             "platform" => read_platform(r, node, &mut ws),
             "store" => read_store(r, node, &mut ws.store),
+            "trust" => read_trust(r, node, &mut ws.trust),
             "defaults" => {
                 if let Some(spans) = read_defaults(r, node, &mut ws.defaults) {
                     default_platforms_spans = spans;
@@ -134,6 +135,69 @@ fn read_remote(r: &mut FileReader<'_>, child: &KdlNode, store: &mut StoreConfig)
             "expected oci://HOST[:PORT][/PREFIX]",
             "Write it as `remote \"oci://registry.example:5000/artifacts\"`".into(),
         );
+    }
+}
+
+/// `trust { key "NAME" "ed25519:HEX" … }`: the keys whose signatures make an artifact from the
+/// remote store usable (docs/security.md). Names and keys are each given once.
+fn read_trust(r: &mut FileReader<'_>, node: &KdlNode, trust: &mut Vec<TrustedKey>) {
+    r.check_props(node, &[]);
+    r.check_children(node, &["key"]);
+    for child in node.iter_children() {
+        if child.name().value() != "key" {
+            continue;
+        }
+        r.check_props(child, &[]);
+        let args = r.string_args(child);
+        let [name, public] = args.as_slice() else {
+            r.error(
+                "bad-trust",
+                child.span(),
+                "`key` takes a name and a public key".into(),
+                "here",
+                "Write it as `key \"ci-2026\" \"ed25519:<64 hex digits>\"`, as `refine key generate` prints it".into(),
+            );
+            continue;
+        };
+        let well_formed = public
+            .value
+            .strip_prefix("ed25519:")
+            .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !well_formed {
+            r.error(
+                "bad-trust",
+                public.span,
+                format!(
+                    "`{}` is not an Ed25519 public key",
+                    public.value.chars().take(40).collect::<String>()
+                ),
+                "expected ed25519:<64 hex digits>",
+                "Paste the line `refine key generate NAME` printed".into(),
+            );
+            continue;
+        }
+        if let Some(same) = trust
+            .iter()
+            .find(|k| k.name == name.value || k.public == public.value)
+        {
+            let what = if same.name == name.value {
+                "name"
+            } else {
+                "key"
+            };
+            r.error(
+                "duplicate-trust",
+                child.span(),
+                format!("This trusted {what} is listed twice (as `{}`)", same.name),
+                "again here",
+                "List each key once, under one name".into(),
+            );
+            continue;
+        }
+        trust.push(TrustedKey {
+            name: name.value.clone(),
+            public: public.value.to_ascii_lowercase(),
+        });
     }
 }
 

@@ -1,5 +1,5 @@
 //! `verify`: every bucket of the layout checked. Blobs are rehashed; every ref, tag in
-//! `index.json`, pin, label record, fetched name and outbox entry is resolved; every
+//! `index.json`, pin, label record, fetched name, outbox entry and signature list is resolved; every
 //! unpacked tree is compared with its artifact; anything a bucket holds that the layout does
 //! not put there is reported. `tmp/` holds work in progress and the lock files hold nothing:
 //! there is nothing in them to verify (`gc` clears what crashed writers left in `tmp/`).
@@ -53,6 +53,8 @@ pub struct VerifyReport {
     pub names: usize,
     /// Unfinished pushes (`outbox/`).
     pub outbox: usize,
+    /// Signature lists (`signatures/`).
+    pub signatures: usize,
     /// Unpacked trees compared with their artifacts.
     pub trees: usize,
     pub problems: Vec<Problem>,
@@ -103,6 +105,7 @@ impl LocalStore {
         check.labels()?;
         check.names()?;
         check.outbox()?;
+        check.signatures()?;
         check.trees()?;
         check.report.manifests = check.manifests.len();
         if options.fix {
@@ -311,6 +314,23 @@ impl Check<'_> {
                     n.digest
                 );
                 self.problem(message, n.path);
+            }
+        }
+        self.malformed(bad);
+        Ok(())
+    }
+
+    /// A signature list is a problem when an envelope it names is missing or corrupt; a
+    /// list whose artifact is gone is left to `gc`.
+    fn signatures(&mut self) -> Result<()> {
+        let (lists, bad) = self.store.list_signatures()?;
+        self.report.signatures = lists.len();
+        for (path, manifest, envelopes) in lists {
+            if let Some((d, s)) = envelopes.iter().find_map(|d| self.state(d).map(|s| (d, s))) {
+                let message = format!(
+                    "The signature list of artifact `{manifest}` names envelope `{d}`, which is {s}"
+                );
+                self.problem(message, path);
             }
         }
         self.malformed(bad);
