@@ -159,7 +159,7 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(options.directory.as_deref(), args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Fetch(args) => fetch::run(&options, args),
-        Command::Store(args) => store::run(options.store.as_deref(), args),
+        Command::Store(args) => store::run(&options, args),
         Command::Doctor(args) => doctor::run(&options, args),
         Command::Key(args) => key::run(args),
         Command::Verify(args) => verify::run(&options, args),

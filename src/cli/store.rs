@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use refine_engine::attest::TrustedKeys;
+use refine_engine::ops::verify::verify_store;
+use refine_engine::session::{SessionOptions, load_graph, trusted_keys};
 use refine_engine::store::{GcOptions, LocalStore, VerifyOptions};
 
 use super::Failure;
@@ -24,6 +27,10 @@ pub enum StoreCommand {
         /// so that the next build recreates it.
         #[arg(long)]
         fix: bool,
+        /// Also check that every artifact is signed by a key the workspace (`trust` in
+        /// workspace.kdl) trusts now; report those that are not (they are not removed).
+        #[arg(long)]
+        signatures: bool,
     },
     /// Remove what no tag (ref) or pin reaches (blobs, trees, leftover temporary files, and
     /// the fetched names and outbox entries of removed blobs); with limits, evict the least
@@ -58,9 +65,21 @@ fn open_store(flag: Option<&Path>) -> Result<LocalStore, Failure> {
     Ok(refine_engine::session::open_store(flag)?)
 }
 
-pub fn run(store_flag: Option<&Path>, args: StoreArgs) -> Result<(), Failure> {
+pub fn run(options: &SessionOptions, args: StoreArgs) -> Result<(), Failure> {
+    let store_flag = options.store.as_deref();
     match args.command {
-        StoreCommand::Verify { fix } => verify(store_flag, fix),
+        StoreCommand::Verify { fix, signatures } => {
+            // Trust comes from the workspace: read it before touching the store.
+            let trust = match signatures {
+                true => Some(trusted_keys(&load_graph(options)?)?),
+                false => None,
+            };
+            verify(store_flag, fix)?;
+            match trust {
+                Some(trust) => verify_signatures(store_flag, &trust),
+                None => Ok(()),
+            }
+        }
         StoreCommand::Gc {
             older_than,
             max_size,
@@ -154,6 +173,32 @@ fn verify(store_flag: Option<&Path>, fix: bool) -> Result<(), Failure> {
         "The store `{}` has {} problem(s); checked {summary}",
         store.root().display(),
         report.problems.len(),
+    )))
+}
+
+/// `store verify --signatures`: one line per artifact no trusted key signed.
+fn verify_signatures(store_flag: Option<&Path>, trust: &TrustedKeys) -> Result<(), Failure> {
+    let store = open_store(store_flag)?;
+    let verdicts = verify_store(&store, trust)?;
+    let mut refused = 0;
+    for (kind, key, digest, verdict) in &verdicts {
+        if let Err(why) = verdict {
+            refused += 1;
+            eprintln!("problem: `{kind}` key `{key}` (manifest `{digest}`) is not trusted: {why}");
+        }
+    }
+    if refused == 0 {
+        println!(
+            "Checked the signatures of {} artifact(s): each is signed by a trusted key",
+            verdicts.len()
+        );
+        return Ok(());
+    }
+    Err(Failure::failed(miette::miette!(
+        help = "Rebuild them with a trusted key (REFINE_SIGNING_KEY_FILE), or trust the key that signed them in workspace.kdl",
+        "{refused} of {} artifact(s) in the store `{}` are not signed by a trusted key",
+        verdicts.len(),
+        store.root().display(),
     )))
 }
 

@@ -322,6 +322,14 @@ fn unsigned_artifacts_are_refused_once_keys_are_trusted_and_keys_rotate() {
         &["verify", "//packs:a"],
     ));
     assert!(v.contains("local") && v.contains("signed by `old`"), "{v}");
+    let sv = ok(&refine(
+        &w,
+        pulled.path(),
+        &url,
+        &[],
+        &["store", "verify", "--signatures"],
+    ));
+    assert!(sv.contains("each is signed by a trusted key"), "{sv}");
 
     // The old key is removed: refused at once, in the registry and in the local store.
     trusting(&w, &[("new", &new)]);

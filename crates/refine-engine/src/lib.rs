@@ -6,6 +6,7 @@
 pub mod ops;
 pub mod session;
 
+pub use refine_attest as attest;
 pub use refine_digest as digest;
 pub use refine_exec as exec;
 pub use refine_fetch as fetch;

@@ -203,6 +203,18 @@ impl LocalStore {
         Ok(Some(record))
     }
 
+    /// Every artifact the refs name: `(kind, key, manifest)`, sorted (unreadable refs left
+    /// out: `verify` reports them).
+    pub fn artifacts(&self) -> Result<Vec<(Kind, String, Digest)>> {
+        let (refs, _) = self.list_refs()?;
+        let mut out: Vec<(Kind, String, Digest)> = refs
+            .into_iter()
+            .map(|r| (r.kind, r.key, r.digest))
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Every ref, and what under `refs/` could not be read or does not belong there.
     pub(crate) fn list_refs(&self) -> Result<(Vec<RefEntry>, Vec<BadEntry>)> {
         let mut good = Vec::new();

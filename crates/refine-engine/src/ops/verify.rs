@@ -3,10 +3,10 @@
 //! the list stops counting at once, for artifacts already stored too). Local hits of a build
 //! are not re-verified (a no-op build stays instant); this is the command that re-checks them.
 
-use refine_attest::Refusal;
+use refine_attest::{Refusal, TrustedKeys};
 use refine_digest::Kind;
 use refine_plan::Status;
-use refine_store::Digest;
+use refine_store::{Digest, LocalStore};
 
 use super::OpError;
 use crate::session::Session;
@@ -73,4 +73,25 @@ pub fn verify(session: &Session) -> Result<Vec<Verdict>, OpError> {
         }
     }
     Ok(out)
+}
+
+/// Every artifact of the local store checked against `trust` (`refine store verify
+/// --signatures`): `(kind, key, manifest, who signed it or why it is refused)`.
+#[allow(clippy::type_complexity)]
+pub fn verify_store(
+    store: &LocalStore,
+    trust: &TrustedKeys,
+) -> Result<Vec<(Kind, String, Digest, Result<refine_attest::Signer, Refusal>)>, OpError> {
+    if trust.is_empty() {
+        return Err(OpError::NoTrustedKeys);
+    }
+    store
+        .artifacts()?
+        .into_iter()
+        .map(|(kind, key, digest)| {
+            let envelopes = store.signatures(&digest)?;
+            let verdict = trust.check(&envelopes, &digest, kind.as_str(), &key);
+            Ok((kind, key, digest, verdict))
+        })
+        .collect()
 }
