@@ -481,6 +481,24 @@ fn too_deeply_nested() {
     bad("too_deeply_nested", &[("rules/deep.kdl", &deep)]);
 }
 
+/// A 30 MiB name (issue 17: 131 s and the whole name echoed) is refused before parsing, with
+/// one screen line of it.
+#[test]
+fn a_huge_name_is_refused_before_parsing() {
+    let name = "n".repeat(30 << 20);
+    let file = format!("pack \"{name}\" {{\n    version \"1\"\n    recipe \"r.sh\"\n}}\n");
+    bad("a_huge_name_is_refused", &[("rules/huge.kdl", &file)]);
+}
+
+/// A name short enough to parse but far too long to show is cut in the middle of the
+/// message and of the line shown.
+#[test]
+fn a_long_name_is_shown_cut() {
+    let name = "n".repeat(3000);
+    let file = format!("pack \"{name}\" {{\n    version \"1\"\n}}\n");
+    bad("a_long_name_is_shown_cut", &[("rules/long.kdl", &file)]);
+}
+
 #[test]
 fn deeply_nested_block_comments() {
     let deep = format!("{}{}", "/*\n".repeat(100_000), "*/\n".repeat(100_000));

@@ -25,6 +25,93 @@ impl Source {
     fn named(&self) -> NamedSource<Arc<String>> {
         NamedSource::new(self.name.as_ref(), self.text.clone())
     }
+
+    /// The source to show for `span`: itself, or, when the span's line is too long to show,
+    /// that line's window around the span and its neighbours cut short (the other lines left
+    /// blank, so that line numbers stay right), with the span moved into it.
+    fn shown(&self, span: SourceSpan) -> (NamedSource<Arc<String>>, SourceSpan) {
+        let text = self.text.as_str();
+        let at = span.offset().min(text.len());
+        let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        if end - start <= SHOWN_LINE {
+            return (self.named(), span);
+        }
+        let cut = |line: &str| -> String {
+            match line.len() > SHOWN_LINE {
+                true => format!("{}…", &line[..floor_boundary(line, SHOWN_LINE)]),
+                false => line.to_string(),
+            }
+        };
+        let newlines = text[..start].bytes().filter(|b| *b == b'\n').count();
+        let before = text[..start.saturating_sub(1)]
+            .rsplit('\n')
+            .next()
+            .filter(|_| start > 0);
+        let after = text.get(end + 1..).and_then(|t| t.split('\n').next());
+        let from = floor_boundary(text, at.saturating_sub(SHOWN_LINE / 3).max(start));
+        let to = floor_boundary(text, (at + SHOWN_LINE / 2).min(end));
+        let lead = if from > start { "…" } else { "" };
+        let tail = if to < end { "…" } else { "" };
+        let mut excerpt = "\n".repeat(newlines.saturating_sub(1));
+        if let Some(before) = before {
+            excerpt.push_str(&cut(before));
+            excerpt.push('\n');
+        }
+        let offset = excerpt.len() + lead.len() + (at - from);
+        excerpt.push_str(&format!("{lead}{}{tail}", &text[from..to]));
+        if let Some(after) = after {
+            excerpt.push('\n');
+            excerpt.push_str(&cut(after));
+        }
+        let len = span.len().min(to.saturating_sub(at));
+        let named = NamedSource::new(self.name.as_ref(), Arc::new(excerpt));
+        (named, SourceSpan::from(offset..offset + len))
+    }
+}
+
+/// The longest source line a diagnostic shows whole.
+const SHOWN_LINE: usize = 400;
+/// The longest run of non-blank characters a message keeps whole: a longer value (a name, a
+/// string pasted by mistake) is cut in its middle, so that no diagnostic prints more than a
+/// line's worth of one value.
+const SHOWN_WORD: usize = 200;
+
+fn floor_boundary(text: &str, mut i: usize) -> usize {
+    while !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// `message` with every run of non-blank characters longer than [`SHOWN_WORD`] cut in its
+/// middle (`first…last`).
+pub fn shorten(message: &str) -> String {
+    if message.len() <= SHOWN_WORD {
+        return message.to_string();
+    }
+    let mut out = String::with_capacity(message.len().min(4 * SHOWN_WORD));
+    let mut rest = message;
+    while !rest.is_empty() {
+        let blank = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        let (word, after) = rest.split_at(blank);
+        if word.chars().count() > SHOWN_WORD {
+            let head: String = word.chars().take(SHOWN_WORD * 2 / 3).collect();
+            let tail: Vec<char> = word.chars().rev().take(SHOWN_WORD / 6).collect();
+            let cut = word.chars().count() - head.chars().count() - tail.len();
+            out.push_str(&head);
+            out.push_str(&format!("…({cut} more)…"));
+            out.extend(tail.into_iter().rev());
+        } else {
+            out.push_str(word);
+        }
+        let space = after
+            .find(|c: char| !c.is_whitespace())
+            .unwrap_or(after.len());
+        out.push_str(&after[..space]);
+        rest = &after[space..];
+    }
+    out
 }
 
 /// Where an error points: the source, the span, and the label under it.
@@ -48,10 +135,11 @@ impl InputError {
         message: impl Into<String>,
         label: impl Into<String>,
     ) -> Self {
+        let (shown, span) = source.shown(span);
         Self {
             code,
-            message: message.into(),
-            at: Some(Box::new((source.named(), span, label.into()))),
+            message: shorten(&message.into()),
+            at: Some(Box::new((shown, span, shorten(&label.into())))),
             help: None,
         }
     }
@@ -60,14 +148,14 @@ impl InputError {
     pub fn global(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
-            message: message.into(),
+            message: shorten(&message.into()),
             at: None,
             help: None,
         }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(shorten(&help.into()));
         self
     }
 

@@ -21,6 +21,14 @@ use super::workspace_file::read_workspace;
 /// exhausting the parser's stack.
 const MAX_NESTING: usize = 64;
 
+/// The longest line a rule file may hold: names, versions, digests and URLs are far shorter,
+/// and a line this long is a mistake (or an attack) that the KDL parser and the diagnostics
+/// would otherwise spend seconds on. Long text belongs in a file the rule names.
+pub const MAX_LINE: usize = 4096;
+
+/// The largest rule file refine reads (a 10,000-rule file is about 1 MiB).
+pub const MAX_FILE: u64 = 64 << 20;
+
 /// A loaded, checked workspace.
 #[derive(Debug)]
 pub struct Workspace {
@@ -62,7 +70,21 @@ pub fn find_root(start: &Path) -> Result<PathBuf, InputError> {
 }
 
 pub(super) fn read_file(root: &Path, rel: &str) -> Result<Source, InputError> {
-    let text = fs_err::read_to_string(root.join(rel)).map_err(|e| {
+    let path = root.join(rel);
+    if let Ok(meta) = std::fs::metadata(&path)
+        && meta.len() > MAX_FILE
+    {
+        return Err(InputError::global(
+            "file-too-large",
+            format!(
+                "`{rel}` is {} MiB; refine reads rule files of at most {} MiB",
+                meta.len() >> 20,
+                MAX_FILE >> 20
+            ),
+        )
+        .with_help("Split it into several files under `rules/`"));
+    }
+    let text = fs_err::read_to_string(&path).map_err(|e| {
         InputError::global("unreadable-file", format!("Cannot read `{rel}`: {e}"))
             .with_help("Check the file's permissions and that it is UTF-8 text")
     })?;
@@ -126,6 +148,31 @@ pub fn workspace_files(root: &Path) -> Result<Vec<String>, InputError> {
     files.extend(list_kdl(root, "catalog", false)?);
     files.extend(list_kdl(root, "requests", false)?);
     Ok(files)
+}
+
+/// Refuses a line longer than [`MAX_LINE`] before anything parses it.
+fn check_lines(source: &Source) -> Result<(), InputError> {
+    let mut start = 0;
+    for (number, line) in source.text.split('\n').enumerate() {
+        if line.len() > MAX_LINE {
+            return Err(InputError::at(
+                "line-too-long",
+                source,
+                SourceSpan::from(start + MAX_LINE..start + MAX_LINE + 1),
+                format!(
+                    "Line {} is {} bytes long; rule files hold lines of at most {MAX_LINE} bytes",
+                    number + 1,
+                    line.len()
+                ),
+                "too long from here",
+            )
+            .with_help(
+                "Names, versions, digests and URLs are far shorter: check for a missing quote or newline, and put long text in a file that the rule names",
+            ));
+        }
+        start += line.len() + 1;
+    }
+    Ok(())
 }
 
 /// Finds where `{` blocks or `/*` comments nest deeper than [`MAX_NESTING`], skipping strings
@@ -236,6 +283,7 @@ pub(super) fn push_parsed(
 
 /// Parses one KDL v2 document, turning parse errors into diagnostics that name the file.
 pub fn parse_kdl(source: &Source) -> Result<KdlDocument, Errors> {
+    check_lines(source).map_err(|e| Errors(vec![e]))?;
     check_nesting(source).map_err(|e| Errors(vec![e]))?;
     KdlDocument::parse_v2(&source.text).map_err(|err| {
         let mut errors = Errors::default();
