@@ -326,6 +326,62 @@ fn request_lock_stale() {
     );
 }
 
+/// Files a requirements file includes (`-r`, `--constraint=`, nested) are inputs of the lock
+/// too: the resolver reads them, so editing one makes the lock stale.
+#[test]
+fn included_requirements_files_are_inputs_of_the_lock() {
+    let head = header();
+    let kdl = locked_request();
+    let app = "-r base.txt\npyyaml\n";
+    let with = |base: &str, nested: &str| {
+        inputs_of(&files(
+            &head,
+            &kdl,
+            &[
+                ("requests/app.txt", app),
+                ("requests/base.txt", base),
+                ("requests/pins/nested.txt", nested),
+            ],
+        ))
+    };
+    let one = with("attrs\n--constraint=pins/nested.txt\n", "attrs<27\n");
+    assert_eq!(
+        one,
+        with("attrs\n--constraint=pins/nested.txt\n", "attrs<27\n")
+    );
+    assert_ne!(
+        one,
+        with("attrs\nidna\n--constraint=pins/nested.txt\n", "attrs<27\n")
+    );
+    assert_ne!(
+        one,
+        with("attrs\n--constraint=pins/nested.txt\n", "attrs<26\n")
+    );
+}
+
+/// An include that does not exist, or leaves the workspace.
+#[test]
+fn request_requirements_include_missing() {
+    let head = header();
+    let kdl = locked_request();
+    bad(
+        "request_requirements_include_missing",
+        &files(
+            &head,
+            &kdl,
+            &[("requests/app.txt", "-r base.txt\npyyaml\n")],
+        ),
+    );
+    bad(
+        "request_requirements_include_outside",
+        &files(
+            &head,
+            &kdl,
+            &[("requests/app.txt", "-r ../../../etc/passwd\n")],
+        ),
+    );
+}
+
 // ---- Locks edited by hand into inconsistent states. ----
 
 #[test]

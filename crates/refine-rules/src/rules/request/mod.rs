@@ -64,6 +64,10 @@ pub struct RequirementsFile {
     pub path: String,
     pub text: String,
     pub at: Loc,
+    /// The files it includes (`-r FILE`, `-c FILE`, recursively), each with its text: the
+    /// resolver reads them too, so they are inputs of the lock.
+    #[serde(default)]
+    pub includes: Vec<(String, String)>,
 }
 
 /// `package "NAME" version="SPEC"`: a requirement written in the request itself.
@@ -153,6 +157,11 @@ impl Request {
                 text.push_str(&format!("{kind} {} {}\n", f.path, f.text.len()));
                 text.push_str(&f.text);
                 text.push('\n');
+                for (path, included) in &f.includes {
+                    text.push_str(&format!("include {path} {}\n", included.len()));
+                    text.push_str(included);
+                    text.push('\n');
+                }
             }
         }
         for p in &self.packages {

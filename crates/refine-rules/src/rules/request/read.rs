@@ -206,11 +206,21 @@ fn read_files(
             "Constraints file"
         };
         match fs_err::read_to_string(root.join(&rel)) {
-            Ok(text) => out.push(RequirementsFile {
-                path: rel,
-                text,
-                at: r.loc(path.span),
-            }),
+            Ok(text) => match includes(root, &rel, &text) {
+                Ok(included) => out.push(RequirementsFile {
+                    path: rel,
+                    text,
+                    at: r.loc(path.span),
+                    includes: included,
+                }),
+                Err(why) => r.error(
+                    "unreadable-file",
+                    path.span,
+                    format!("{what} `{rel}` {why}"),
+                    "here",
+                    "Includes (`-r FILE`, `-c FILE`) are relative to the including file and must stay inside the workspace".into(),
+                ),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let help = match did_you_mean(&rel, nearby(root, &rel).iter().map(String::as_str)) {
                     Some(near) => format!(
@@ -276,6 +286,67 @@ fn check_specifiers(r: &mut FileReader<'_>, text: &Spanned<String>) -> bool {
 }
 
 /// `requests/../x.txt` → `x.txt`; `None` when the path climbs out of the workspace.
+/// Includes nest at most this deep (pip has no limit; a cycle is reported, not followed).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+/// The files `text` (the requirements file `rel`) includes with `-r`/`--requirement` or
+/// `-c`/`--constraint`, recursively, in order of first appearance, each with its text; or
+/// why one cannot be read (completing "Requirements file `rel` …").
+fn includes(root: &Path, rel: &str, text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut stack = vec![(rel.to_string(), text.to_string(), 0usize)];
+    while let Some((file, text, depth)) = stack.pop() {
+        let dir = Path::new(&file).parent().unwrap_or(Path::new(""));
+        let mut found = Vec::new();
+        for line in text.lines() {
+            let line = line.split(" #").next().unwrap_or("").trim();
+            let target = include_target(line).filter(|t| !t.is_empty());
+            let Some(target) = target else { continue };
+            if target.contains("://") {
+                return Err(format!(
+                    "includes `{target}`, a URL: refine locks files of the workspace only"
+                ));
+            }
+            let Some(inc) = lexical_normal(&dir.join(target)) else {
+                return Err(format!(
+                    "includes `{target}`, which is outside the workspace"
+                ));
+            };
+            if inc == rel || out.iter().any(|(p, _)| *p == inc) {
+                continue;
+            }
+            if depth + 1 > MAX_INCLUDE_DEPTH {
+                return Err(format!("nests includes more than {MAX_INCLUDE_DEPTH} deep"));
+            }
+            let included = fs_err::read_to_string(root.join(&inc)).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => format!("includes `{inc}`, which does not exist"),
+                kind => format!("includes `{inc}`, which cannot be read ({kind})"),
+            })?;
+            out.push((inc.clone(), included.clone()));
+            found.push((inc, included, depth + 1));
+        }
+        stack.extend(found.into_iter().rev());
+    }
+    Ok(out)
+}
+
+/// The file a requirements line includes: `-r FILE`, `-rFILE`, `--requirement[= ]FILE`, and
+/// the same for constraints (`-c`, `--constraint`), as pip reads them.
+fn include_target(line: &str) -> Option<&str> {
+    for long in ["--requirement", "--constraint"] {
+        if let Some(rest) = line.strip_prefix(long) {
+            return match rest.strip_prefix('=') {
+                Some(v) => Some(v.trim()),
+                None => rest.starts_with(char::is_whitespace).then(|| rest.trim()),
+            };
+        }
+    }
+    ["-r", "-c"].iter().find_map(|short| {
+        let rest = line.strip_prefix(short)?;
+        Some(rest.strip_prefix('=').unwrap_or(rest).trim())
+    })
+}
+
 fn lexical_normal(path: &Path) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     for c in path.components() {
