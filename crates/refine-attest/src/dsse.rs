@@ -81,16 +81,25 @@ impl Envelope {
 
     /// Whether `key` made one of the signatures (of those naming its key id, or naming none).
     pub fn signed_by(&self, key: &PublicKey) -> bool {
-        let Ok(payload) = self.payload_bytes() else {
-            return false;
-        };
+        self.first_signer(std::slice::from_ref(key)).is_some()
+    }
+
+    /// The index in `keys` of the first key that made one of the signatures (of those naming
+    /// its key id, or naming none); the payload is decoded once.
+    pub fn first_signer(&self, keys: &[PublicKey]) -> Option<usize> {
+        let payload = self.payload_bytes().ok()?;
         let message = pae(&self.payload_type, &payload);
-        let keyid = key.keyid();
-        self.signatures
+        let sigs: Vec<(&str, Vec<u8>)> = self
+            .signatures
             .iter()
-            .filter(|s| s.keyid.is_empty() || s.keyid == keyid)
-            .filter_map(|s| STANDARD.decode(&s.sig).ok())
-            .any(|sig| key.verify(&message, &sig))
+            .filter_map(|s| Some((s.keyid.as_str(), STANDARD.decode(&s.sig).ok()?)))
+            .collect();
+        keys.iter().position(|key| {
+            let keyid = key.keyid();
+            sigs.iter()
+                .filter(|(id, _)| id.is_empty() || *id == keyid)
+                .any(|(_, sig)| key.verify(&message, sig))
+        })
     }
 
     /// The key ids the signatures name.

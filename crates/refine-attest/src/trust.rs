@@ -120,7 +120,8 @@ impl TrustedKeys {
         key: &str,
     ) -> Result<Signer, Refusal> {
         let env = Envelope::from_slice(bytes).map_err(Refusal::Malformed)?;
-        let Some((name, public)) = self.keys.iter().find(|(_, k)| env.signed_by(k)) else {
+        let publics: Vec<PublicKey> = self.keys.iter().map(|(_, k)| *k).collect();
+        let Some((name, public)) = env.first_signer(&publics).map(|i| &self.keys[i]) else {
             let named = self
                 .keys
                 .iter()
