@@ -102,10 +102,22 @@ impl TrustedKeys {
         kind: &str,
         key: &str,
     ) -> Result<Signer, Refusal> {
+        self.accept(envelopes, subject, kind, key)
+            .map(|(_, signer)| signer)
+    }
+
+    /// [`TrustedKeys::check`], with the index in `envelopes` of the envelope accepted.
+    pub fn accept(
+        &self,
+        envelopes: &[Vec<u8>],
+        subject: &Digest,
+        kind: &str,
+        key: &str,
+    ) -> Result<(usize, Signer), Refusal> {
         let mut worst = Refusal::Unsigned;
-        for bytes in envelopes {
+        for (i, bytes) in envelopes.iter().enumerate() {
             match self.check_one(bytes, subject, kind, key) {
-                Ok(signer) => return Ok(signer),
+                Ok(signer) => return Ok((i, signer)),
                 Err(r) => worst = worst.max(r),
             }
         }

@@ -311,8 +311,15 @@ fn store_artifact(
     };
     let bytes = serde_json::to_vec_pretty(&provenance)
         .map_err(|source| ActionError::Provenance { source })?;
-    let record =
-        serde_json::to_value(&provenance).map_err(|source| ActionError::Provenance { source })?;
+    // The record as JSON only for signing: most builders have no key.
+    let signed = job
+        .signer
+        .map(|signer| {
+            serde_json::to_value(&provenance)
+                .map(|record| (signer, record))
+                .map_err(|source| ActionError::Provenance { source })
+        })
+        .transpose()?;
     let provenance = job.store.put_provenance(&bytes)?;
     let artifact = ArtifactInput::new(target.kind(), job.key.hex(), label)
         .key_fields(serde_json::json!(job.fields.flat()));
@@ -332,7 +339,7 @@ fn store_artifact(
         artifact = artifact.annotation("dev.refine.log", log);
     }
     let digest = job.store.put_artifact(&artifact)?;
-    if let Some(signer) = job.signer {
+    if let Some((signer, record)) = signed {
         job.store.put_signature(
             &digest,
             &refine_attest::sign_record(signer, &digest, &record),

@@ -478,11 +478,14 @@ impl OciRemote {
         for b in &blobs {
             self.push_blob_file(local, kind, b).await?;
         }
-        if let Some(p) = provenance {
-            self.push_provenance(local, kind, key, (digest, bytes.len() as u64), &p)
-                .await?;
+        let subject = (digest, bytes.len() as u64);
+        let record = provenance
+            .map(|p| referrers::read_record(local, &p))
+            .transpose()?;
+        if let Some(record) = &record {
+            self.push_provenance(kind, key, subject, record).await?;
         }
-        self.push_signatures(local, kind, key, (digest, bytes.len() as u64), &manifest)
+        self.push_signatures(local, kind, key, subject, record.as_ref())
             .await?;
         // The manifest, tagged with the key, last: the tag names a complete artifact.
         retried(|| {

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use refine_attest::{DSSE_MEDIA_TYPE, Envelope, SigningKey, TrustedKeys, sign_record};
-use refine_store::{Digest, LocalStore, Manifest};
+use refine_store::{Digest, LocalStore};
 
 use super::{OciRemote, retried, store_err};
 use crate::RemoteError;
@@ -102,28 +102,21 @@ impl OciRemote {
         if !self.attest.checks() || self.attest.accepted(kind, key, digest).is_some() {
             return Ok(true);
         }
-        let envelopes = self.remote_envelopes(kind, digest).await?;
-        let good = envelopes.iter().find(|e| {
-            self.attest
-                .trust
-                .check(std::slice::from_ref(e), digest, kind, key)
-                .is_ok()
-        });
-        if let Some(good) = good {
-            self.attest
-                .accepted
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert((kind.to_string(), key.to_string(), *digest), good.clone());
-            return Ok(true);
-        }
-        let refusal = self
-            .attest
-            .trust
-            .check(&envelopes, digest, kind, key)
-            .err()
-            .map(|r| r.to_string())
-            .unwrap_or_default();
+        let mut envelopes = self.remote_envelopes(kind, digest).await?;
+        let refusal = match self.attest.trust.accept(&envelopes, digest, kind, key) {
+            Ok((i, _)) => {
+                self.attest
+                    .accepted
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(
+                        (kind.to_string(), key.to_string(), *digest),
+                        envelopes.swap_remove(i),
+                    );
+                return Ok(true);
+            }
+            Err(refusal) => refusal.to_string(),
+        };
         refused(&self.url.to_string(), kind, key, &refusal);
         Ok(false)
     }
@@ -152,64 +145,43 @@ impl OciRemote {
     }
 
     /// Before a push: makes sure the artifact carries an envelope by this remote's signing
-    /// key, then pushes every envelope stored beside it as a referrer.
+    /// key (signing its provenance `record` if not), then pushes every envelope stored beside
+    /// it as a referrer.
     pub(super) async fn push_signatures(
         &self,
         local: &LocalStore,
         kind: &str,
         key: &str,
         subject: (&Digest, u64),
-        manifest: &Manifest,
+        record: Option<&serde_json::Value>,
     ) -> Result<(), RemoteError> {
+        let mut envelopes = local.signatures(subject.0).map_err(store_err)?;
         if let Some(signer) = &self.attest.signer {
-            sign_if_unsigned(local, signer, subject.0, manifest)?;
+            let public = signer.public();
+            let signed = envelopes
+                .iter()
+                .filter_map(|e| Envelope::from_slice(e).ok())
+                .any(|e| e.signed_by(&public));
+            if !signed {
+                let Some(record) = record else {
+                    return Err(RemoteError::new(
+                        format!("Artifact `{}` has no provenance record to sign", subject.0),
+                        "Rebuild it: refine records provenance for every artifact it builds",
+                    ));
+                };
+                let envelope = sign_record(signer, subject.0, record);
+                local
+                    .put_signature(subject.0, &envelope)
+                    .map_err(store_err)?;
+                envelopes.push(envelope);
+            }
         }
-        for envelope in local.signatures(subject.0).map_err(store_err)? {
+        for envelope in envelopes {
             self.attach(kind, key, subject, Attachment::SignedStatement, envelope)
                 .await?;
         }
         Ok(())
     }
-}
-
-/// Signs the provenance record of the local artifact `digest` with `signer`, unless an
-/// envelope by that key is already stored beside it.
-pub fn sign_if_unsigned(
-    local: &LocalStore,
-    signer: &SigningKey,
-    digest: &Digest,
-    manifest: &Manifest,
-) -> Result<(), RemoteError> {
-    let public = signer.public();
-    let signed = local
-        .signatures(digest)
-        .map_err(store_err)?
-        .iter()
-        .filter_map(|e| Envelope::from_slice(e).ok())
-        .any(|e| e.signed_by(&public));
-    if signed {
-        return Ok(());
-    }
-    let Some(record) = manifest
-        .annotation("dev.refine.provenance")
-        .and_then(|v| Digest::parse(v).ok())
-    else {
-        return Err(RemoteError::new(
-            format!("Artifact `{digest}` has no provenance record to sign"),
-            "Rebuild it: refine records provenance for every artifact it builds",
-        ));
-    };
-    let bytes = local.read_blob(&record).map_err(store_err)?;
-    let record: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-        RemoteError::new(
-            format!("The provenance record `{record}` is not JSON: {e}"),
-            "Run `refine store verify`",
-        )
-    })?;
-    local
-        .put_signature(digest, &sign_record(signer, digest, &record))
-        .map_err(store_err)?;
-    Ok(())
 }
 
 // A refused artifact is not an error (it is built here instead), but the user must learn that

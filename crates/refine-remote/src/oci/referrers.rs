@@ -16,24 +16,15 @@ use crate::intoto::{self, Attachment};
 use refine_store::{Digest, INDEX_MEDIA_TYPE, LocalStore, MANIFEST_MEDIA_TYPE};
 
 impl OciRemote {
-    /// Pushes the in-toto statement for `subject` as a referrer, and records it in the
-    /// referrers tag schema if the registry's referrers API does not list it.
+    /// Pushes the in-toto statement of the provenance `record` of `subject` as a referrer.
     pub(super) async fn push_provenance(
         &self,
-        local: &LocalStore,
         kind: &str,
         key: &str,
         subject: (&Digest, u64),
-        record: &Digest,
+        record: &serde_json::Value,
     ) -> Result<(), RemoteError> {
-        let record_bytes = local.read_blob(record).map_err(store_err)?;
-        let record: serde_json::Value = serde_json::from_slice(&record_bytes).map_err(|e| {
-            RemoteError::new(
-                format!("The provenance record `{record}` is not JSON: {e}"),
-                "Run `refine store verify`",
-            )
-        })?;
-        let statement = serde_json::to_vec(&refine_attest::statement(subject.0, &record))
+        let statement = serde_json::to_vec(&refine_attest::statement(subject.0, record))
             .map_err(|e| RemoteError::new(format!("Cannot write JSON: {e}"), "Report a bug"))?;
         self.attach(kind, key, subject, Attachment::Statement, statement)
             .await
@@ -231,6 +222,20 @@ impl OciRemote {
         }
         Ok(buf)
     }
+}
+
+/// The provenance record `record` of a local artifact, as JSON.
+pub(super) fn read_record(
+    local: &LocalStore,
+    record: &Digest,
+) -> Result<serde_json::Value, RemoteError> {
+    let bytes = local.read_blob(record).map_err(store_err)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        RemoteError::new(
+            format!("The provenance record `{record}` is not JSON: {e}"),
+            "Run `refine store verify`",
+        )
+    })
 }
 
 fn oci_digest(d: &Digest) -> Result<spec::Digest, RemoteError> {
