@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 request=${1:-demo}
 cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-refine="$root/target/release/refine"
+refine="${CARGO_TARGET_DIR:-$root/target}/release/refine"
 work=$(mktemp -d /var/tmp/refine-bench-lock.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 ws="$work/ws"

@@ -7,7 +7,8 @@
 //!
 //! Like tests/it/refinery.rs, this needs the network to PyPI and a Debian mirror,
 //! debootstrap and qemu-user-static (.ci/setup.d/), and takes minutes (the s390x base is
-//! bootstrapped first). `REFINE_POLICY_STORE=DIR` keeps the store between runs.
+//! bootstrapped first, into the store the s390x tests share). `REFINE_POLICY_STORE=DIR` keeps
+//! the store between runs.
 
 use std::path::{Path, PathBuf};
 
@@ -80,12 +81,9 @@ PyMODINIT_FUNC PyInit__{name}(void) {{ return PyModule_Create(&module); }}
 }
 
 fn write_workspace(dir: &Path) {
+    write_repo_bases(dir, &[BOOKWORM_S390X]);
     let mut files = vec![
         ("workspace.kdl".to_string(), workspace_kdl()),
-        (
-            "rules/bases.kdl".to_string(),
-            UNLOCKED_BOOKWORM_S390X.to_string(),
-        ),
         ("rules/runtimes.kdl".to_string(), RUNTIMES.to_string()),
         ("rules/wheels.kdl".to_string(), wheels_kdl()),
         ("rules/repairs.kdl".to_string(), REPAIRS.to_string()),
@@ -185,8 +183,10 @@ fn s390x_repairs_are_tagged_with_the_lowest_policy_met_and_a_broken_promise_fail
         .expect("a folder in /var/tmp");
     let ws = work.path().join("ws");
     write_workspace(&ws);
-    let store = std::env::var_os("REFINE_POLICY_STORE")
-        .map_or_else(|| work.path().join("store"), PathBuf::from);
+    let store = std::env::var_os("REFINE_POLICY_STORE").map_or_else(
+        || store_with_base("//bases:bookworm-s390x").to_path_buf(),
+        PathBuf::from,
+    );
     let out_dir = work.path().join("wheels");
 
     let out = build(

@@ -127,7 +127,10 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
         "the repo's host targets are its rules' x86_64 variants (rules/wheels.kdl)"
     );
     let work = scratch();
-    let (store_a, store_b) = (work.path().join("store-a"), work.path().join("store-b"));
+    // The first store is shared with the other tests that build on this base; the second
+    // starts empty, so that two builds from nothing can be compared.
+    let store_a = store_with_base("//bases:bookworm-x86_64").to_path_buf();
+    let store_b = work.path().join("store-b");
     let out_a = work.path().join("wheels-a");
     let events = work.path().join("events.jsonl");
 
@@ -236,14 +239,19 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
     );
 }
 
+/// The s390x root, and the x86_64 one that toolchains are unpacked in.
+const BOTH_BASES: [&str; 2] = ["//bases:bookworm-s390x", "//bases:bookworm-x86_64"];
+
+/// PyYAML with libyaml for s390x, everything under qemu, then the same targets with the
+/// root's own gcc 12 running natively: the same objects.
 #[test]
-fn s390x_pyyaml_under_emulation_then_at_the_2_31_floor() {
+fn s390x_pyyaml_under_emulation_and_with_native_compilers() {
     let work = scratch();
-    let store = work.path().join("store");
+    let store = store_with(&BOTH_BASES);
     let out_dir = work.path().join("wheels");
     let events = work.path().join("events.jsonl");
     let out = build(
-        &store,
+        store,
         "//wheels:pyyaml-debian-repaired-py311",
         &out_dir,
         &events,
@@ -260,7 +268,7 @@ fn s390x_pyyaml_under_emulation_then_at_the_2_31_floor() {
 
     // `auditwheel show` agrees, run where the wheel belongs: in the s390x root, under qemu
     // (auditwheel judges wheels against the machine it runs on).
-    let base = artifact_tree(repo(), &store, "//bases:bookworm-s390x");
+    let base = artifact_tree(repo(), store, "//bases:bookworm-s390x");
     let show = auditwheel_show(&base, &work, &wheel);
     assert!(show == "manylinux_2_17_s390x", "{show}");
 
@@ -269,7 +277,7 @@ fn s390x_pyyaml_under_emulation_then_at_the_2_31_floor() {
     assert!(said.contains("ok s390x"), "{said}");
 
     let out = build(
-        &store,
+        store,
         "//wheels:pyyaml-debian-repaired-py311",
         &out_dir,
         &events,
@@ -277,18 +285,38 @@ fn s390x_pyyaml_under_emulation_then_at_the_2_31_floor() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(action_starts(&events), 0, "a second build ran actions");
 
-    // The same root with native compilers: the same objects, then the floor platform.
-    native_compilers_make_the_same_objects(&work, &store, &base);
-    s390x_2_31_floors(&work, &store, &base);
-    s390x_2_17_with_zig(&work, &store, &base);
-    // A build request from its requirements file to a wheelhouse installed under qemu.
-    crate::requests::request_flow(
-        work.path(),
-        &store,
-        "s390x",
-        Some("s390x"),
-        "//bases:bookworm-s390x",
-    );
+    native_compilers_make_the_same_objects(&work, store, &base);
+}
+
+/// The `s390x-2_31` platform, C: see [`s390x_2_31_floors`]. The toolchain is built once
+/// for this test and the next, which run at once.
+#[test]
+fn s390x_c_wheels_at_the_2_31_floor() {
+    s390x_2_31_floors(&[
+        (
+            "//wheels:pyyaml-debian-repaired-s390x-2_31-py311",
+            YAML_SMOKE,
+        ),
+        ("//wheels:cffi-debian-repaired-s390x-2_31-py311", CFFI_SMOKE),
+    ]);
+}
+
+/// The `s390x-2_31` platform, C++ and Fortran: see [`s390x_2_31_floors`].
+#[test]
+fn s390x_cxx_and_fortran_wheels_at_the_2_31_floor() {
+    s390x_2_31_floors(&[
+        ("//wheels:floor-cxx-repaired-py311", CXX_SMOKE),
+        ("//wheels:floor-fortran-repaired-py311", FORTRAN_SMOKE),
+    ]);
+}
+
+/// The `s390x-2_17` platform: see [`s390x_2_17_with_zig`].
+#[test]
+fn s390x_pyyaml_at_2_17_with_zig() {
+    let work = scratch();
+    let store = store_with(&BOTH_BASES);
+    let base = artifact_tree(repo(), store, "//bases:bookworm-s390x");
+    s390x_2_17_with_zig(&work, store, &base);
 }
 
 /// Compares the ELF files of two folders, in the s390x root under qemu with its own
@@ -391,18 +419,21 @@ const FORTRAN_SMOKE: &str = "import floor_fortran, platform; assert abs(floor_fo
 /// refine's scan and `auditwheel show` name the same lowest policy; it installs and imports in
 /// a clean venv under qemu; and every ELF file in it loads with the glibc 2.31 runtime of the
 /// toolchain's sysroot (its loader and libc, run under qemu), so nothing needs a newer glibc.
-fn s390x_2_31_floors(work: &tempfile::TempDir, store: &Path, base: &Path) {
-    let toolchain = artifact_copy(work.path(), store, "//toolchains:gcc-10-s390x-glibc-2.31");
+fn s390x_2_31_floors(wheels: &[(&str, &str)]) {
+    let work = scratch();
+    let toolchain_label = "//toolchains:gcc-10-s390x-glibc-2.31";
+    // The toolchain is unpacked in the x86_64 root.
+    let store = store_with(&[
+        BOTH_BASES[0],
+        BOTH_BASES[1],
+        toolchain_label,
+        "//runtimes:debian-python-s390x-2_31-py311",
+    ]);
+    let base = artifact_tree(repo(), store, "//bases:bookworm-s390x");
+    let (work, base) = (&work, base.as_path());
+    let toolchain = artifact_copy(work.path(), store, toolchain_label);
     let sysroot_lib = toolchain.join("usr/s390x-linux-gnu/lib");
-    for (label, smoke) in [
-        (
-            "//wheels:pyyaml-debian-repaired-s390x-2_31-py311",
-            YAML_SMOKE,
-        ),
-        ("//wheels:cffi-debian-repaired-s390x-2_31-py311", CFFI_SMOKE),
-        ("//wheels:floor-cxx-repaired-py311", CXX_SMOKE),
-        ("//wheels:floor-fortran-repaired-py311", FORTRAN_SMOKE),
-    ] {
+    for &(label, smoke) in wheels {
         let out_dir = work.path().join(label.replace([':', '/'], "_"));
         let events = work.path().join("events-2_31.jsonl");
         let out = build(store, label, &out_dir, &events);

@@ -213,17 +213,18 @@ pub fn request_flow(work: &Path, store: &Path, platform: &str, arch: Option<&str
 #[test]
 fn host_request_locks_builds_and_installs_offline() {
     let work = scratch();
-    let store = work.path().join("store");
+    let store = store_with_base("//bases:bookworm-x86_64");
     request_flow(
         work.path(),
-        &store,
+        store,
         "x86_64",
         None,
         "//bases:bookworm-x86_64",
     );
-    a_missing_pack_is_named(work.path(), &store);
-    a_build_requirement_pinned_to_an_sdist(work.path(), &store);
-    the_wheelhouse_goes_to_the_mirror(work.path(), &work.path().join("ws"), &store);
+    a_missing_pack_is_named(work.path(), store);
+    a_request_of_index_wheels_only(work.path(), store);
+    a_build_requirement_pinned_to_an_sdist(work.path(), store);
+    the_wheelhouse_goes_to_the_mirror(work.path(), &work.path().join("ws"), store);
 }
 
 /// With a mirror configured, a request's build puts its whole wheelhouse there — the
@@ -285,6 +286,82 @@ fn the_wheelhouse_goes_to_the_mirror(work: &Path, ws: &Path, store: &Path) {
             "{project}: {index}"
         );
     }
+}
+
+/// A request whose lock takes every package from the index has no target to build, and
+/// `refine build //requests/NAME/...` still leaves its whole wheelhouse — every platform of
+/// the lock — with its simple index and a summary, and pip installs it offline.
+fn a_request_of_index_wheels_only(work: &Path, store: &Path) {
+    let ws = copy_workspace_as(work, "ws-wheels");
+    fs_err::write(
+        ws.join("requests/wheels.kdl"),
+        r#"request "wheels" {
+    platforms "x86_64" "s390x"
+    python "3.11"
+    runtime "//runtimes:debian-python"
+    package "attrs"
+    package "charset-normalizer"
+    strategy "reuse-wheels"
+}
+"#,
+    )
+    .unwrap();
+    let lock = refine_in(&ws, store, &["request", "lock", "wheels"]);
+    assert_eq!(lock.status.code(), Some(0), "{}", stderr(&lock));
+    let q = refine_in(&ws, store, &["query", "//requests/wheels/..."]);
+    assert_eq!(q.status.code(), Some(0), "{}", stderr(&q));
+    assert_eq!(stdout(&q), "", "no package is built here");
+
+    let out = work.join("wheelhouse-wheels");
+    let b = refine_in(
+        &ws,
+        store,
+        &[
+            "build",
+            "//requests/wheels/...",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let said = stdout(&b) + &stderr(&b);
+    assert_eq!(b.status.code(), Some(0), "{said}");
+    for platform in ["x86_64", "s390x"] {
+        for package in ["attrs", "charset-normalizer"] {
+            assert!(
+                said.contains(&format!("on {platform} (Python 3.11): reused"))
+                    && said.contains(package),
+                "{package} on {platform}: {said}"
+            );
+        }
+    }
+    let wheels: Vec<String> = fs_err::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".whl"))
+        .collect();
+    for want in ["attrs-", "_x86_64.whl", "_s390x.whl"] {
+        assert!(
+            wheels.iter().any(|w| w.contains(want)),
+            "{want}: {wheels:?}"
+        );
+    }
+    let page = fs_err::read_to_string(out.join("simple/charset-normalizer/index.html")).unwrap();
+    assert_eq!(page.matches("#sha256=").count(), 2, "{page}");
+
+    let root = artifact_tree(&ws, store, "//bases:bookworm-x86_64");
+    let said = sandbox_sh(
+        &root,
+        None,
+        &[(out.as_path(), "/wheels")],
+        "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --index-url file:///wheels/simple attrs charset-normalizer && /tmp/v/bin/python -c 'import attrs, charset_normalizer; print(\"ok\")'",
+    );
+    assert!(said.contains("ok"), "{said}");
+
+    // A target that does not exist is still an error.
+    let b = refine_in(&ws, store, &["build", "//requests/wheels:attrs-py311"]);
+    assert_eq!(b.status.code(), Some(2), "{}", stderr(&b));
+    assert!(stderr(&b).contains("matches no target"), "{}", stderr(&b));
 }
 
 /// A request whose `packs` leave out the one PyYAML needs: the build fails naming the
@@ -460,15 +537,15 @@ fn a_build_requirement_pinned_to_an_sdist(work: &Path, store: &Path) {
     );
 }
 
-/// The s390x flow on its own (CI runs it inside the refinery's s390x test, whose store
-/// already holds the base and runtime): `-- --ignored s390x_request`. With
-/// `REFINE_REQUEST_STORE=DIR`, in that store instead of an empty one.
+/// The s390x flow, under qemu, over the store the s390x tests share (its base bootstrapped
+/// once). With `REFINE_REQUEST_STORE=DIR`, in that store instead.
 #[test]
-#[ignore = "minutes under emulation: run with `-- --ignored s390x_request`"]
 fn s390x_request_under_emulation() {
     let work = scratch();
-    let store = std::env::var_os("REFINE_REQUEST_STORE")
-        .map_or_else(|| work.path().join("store"), PathBuf::from);
+    let store = std::env::var_os("REFINE_REQUEST_STORE").map_or_else(
+        || store_with_base("//bases:bookworm-s390x").to_path_buf(),
+        PathBuf::from,
+    );
     request_flow(
         work.path(),
         &store,

@@ -151,6 +151,7 @@ pub fn trusted_keys(graph: &TargetGraph) -> Result<TrustedKeys, SessionError> {
 pub struct Session {
     graph: TargetGraph,
     roots: Vec<TargetId>,
+    whole_requests: Vec<String>,
     store: LocalStore,
     remote: Option<Arc<OciRemote>>,
     remote_optional: bool,
@@ -168,10 +169,14 @@ impl Session {
         need: RemoteNeed,
     ) -> Result<Session, SessionError> {
         let graph = load_graph(options)?;
-        let roots = match targets {
-            Targets::None => Vec::new(),
-            Targets::Patterns(patterns) => resolve(&graph, patterns)?,
-            Targets::One { pattern, command } => vec![resolve_one(&graph, pattern, command)?],
+        let (roots, whole_requests) = match targets {
+            Targets::None => (Vec::new(), Vec::new()),
+            Targets::Patterns(patterns) => {
+                (resolve(&graph, patterns)?, requests_named(&graph, patterns))
+            }
+            Targets::One { pattern, command } => {
+                (vec![resolve_one(&graph, pattern, command)?], Vec::new())
+            }
         };
         let store = open_workspace_store(&graph, options.store.as_deref())?;
         let signer = signing_key()?;
@@ -188,6 +193,7 @@ impl Session {
         Ok(Session {
             graph,
             roots,
+            whole_requests,
             store,
             remote,
             remote_optional: optional,
@@ -205,6 +211,13 @@ impl Session {
     /// The targets the command was asked for, in the order the patterns matched them.
     pub fn roots(&self) -> &[TargetId] {
         &self.roots
+    }
+
+    /// The requests whose whole package a pattern named (`//requests/NAME/...`): their
+    /// wheelhouses are asked for in full, every platform and Python version of the lock, even
+    /// where no target of theirs is built.
+    pub fn whole_requests(&self) -> &[String] {
+        &self.whole_requests
     }
 
     /// The local store.
@@ -279,6 +292,25 @@ pub fn load_graph_without_locks(options: &SessionOptions) -> Result<TargetGraph,
     let root = refine_rules::rules::find_root(&start)?;
     let workspace = Workspace::load_without_locks(&root)?;
     Ok(TargetGraph::build(workspace)?)
+}
+
+/// The requests that plain patterns among `patterns` name whole; query expressions
+/// (`platform(P, //requests/NAME/...)`) ask for the targets they match only.
+fn requests_named(graph: &TargetGraph, patterns: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = patterns
+        .iter()
+        .filter_map(|p| refine_rules::label::parse_pattern(p).ok())
+        .flat_map(|p| {
+            graph
+                .requests_named(&p)
+                .into_iter()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// The targets `patterns` match in `graph`.

@@ -4,8 +4,10 @@
 
 pub mod registry;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub fn refine_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_refine"))
@@ -179,21 +181,110 @@ pub fn tool_defaults(patchelf: &[&str]) -> String {
     out
 }
 
-/// rules/bases.kdl's bookworm bases without their lock (rules/bases.lock): bootstrapped from
-/// the live mirror, so their keys are not the repository's and a store is not shared with it.
-pub const UNLOCKED_BOOKWORM_S390X: &str = r#"base "bookworm-s390x" {
+/// rules/bases.kdl's bookworm-s390x base, word for word: with rules/bases.lock beside it
+/// ([`write_repo_bases`]) it keys as the repository's, and [`store_with_base`] serves it.
+pub const BOOKWORM_S390X: &str = r#"base "bookworm-s390x" {
     arch "s390x"
     policy "manylinux_2_36"
-    bootstrap "debootstrap" version="1.0.128+nmu2+deb12u2" suite="bookworm" snapshot="20250520T000000Z" variant="minbase"
+    bootstrap "debootstrap" version="1.0.128+nmu2+deb12u2" suite="bookworm" variant="minbase"
     packages "python3" "python3-dev" "python3-venv" "python3-pip" "gcc" "g++" "libc6-dev" "make" "pkg-config" "gfortran"
 }
 "#;
 
-/// The x86_64 twin of [`UNLOCKED_BOOKWORM_S390X`].
-pub const UNLOCKED_BOOKWORM_X86_64: &str = r#"base "bookworm-x86_64" {
+/// The x86_64 twin of [`BOOKWORM_S390X`].
+pub const BOOKWORM_X86_64: &str = r#"base "bookworm-x86_64" {
     arch "x86_64"
     policy "manylinux_2_36"
-    bootstrap "debootstrap" version="1.0.128+nmu2+deb12u2" suite="bookworm" snapshot="20250520T000000Z" variant="minbase"
+    bootstrap "debootstrap" version="1.0.128+nmu2+deb12u2" suite="bookworm" variant="minbase"
     packages "python3" "python3-dev" "python3-venv" "python3-pip" "gcc" "g++" "libc6-dev" "make" "pkg-config" "gfortran"
 }
 "#;
+
+/// A store shared by the tests of this process that build on the repository's locked bookworm
+/// bases (rules/bases.kdl, rules/bases.lock), holding `base` (a label such as
+/// `//bases:bookworm-s390x`). See [`store_with`].
+pub fn store_with_base(base: &str) -> &'static Path {
+    store_with(&[base])
+}
+
+/// A store shared by the tests of this process, holding the repository's `targets`, built in
+/// order. Each target is built into it once, by the first test that asks, while the others that
+/// need it wait; the tests then build their own targets over it at once (a store takes
+/// concurrent builds, but two builds of one missing target would both run it), so the two
+/// cores work on two tests where one long test ran alone, and no base is bootstrapped twice
+/// (minutes each under qemu).
+///
+/// The folder is `CARGO_TARGET_TMPDIR/shared-stores/<pid>`; a later test process removes the
+/// folders of processes that have ended, so every run starts from an empty store.
+pub fn store_with(targets: &[&str]) -> &'static Path {
+    static STORE: OnceLock<PathBuf> = OnceLock::new();
+    static BUILT: Mutex<BTreeMap<String, Arc<OnceLock<()>>>> = Mutex::new(BTreeMap::new());
+    let store = STORE.get_or_init(|| {
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shared-stores");
+        fs_err::create_dir_all(&parent).unwrap();
+        for entry in fs_err::read_dir(&parent).unwrap().flatten() {
+            let pid = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok());
+            let ended = pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists());
+            if ended || pid == Some(std::process::id()) {
+                fs_err::remove_dir_all(entry.path()).unwrap();
+            }
+        }
+        let dir = parent.join(std::process::id().to_string());
+        fs_err::create_dir_all(&dir).unwrap();
+        dir
+    });
+    for target in targets {
+        let once = BUILT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(target.to_string())
+            .or_default()
+            .clone();
+        once.get_or_init(|| {
+            let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let out = run_refine(repo, &["--store", store.to_str().unwrap(), "build", target]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "building {target} for the tests that share it:\n{}",
+                stderr(&out)
+            );
+        });
+    }
+    store
+}
+
+/// Writes `bases` (of [`BOOKWORM_S390X`], [`BOOKWORM_X86_64`]) and the repository's lock
+/// entries for them into the workspace `root`.
+pub fn write_repo_bases(root: &Path, bases: &[&str]) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lock = fs_err::read_to_string(repo.join("rules/bases.lock")).unwrap();
+    // The lock's entries, each from its `base "NAME" {` line to its closing `}`: an entry for
+    // a base the workspace lacks is an error.
+    let mut entries = String::new();
+    let mut keep = false;
+    for line in lock.lines() {
+        if let Some(rest) = line.strip_prefix("base ") {
+            keep = bases
+                .iter()
+                .any(|b| b.starts_with(&format!("base {}", rest.trim_end_matches(" {"))));
+        }
+        if keep {
+            entries.push_str(line);
+            entries.push('\n');
+        }
+        if line == "}" {
+            keep = false;
+        }
+    }
+    assert!(
+        !entries.is_empty(),
+        "rules/bases.lock locks none of {bases:?}"
+    );
+    fs_err::create_dir_all(root.join("rules")).unwrap();
+    fs_err::write(root.join("rules/bases.kdl"), bases.join("\n")).unwrap();
+    fs_err::write(root.join("rules/bases.lock"), entries).unwrap();
+}

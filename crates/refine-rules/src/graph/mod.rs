@@ -172,6 +172,27 @@ impl TargetGraph {
         ids
     }
 
+    /// The locked requests whose whole package `pattern` names (`//requests/NAME/...`,
+    /// `//requests/NAME:all`, `//...`): such a pattern asks for the request's wheelhouse, which
+    /// holds the index's wheels the lock takes even where no package is built here.
+    pub fn requests_named(&self, pattern: &Pattern) -> Vec<&str> {
+        if matches!(pattern, Pattern::Target(_)) {
+            return Vec::new();
+        }
+        self.workspace
+            .requests
+            .iter()
+            .filter(|r| r.lock.is_some())
+            .map(|r| r.request.name.as_str())
+            .filter(|name| {
+                pattern.matches(&Label {
+                    package: crate::rules::request::request_package(name),
+                    name: String::new(),
+                })
+            })
+            .collect()
+    }
+
     /// The targets of `kind`.
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = TargetId> + '_ {
         (0..self.len()).filter(move |&id| self.target(id).kind() == kind)

@@ -43,7 +43,9 @@ fn eval(graph: &TargetGraph, source: &Source, expr: &Expr, errors: &mut Errors) 
         Expr::Pattern(pattern, span) => {
             let mut set = vec![false; n];
             let ids = graph.matching(pattern);
-            if ids.is_empty() {
+            // A request whose lock takes every package from the index has no target, and
+            // naming it is still a request for its wheelhouse.
+            if ids.is_empty() && graph.requests_named(pattern).is_empty() {
                 errors.push(no_match(graph, source, pattern, *span));
             }
             for id in ids {

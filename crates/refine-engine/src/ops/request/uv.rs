@@ -20,6 +20,10 @@ pub struct Uv {
     /// uv runs at once: measured here, more than two together stall on the network (one
     /// run in two waits ~5 s), so that more run slower.
     running: (std::sync::Mutex<usize>, std::sync::Condvar),
+    /// The interpreter uv finds for each Python version, found once per lock: uv needs one
+    /// even to resolve wheels only, and finding it anew (a pyenv shim, for one, is a shell
+    /// script uv runs) cost ~0.5 s a run here, ten runs a lock.
+    interpreters: std::sync::Mutex<std::collections::BTreeMap<String, Option<PathBuf>>>,
 }
 
 /// How many uv runs go at once.
@@ -144,7 +148,35 @@ impl Uv {
             program,
             indexes: pip.indexes.clone(),
             running: Default::default(),
+            interpreters: Default::default(),
         })
+    }
+
+    /// The interpreter `uv python find` gives for `python`, or none (uv then looks itself,
+    /// and says what it lacks).
+    fn interpreter(&self, python: &str) -> Option<PathBuf> {
+        let mut known = self
+            .interpreters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        known
+            .entry(python.to_string())
+            .or_insert_with(|| {
+                let out = Command::new(&self.program)
+                    .args([
+                        "python",
+                        "find",
+                        "--no-config",
+                        "--no-python-downloads",
+                        python,
+                    ])
+                    .output()
+                    .ok()?;
+                let path = String::from_utf8(out.stdout).ok()?;
+                let path = PathBuf::from(path.trim());
+                (out.status.success() && path.is_absolute()).then_some(path)
+            })
+            .clone()
     }
 
     /// Resolves `input` for `platform` (`s390x-manylinux_2_28`) and Python `python`; with
@@ -166,6 +198,9 @@ impl Uv {
             .args(["--python-version", python])
             .arg("-o")
             .arg(&out);
+        if let Some(interpreter) = self.interpreter(python) {
+            cmd.arg("--python").arg(interpreter);
+        }
         if let Some(c) = &input.constraints {
             cmd.arg("-c").arg(c);
         }

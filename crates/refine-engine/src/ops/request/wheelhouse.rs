@@ -14,10 +14,23 @@ use refine_rules::rules::request::Take;
 use crate::ops::OpError;
 use crate::session::Session;
 
-/// The (request, platform, Python version) triples the session's roots belong to.
+/// The (request, platform, Python version) triples the session's roots belong to, and every
+/// triple of the requests a pattern named whole.
 pub(super) fn requested(session: &Session) -> BTreeSet<(String, String, String)> {
     let graph = session.graph();
     let mut out = BTreeSet::new();
+    for loaded in &graph.workspace.requests {
+        let Some(lock) = &loaded.lock else { continue };
+        if session.whole_requests().contains(&lock.name) {
+            for res in &lock.resolutions {
+                out.insert((
+                    lock.name.clone(),
+                    res.platform.clone(),
+                    res.python.to_string(),
+                ));
+            }
+        }
+    }
     for &id in session.roots() {
         let t = graph.target(id);
         let Some(name) = t.label.package.strip_prefix("requests/") else {
@@ -48,6 +61,11 @@ pub fn superseded(session: &Session, id: refine_rules::graph::TargetId) -> bool 
     })
 }
 
+/// Whether the session asks for a request's wheelhouse (and so for its simple index).
+pub fn asked(session: &Session) -> bool {
+    !requested(session).is_empty()
+}
+
 /// Copies the wheels the requested resolutions take from the index into `dir`, each fetched
 /// by its sha256 (from the store when it is there). Returns the files written.
 pub fn add_reused(session: &Session, dir: &Path) -> Result<Vec<PathBuf>, OpError> {
@@ -59,6 +77,8 @@ pub fn add_reused(session: &Session, dir: &Path) -> Result<Vec<PathBuf>, OpError
     let store = session.store();
     let pip = PipConfig::load();
     let mut written = Vec::new();
+    // A pure-Python wheel is the same file on every platform: copied once.
+    let mut names: BTreeMap<String, (String, String)> = BTreeMap::new();
     for loaded in &ws.requests {
         let Some(lock) = &loaded.lock else { continue };
         for res in &lock.resolutions {
@@ -72,6 +92,19 @@ pub fn add_reused(session: &Session, dir: &Path) -> Result<Vec<PathBuf>, OpError
             }
             for p in res.packages.iter().filter(|p| p.take == Take::Wheel) {
                 let Some(wheel) = &p.wheel else { continue };
+                let at = format!("{} on {}", p.name, res.platform);
+                match names.get(&wheel.file) {
+                    Some((sha, _)) if *sha == wheel.sha256.0 => continue,
+                    Some((_, first)) => {
+                        return Err(OpError::OutputClash {
+                            name: wheel.file.clone(),
+                            first: first.clone(),
+                            second: at,
+                        });
+                    }
+                    None => {}
+                }
+                names.insert(wheel.file.clone(), (wheel.sha256.0.clone(), at));
                 let item = Fetchable::Pypi {
                     project: p.name.clone(),
                     version: p.version.clone(),
