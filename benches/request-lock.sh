@@ -26,7 +26,10 @@ uv=$(ls "$store"/tmp/uv-*/uv)
 uv_cmds=()
 while read -r py platform; do
   target=$(sed -n "s/^platform \"$platform\" arch=\"\([^\"]*\)\" policy=\"\([^\"]*\)\".*/\1-\2/p" "$ws/workspace.kdl")
-  uv_cmds+=("$uv pip compile --no-config -q --no-header $ws/requests/$request.txt --format pylock.toml --python-platform $target --python-version $py -o $work/out/pylock.toml")
+  # The interpreter uv needs, found once as refine finds it, so that neither side pays for
+  # finding it on every run.
+  interpreter=$("$uv" python find --no-config --no-python-downloads "$py")
+  uv_cmds+=("$uv pip compile --no-config -q --no-header $ws/requests/$request.txt --format pylock.toml --python-platform $target --python-version $py --python $interpreter -o $work/out/pylock.toml")
 done < <(sed -n 's/^resolution python="\([^"]*\)" platform=\([^ ]*\) {/\1 \2/p' "$ws/requests/$request.lock" | tr -d '"')
 mkdir -p "$work/out"
 uv_all=$(printf '%s && ' "${uv_cmds[@]}")

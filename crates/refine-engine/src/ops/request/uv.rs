@@ -17,8 +17,10 @@ use crate::ops::OpError;
 pub struct Uv {
     program: PathBuf,
     indexes: Vec<String>,
-    /// uv runs at once: measured here, more than two together stall on the network (one
-    /// run in two waits ~5 s), so that more run slower.
+    /// uv runs at once. Measured here with benches/request-lock.sh (the demo: 2 resolutions,
+    /// then 8 build-requirement ones, each ~0.5 s of mostly network): the lock's median was
+    /// 3.5 s with 2 at once, 2.4 s with 4, and 2.0 s with 8, but with 8 one run in ten stalled
+    /// ~5 s on the network (6.8 s).
     running: (std::sync::Mutex<usize>, std::sync::Condvar),
     /// The interpreter uv finds for each Python version, found once per lock: uv needs one
     /// even to resolve wheels only, and finding it anew (a pyenv shim, for one, is a shell
@@ -27,7 +29,7 @@ pub struct Uv {
 }
 
 /// How many uv runs go at once.
-const AT_ONCE: usize = 2;
+const AT_ONCE: usize = 4;
 
 /// What one `uv pip compile` reads: files in a folder of its own (uv runs in parallel).
 pub struct Input {
