@@ -430,7 +430,6 @@ fn s390x_2_31_floors(wheels: &[(&str, &str)]) {
         "//runtimes:debian-python-s390x-2_31-py311",
     ]);
     let base = artifact_tree(repo(), store, "//bases:bookworm-s390x");
-    let (work, base) = (&work, base.as_path());
     let toolchain = artifact_copy(work.path(), store, toolchain_label);
     let sysroot_lib = toolchain.join("usr/s390x-linux-gnu/lib");
     for &(label, smoke) in wheels {
@@ -456,14 +455,14 @@ fn s390x_2_31_floors(wheels: &[(&str, &str)]) {
 
         let lowest = lowest_policy(&wheel);
         assert!(at_most_2_31(&lowest), "{label}: {lowest}");
-        let show = auditwheel_show(base, work, &wheel);
+        let show = auditwheel_show(&base, &work, &wheel);
         assert_eq!(
             show,
             format!("{lowest}_s390x"),
             "{label}: refine's scan and auditwheel disagree"
         );
 
-        let said = smoke_in_sandbox(base, Some("s390x"), &wheel, smoke);
+        let said = smoke_in_sandbox(&base, Some("s390x"), &wheel, smoke);
         assert!(said.contains("ok s390x"), "{label}: {said}");
 
         // Every ELF file, grafted libraries included, loads with glibc 2.31.

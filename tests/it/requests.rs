@@ -14,7 +14,7 @@ fn repo() -> &'static Path {
 }
 
 /// A scratch folder on disk (not tmpfs): bases are hundreds of megabytes.
-pub fn scratch() -> tempfile::TempDir {
+fn scratch() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("refine-requests-")
         .tempdir_in("/var/tmp")
@@ -96,7 +96,7 @@ const IMPORTS: &str = "import attrs, charset_normalizer, markupsafe, yaml, cffi,
 
 /// The whole flow for one platform: lock, build, install offline in the root of `base`
 /// (`arch` under qemu), build again (nothing), edit an override (one package rebuilt).
-pub fn request_flow(work: &Path, store: &Path, platform: &str, arch: Option<&str>, base: &str) {
+fn request_flow(work: &Path, store: &Path, platform: &str, arch: Option<&str>, base: &str) {
     let ws = copy_workspace(work);
 
     // Locking writes what the repo holds for the same inputs, and the lock is current.

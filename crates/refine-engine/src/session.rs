@@ -297,20 +297,12 @@ pub fn load_graph_without_locks(options: &SessionOptions) -> Result<TargetGraph,
 /// The requests that plain patterns among `patterns` name whole; query expressions
 /// (`platform(P, //requests/NAME/...)`) ask for the targets they match only.
 fn requests_named(graph: &TargetGraph, patterns: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = patterns
+    let named: std::collections::BTreeSet<&str> = patterns
         .iter()
         .filter_map(|p| refine_rules::label::parse_pattern(p).ok())
-        .flat_map(|p| {
-            graph
-                .requests_named(&p)
-                .into_iter()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|p| graph.requests_named(&p))
         .collect();
-    out.sort();
-    out.dedup();
-    out
+    named.into_iter().map(str::to_string).collect()
 }
 
 /// The targets `patterns` match in `graph`.

@@ -64,7 +64,8 @@ pub fn export(session: &Session, report: &BuildReport, dir: &Path) -> Result<Exp
     }
     // A build request's wheelhouse: the index's wheels it takes, and a simple index.
     let reused = super::request::wheelhouse::add_reused(session, dir)?;
-    if !reused.is_empty() || super::request::wheelhouse::asked(session) {
+    // Reused wheels imply a requested wheelhouse.
+    if super::request::wheelhouse::asked(session) {
         exported.written.extend(reused);
         exported
             .written
