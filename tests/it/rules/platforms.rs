@@ -172,6 +172,49 @@ fn a_repair_rule_may_repair_some_platforms_only() {
 }
 
 #[test]
+fn requires_built_takes_the_repair_of_the_same_platform_and_python() {
+    // `b` builds against `a`'s repaired wheel: per variant, the repair of its own platform
+    // and Python version becomes a dependency.
+    let a = wheel(
+        "a",
+        "    platforms \"s390x\" \"x86_64\"\n    python \"3.11\" \"3.12\"\n    repair\n",
+    );
+    let b = wheel(
+        "b",
+        "    platforms \"s390x\" \"x86_64\"\n    python \"3.11\" \"3.12\"\n    requires-built \"//wheels:a-repaired\"\n",
+    );
+    let w = two_platforms(&[("rules/wheels.kdl", &format!("{a}\n{b}"))]);
+    assert_eq!(
+        lines(&w.refine(&[
+            "query",
+            "deps(//wheels:b-x86_64-py312) - deps(//runtimes:all)"
+        ])),
+        [
+            "//wheels:a-repaired-x86_64-py312",
+            "//wheels:a-x86_64-py312",
+            "//wheels:b-x86_64-py312"
+        ]
+    );
+    assert_eq!(
+        lines(&w.refine(&["query", "rdeps(//..., //wheels:a-repaired-py311)"])),
+        ["//wheels:a-repaired-py311", "//wheels:b-py311"]
+    );
+}
+
+#[test]
+fn requires_built_names_a_wheel_not_its_repair() {
+    let a = wheel("a", "    python \"3.11\"\n    repair\n");
+    let b = wheel(
+        "b",
+        "    python \"3.11\"\n    requires-built \"//wheels:a\"\n",
+    );
+    bad2(
+        "requires_built_names_a_wheel",
+        &[("rules/wheels.kdl", &format!("{a}\n{b}"))],
+    );
+}
+
+#[test]
 fn fmt_keeps_the_new_fields() {
     let messy = format!(
         "wheel   \"w\"{{\n  platforms  \"s390x\"   \"x86_64\"\n source pypi=\"MarkupSafe\" version=\"3.0.2\" sha256=\"{SHA}\"\n  python \"3.11\"\n      runtime \"//runtimes:py\"\n on \"x86_64\"{{\n env \"A\"   \"1\" // x86 only\n}}\n  repair   policy=\"manylinux_2_28\"   strip=#true\n}}\n"

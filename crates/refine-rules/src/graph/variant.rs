@@ -49,13 +49,13 @@ pub fn pick(ws: &Workspace, vs: &[TargetId], ctx: &Ctx<'_>) -> Result<TargetId, 
         }
     }
     if let Some(py) = ctx.python
-        && cands.iter().any(|&id| ws.targets[id].python().is_some())
+        && cands.iter().any(|&id| python_suffix(ws, id).is_some())
     {
         let suffix = py_suffix(py);
         let fits: Vec<TargetId> = cands
             .iter()
             .copied()
-            .filter(|&id| ws.targets[id].python().map(py_suffix).as_ref() == Some(&suffix))
+            .filter(|&id| python_suffix(ws, id).as_ref() == Some(&suffix))
             .collect();
         if fits.is_empty() {
             return Err(Miss::Python {
@@ -72,6 +72,26 @@ pub fn pick(ws: &Workspace, vs: &[TargetId], ctx: &Ctx<'_>) -> Result<TargetId, 
     match cands.as_slice() {
         [one] => Ok(*one),
         _ => Err(Miss::Ambiguous(cands)),
+    }
+}
+
+/// `pyXY` of a variant: its wheel's Python version, or for a repair (which has none of its
+/// own) the suffix every matrix variant's name ends with (`a-repaired-x86_64-py311`).
+fn python_suffix(ws: &Workspace, id: TargetId) -> Option<String> {
+    let t = &ws.targets[id];
+    match t.python() {
+        Some(py) => Some(py_suffix(py)),
+        None if t.matrix => t
+            .label
+            .name
+            .rsplit_once('-')
+            .map(|(_, last)| last)
+            .filter(|last| {
+                last.strip_prefix("py")
+                    .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .map(str::to_string),
+        None => None,
     }
 }
 

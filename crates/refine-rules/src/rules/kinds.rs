@@ -806,6 +806,7 @@ fn read_wheel(
             "config-setting",
             "env",
             "requires",
+            "requires-built",
             "frontend",
             "native-compilers",
             "repair",
@@ -841,7 +842,8 @@ fn read_wheel(
         .into_iter()
         .filter_map(|c| r.pinned(c))
         .collect();
-    requires.extend(ws.defaults.requires.iter().cloned());
+    requires = with_default_requires(requires, &ws.defaults.requires);
+    let built_requires = built_refs(r, node);
     let frontend = read_frontend(r, node, ws, name);
     let versions = read_python_minors(r, node)?;
     let (source, runtime, frontend) = (source?, runtime?, frontend?);
@@ -860,10 +862,38 @@ fn read_wheel(
                 frontend: frontend.clone(),
                 toolchain: None,
                 allowed_packs: None,
-                built_requires: Vec::new(),
+                built_requires: built_requires.clone(),
             })
             .collect(),
     )
+}
+
+/// A wheel's own build requirements, then the workspace's `requires` (the tools' own
+/// dependencies) that it does not pin itself: a rule that pins `packaging` gets its pin, not
+/// both, which pip could not install together.
+pub fn with_default_requires(mut own: Vec<Pinned>, defaults: &[Pinned]) -> Vec<Pinned> {
+    let extra: Vec<Pinned> = defaults
+        .iter()
+        .filter(|d| {
+            !own.iter()
+                .any(|b| crate::rules::normalize(&b.name) == crate::rules::normalize(&d.name))
+        })
+        .cloned()
+        .collect();
+    own.extend(extra);
+    own
+}
+
+/// `requires-built "//wheels:cffi-repaired"` children: build requirements built here, each
+/// the repair of another wheel rule, taken in the variant of this wheel's platform and
+/// Python version and put in its wheelhouse.
+fn built_refs(r: &mut FileReader<'_>, node: &KdlNode) -> Vec<LabelRef> {
+    let mut out = Vec::new();
+    for child in r.children(node, "requires-built").collect::<Vec<_>>() {
+        check_leaf(r, child);
+        out.extend(r.labels(child));
+    }
+    out
 }
 
 /// `config-setting KEY VALUE` children, in order (PEP 517 config settings).
@@ -948,4 +978,35 @@ pub(super) fn read_python_minors(r: &mut FileReader<'_>, node: &KdlNode) -> Opti
         versions.push(v);
     }
     Some(versions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pin(name: &str, version: &str) -> Pinned {
+        Pinned {
+            name: name.into(),
+            version: version.into(),
+            sha256: Sha256("0".repeat(64)),
+        }
+    }
+
+    #[test]
+    fn a_rules_own_pin_replaces_the_default_of_the_same_name() {
+        let defaults = [pin("packaging", "24.2"), pin("pyproject_hooks", "1.2.0")];
+        let got = with_default_requires(
+            vec![pin("setuptools", "80"), pin("Packaging", "26.4")],
+            &defaults,
+        );
+        let got: Vec<String> = got.iter().map(Pinned::requirement).collect();
+        assert_eq!(
+            got,
+            [
+                "setuptools==80",
+                "Packaging==26.4",
+                "pyproject_hooks==1.2.0"
+            ]
+        );
+    }
 }

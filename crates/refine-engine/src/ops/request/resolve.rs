@@ -263,9 +263,17 @@ impl Resolver<'_> {
                 if let Some(o) = self.request.override_for(&p.name) {
                     build.requires.extend(o.build_requires.iter().cloned());
                 }
+                // A constraint on a package outside the closure changes nothing, so every
+                // sdist asks with the same constraints (and equal questions are asked once),
+                // except one whose build requires itself: its own version is left free.
+                let needs_itself = build
+                    .requires
+                    .iter()
+                    .filter_map(|r| r.parse::<uv_pep508::Requirement>().ok())
+                    .any(|r| normalize(r.name.as_ref()) == p.name);
                 let mine: Vec<String> = ours
                     .iter()
-                    .filter(|(n, _)| *n != p.name)
+                    .filter(|(n, _)| !needs_itself || *n != p.name)
                     .map(|(n, v)| format!("{n}=={v}"))
                     .collect();
                 let closure = self.build_closure(t, &build.requires, &mine);

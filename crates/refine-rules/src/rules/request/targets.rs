@@ -5,7 +5,7 @@
 use crate::diag::Errors;
 use crate::label::Label;
 
-use super::super::kinds::py_suffix;
+use super::super::kinds::{py_suffix, with_default_requires};
 use super::super::model::*;
 use super::super::reader::relabel;
 use super::*;
@@ -91,19 +91,7 @@ pub fn request_targets(
         for p in res.packages.iter().filter(|p| p.take == Take::Sdist) {
             let Some(sdist) = &p.sdist else { continue };
             let over = merged(request.override_for(&p.name), &res.python);
-            // The frontend's own dependencies, unless the build requirements pin them.
-            let mut requires = p.build_requires.clone();
-            requires.extend(
-                ws.defaults
-                    .requires
-                    .iter()
-                    .filter(|d| {
-                        !p.build_requires.iter().any(|b| {
-                            crate::rules::normalize(&b.name) == crate::rules::normalize(&d.name)
-                        })
-                    })
-                    .cloned(),
-            );
+            let requires = with_default_requires(p.build_requires.clone(), &ws.defaults.requires);
             let name = wheel_target_name(ws, &p.name, &res.platform, &res.python);
             let at = p.at;
             let wheel = WheelSpec {
