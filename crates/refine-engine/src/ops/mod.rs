@@ -181,7 +181,7 @@ pub enum OpError {
         "The build requirements of `{package}` {version} cannot be pinned for Python {python} on `{platform}`:\n{message}"
     )]
     #[diagnostic(help(
-        "refine pins every build requirement to a wheel of the target platform; a build requirement that only has an sdist cannot be built first yet (docs/requests.md, \"Not yet\"). Pin another version of the package with an `override`"
+        "The resolver's message above names the build requirement that cannot be met (refine looks for wheels for the platform first, then for sdists it builds itself). Pin another version with `override \"{package}\" {{ version \"==…\" }}`, or take the index's wheel for it where there is one (`strategy \"reuse-wheels\"` and no `take \"sdist\"` for it)"
     ))]
     BuildRequirements {
         package: String,

@@ -41,6 +41,16 @@ pub(super) fn parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync
     out
 }
 
+/// Whether build requirement `name` `version` of `packages[at]` is a wheel the request
+/// builds: another of its packages, at that version, taken from its sdist. Never the package
+/// itself, which would wait on its own build.
+fn built_here(packages: &[LockedPackage], at: usize, name: &str, version: &str) -> bool {
+    name != packages[at].name
+        && packages
+            .iter()
+            .any(|o| o.name == name && o.version == version && o.take == Take::Sdist)
+}
+
 /// A set of build requirements, with the versions the request builds itself.
 type MemoKey = (String, Vec<String>, Vec<String>);
 
@@ -310,9 +320,11 @@ impl Resolver<'_> {
         let mut built = Vec::new();
         for b in &resolved.packages {
             let b_name = normalize(&b.name);
-            let ours = packages
-                .iter()
-                .any(|o| o.name == b_name && o.version == b.version && o.take == Take::Sdist);
+            // A package whose build closure holds itself (jupyterlab-pygments builds with
+            // jupyterlab, which needs it at run time) builds with the index's wheel of itself:
+            // built here, it would wait on itself.
+            let itself = b_name == packages[at].name;
+            let ours = built_here(packages, at, &b_name, &b.version);
             if ours {
                 built.push((b_name, b.version.clone()));
                 continue;
@@ -326,6 +338,15 @@ impl Resolver<'_> {
                 continue;
             }
             // No wheel for the platform: build it here too, from its sdist.
+            if itself {
+                return Err(t.error(
+                    &packages[at],
+                    format!(
+                        "its build needs `{b_name}` {} itself, and the index has no wheel of it for the platform",
+                        b.version
+                    ),
+                ));
+            }
             if packages.iter().any(|o| o.name == b_name) {
                 return Err(t.error(
                     &packages[at],
@@ -361,5 +382,42 @@ impl Resolver<'_> {
             built.push((b_name, b.version.clone()));
         }
         Ok((pins, built))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn package(name: &str, version: &str, take: Take) -> LockedPackage {
+        LockedPackage {
+            name: name.into(),
+            version: version.into(),
+            take,
+            sdist: None,
+            wheel: None,
+            backend: None,
+            build_requires: Vec::new(),
+            built_requires: Vec::new(),
+            at: refine_rules::rules::Loc {
+                file: 0,
+                span: (0, 0).into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_package_never_builds_with_its_own_built_wheel() {
+        let packages = [
+            package("jupyterlab-pygments", "0.3.0", Take::Sdist),
+            package("nbconvert", "7.16.6", Take::Sdist),
+            package("attrs", "26.1.0", Take::Wheel),
+        ];
+        // Its own build closure holds it (through jupyterlab): the index's wheel, not a wait
+        // on itself.
+        assert!(!built_here(&packages, 0, "jupyterlab-pygments", "0.3.0"));
+        assert!(built_here(&packages, 0, "nbconvert", "7.16.6"));
+        assert!(!built_here(&packages, 0, "nbconvert", "7.16.5"));
+        assert!(!built_here(&packages, 0, "attrs", "26.1.0"));
     }
 }
