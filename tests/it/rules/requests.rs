@@ -147,6 +147,59 @@ fn a_current_request_lock_loads() {
     );
 }
 
+/// A lock read from the rules cache answers as one parsed afresh, and its targets still
+/// point into the lock when another file shifts the ids of the files loaded after it.
+#[test]
+fn a_cached_lock_answers_the_same_and_points_into_the_lock() {
+    let cache = tempfile::tempdir().unwrap();
+    let head = header();
+    let kdl = locked_request();
+    let lock = current_lock(&format!("{ATTRS}{PYYAML}"));
+    let w = ws(&files(&head, &kdl, &[("requests/app.lock", &lock)]));
+    let run = || {
+        let out = std::process::Command::new(refine_bin())
+            .args(["query", "//requests/app/...", "--output", "json"])
+            .current_dir(w.path())
+            .env("NO_COLOR", "1")
+            .env("REFINE_RULES_CACHE", cache.path())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let fresh = run();
+    assert!(
+        fresh.contains("\"location\": \"requests/app.lock:"),
+        "{fresh}"
+    );
+    let locks = || {
+        walk_files(cache.path())
+            .into_iter()
+            .filter(|p| fs_err::read_to_string(p).is_ok_and(|t| t.contains("\"resolutions\"")))
+            .count()
+    };
+    assert_eq!(locks(), 1, "the lock went into the cache");
+    fs_err::write(
+        w.path().join("rules/aaa.kdl"),
+        "pack \"z\" {\n    version \"1\"\n    recipe \"r.sh\"\n}\n",
+    )
+    .unwrap();
+    assert_eq!(run(), fresh, "a cached lock answers the same");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in fs_err::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 // ---- Bad request files: each case is a snapshot of the full diagnostic. ----
 
 #[test]

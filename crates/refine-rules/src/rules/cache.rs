@@ -4,7 +4,9 @@
 //! An entry is the typed result of one rule file (its targets and repairs), keyed by BLAKE3
 //! of refine's version, `workspace.kdl`'s text (defaults and platforms shape what a rule file
 //! means), the file's path and its text. Only files that read without errors are cached, and
-//! only after a whole load succeeded, so bad input writes nothing. The cache lives in
+//! only after a whole load succeeded, so bad input writes nothing. A build request's lock is
+//! cached the same way, keyed by its path and text alone (a lock reads the same in any
+//! workspace), once it read without errors. The cache lives in
 //! `$REFINE_RULES_CACHE`, else `$XDG_CACHE_HOME/refine-rules`, else `~/.cache/refine-rules`;
 //! `REFINE_RULES_CACHE=off` turns it off. Any trouble with it only means a slower load.
 
@@ -94,6 +96,56 @@ pub fn save(key: &str, file: FileId, mut entry: Entry) {
         std::fs::create_dir_all(&sub)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&sub)?;
         serde_json::to_writer(&mut tmp, &entry).map_err(std::io::Error::other)?;
+        tmp.persist(sub.join(key)).map_err(|e| e.error)?;
+        Ok(())
+    };
+    let _ = write();
+}
+
+/// The key of a request lock's entry: its path and text alone decide what it reads as.
+pub fn lock_key(path: &str, text: &str) -> String {
+    key("request-lock-1", path, text)
+}
+
+/// A request lock read before. Every place in a lock is in the lock file itself, so each
+/// `{ "file", "span" }` is pointed at `file`, the id the lock has in this load.
+pub fn load_lock(key: &str, file: FileId) -> Option<super::request::RequestLock> {
+    let bytes = std::fs::read(dir()?.join(&key[..2]).join(key)).ok()?;
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    point_at(&mut value, file);
+    serde_json::from_value(value).ok()
+}
+
+fn point_at(value: &mut serde_json::Value, file: FileId) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.len() == 2
+                && map.contains_key("span")
+                && let Some(f) = map.get_mut("file")
+            {
+                *f = file.into();
+            }
+            for v in map.values_mut() {
+                point_at(v, file);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for v in items {
+                point_at(v, file);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Saves a lock that read without errors.
+pub fn save_lock(key: &str, lock: &super::request::RequestLock) {
+    let Some(dir) = dir() else { return };
+    let sub = dir.join(&key[..2]);
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(&sub)?;
+        let mut tmp = tempfile::NamedTempFile::new_in(&sub)?;
+        serde_json::to_writer(&mut tmp, lock).map_err(std::io::Error::other)?;
         tmp.persist(sub.join(key)).map_err(|e| e.error)?;
         Ok(())
     };

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::diag::{Errors, InputError, Source};
 
+use super::super::cache;
 use super::super::load::{LoadedRequest, list_kdl, push_parsed, read_file};
 use super::super::model::WorkspaceConfig;
 use super::super::reader::FileReader;
@@ -96,18 +97,33 @@ pub(in crate::rules) fn attach_request_locks(
                 continue;
             }
         };
-        let Some((id, doc)) = push_parsed(files, lock_source, errors) else {
-            continue;
+        // A lock is long and machine-written: read once, then from the rules cache.
+        let key = cache::lock_key(&rel, &lock_source.text);
+        let (id, lock, mut doc) = match cache::load_lock(&key, files.len()) {
+            Some(lock) => {
+                files.push(lock_source);
+                (files.len() - 1, lock, None)
+            }
+            None => {
+                let Some((id, doc)) = push_parsed(files, lock_source, errors) else {
+                    continue;
+                };
+                let mut r = FileReader {
+                    file: id,
+                    source: &files[id],
+                    package: None,
+                    errors: Errors::default(),
+                };
+                let lock = super::read_request_lock(&mut r, &doc);
+                let clean = r.errors.is_empty();
+                errors.extend(r.errors);
+                let Some(lock) = lock else { continue };
+                if clean {
+                    cache::save_lock(&key, &lock);
+                }
+                (id, lock, Some(doc))
+            }
         };
-        let mut r = FileReader {
-            file: id,
-            source: &files[id],
-            package: None,
-            errors: Errors::default(),
-        };
-        let lock = super::read_request_lock(&mut r, &doc);
-        errors.extend(r.errors);
-        let Some(lock) = lock else { continue };
         let relock = format!(
             "Run `refine request lock {}` to write the lock afresh",
             request.name
@@ -152,11 +168,18 @@ pub(in crate::rules) fn attach_request_locks(
         // The inputs match: a resolution more or less than the request's Python versions
         // and platforms is a hand edit.
         let before = errors.len();
-        for node in doc
-            .nodes()
+        let unasked = lock.resolutions.iter().any(|res| {
+            !(request.platforms.contains(&res.platform) && request.pythons.contains(&res.python))
+        });
+        if unasked && doc.is_none() {
+            // Read it again for the places of the diagnostics below.
+            doc = super::super::load::parse_kdl(&files[id]).ok();
+        }
+        let resolutions = doc
             .iter()
-            .filter(|n| n.name().value() == "resolution")
-        {
+            .flat_map(kdl::KdlDocument::nodes)
+            .filter(|n| unasked && n.name().value() == "resolution");
+        for node in resolutions {
             let prop = |name| node.get(name).and_then(kdl::KdlValue::as_string);
             let (Some(python), Some(platform)) = (prop("python"), prop("platform")) else {
                 continue;
