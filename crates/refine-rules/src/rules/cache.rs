@@ -89,13 +89,18 @@ pub fn load(key: &str, file: FileId) -> Option<Entry> {
 }
 
 pub fn save(key: &str, file: FileId, mut entry: Entry) {
-    let Some(dir) = dir() else { return };
     map_locs(&mut entry, file, THIS_FILE);
+    write_entry(key, &entry);
+}
+
+/// Writes an entry atomically; a cache that cannot be written only means a slower load.
+fn write_entry(key: &str, entry: &impl Serialize) {
+    let Some(dir) = dir() else { return };
     let sub = dir.join(&key[..2]);
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(&sub)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&sub)?;
-        serde_json::to_writer(&mut tmp, &entry).map_err(std::io::Error::other)?;
+        serde_json::to_writer(&mut tmp, entry).map_err(std::io::Error::other)?;
         tmp.persist(sub.join(key)).map_err(|e| e.error)?;
         Ok(())
     };
@@ -140,14 +145,5 @@ fn point_at(value: &mut serde_json::Value, file: FileId) {
 
 /// Saves a lock that read without errors.
 pub fn save_lock(key: &str, lock: &super::request::RequestLock) {
-    let Some(dir) = dir() else { return };
-    let sub = dir.join(&key[..2]);
-    let write = || -> std::io::Result<()> {
-        std::fs::create_dir_all(&sub)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&sub)?;
-        serde_json::to_writer(&mut tmp, lock).map_err(std::io::Error::other)?;
-        tmp.persist(sub.join(key)).map_err(|e| e.error)?;
-        Ok(())
-    };
-    let _ = write();
+    write_entry(key, lock);
 }
