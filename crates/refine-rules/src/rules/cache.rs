@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kinds::PendingRepair;
 use super::model::{FileId, Loc, Target};
+use super::request::RequestLock;
 
 /// Stands for "this file" in a cached entry; file ids change from load to load.
 const THIS_FILE: FileId = usize::MAX;
@@ -82,10 +83,14 @@ fn map_locs(entry: &mut Entry, from: FileId, to: FileId) {
 }
 
 pub fn load(key: &str, file: FileId) -> Option<Entry> {
-    let bytes = std::fs::read(dir()?.join(&key[..2]).join(key)).ok()?;
-    let mut entry: Entry = serde_json::from_slice(&bytes).ok()?;
+    let mut entry: Entry = read_entry(key)?;
     map_locs(&mut entry, THIS_FILE, file);
     Some(entry)
+}
+
+fn read_entry<T: serde::de::DeserializeOwned>(key: &str) -> Option<T> {
+    let bytes = std::fs::read(dir()?.join(&key[..2]).join(key)).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 pub fn save(key: &str, file: FileId, mut entry: Entry) {
@@ -109,41 +114,30 @@ fn write_entry(key: &str, entry: &impl Serialize) {
 
 /// The key of a request lock's entry: its path and text alone decide what it reads as.
 pub fn lock_key(path: &str, text: &str) -> String {
-    key("request-lock-1", path, text)
+    key("request-lock-2", path, text)
 }
 
-/// A request lock read before. Every place in a lock is in the lock file itself, so each
-/// `{ "file", "span" }` is pointed at `file`, the id the lock has in this load.
-pub fn load_lock(key: &str, file: FileId) -> Option<super::request::RequestLock> {
-    let bytes = std::fs::read(dir()?.join(&key[..2]).join(key)).ok()?;
-    let mut value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    point_at(&mut value, file);
-    serde_json::from_value(value).ok()
+/// A request lock read before, its places pointed at `file`, the lock's id in this load.
+pub fn load_lock(key: &str, file: FileId) -> Option<RequestLock> {
+    let mut lock: RequestLock = read_entry(key)?;
+    lock_locs(&mut lock, THIS_FILE, file);
+    Some(lock)
 }
 
-fn point_at(value: &mut serde_json::Value, file: FileId) {
-    match value {
-        serde_json::Value::Object(map) => {
-            if map.len() == 2
-                && map.contains_key("span")
-                && let Some(f) = map.get_mut("file")
-            {
-                *f = file.into();
-            }
-            for v in map.values_mut() {
-                point_at(v, file);
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for v in items {
-                point_at(v, file);
-            }
-        }
-        _ => {}
+/// Every place in a lock is in the lock file itself.
+fn lock_locs(lock: &mut RequestLock, from: FileId, to: FileId) {
+    let locs = std::iter::once(&mut lock.at).chain(
+        lock.resolutions
+            .iter_mut()
+            .flat_map(|r| r.packages.iter_mut().map(|p| &mut p.at)),
+    );
+    for loc in locs.filter(|l| l.file == from) {
+        loc.file = to;
     }
 }
 
 /// Saves a lock that read without errors.
-pub fn save_lock(key: &str, lock: &super::request::RequestLock) {
-    write_entry(key, lock);
+pub fn save_lock(key: &str, file: FileId, mut lock: RequestLock) {
+    lock_locs(&mut lock, file, THIS_FILE);
+    write_entry(key, &lock);
 }

@@ -119,7 +119,7 @@ pub(in crate::rules) fn attach_request_locks(
                 errors.extend(r.errors);
                 let Some(lock) = lock else { continue };
                 if clean {
-                    cache::save_lock(&key, &lock);
+                    cache::save_lock(&key, id, lock.clone());
                 }
                 (id, lock, Some(doc))
             }
