@@ -73,13 +73,23 @@ impl Digest {
 
     /// The 64 lowercase hex digits, without the algorithm.
     pub fn hex(&self) -> String {
-        hex::encode(self.0)
+        hex32(&self.0)
     }
 
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+}
+
+/// 32 bytes as 64 lowercase hex digits. Through `encode_to_slice` (a table per byte): `hex::encode`
+/// goes a `char` at a time, and keys and digests are spelled out once per node of every build.
+pub fn hex32(bytes: &[u8; 32]) -> String {
+    let mut out = [0u8; 64];
+    // Cannot fail: the output is exactly twice the input.
+    let _ = hex::encode_to_slice(bytes, &mut out);
+    // Hex digits are ASCII, so this is always `Ok`.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 impl fmt::Display for Digest {

@@ -15,7 +15,7 @@ mod file;
 mod kind;
 pub mod tree_hash;
 
-pub use digest::{Digest, HashingWriter};
+pub use digest::{Digest, HashingWriter, hex32};
 pub use error::{DigestError, Result};
 pub use file::{sha256_file, verify_sha256};
 pub use kind::Kind;

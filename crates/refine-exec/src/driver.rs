@@ -8,7 +8,7 @@
 //!
 //! [`Cancel`]: crate::Cancel
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -158,6 +158,8 @@ struct Drive<'e> {
     sched: Scheduler,
     /// What the plan found cached when the build began, by node.
     planned: HashMap<TargetId, Built>,
+    /// The nodes that took the plan's artifact.
+    as_planned: HashSet<TargetId>,
     /// The keys of the nodes queued for a worker.
     pending: HashMap<TargetId, (Key, KeyFields)>,
     inputs: WorkspaceInputs<'e>,
@@ -191,6 +193,7 @@ impl<'e> Drive<'e> {
             sched: Scheduler::new(nodes.clone(), shared.opts.keep_going),
             nodes,
             planned,
+            as_planned: HashSet::new(),
             pending: HashMap::new(),
             inputs: WorkspaceInputs::new(&graph.workspace.root),
             built: HashMap::new(),
@@ -254,6 +257,21 @@ impl<'e> Drive<'e> {
     /// Computes the node's key and looks it up; the key and its fields when the action must
     /// run, `None` when the node is already settled (cached, failed or skipped).
     fn admit(&mut self, id: TargetId) -> Option<(Key, KeyFields)> {
+        // While every dependency holds the artifact the plan saw, the node's key is the one
+        // the plan computed: its planned artifact stands without computing the key again.
+        if self.planned.contains_key(&id)
+            && self
+                .graph
+                .deps(id)
+                .iter()
+                .all(|d| self.as_planned.contains(d))
+            && let Some(b) = self.planned.remove(&id)
+        {
+            let key = b.key.clone().unwrap_or_default();
+            self.as_planned.insert(id);
+            self.hit(id, key, b);
+            return None;
+        }
         let fields = match key_fields(self.graph, id, &self.inputs) {
             Ok(f) => f,
             Err(MissingInput::Dependency(d)) => {
@@ -271,14 +289,7 @@ impl<'e> Drive<'e> {
         let key = fields.key();
         match self.lookup(id, &key) {
             Ok(Some(b)) => {
-                let target = self.graph.target(id);
-                self.shared.observer.event(&Event::CacheHit {
-                    label: target.label.to_string(),
-                    kind: target.kind().to_string(),
-                    key: key.hex(),
-                    digest: b.digest.to_string(),
-                });
-                self.succeed(id, b.clone(), NodeResult::Cached(b));
+                self.hit(id, key.hex(), b);
                 None
             }
             Ok(None) => Some((key, fields)),
@@ -296,15 +307,15 @@ impl<'e> Drive<'e> {
         if let Some(b) = self.planned.remove(&id)
             && b.key.as_deref() == Some(hex.as_str())
         {
+            self.as_planned.insert(id);
             return Ok(Some(b));
         }
         let store = self.shared.store;
         let kind = self.graph.target(id).kind();
-        if let Some(digest) = store.lookup(kind.as_str(), &hex)? {
-            let manifest = store.read_manifest(&digest)?;
+        if let Some(found) = store.lookup_artifact(kind, &hex)? {
             return Ok(Some(Built {
-                content: manifest.content_digest().to_string(),
-                digest,
+                content: found.content.to_string(),
+                digest: found.manifest,
                 remote: false,
                 key: Some(hex),
             }));
@@ -392,6 +403,18 @@ impl<'e> Drive<'e> {
     }
 
     /// The node has its artifact: its dependents may go.
+    /// The node is cached: locally, remotely, or as the plan found it.
+    fn hit(&mut self, id: TargetId, key: String, b: Built) {
+        let target = self.graph.target(id);
+        self.shared.observer.event(&Event::CacheHit {
+            label: target.label.to_string(),
+            kind: target.kind().to_string(),
+            key,
+            digest: b.digest.to_string(),
+        });
+        self.succeed(id, b.clone(), NodeResult::Cached(b));
+    }
+
     fn succeed(&mut self, id: TargetId, built: Built, result: NodeResult) {
         self.inputs.contents.insert(id, built.content.clone());
         self.built.insert(id, built);

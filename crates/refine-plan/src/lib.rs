@@ -256,7 +256,7 @@ impl Planner<'_> {
             }
         };
         let key = fields.key();
-        let found = self.store.lookup(target.kind().as_str(), &key.hex())?;
+        let found = self.store.lookup_artifact(target.kind(), &key.hex())?;
         let mut node = PlanNode {
             id,
             status: Status::Build,
@@ -267,9 +267,8 @@ impl Planner<'_> {
             waits_on,
             remote: false,
         };
-        if let Some(digest) = found {
-            let manifest = self.store.read_manifest(&digest)?;
-            node.cache(digest, manifest.content_digest().to_string(), false);
+        if let Some(found) = found {
+            node.cache(found.manifest, found.content.to_string(), false);
         }
         Ok(node)
     }

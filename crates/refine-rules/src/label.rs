@@ -31,7 +31,11 @@ impl TryFrom<String> for Label {
 
 impl fmt::Display for Label {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "//{}:{}", self.package, self.name)
+        // Piece by piece: labels are spelled out for every node of every build.
+        f.write_str("//")?;
+        f.write_str(&self.package)?;
+        f.write_str(":")?;
+        f.write_str(&self.name)
     }
 }
 

@@ -215,6 +215,9 @@ impl LocalStore {
                 }
             }
             self.rebuild_index_unlocked()?;
+            // Before any blob goes: an entry of the no-op index always names a manifest
+            // the store holds.
+            self.rebuild_refs_index_unlocked()?;
         }
         self.remove_unreached(&disk, &live, &reach.live_trees(), dry_run, &mut report)?;
         self.remove_followers(&live, dry_run, &mut report)?;
@@ -263,13 +266,19 @@ impl LocalStore {
     fn roots(&self) -> Result<Vec<Root>> {
         let mut roots = Vec::new();
         let (refs, _) = self.list_refs()?;
+        // A lookup the no-op index answered recorded its use there, not on the ref.
+        let index_uses = self.refs_index_uses();
         for r in refs {
+            let indexed = index_uses
+                .get(&(r.kind, r.key.clone()))
+                .map(|s| std::time::UNIX_EPOCH + std::time::Duration::from_secs(*s));
+            let used = indexed.map_or(r.used, |i| i.max(r.used));
             let mut blobs = self.closure(&r.digest);
             // An unreadable list keeps nothing; `verify` reports it.
             blobs.extend(self.signature_digests(&r.digest).unwrap_or_default());
             roots.push(Root {
                 name: format!("{}/{}", r.kind, r.key),
-                used: r.used,
+                used,
                 file: Some(r.path),
                 blobs,
                 tree: Some(r.digest),

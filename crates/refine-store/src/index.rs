@@ -23,6 +23,9 @@ use super::{
 pub(crate) struct PendingTag {
     pub kind: Kind,
     pub key: String,
+    /// What was stored, if this process knows it (the no-op index then need not read the
+    /// manifest again).
+    pub artifact: Option<super::CachedArtifact>,
 }
 
 fn descriptor(kind: Kind, key: String, digest: Digest, size: u64) -> Descriptor {
@@ -49,8 +52,9 @@ fn refine_id(d: &Descriptor) -> Option<(String, String)> {
 }
 
 impl LocalStore {
-    /// Merges the tags this process stored since the last call into `index.json`. Call it
-    /// once at the end of a command that stored artifacts (dropping the store does it too).
+    /// Merges the tags this process stored since the last call into `index.json`, and what
+    /// it stored and looked up into the no-op index (`refs.idx`). Call it once at the end of a
+    /// command (dropping the store does it too).
     pub fn sync_index(&self) -> Result<()> {
         let pending: Vec<PendingTag> = std::mem::take(
             &mut *self
@@ -58,6 +62,7 @@ impl LocalStore {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
+        self.sync_refs_index(&pending);
         if pending.is_empty() {
             return Ok(());
         }

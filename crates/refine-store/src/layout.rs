@@ -30,6 +30,7 @@ pub enum Bucket {
     Lock,
     IndexLock,
     Signatures,
+    RefsIndex,
 }
 
 /// Whether a bucket is one file or a folder.
@@ -87,7 +88,7 @@ use DefinedBy::{Oci, Refine};
 use Form::{File, Folder};
 
 /// Every bucket, in [`Bucket`] order.
-pub const BUCKETS: [BucketSpec; 13] = [
+pub const BUCKETS: [BucketSpec; 14] = [
     spec(
         Bucket::OciLayout,
         "oci-layout",
@@ -179,11 +180,18 @@ pub const BUCKETS: [BucketSpec; 13] = [
         Refine,
         "signatures/<manifest hex>: \"sha256:<envelope hex>\\n\" lines, the signed provenance of an artifact",
     ),
+    spec(
+        Bucket::RefsIndex,
+        "refs.idx",
+        File,
+        Refine,
+        "the no-op index: (kind, key) → manifest and content digests, checksummed, rebuilt from refs/ when damaged",
+    ),
 ];
 
 impl Bucket {
     /// Every bucket.
-    pub const ALL: [Bucket; 13] = [
+    pub const ALL: [Bucket; 14] = [
         Bucket::OciLayout,
         Bucket::Index,
         Bucket::Blobs,
@@ -197,6 +205,7 @@ impl Bucket {
         Bucket::Lock,
         Bucket::IndexLock,
         Bucket::Signatures,
+        Bucket::RefsIndex,
     ];
 
     /// What the layout declares about this bucket.

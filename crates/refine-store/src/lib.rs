@@ -31,6 +31,8 @@
 //!   index.lock                    flock: serialises index.json rewrites
 //!   signatures/<manifest hex>     "sha256:<envelope hex>\n" lines: the DSSE envelopes that sign
 //!                                 the artifact's provenance (see `refine_attest`)
+//!   refs.idx                      the no-op index: (kind, key) → manifest and content digests,
+//!                                 checksummed, one read per command (see `refs_index`)
 //! ```
 //!
 //! See `docs/store.md` for what is atomic, how concurrent processes share a store, `verify`
@@ -48,6 +50,7 @@ pub mod manifest;
 mod names;
 mod outbox;
 mod refs;
+mod refs_index;
 pub mod remote;
 mod signatures;
 pub mod tar;
@@ -69,6 +72,7 @@ pub use outbox::OutboxEntry;
 pub use refine_digest::Kind;
 pub use refine_digest::{self as digest, Digest};
 pub use refs::{LabelRecord, PinRole};
+pub use refs_index::CachedArtifact;
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 
 use error::io_err;
@@ -114,6 +118,10 @@ pub struct LocalStore {
     fsync: bool,
     /// Tags stored by this process and not yet in `index.json`.
     pending: Mutex<Vec<index::PendingTag>>,
+    /// `refs.idx` as first read by this process (at its first lookup).
+    refs_index: std::sync::OnceLock<refs_index::Loaded>,
+    /// What `refs.idx` should learn at the next sync.
+    index_updates: Mutex<refs_index::IndexUpdates>,
 }
 
 impl LocalStore {
@@ -127,6 +135,8 @@ impl LocalStore {
             root,
             fsync: true,
             pending: Mutex::new(Vec::new()),
+            refs_index: std::sync::OnceLock::new(),
+            index_updates: Mutex::default(),
         };
         store.init()?;
         Ok(store)
@@ -316,10 +326,7 @@ impl LocalStore {
 
 impl Drop for LocalStore {
     fn drop(&mut self) {
-        let pending = self.pending.get_mut().unwrap_or_else(|e| e.into_inner());
-        if !pending.is_empty() {
-            let _ = self.sync_index();
-        }
+        let _ = self.sync_index();
     }
 }
 

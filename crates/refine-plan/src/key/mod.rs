@@ -29,13 +29,13 @@ pub struct Key(pub [u8; 32]);
 
 impl Key {
     pub fn hex(&self) -> String {
-        self.to_string()
+        refine_digest::hex32(&self.0)
     }
 }
 
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        f.write_str(&self.hex())
     }
 }
 

@@ -1,9 +1,10 @@
 //! `verify`: every bucket of the layout checked. Blobs are rehashed; every ref, tag in
 //! `index.json`, pin, label record, fetched name, outbox entry and signature list is resolved; every
-//! unpacked tree is compared with its artifact; anything a bucket holds that the layout does
+//! unpacked tree is compared with its artifact; the no-op index is checked against the refs; anything a bucket holds that the layout does
 //! not put there is reported. `tmp/` holds work in progress and the lock files hold nothing:
 //! there is nothing in them to verify (`gc` clears what crashed writers left in `tmp/`).
 
+mod refs_index;
 mod tree;
 
 use std::collections::HashMap;
@@ -101,6 +102,7 @@ impl LocalStore {
         check.blobs()?;
         check.refs()?;
         check.index();
+        check.refs_index()?;
         check.pins()?;
         check.labels()?;
         check.names()?;
@@ -359,9 +361,11 @@ impl Check<'_> {
     /// Removes every problem's file, then what followed a removed blob (names, outbox
     /// entries, trees) and the trees of broken manifests, and regenerates `index.json`.
     fn fix(&mut self) -> Result<()> {
+        // The indexes are regenerated below, not removed.
         let index_path = self.store.bucket_path(Bucket::Index);
+        let refs_index_path = self.store.bucket_path(Bucket::RefsIndex);
         for p in &self.report.problems {
-            if p.remove != index_path {
+            if p.remove != index_path && p.remove != refs_index_path {
                 remove_any(&p.remove)?;
             }
         }
@@ -373,6 +377,7 @@ impl Check<'_> {
         }
         self.remove_followers()?;
         self.store.rebuild_index_unlocked()?;
+        self.store.rebuild_refs_index_unlocked()?;
         self.report.fixed = true;
         Ok(())
     }
