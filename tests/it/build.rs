@@ -165,6 +165,19 @@ fn second_build_runs_nothing_and_out_copies_artifacts() {
     assert!(r.stderr.contains("0 built, 3 cached"), "{}", r.stderr);
 }
 
+/// `--store` relative to the current folder: the trees mounted as sandbox roots are named by
+/// absolute paths all the same (a relative root used to fail every action).
+#[test]
+fn a_relative_store_path_builds() {
+    let w = tiny(&[("a", A, &[]), ("b", B, &["a"])]);
+    let r = build(&w, Path::new("relative-store"), &["//packs:b"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(actions(&r), ["//packs:a", "//packs:b"]);
+    assert!(w.path().join("relative-store/oci-layout").is_file());
+    let r = build(&w, Path::new("relative-store"), &["//packs:b"]);
+    assert!(r.stderr.contains("0 built, 3 cached"), "{}", r.stderr);
+}
+
 #[test]
 fn touching_an_input_runs_nothing() {
     let w = tiny(&[("a", A, &[]), ("b", B, &["a"])]);
@@ -513,6 +526,56 @@ fn sigkill_at_random_moments_then_rebuild_completes_and_verifies() {
     assert_eq!(code, Some(0), "{text}");
     let r = build(&w, store.path(), &["//packs:all"]);
     assert!(actions(&r).is_empty());
+}
+
+/// Killed while an action's artifact is being packed and stored (its log and provenance are
+/// in, its layer is being written, its ref is not): the store holds the whole artifact or
+/// none of it, whichever moment the kill lands in (the store step flushes once, at the ref).
+#[test]
+fn sigkill_inside_the_store_step_then_rebuild_completes_and_verifies() {
+    // Outputs of tens of megabytes: packing them takes long enough to be caught at it.
+    let big = |n: u32| format!("seq {n} 3000000 > $REFINE_OUT/big\n");
+    let (a, b, c) = (big(1), big(2), big(3));
+    let w = tiny(&[("a", &a, &[]), ("b", &b, &[]), ("c", &c, &["a"])]);
+    let store = tempfile::tempdir().unwrap();
+    let tmp = store.path().join("tmp");
+    let packing = || {
+        fs_err::read_dir(&tmp).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("layer-"))
+        })
+    };
+    let mut caught = 0;
+    for round in 0..4 {
+        let mut child = Command::new(refine_bin())
+            .args(["--store", store.path().to_str().unwrap()])
+            .args(["build", "//packs:all", "-j", "2"])
+            .current_dir(w.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut inside = false;
+        wait_for(
+            || {
+                inside = packing();
+                inside || child.try_wait().unwrap().is_some()
+            },
+            &format!("round {round} to pack an artifact"),
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        caught += usize::from(inside);
+        let (code, text) = verify(store.path());
+        assert_eq!(code, Some(0), "round {round}: {text}");
+    }
+    assert!(caught > 0, "no kill landed inside a store step");
+    let r = build(&w, store.path(), &["//packs:all", "-j", "2"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let (code, text) = verify(store.path());
+    assert_eq!(code, Some(0), "{text}");
+    let r = build(&w, store.path(), &["//packs:all"]);
+    assert!(actions(&r).is_empty(), "{:?}", actions(&r));
 }
 
 #[test]

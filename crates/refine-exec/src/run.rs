@@ -68,29 +68,16 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<ActionOutcome, Node
     fetch_inputs(job)?;
     pull_remote_deps(job)?;
     let scratch = scratch(job, &label)?;
-    let (mut ran, sandboxed) = stage_and_execute(job, &label, &key, scratch.path())
-        .map_err(|failure| explain_failure(job, failure))?;
-    // From here on, a failure names the log: the action ran.
-    let log = ran.log.as_ref().map(|l| l.path.clone());
-    let with_log = |e: ActionError| NodeFailure {
-        log: log.clone(),
+    // One flush for what the action stores (log, provenance, artifact), at the artifact's
+    // commit point, instead of an fsync per file.
+    let stored = job
+        .store
+        .in_one_sync(|| run_and_store(job, &label, &key, scratch.path(), started, started_unix))?;
+    let (built, timings, sandboxed) = (stored.built, stored.timings, stored.sandboxed);
+    push(job, &built.digest).map_err(|e| NodeFailure {
+        log: stored.log,
         ..NodeFailure::new(e)
-    };
-    check_live_trees(job.graph, job.id, job.fields).map_err(with_log)?;
-    ran.output = check_repaired_wheel(
-        job.graph,
-        job.id,
-        ran.output,
-        &scratch.path().join("retagged"),
-    )
-    .map_err(with_log)?;
-    let timings = Timings {
-        started_unix,
-        seconds: started.elapsed().as_secs_f64(),
-        action_seconds: ran.action_seconds,
-    };
-    let built = store_artifact(job, &label, ran, &timings).map_err(with_log)?;
-    push(job, &built.digest).map_err(with_log)?;
+    })?;
     // --sandbox-debug keeps what can be replayed: sandboxed actions only.
     if job.sandbox_debug.is_some() && !sandboxed {
         let _ = fs_err::remove_dir_all(scratch.path());
@@ -108,6 +95,48 @@ pub fn run(job: &Job<'_>, observer: &dyn Observer) -> Result<ActionOutcome, Node
         built,
         timings,
         worker: job.worker,
+    })
+}
+
+/// What [`run_and_store`] stored.
+struct Stored {
+    built: Built,
+    timings: Timings,
+    sandboxed: bool,
+    log: Option<std::path::PathBuf>,
+}
+
+/// Runs the action and stores its artifact, checked.
+fn run_and_store(
+    job: &Job<'_>,
+    label: &str,
+    key: &str,
+    scratch: &std::path::Path,
+    started: Instant,
+    started_unix: f64,
+) -> Result<Stored, NodeFailure> {
+    let (mut ran, sandboxed) = stage_and_execute(job, label, key, scratch)
+        .map_err(|failure| explain_failure(job, failure))?;
+    // From here on, a failure names the log: the action ran.
+    let log = ran.log.as_ref().map(|l| l.path.clone());
+    let with_log = |e: ActionError| NodeFailure {
+        log: log.clone(),
+        ..NodeFailure::new(e)
+    };
+    check_live_trees(job.graph, job.id, job.fields).map_err(with_log)?;
+    ran.output = check_repaired_wheel(job.graph, job.id, ran.output, &scratch.join("retagged"))
+        .map_err(with_log)?;
+    let timings = Timings {
+        started_unix,
+        seconds: started.elapsed().as_secs_f64(),
+        action_seconds: ran.action_seconds,
+    };
+    let built = store_artifact(job, label, ran, &timings).map_err(with_log)?;
+    Ok(Stored {
+        built,
+        timings,
+        sandboxed,
+        log,
     })
 }
 

@@ -189,13 +189,15 @@ impl LocalStore {
         };
         let bytes = manifest.to_bytes();
         let digest = self.put_bytes_unlocked(&bytes)?;
-        self.write_ref(input.kind, &input.key, &digest, bytes.len() as u64)?;
+        // The label record before the ref: the ref is the commit (a label naming a manifest
+        // that no ref reaches is dropped by gc).
         self.write_label(&LabelRecord {
             label: input.label.clone(),
             kind: input.kind.as_str().into(),
             key: input.key.clone(),
             digest,
         })?;
+        self.write_ref(input.kind, &input.key, &digest, bytes.len() as u64)?;
         self.add_pending(super::index::PendingTag {
             kind: input.kind,
             key: input.key.clone(),

@@ -123,7 +123,6 @@ impl LocalStore {
             });
         }
         self.put_bytes_unlocked(bytes)?;
-        self.write_ref(kind, key, &digest, bytes.len() as u64)?;
         if let Some(label) = manifest.annotation(annotations::LABEL) {
             self.write_label(&LabelRecord {
                 label: label.to_owned(),
@@ -132,6 +131,7 @@ impl LocalStore {
                 digest,
             })?;
         }
+        self.write_ref(kind, key, &digest, bytes.len() as u64)?;
         self.add_pending(super::index::PendingTag {
             kind,
             key: key.to_owned(),

@@ -40,6 +40,7 @@
 
 mod artifact;
 mod blob;
+mod durability;
 pub mod error;
 mod gc;
 mod import;
@@ -131,6 +132,9 @@ impl LocalStore {
     /// so that a mistyped `--store` never scatters files into, say, a home folder.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
+        // Absolute, because trees are mounted into sandboxes by path and a sandbox's root
+        // must be absolute: `--store ./store` must work like `--store $PWD/store`.
+        let root = std::path::absolute(&root).map_err(io_err("find the folder", &root))?;
         let store = LocalStore {
             root,
             fsync: true,
@@ -290,11 +294,7 @@ impl LocalStore {
         use std::io::Write;
         let mut tmp = self.temp_file("w-", 0o644)?;
         tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
-        if self.fsync {
-            tmp.as_file()
-                .sync_all()
-                .map_err(io_err("sync", tmp.path()))?;
-        }
+        self.sync_or_defer(tmp.as_file(), tmp.path())?;
         match tmp.persist_noclobber(path) {
             Ok(_) => Ok(()),
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
@@ -304,12 +304,23 @@ impl LocalStore {
 
     /// Syncs a complete temporary file and renames it to `path`, creating `path`'s folder if
     /// the rename finds it missing (so the common case costs no `mkdir`).
+    /// Inside [`LocalStore::in_one_sync`] the sync waits for the step's next flush.
     pub(crate) fn finish_file(&self, tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+        self.sync_or_defer(tmp.as_file(), tmp.path())?;
+        self.rename_into_place(tmp, path)
+    }
+
+    /// [`Self::finish_file`], synced now even inside a step (a ref: an artifact's commit).
+    pub(crate) fn finish_file_now(&self, tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
         if self.fsync {
             tmp.as_file()
                 .sync_all()
                 .map_err(io_err("sync", tmp.path()))?;
         }
+        self.rename_into_place(tmp, path)
+    }
+
+    fn rename_into_place(&self, tmp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
         let tmp = match tmp.persist(path) {
             Ok(_) => return Ok(()),
             Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.file,

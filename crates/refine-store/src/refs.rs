@@ -146,6 +146,8 @@ impl LocalStore {
         }
     }
 
+    /// An artifact's commit: what the step wrote before reaches the disk first (see
+    /// `durability`), then the ref, synced.
     pub(crate) fn write_ref(
         &self,
         kind: Kind,
@@ -153,10 +155,12 @@ impl LocalStore {
         digest: &Digest,
         size: u64,
     ) -> Result<()> {
-        self.write_atomic(
-            &self.ref_path(kind, key),
-            format!("{digest} {size}\n").as_bytes(),
-        )
+        use std::io::Write;
+        self.commit_point()?;
+        let mut tmp = self.temp_file("w-", 0o644)?;
+        tmp.write_all(format!("{digest} {size}\n").as_bytes())
+            .map_err(io_err("write", tmp.path()))?;
+        self.finish_file_now(tmp, &self.ref_path(kind, key))
     }
 
     pub(crate) fn write_pin(&self, digest: &Digest, role: PinRole) -> Result<()> {
