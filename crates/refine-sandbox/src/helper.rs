@@ -33,6 +33,10 @@ fn helper_main() -> u8 {
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         return 125;
     }
+    // The helper lives for one action and touches little memory: a transparent huge page
+    // (which an allocator such as the CLI's may ask for) would cost a 2 MiB clear per fault.
+    // Best effort; the action's processes inherit it, and it changes no output.
+    let _ = nix::sys::prctl::set_thp_disable(true);
     // SAFETY: the caller made fd 0 our end of a socket pair; nothing else owns it.
     let control = unsafe { UnixStream::from_raw_fd(0) };
     // A caller that died before the line above leaves a closed socket: the read fails here, or
