@@ -79,8 +79,10 @@ pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
         return Err(Failure::Exit(1));
     }
     let success = report.success();
-    // The process ends next, and the store's index is synced (`ops::build`): freeing the
-    // graph and the report node by node would only add to a no-op build's time.
+    // What `--out` or the mirror pulled since `ops::build` synced reaches the indexes now,
+    // since the store's own drop will not run: the process ends next, and freeing the graph
+    // and the report node by node would only add to a no-op build's time.
+    session.store().sync_index().map_err(ops::OpError::from)?;
     std::mem::forget(report);
     std::mem::forget(session);
     success.then_some(()).ok_or(Failure::Exit(1))

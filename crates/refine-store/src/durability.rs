@@ -41,10 +41,18 @@ impl LocalStore {
             active: true,
             dirty: false,
         });
+        // Ends the step even if `step` panics: this thread's later writes sync again.
+        struct End;
+        impl Drop for End {
+            fn drop(&mut self) {
+                DEFERRED.set(Deferred::default());
+            }
+        }
+        let end = End;
         let result = step();
-        let state = DEFERRED.get();
-        DEFERRED.set(Deferred::default());
-        if state.dirty {
+        let dirty = DEFERRED.get().dirty;
+        drop(end);
+        if dirty {
             self.flush_file_system()?;
         }
         result
@@ -87,5 +95,31 @@ impl LocalStore {
         let dir = fs_err::File::open(&self.root).map_err(io_err("open", &self.root))?;
         nix::unistd::syncfs(dir.file())
             .map_err(|e| StoreError::io("sync the file system of", &self.root, e.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DEFERRED;
+    use crate::tests::store;
+
+    #[test]
+    fn a_step_ends_even_when_it_panics_and_its_writes_are_in_place() {
+        let (_dir, s) = store();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            s.in_one_sync(|| -> crate::Result<()> { panic!("an action's code panicked") })
+        }));
+        assert!(r.is_err());
+        assert!(!DEFERRED.get().active, "the panic left the thread deferring");
+        let log = s
+            .in_one_sync(|| {
+                assert!(DEFERRED.get().active);
+                s.put_log(&b"the log"[..])
+            })
+            .unwrap();
+        let after = DEFERRED.get();
+        assert!(!after.active && !after.dirty);
+        assert!(s.has_blob(&log));
+        assert!(s.verify(crate::VerifyOptions::default()).unwrap().is_clean());
     }
 }
