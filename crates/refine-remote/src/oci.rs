@@ -19,12 +19,11 @@ mod referrers;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 
 use futures_util::{StreamExt, TryStreamExt};
+use oci_client::client::BlobResponse;
 use oci_client::errors::OciDistributionError;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
@@ -34,8 +33,7 @@ use refine_oci::auth::Credentials;
 use refine_oci::retry::{Attempt, retried, retried_attempt};
 use refine_oci::{ErrorClass, classify};
 use refine_store::{
-    Descriptor, Digest, IncomingBlob, LocalStore, MANIFEST_MEDIA_TYPE, Manifest, PinRole,
-    StoreError,
+    Descriptor, Digest, LocalStore, MANIFEST_MEDIA_TYPE, Manifest, PinRole, StoreError,
 };
 
 /// Lookups sent at once by [`Remote::lookup_many`].
@@ -71,26 +69,6 @@ impl std::fmt::Debug for OciRemote {
             .field("url", &self.url)
             .field("auth", &self.who)
             .finish()
-    }
-}
-
-/// An `AsyncWrite` over a blob being received (plain file writes: they land in the page
-/// cache and do not stall the runtime).
-struct ToIncoming<'a>(&'a mut IncomingBlob);
-
-impl tokio::io::AsyncWrite for ToIncoming<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(std::io::Write::write(self.get_mut().0, buf))
-    }
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(std::io::Write::flush(self.get_mut().0))
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
     }
 }
 
@@ -305,12 +283,23 @@ impl OciRemote {
         let r = self.digest_ref(kind, &d.digest);
         let digest = d.digest.to_string();
         // Each attempt starts a fresh temporary file: a broken-off transfer leaves nothing.
+        // The store hashes what it receives and refuses a blob that is not `digest`
+        // (`commit_incoming`), so the transport need not hash it too: asked for the blob
+        // "from byte 0", a registry that serves ranges answers 206, which oci-client streams
+        // as it comes; one that answers 200 gets it verified twice, never less.
         let incoming = retried_attempt(|| async {
             let mut incoming = local.incoming_blob().map_err(Attempt::Local)?;
-            self.client
-                .pull_blob(&r, digest.as_str(), ToIncoming(&mut incoming))
+            let response = self
+                .client
+                .pull_blob_stream_partial(&r, digest.as_str(), 0, None)
                 .await
                 .map_err(Attempt::Registry)?;
+            let (BlobResponse::Full(mut stream) | BlobResponse::Partial(mut stream)) = response;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| Attempt::Registry(OciDistributionError::from(e)))?;
+                std::io::Write::write_all(&mut incoming, &chunk)
+                    .map_err(|e| Attempt::Local(StoreError::io("write", "a pulled blob", e)))?;
+            }
             Ok(incoming)
         })
         .await

@@ -110,7 +110,10 @@ mod tests {
             s.in_one_sync(|| -> crate::Result<()> { panic!("an action's code panicked") })
         }));
         assert!(r.is_err());
-        assert!(!DEFERRED.get().active, "the panic left the thread deferring");
+        assert!(
+            !DEFERRED.get().active,
+            "the panic left the thread deferring"
+        );
         let log = s
             .in_one_sync(|| {
                 assert!(DEFERRED.get().active);
@@ -120,6 +123,10 @@ mod tests {
         let after = DEFERRED.get();
         assert!(!after.active && !after.dirty);
         assert!(s.has_blob(&log));
-        assert!(s.verify(crate::VerifyOptions::default()).unwrap().is_clean());
+        assert!(
+            s.verify(crate::VerifyOptions::default())
+                .unwrap()
+                .is_clean()
+        );
     }
 }
