@@ -5,11 +5,15 @@
 #  2. planning N (default 1000) targets whose keys are all in the registry only, against N
 #     HEAD requests by `curl --parallel`.
 # Usage: benches/remote.sh [N]   (needs hyperfine, skopeo, curl, /usr/bin/time; builds release)
+#   REFINE  the refine binary to time (default: target/release/refine, built here), e.g. an
+#           older build for a before/after comparison in one sitting
 set -euo pipefail
 N=${1:-1000}
 root=$(cd "$(dirname "$0")/.." && pwd)
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-R="$root/target/release/refine"
+if [[ -z ${REFINE:-} ]]; then
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+fi
+R=${REFINE:-"$root/target/release/refine"}
 work=$(mktemp -d)
 trap 'kill "${reg_pid:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
