@@ -201,10 +201,10 @@ impl LocalStore {
         self.add_pending(super::index::PendingTag {
             kind: input.kind,
             key: input.key.clone(),
-            artifact: Some(super::CachedArtifact {
+            artifact: super::CachedArtifact {
                 manifest: digest,
                 content: manifest.content_digest(),
-            }),
+            },
         });
         Ok(digest)
     }

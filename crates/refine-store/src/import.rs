@@ -135,10 +135,10 @@ impl LocalStore {
         self.add_pending(super::index::PendingTag {
             kind,
             key: key.to_owned(),
-            artifact: Some(super::CachedArtifact {
+            artifact: super::CachedArtifact {
                 manifest: digest,
                 content: manifest.content_digest(),
-            }),
+            },
         });
         Ok(digest)
     }

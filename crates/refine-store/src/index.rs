@@ -23,9 +23,8 @@ use super::{
 pub(crate) struct PendingTag {
     pub kind: Kind,
     pub key: String,
-    /// What was stored, if this process knows it (the no-op index then need not read the
-    /// manifest again).
-    pub artifact: Option<super::CachedArtifact>,
+    /// What was stored (the no-op index then need not read the manifest again).
+    pub artifact: super::CachedArtifact,
 }
 
 fn descriptor(kind: Kind, key: String, digest: Digest, size: u64) -> Descriptor {

@@ -282,18 +282,27 @@ impl LocalStore {
     }
 
     pub(crate) fn write_atomic_mode(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-        use std::io::Write;
-        let mut tmp = self.temp_file("w-", mode)?;
-        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+        let tmp = self.temp_file_with("w-", bytes, mode)?;
         self.finish_file(tmp, path)
+    }
+
+    /// A new temporary file in `tmp/` holding `bytes`, not synced yet.
+    pub(crate) fn temp_file_with(
+        &self,
+        prefix: &str,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<tempfile::NamedTempFile> {
+        use std::io::Write;
+        let mut tmp = self.temp_file(prefix, mode)?;
+        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+        Ok(tmp)
     }
 
     /// Like [`Self::write_atomic`], but leaves an existing file alone (a concurrent process
     /// creating the same store may have written it, and since changed it).
     fn create_atomic(&self, path: &Path, bytes: &[u8]) -> Result<()> {
-        use std::io::Write;
-        let mut tmp = self.temp_file("w-", 0o644)?;
-        tmp.write_all(bytes).map_err(io_err("write", tmp.path()))?;
+        let tmp = self.temp_file_with("w-", bytes, 0o644)?;
         self.sync_or_defer(tmp.as_file(), tmp.path())?;
         match tmp.persist_noclobber(path) {
             Ok(_) => Ok(()),

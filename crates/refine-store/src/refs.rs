@@ -155,11 +155,8 @@ impl LocalStore {
         digest: &Digest,
         size: u64,
     ) -> Result<()> {
-        use std::io::Write;
         self.commit_point()?;
-        let mut tmp = self.temp_file("w-", 0o644)?;
-        tmp.write_all(format!("{digest} {size}\n").as_bytes())
-            .map_err(io_err("write", tmp.path()))?;
+        let tmp = self.temp_file_with("w-", format!("{digest} {size}\n").as_bytes(), 0o644)?;
         self.finish_file_now(tmp, &self.ref_path(kind, key))
     }
 

@@ -179,7 +179,7 @@ pub(crate) enum Loaded {
 #[derive(Debug, Default)]
 pub(crate) struct IndexUpdates {
     /// Artifacts found through their ref because the index lacked them.
-    pub found: Vec<(Kind, String, CachedArtifact)>,
+    pub found: Vec<PendingTag>,
     /// Entries whose last use should be refreshed.
     pub used: Vec<(Kind, [u8; 32])>,
     /// Whether an unusable index was rebuilt already (once per process is enough).
@@ -226,7 +226,11 @@ impl LocalStore {
         };
         let content = self.read_manifest(&manifest)?.content_digest();
         let artifact = CachedArtifact { manifest, content };
-        self.updates().found.push((kind, key.to_owned(), artifact));
+        self.updates().found.push(PendingTag {
+            kind,
+            key: key.to_owned(),
+            artifact,
+        });
         Ok(Some(artifact))
     }
 
@@ -267,24 +271,22 @@ impl LocalStore {
             .map(|e| ((kind_code(e.kind), e.key), e))
             .collect();
         let now = seconds(SystemTime::now());
-        let known = tags
-            .iter()
-            .map(|t| (t.kind, t.key.as_str(), t.artifact))
-            .chain(
-                updates
-                    .found
-                    .iter()
-                    .map(|(kind, key, a)| (*kind, key.as_str(), Some(*a))),
-            );
-        for (kind, key, artifact) in known {
+        for PendingTag {
+            kind,
+            key,
+            artifact,
+        } in tags.iter().chain(&updates.found)
+        {
+            let (kind, artifact) = (*kind, *artifact);
             let Some(raw) = key_bytes(key) else { continue };
             let id = (kind_code(kind), raw);
             // The ref is the truth: another process may have rewritten it, or gc removed it.
             match self.read_ref(kind, key)? {
                 Some((manifest, _)) if self.has_blob(&manifest) => {
-                    let content = match artifact {
-                        Some(a) if a.manifest == manifest => a.content,
-                        _ => self.read_manifest(&manifest)?.content_digest(),
+                    let content = if artifact.manifest == manifest {
+                        artifact.content
+                    } else {
+                        self.read_manifest(&manifest)?.content_digest()
                     };
                     let artifact = CachedArtifact { manifest, content };
                     // Just written or read through the ref, whose own time says so.
