@@ -18,6 +18,7 @@ mod push;
 mod query;
 mod request;
 mod sandbox;
+mod serve;
 mod store;
 mod verify;
 mod wheel;
@@ -81,6 +82,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Explain why a target is not cached: its key fields against the last build.
     Explain(explain::ExplainArgs),
+    /// Serve plans, a build queue, artifacts, events, a web view and metrics over HTTP.
+    Serve(serve::ServeArgs),
     /// Run a command in the namespace sandbox, by hand.
     Sandbox(sandbox::SandboxArgs),
     /// Bring sources into the local store: `--import FILE` seeds it by hand, offline.
@@ -158,6 +161,7 @@ pub fn main() -> ExitCode {
         Command::Mirror(args) => mirror::run(&options, args),
         Command::Fmt(args) => fmt::run(options.directory.as_deref(), args),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Serve(args) => serve::run(&options, args),
         Command::Fetch(args) => fetch::run(&options, args),
         Command::Store(args) => store::run(&options, args),
         Command::Doctor(args) => doctor::run(&options, args),

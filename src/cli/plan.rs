@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use refine_engine::graph::TargetGraph;
+use refine_engine::ops;
 use refine_engine::plan::{Plan, PlanNode, Status};
 use refine_engine::session::{RemoteNeed, SessionOptions, Targets};
 
@@ -49,28 +50,7 @@ pub fn run(options: &SessionOptions, args: PlanArgs) -> Result<(), Failure> {
 }
 
 fn write_json(out: &mut impl Write, graph: &TargetGraph, plan: &Plan) -> std::io::Result<()> {
-    let list: Vec<serde_json::Value> = plan
-        .nodes
-        .iter()
-        .map(|n| {
-            let t = graph.target(n.id);
-            serde_json::json!({
-                "label": t.label.to_string(),
-                "kind": t.kind(),
-                "status": n.status,
-                "where": (n.status == Status::Cached).then_some(if n.remote { "remote" } else { "local" }),
-                "key": n.key.map(|k| k.hex()),
-                "digest": n.digest.as_ref().map(std::string::ToString::to_string),
-                "content": n.content,
-                "waits_on": n.waits_on.iter().map(|&d| graph.target(d).label.to_string()).collect::<Vec<_>>(),
-                // The DAG's edges, and the key's inputs (digests of sources, dependencies'
-                // artifacts, pins) as `explain` names them; null while pending.
-                "deps": graph.deps(n.id).iter().map(|&d| graph.target(d).label.to_string()).collect::<Vec<_>>(),
-                "inputs": n.fields.as_ref().map(|f| f.flat().into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect::<serde_json::Map<String, serde_json::Value>>()),
-            })
-        })
-        .collect();
-    serde_json::to_writer_pretty(&mut *out, &list)?;
+    serde_json::to_writer_pretty(&mut *out, &ops::plan::planned_nodes(graph, plan))?;
     writeln!(out)
 }
 

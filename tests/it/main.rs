@@ -18,6 +18,8 @@ mod remote;
 mod requests;
 mod rules;
 mod sandbox;
+mod serve;
+mod serve_web;
 mod signing;
 mod store;
 mod wheel;

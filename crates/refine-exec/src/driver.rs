@@ -411,6 +411,7 @@ impl<'e> Drive<'e> {
             kind: target.kind().to_string(),
             key,
             digest: b.digest.to_string(),
+            location: if b.remote { "remote" } else { "local" },
         });
         self.succeed(id, b.clone(), NodeResult::Cached(b));
     }

@@ -21,6 +21,9 @@ pub enum Event {
         kind: String,
         key: String,
         digest: String,
+        /// `local`, or `remote` (found in the remote store, pulled only when needed).
+        #[serde(rename = "where")]
+        location: &'static str,
     },
     /// An action starts in a sandbox.
     ActionStart {

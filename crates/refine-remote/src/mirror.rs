@@ -127,6 +127,24 @@ impl WheelMirror {
         )
     }
 
+    /// Whether the mirror holds the wheel `file` of `project` (a normalised name).
+    pub fn contains(&self, project: &str, file: &str) -> Result<bool, RemoteError> {
+        let path = ObjectPath::from(format!("packages/{project}/{file}"));
+        refine_oci::block_on(async {
+            match self.store.head(&path).await {
+                Ok(_) => Ok(true),
+                Err(object_store::Error::NotFound { .. }) => Ok(false),
+                Err(e) => Err(self.error("answer", e)),
+            }
+        })
+        .map_err(|e| {
+            RemoteError::new(
+                e.to_string(),
+                "Check the process's limit on threads (`ulimit -u`)",
+            )
+        })?
+    }
+
     /// Uploads a wheel (streamed) and rebuilds its project's page and the root page.
     /// Returns the normalised project name.
     pub fn publish(&self, wheel: &Path) -> Result<String, RemoteError> {

@@ -59,6 +59,8 @@ pub struct OciRemote {
     /// Lookups already answered in this process (plan, then build).
     cache: Mutex<HashMap<(String, String), Cached>>,
     warned: AtomicBool,
+    /// Blob bytes sent to and received from the registry, for `refine serve`'s metrics.
+    traffic: Traffic,
     /// What it signs pushes with and whom it trusts for pulls.
     attest: attest::Attestation,
 }
@@ -126,6 +128,7 @@ impl OciRemote {
             opts,
             cache: Mutex::new(HashMap::new()),
             warned: AtomicBool::new(false),
+            traffic: Traffic::default(),
             attest: attest::Attestation::default(),
         })
     }
@@ -133,6 +136,15 @@ impl OciRemote {
     /// The registry and prefix.
     pub fn url(&self) -> &RemoteUrl {
         &self.url
+    }
+
+    /// Blob bytes pushed and pulled by this client so far (blobs the other side had already
+    /// are not counted).
+    pub fn traffic(&self) -> (u64, u64) {
+        (
+            self.traffic.pushed.load(Ordering::Relaxed),
+            self.traffic.pulled.load(Ordering::Relaxed),
+        )
     }
 
     fn tag_ref(&self, kind: &str, tag: &str) -> Reference {
@@ -304,6 +316,9 @@ impl OciRemote {
         })
         .await
         .map_err(|e| self.attempt_error(&format!("send blob `{digest}`"), e))?;
+        self.traffic
+            .pulled
+            .fetch_add(incoming.size(), Ordering::Relaxed);
         local
             .commit_incoming(
                 incoming,
@@ -413,7 +428,11 @@ impl OciRemote {
             self.client
                 .push_blob_stream(&r, stream, &d, size)
                 .await
-                .map_err(Attempt::Registry)
+                .map_err(Attempt::Registry)?;
+            self.traffic
+                .pushed
+                .fetch_add(size.unwrap_or(0), Ordering::Relaxed);
+            Ok(())
         })
         .await
         .map_err(|e| self.attempt_error(&format!("receive blob `{d}`"), e))?;
@@ -614,4 +633,11 @@ impl Remote for OciRemote {
             r => r,
         }
     }
+}
+
+/// Byte counters of one client.
+#[derive(Debug, Default)]
+struct Traffic {
+    pushed: std::sync::atomic::AtomicU64,
+    pulled: std::sync::atomic::AtomicU64,
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod registry;
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -287,4 +288,61 @@ pub fn write_repo_bases(root: &Path, bases: &[&str]) {
     fs_err::create_dir_all(root.join("rules")).unwrap();
     fs_err::write(root.join("rules/bases.kdl"), bases.join("\n")).unwrap();
     fs_err::write(root.join("rules/bases.lock"), entries).unwrap();
+}
+
+pub const BUSYBOX: &str = "/bin/busybox";
+
+/// A workspace with a busybox root base and the given packs: (name, recipe, deps).
+pub fn tiny(packs: &[(&str, &str, &[&str])]) -> TempWorkspace {
+    assert!(
+        Path::new(BUSYBOX).is_file(),
+        "{BUSYBOX} is missing: apt-get install busybox-static (see .ci/setup.d/sandbox.sh)"
+    );
+    let arch = std::env::consts::ARCH;
+    let mut rules = String::new();
+    let mut files: Vec<(String, String)> = vec![
+        (
+            "workspace.kdl".into(),
+            format!(
+                "workspace \"tiny\"\nplatform \"host\" arch=\"{arch}\" policy=\"linux\" base=\"//bases:tiny\"\ndefaults {{\n    platform \"host\"\n}}\n"
+            ),
+        ),
+        (
+            "rules/bases.kdl".into(),
+            format!(
+                "base \"tiny\" {{\n    arch \"{arch}\"\n    policy \"linux\"\n    tree \"roots/tiny\"\n}}\n"
+            ),
+        ),
+    ];
+    for (name, recipe, deps) in packs {
+        rules.push_str(&format!(
+            "pack \"{name}\" {{\n    version \"1\"\n    recipe \"recipes/{name}.sh\"\n"
+        ));
+        if !deps.is_empty() {
+            rules.push_str(&format!(
+                "    packs {}\n",
+                deps.iter()
+                    .map(|d| format!("\":{d}\""))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
+        rules.push_str("}\n");
+        files.push((format!("recipes/{name}.sh"), recipe.to_string()));
+    }
+    files.push(("rules/packs.kdl".into(), rules));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let w = TempWorkspace::new(&refs);
+    let bin = w.path().join("roots/tiny/bin");
+    fs_err::create_dir_all(&bin).unwrap();
+    fs_err::copy(BUSYBOX, bin.join("busybox")).unwrap();
+    for tool in [
+        "sh", "echo", "cat", "mkdir", "sleep", "true", "false", "ls", "seq",
+    ] {
+        std::os::unix::fs::symlink("busybox", bin.join(tool)).unwrap();
+    }
+    w
 }

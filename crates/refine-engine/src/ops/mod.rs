@@ -10,6 +10,7 @@ pub mod fetch;
 pub mod key;
 pub mod lock;
 pub mod mirror;
+pub mod plan;
 pub mod profile;
 pub mod provenance;
 pub mod pull;

@@ -1,0 +1,121 @@
+use super::*;
+
+fn new_build(patterns: &[&str]) -> NewBuild {
+    NewBuild {
+        patterns: patterns.iter().map(ToString::to_string).collect(),
+        keep_going: false,
+        jobs: None,
+        requeue_of: None,
+    }
+}
+
+#[test]
+fn the_queue_is_first_in_first_out_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serve.sqlite");
+    let state = State::open(&path).unwrap();
+    let a = state.insert_build(&new_build(&["//a:x"])).unwrap();
+    let b = state.insert_build(&new_build(&["//b:..."])).unwrap();
+    assert_eq!(state.queue_length().unwrap(), 2);
+    let first = state.claim_next().unwrap().unwrap();
+    assert_eq!((first.id, first.state), (a.id, BuildState::Running));
+    drop(state);
+
+    // A restart: the running build is interrupted, the queued one is still queued.
+    let state = State::open(&path).unwrap();
+    assert_eq!(state.interrupt_running().unwrap(), 1);
+    assert_eq!(
+        state.build(a.id).unwrap().unwrap().state,
+        BuildState::Interrupted
+    );
+    let next = state.claim_next().unwrap().unwrap();
+    assert_eq!(
+        (next.id, next.patterns),
+        (b.id, vec!["//b:...".to_string()])
+    );
+    assert!(state.claim_next().unwrap().is_none());
+}
+
+#[test]
+fn a_database_from_a_newer_refine_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serve.sqlite");
+    State::open(&path).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
+    drop(conn);
+    let err = State::open(&path).err().expect("refused");
+    assert!(
+        matches!(err, StateError::TooNew { found, .. } if found == SCHEMA_VERSION + 1),
+        "{err}"
+    );
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION + 1, "the database was not touched");
+}
+
+#[test]
+fn a_version_zero_database_is_migrated_keeping_its_other_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serve.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('kept');")
+        .unwrap();
+    drop(conn);
+    let state = State::open(&path).unwrap();
+    state.insert_build(&new_build(&["//a:x"])).unwrap();
+    let kept: String = state
+        .conn()
+        .query_row("SELECT text FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, "kept");
+}
+
+#[test]
+fn nodes_follow_their_records_and_search_finds_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open(&dir.path().join("s.sqlite")).unwrap();
+    let b = state.insert_build(&new_build(&["//p:..."])).unwrap();
+    let key = "ab".repeat(32);
+    state
+        .apply(&[
+            builds::Record::Planned {
+                build: b.id,
+                nodes: vec![(
+                    "//p:a".into(),
+                    "pack".into(),
+                    "build".into(),
+                    Some(key.clone()),
+                )],
+            },
+            builds::Record::Node {
+                build: b.id,
+                node: Box::new(NodeRow {
+                    label: "//p:a".into(),
+                    state: "built".into(),
+                    digest: Some("sha256:1234".into()),
+                    seconds: Some(1.5),
+                    ..NodeRow::default()
+                }),
+            },
+            builds::Record::Event {
+                build: b.id,
+                seq: 0,
+                body: "{}".into(),
+            },
+        ])
+        .unwrap();
+    let nodes = state.nodes(b.id).unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].state, "built");
+    assert_eq!(nodes[0].key.as_deref(), Some(key.as_str()), "kept");
+    assert_eq!(nodes[0].seconds, Some(1.5));
+    for q in ["p:a", "abab", "1234", "sha256:12"] {
+        assert_eq!(state.search(q, 10).unwrap().len(), 1, "{q}");
+    }
+    assert!(state.search("%", 10).unwrap().is_empty(), "no wildcard");
+    assert_eq!(state.events(b.id).unwrap().len(), 1);
+}

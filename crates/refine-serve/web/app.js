@@ -1,0 +1,1 @@
+// The web view: filled in by the web-view work.

@@ -1,0 +1,1 @@
+//! `refine serve`: the web view in a real headless Chromium, driven over WebDriver.
