@@ -173,11 +173,19 @@ impl Hub {
         self.refresh_queue_length();
     }
 
-    fn wait_for_work(&self) {
-        let (lock, cv) = &self.work;
-        let seen = *lock
+    /// How many times something was queued: read before looking at the queue, so that what
+    /// is queued after the look wakes [`Hub::wait_for_work`].
+    fn work_seen(&self) -> u64 {
+        *self
+            .work
+            .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until something is queued after `seen` ([`Hub::work_seen`]).
+    fn wait_for_work(&self, seen: u64) {
+        let (lock, cv) = &self.work;
         let guard = lock
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);

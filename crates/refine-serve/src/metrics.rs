@@ -209,11 +209,65 @@ impl Metrics {
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
-    /// The text exposition format.
+    /// The text exposition format 0.0.4 (what `/metrics` says it sends).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        openmetrics_to_text(&out)
+    }
+}
+
+/// prometheus-client writes OpenMetrics: a counter's family is named without the `_total` its
+/// samples carry, and there are `# UNIT` and `# EOF` lines. The text format 0.0.4 names a
+/// family as its samples (else a parser takes the counters for untyped metrics) and has
+/// neither line.
+fn openmetrics_to_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let doc = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find_map(|p| Some((p, line.strip_prefix(p)?)));
+        match doc {
+            Some((prefix, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                if counters.contains(name) {
+                    out.push_str(&format!("{prefix}{name}_total {tail}"));
+                } else {
+                    out.push_str(line);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counters_are_named_as_their_samples_in_the_text_format() {
+        let m = super::Metrics::new();
+        m.build_ended("succeeded", false);
+        let text = m.encode();
+        assert!(
+            text.contains("# TYPE refine_builds_total counter\n"),
+            "{text}"
+        );
+        assert!(text.contains("# HELP refine_builds_total Builds"), "{text}");
+        assert!(text.contains("refine_builds_total{outcome=\"succeeded\"} 1\n"));
+        assert!(text.contains("# TYPE refine_queue_length gauge\n"));
+        assert!(
+            !text.contains("# UNIT") && !text.contains("# EOF"),
+            "{text}"
+        );
     }
 }

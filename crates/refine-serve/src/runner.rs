@@ -25,15 +25,16 @@ pub fn start(hub: &Arc<Hub>, slots: usize) {
 
 fn run_queue(hub: &Hub) {
     while !hub.stopping() {
+        let seen = hub.work_seen();
         match hub.state.claim_next() {
             Ok(Some(build)) => {
                 hub.refresh_queue_length();
                 run_claimed(hub, &build);
             }
-            Ok(None) => hub.wait_for_work(),
+            Ok(None) => hub.wait_for_work(seen),
             Err(e) => {
                 crate::say(&format!("warning: cannot read the queue: {e}"));
-                hub.wait_for_work();
+                hub.wait_for_work(seen);
             }
         }
     }

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use refine_engine::session::{RemoteNeed, Session, Targets};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, Json, parse_id};
+use super::{ApiError, Json, Query, parse_id};
 use crate::Hub;
 use crate::runner::state_event;
 use crate::state::{BuildRow, BuildState, NewBuild, NodeRow, rfc3339};
@@ -108,8 +108,25 @@ async fn check_patterns(hub: &Arc<Hub>, patterns: &[String]) -> Result<(), ApiEr
     security(("bearer" = [])))]
 pub async fn create(
     State(hub): State<Arc<Hub>>,
-    Json(request): Json<BuildRequest>,
+    request: Result<Json<BuildRequest>, ApiError>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let queued = match request {
+        Ok(Json(request)) => queue(&hub, request).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &queued
+        && e.status.is_client_error()
+    {
+        // `refine_builds_total{outcome="rejected"}`: bad input, nothing queued.
+        hub.metrics.build_ended("rejected", false);
+    }
+    queued
+}
+
+async fn queue(
+    hub: &Arc<Hub>,
+    request: BuildRequest,
+) -> Result<(StatusCode, axum::Json<Build>), ApiError> {
     if request.jobs == Some(0) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -117,7 +134,7 @@ pub async fn create(
             "Give `jobs` of 1 or more, or leave it out",
         ));
     }
-    check_patterns(&hub, &request.patterns).await?;
+    check_patterns(hub, &request.patterns).await?;
     let row = hub.state.insert_build(&NewBuild {
         patterns: request.patterns,
         keep_going: request.keep_going,

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -202,6 +203,25 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
             .to_string()
     };
     ApiError::new(status, &rejection.body_text(), &help)
+}
+
+/// `axum::extract::Query` whose rejections (a missing or malformed parameter) are
+/// [`ApiError`]s, so that every error the API returns is JSON.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(rejection) => Err(ApiError::new(
+                rejection.status(),
+                &rejection.body_text(),
+                "See `/openapi.json` for the endpoint's parameters",
+            )),
+        }
+    }
 }
 
 /// An id in a path (`/v1/builds/{id}`), as a number.

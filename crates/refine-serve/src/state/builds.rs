@@ -238,12 +238,34 @@ impl State {
         Ok(n == 1)
     }
 
-    /// Marks the builds that were running when the server stopped as interrupted.
+    /// Marks the builds that were running when the server stopped as interrupted, and ends
+    /// each one's events with the final `build-state` the server could not send (so that a
+    /// follower of its events gets an end).
     pub fn interrupt_running(&self) -> Result<usize, StateError> {
-        Ok(self.conn().execute(
-            "UPDATE builds SET state = 'interrupted', finished = ?1 WHERE state = 'running'",
-            [now()],
-        )?)
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let ids: Vec<i64> = tx
+            .prepare("SELECT id FROM builds WHERE state = 'running'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in &ids {
+            tx.execute(
+                "UPDATE builds SET state = 'interrupted', finished = ?2 WHERE id = ?1",
+                params![id, now()],
+            )?;
+            let body = serde_json::json!({
+                "event": "build-state",
+                "state": BuildState::Interrupted,
+                "build": id,
+            });
+            tx.execute(
+                "INSERT INTO events (build, seq, body)
+                 SELECT ?1, coalesce(max(seq) + 1, 0), ?2 FROM events WHERE build = ?1",
+                params![id, body.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(ids.len())
     }
 
     /// Builds waiting for a slot.

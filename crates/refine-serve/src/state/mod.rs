@@ -114,6 +114,8 @@ impl State {
         let mut conn = rusqlite::Connection::open(path).map_err(open)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(open)?;
+        // Before any pragma that writes (the journal mode is kept in the file).
+        refuse_newer(&conn, path)?;
         // WAL: readers never wait on the build's writes. NORMAL: a power cut may lose the last
         // events, never corrupt the database.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -141,7 +143,8 @@ impl State {
     }
 }
 
-fn migrate(conn: &mut rusqlite::Connection, path: &Path) -> Result<(), StateError> {
+/// Refuses a database a newer refine wrote; its schema version otherwise.
+fn refuse_newer(conn: &rusqlite::Connection, path: &Path) -> Result<i64, StateError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > SCHEMA_VERSION {
         return Err(StateError::TooNew {
@@ -150,6 +153,11 @@ fn migrate(conn: &mut rusqlite::Connection, path: &Path) -> Result<(), StateErro
             known: SCHEMA_VERSION,
         });
     }
+    Ok(found)
+}
+
+fn migrate(conn: &mut rusqlite::Connection, path: &Path) -> Result<(), StateError> {
+    let found = refuse_newer(conn, path)?;
     for (from, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

@@ -28,6 +28,14 @@ fn the_queue_is_first_in_first_out_and_survives_reopening() {
         state.build(a.id).unwrap().unwrap().state,
         BuildState::Interrupted
     );
+    // Its events end with the final state the stopped server could not send.
+    let events = state.events(a.id).unwrap();
+    assert_eq!(events.len(), 1);
+    let last: serde_json::Value = serde_json::from_str(&events[0].1).unwrap();
+    assert_eq!(
+        (&last["event"], &last["state"], &last["build"]),
+        (&"build-state".into(), &"interrupted".into(), &a.id.into())
+    );
     let next = state.claim_next().unwrap().unwrap();
     assert_eq!(
         (next.id, next.patterns),
