@@ -44,9 +44,18 @@ pub struct BuildArgs {
     /// Write a Chrome trace of the build to FILE (open it in chrome://tracing or Perfetto).
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
+    /// Queue the build on a `refine serve` at URL and follow it here (see docs/api.md).
+    #[arg(long, value_name = "URL", env = "REFINE_SERVER")]
+    pub server: Option<String>,
+    /// The server's bearer token, from FILE (else `REFINE_SERVE_TOKEN`).
+    #[arg(long, value_name = "FILE", requires = "server")]
+    pub token_file: Option<PathBuf>,
 }
 
 pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
+    if let Some(url) = &args.server {
+        return super::build_remote::run(url, &args);
+    }
     let targets = Targets::Patterns(&args.patterns);
     let session = open_session(options, targets, RemoteNeed::IfConfigured)?;
     let mut build_options = build_options(&args)?;
@@ -163,7 +172,7 @@ fn share(session: &Session, report: &BuildReport) -> Result<(), Failure> {
 
 /// The build's closing line: the last thing a build says, after what `--out` listed (each
 /// path a line of its own on stdout), so that the two streams shown together read in order.
-fn print_summary(s: &Summary) {
+pub(super) fn print_summary(s: &Summary) {
     let path = if s.critical_path.is_empty() || s.critical_path_seconds == 0.0 {
         String::new()
     } else {

@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch; each subcommand lives in its own module.
 
 mod build;
+mod build_remote;
 mod common;
 mod doctor;
 mod explain;

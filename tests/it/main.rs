@@ -19,6 +19,7 @@ mod requests;
 mod rules;
 mod sandbox;
 mod serve;
+mod serve_cli;
 mod serve_web;
 mod signing;
 mod store;

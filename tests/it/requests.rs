@@ -286,6 +286,116 @@ fn the_wheelhouse_goes_to_the_mirror(work: &Path, ws: &Path, store: &Path) {
             "{project}: {index}"
         );
     }
+    the_server_links_a_repaired_wheel_to_the_mirror(ws, store, &bucket_root, &labels);
+}
+
+/// `refine serve` over the same workspace and store: a repaired wheel's artifact links to its
+/// file and project page where the bucket is served to pip (`public-url`), the link serves
+/// the very bytes of the bucket, and pip installs the wheel from the linked index.
+fn the_server_links_a_repaired_wheel_to_the_mirror(
+    ws: &Path,
+    store: &Path,
+    bucket_root: &Path,
+    labels: &[String],
+) {
+    use crate::common::registry::{free_port, http_status, wait_until};
+    use crate::common::serve::Server;
+    let web_port = free_port();
+    let mut web = std::process::Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1"])
+        .arg(web_port.to_string())
+        .arg("--directory")
+        .arg(bucket_root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("http.server", &mut web, || {
+        http_status(web_port, "GET", "/wheels/simple/", &[]) == Some(200)
+    });
+    let _web = crate::mirror::Server(web);
+    let public = format!("http://127.0.0.1:{web_port}/wheels/");
+    let kdl = ws.join("workspace.kdl");
+    let text = fs_err::read_to_string(&kdl).unwrap();
+    let with_public = text.replacen(
+        "region=\"us-east-1\"\n",
+        &format!("region=\"us-east-1\" public-url=\"{public}\"\n"),
+        1,
+    );
+    assert_ne!(with_public, text);
+    fs_err::write(&kdl, with_public).unwrap();
+
+    let repaired = labels
+        .iter()
+        .find(|l| l.contains("markupsafe-repaired"))
+        .unwrap_or_else(|| panic!("no repaired markupsafe in {labels:?}"));
+    let node = plan_node(ws, store, repaired);
+    let key = node["key"].as_str().unwrap();
+    let server = Server::start_with_env(
+        ws,
+        store,
+        &[],
+        &["--public-reads"],
+        &[
+            ("AWS_ACCESS_KEY_ID", "refinekey"),
+            ("AWS_SECRET_ACCESS_KEY", "refinesecret"),
+        ],
+    );
+    let curl = |url: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", url])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "curl {url}\n{}", server.log());
+        out.stdout
+    };
+    let artifact: serde_json::Value =
+        serde_json::from_slice(&curl(&server.url(&format!("/v1/artifacts/repair/{key}")))).unwrap();
+    assert_eq!(artifact["label"], repaired.as_str(), "{artifact}");
+    let mirror = &artifact["links"]["mirror"];
+    assert_eq!(
+        mirror["project_page"],
+        format!("{public}simple/markupsafe/"),
+        "{artifact}"
+    );
+    let wheels = mirror["wheels"].as_array().unwrap();
+    assert!(!wheels.is_empty(), "{artifact}");
+    for w in wheels {
+        let file = w["file"].as_str().unwrap();
+        assert_eq!(w["mirrored"], true, "{w}");
+        assert_eq!(
+            w["url"],
+            format!("{public}packages/markupsafe/{file}"),
+            "{w}"
+        );
+        let served = curl(w["url"].as_str().unwrap());
+        let in_bucket =
+            fs_err::read(bucket_root.join("wheels/packages/markupsafe").join(file)).unwrap();
+        assert!(served == in_bucket, "the link serves the bucket's {file}");
+    }
+    let target = tempfile::tempdir().unwrap();
+    let pip = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+        ])
+        .args(["--no-deps", "--only-binary", ":all:", "--target"])
+        .arg(target.path())
+        .arg("--index-url")
+        .arg(mirror["index"].as_str().unwrap())
+        .arg("markupsafe")
+        .output()
+        .unwrap();
+    assert!(
+        pip.status.success(),
+        "pip failed:\n{}{}",
+        stdout(&pip),
+        stderr(&pip)
+    );
+    assert!(target.path().join("markupsafe/__init__.py").is_file());
 }
 
 /// A request whose lock takes every package from the index has no target to build, and

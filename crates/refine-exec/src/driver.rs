@@ -23,7 +23,7 @@ use refine_store::LocalStore;
 use refine_store::remote::Remote;
 
 use crate::error::{ActionError, ExecError};
-use crate::events::{Event, Observer, PlanEntry};
+use crate::events::{Event, Location, Observer, PlanEntry};
 use crate::options::BuildOptions;
 use crate::report::{ActionOutcome, BuildReport, Built, NodeFailure, NodeResult};
 use crate::run::{self, Job};
@@ -411,7 +411,11 @@ impl<'e> Drive<'e> {
             kind: target.kind().to_string(),
             key,
             digest: b.digest.to_string(),
-            location: if b.remote { "remote" } else { "local" },
+            location: if b.remote {
+                Location::Remote
+            } else {
+                Location::Local
+            },
         });
         self.succeed(id, b.clone(), NodeResult::Cached(b));
     }

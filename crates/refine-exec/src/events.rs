@@ -1,10 +1,10 @@
 //! What a build reports as it goes: one [`Event`] per step, serialized as a JSON object with
 //! a field `event` (the `--events FILE` format, documented in `docs/events.md`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A build's events, in the order they happen.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
     /// The build begins: the requested targets and the parallelism.
@@ -23,7 +23,7 @@ pub enum Event {
         digest: String,
         /// `local`, or `remote` (found in the remote store, pulled only when needed).
         #[serde(rename = "where")]
-        location: &'static str,
+        location: Location,
     },
     /// An action starts in a sandbox.
     ActionStart {
@@ -64,7 +64,25 @@ pub enum Event {
     },
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// Where a cached artifact was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    Local,
+    /// In the remote store only: pulled when something needs it.
+    Remote,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Location::Local => "local",
+            Location::Remote => "remote",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PlanEntry {
     pub label: String,
     pub kind: String,

@@ -36,7 +36,7 @@ pub use refine_store::remote::{self, Remote, RemoteError};
 pub use bootstrap::BootstrapError;
 pub use driver::build;
 pub use error::{ActionError, ExecError, OutputError, describe};
-pub use events::{Event, Observer, PlanEntry, Quiet};
+pub use events::{Event, Location, Observer, PlanEntry, Quiet};
 pub use files::{copy_tree, wheels_in};
 pub use options::{BuildOptions, Cancel, OnCancel};
 pub use report::{

@@ -130,7 +130,7 @@ impl BuildReport {
 }
 
 /// The counts and times of a build: the `build-finish` event's fields and the closing line.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct BuildSummary {
     pub built: usize,
     pub cached: usize,

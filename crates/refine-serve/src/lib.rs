@@ -10,6 +10,7 @@
 //! restart loses nothing queued; a build that was running is marked interrupted.
 
 pub mod api;
+pub mod client;
 mod live;
 mod metrics;
 mod runner;

@@ -7,7 +7,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-use refine_engine::exec::Event;
+use refine_engine::exec::{Event, Location};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ActionLabels {
@@ -147,7 +147,7 @@ impl Metrics {
         match event {
             Event::CacheHit { kind, location, .. } => count(
                 kind,
-                if *location == "remote" {
+                if *location == Location::Remote {
                     "remote_hit"
                 } else {
                     "local_hit"

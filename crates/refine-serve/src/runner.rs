@@ -230,7 +230,7 @@ impl Observer for BuildObserver<'_> {
                 state: "cached".into(),
                 key: Some(key.clone()),
                 digest: Some(digest.clone()),
-                location: Some((*location).to_string()),
+                location: Some(location.to_string()),
                 ..NodeRow::default()
             }),
             Event::ActionStart { label, key, .. } => self.node(NodeRow {

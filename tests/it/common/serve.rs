@@ -19,6 +19,7 @@ pub struct Server {
     workspace: PathBuf,
     store: PathBuf,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
 }
 
@@ -36,6 +37,18 @@ impl Server {
         globals: &[&str],
         extra: &[&str],
     ) -> Server {
+        Self::start_with_env(workspace, store, globals, extra, &[])
+    }
+
+    /// Like [`Server::start_with_globals`], with environment variables for the server (such
+    /// as the mirror's `AWS_*` credentials).
+    pub fn start_with_env(
+        workspace: &Path,
+        store: &Path,
+        globals: &[&str],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let token_file = dir.path().join("token");
         fs_err::write(&token_file, format!("{TOKEN}\n")).unwrap();
@@ -51,6 +64,10 @@ impl Server {
             workspace: workspace.to_path_buf(),
             store: store.to_path_buf(),
             extra: extra_all,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             _dir: dir,
         };
         s.spawn();
@@ -73,6 +90,7 @@ impl Server {
             .arg("--token-file")
             .arg(&self.token_file)
             .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(fs_err::File::create(&self.log).unwrap().into_file());

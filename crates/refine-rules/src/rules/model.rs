@@ -524,6 +524,9 @@ pub struct Mirror {
     pub url: String,
     pub endpoint: Option<String>,
     pub region: Option<String>,
+    /// Where the bucket is served over HTTP for pip (S3 website hosting, a CDN): the root of
+    /// `simple/` and `packages/`. `refine serve` links wheels there.
+    pub public_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -201,12 +201,26 @@ fn read_trust(r: &mut FileReader<'_>, node: &KdlNode, trust: &mut Vec<TrustedKey
     }
 }
 
-/// `mirror "s3://BUCKET" [endpoint=…] [region=…]`: where wheels are published.
+/// `mirror "s3://BUCKET" [endpoint=…] [region=…] [public-url=…]`: where wheels are published,
+/// and where the bucket is served to pip (a website, a CDN).
 fn read_mirror(r: &mut FileReader<'_>, child: &KdlNode, store: &mut StoreConfig) {
-    r.check_props(child, &["endpoint", "region"]);
+    r.check_props(child, &["endpoint", "region", "public-url"]);
     let url = r.one_arg(child);
     let endpoint = r.prop(child, "endpoint").map(|e| e.value);
     let region = r.prop(child, "region").map(|e| e.value);
+    let public_url = r.prop(child, "public-url");
+    if let Some(p) = &public_url
+        && !(p.value.starts_with("http://") || p.value.starts_with("https://"))
+    {
+        r.error(
+            "bad-store",
+            p.span,
+            format!("`{}` is not an HTTP URL", p.value),
+            "expected http:// or https://",
+            "Give the address pip reads the bucket at, e.g. `public-url=\"https://wheels.example.com/\"`".into(),
+        );
+    }
+    let public_url = public_url.map(|p| p.value);
     let Some(url) = url else {
         return;
     };
@@ -219,6 +233,7 @@ fn read_mirror(r: &mut FileReader<'_>, child: &KdlNode, store: &mut StoreConfig)
             url: url.value,
             endpoint,
             region,
+            public_url,
         });
     } else {
         r.error(

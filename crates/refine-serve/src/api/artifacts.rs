@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use refine_engine::digest::Kind;
 use refine_engine::remote::{RemoteUrl, WheelMirror, mirror::normalize};
+use refine_engine::rules::Mirror;
 use refine_engine::store::{Digest, annotations, parse_kind, validate_key};
 use serde::Serialize;
 
@@ -213,9 +214,17 @@ fn registry_links(remote: &RemoteUrl, kind: Kind, key: &str, manifest: &Digest) 
     }
 }
 
-/// The HTTP root of the mirror's bucket: path-style under the configured endpoint, else AWS's
-/// virtual-hosted address.
-fn mirror_root(url: &str, endpoint: Option<&str>, region: Option<&str>) -> Option<String> {
+/// The HTTP root of the mirror's bucket: its `public-url`, else path-style under the configured
+/// endpoint, else AWS's virtual-hosted address.
+fn mirror_root(config: &Mirror) -> Option<String> {
+    if let Some(public) = &config.public_url {
+        return Some(format!("{}/", public.trim_end_matches('/')));
+    }
+    let (url, endpoint, region) = (
+        &config.url,
+        config.endpoint.as_deref(),
+        config.region.as_deref(),
+    );
     let bucket = url.strip_prefix("s3://")?.trim_end_matches('/');
     Some(match endpoint {
         Some(e) => format!("{}/{bucket}/", e.trim_end_matches('/')),
@@ -230,11 +239,7 @@ fn mirror_links(hub: &Hub, manifest: &Digest) -> Result<Option<MirrorLinks>, Api
     let Some(config) = &hub.links.mirror else {
         return Ok(None);
     };
-    let Some(root) = mirror_root(
-        &config.url,
-        config.endpoint.as_deref(),
-        config.region.as_deref(),
-    ) else {
+    let Some(root) = mirror_root(config) else {
         return Ok(None);
     };
     let tree = hub
