@@ -122,6 +122,8 @@ pub struct Hub {
     pub links: Links,
     cancels: Mutex<Cancels>,
     work: (Mutex<u64>, Condvar),
+    /// Slots claiming or running a build.
+    busy: std::sync::atomic::AtomicUsize,
     /// Set when the server stops: builds that end then are interrupted, not cancelled, and
     /// event streams close.
     stop: tokio::sync::watch::Sender<bool>,
@@ -274,6 +276,7 @@ pub fn serve(mut options: ServeOptions, ready: impl FnOnce(Ready)) -> Result<(),
         cancels: Mutex::new(Cancels::default()),
         work: (Mutex::new(0), Condvar::new()),
         stop: tokio::sync::watch::Sender::new(false),
+        busy: std::sync::atomic::AtomicUsize::new(0),
     });
     hub.measure_store(hub.store.root());
     hub.refresh_queue_length();
@@ -355,10 +358,15 @@ async fn shutdown(hub: Arc<Hub>) {
     for c in running {
         c.cancel();
     }
-    // Their sandboxes are killed at once; wait for the slots to record it.
+    // Their sandboxes are killed at once; wait for the slots to record it (and for a slot
+    // caught claiming a build to finish doing so).
     for _ in 0..600 {
-        if hub.cancels().running.is_empty() {
+        if hub.busy.load(std::sync::atomic::Ordering::SeqCst) == 0 {
             break;
+        }
+        let running: Vec<Cancel> = hub.cancels().running.values().cloned().collect();
+        for c in running {
+            c.cancel();
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

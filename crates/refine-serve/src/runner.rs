@@ -3,6 +3,7 @@
 //! `refine build` does, and records what happens, node by node, through [`BuildObserver`].
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use refine_engine::exec::{BuildOptions, Cancel, Event, Observer};
@@ -26,13 +27,26 @@ pub fn start(hub: &Arc<Hub>, slots: usize) {
 fn run_queue(hub: &Hub) {
     while !hub.stopping() {
         let seen = hub.work_seen();
-        match hub.state.claim_next() {
+        // Busy from before the claim, so that a stopping server waits for this slot; and the
+        // claim is not made once it stops (what it would take stays queued).
+        hub.busy.fetch_add(1, Ordering::SeqCst);
+        let claimed = if hub.stopping() {
+            Ok(None)
+        } else {
+            hub.state.claim_next()
+        };
+        match claimed {
             Ok(Some(build)) => {
                 hub.refresh_queue_length();
                 run_claimed(hub, &build);
+                hub.busy.fetch_sub(1, Ordering::SeqCst);
             }
-            Ok(None) => hub.wait_for_work(seen),
+            Ok(None) => {
+                hub.busy.fetch_sub(1, Ordering::SeqCst);
+                hub.wait_for_work(seen);
+            }
             Err(e) => {
+                hub.busy.fetch_sub(1, Ordering::SeqCst);
                 crate::say(&format!("warning: cannot read the queue: {e}"));
                 hub.wait_for_work(seen);
             }

@@ -36,7 +36,7 @@ pub enum StoreError {
     #[error("`{kind}` is not an artifact kind")]
     #[diagnostic(
         code(refine::store::bad_kind),
-        help("Use one of `base`, `runtime`, `pack`, `wheel`, `repair`.")
+        help("Use one of `base`, `toolchain`, `runtime`, `pack`, `wheel`, `repair`.")
     )]
     BadKind { kind: String },
 

@@ -132,7 +132,7 @@ fn describe(hub: &Hub, kind: Kind, key: &str) -> Result<Artifact, ApiError> {
     let store = &hub.store;
     let found = store
         .lookup_artifact(kind, key)
-        .map_err(|e| ApiError::bad_input(&e))?
+        .map_err(|e| ApiError::store(&e))?
         .ok_or_else(|| {
             ApiError::not_found(&format!(
                 "{kind} artifact with key `{key}` in the local store"
@@ -140,7 +140,7 @@ fn describe(hub: &Hub, kind: Kind, key: &str) -> Result<Artifact, ApiError> {
         })?;
     let manifest = store
         .read_manifest(&found.manifest)
-        .map_err(|e| ApiError::bad_input(&e))?;
+        .map_err(|e| ApiError::store(&e))?;
     let manifest_size = store
         .read_manifest_bytes(&found.manifest)
         .map_or(0, |b| b.len() as u64);
@@ -245,7 +245,7 @@ fn mirror_links(hub: &Hub, manifest: &Digest) -> Result<Option<MirrorLinks>, Api
     let tree = hub
         .store
         .unpack(manifest)
-        .map_err(|e| ApiError::bad_input(&e))?;
+        .map_err(|e| ApiError::store(&e))?;
     let wheels = refine_engine::exec::wheels_in(&tree).map_err(ApiError::internal)?;
     let client = WheelMirror::new(
         &config.url,
@@ -289,11 +289,11 @@ pub async fn log(
     let store = &hub.store;
     let found = store
         .lookup_artifact(kind, &key)
-        .map_err(|e| ApiError::bad_input(&e))?
+        .map_err(|e| ApiError::store(&e))?
         .ok_or_else(|| ApiError::not_found(&format!("{kind} artifact with key `{key}`")))?;
     let manifest = store
         .read_manifest(&found.manifest)
-        .map_err(|e| ApiError::bad_input(&e))?;
+        .map_err(|e| ApiError::store(&e))?;
     let digest = manifest
         .annotation("dev.refine.log")
         .and_then(|d| Digest::parse(d).ok())

@@ -97,7 +97,7 @@ async fn check_patterns(hub: &Arc<Hub>, patterns: &[String]) -> Result<(), ApiEr
     tokio::task::spawn_blocking(move || {
         Session::open(&options, Targets::Patterns(&patterns), RemoteNeed::Unused)
             .map(drop)
-            .map_err(|e| ApiError::bad_input(&e))
+            .map_err(|e| ApiError::session(&e))
     })
     .await
     .map_err(ApiError::internal)?

@@ -20,6 +20,9 @@ use serde::Serialize;
 
 use crate::Hub;
 use crate::state::StateError;
+use refine_engine::plan::PlanError;
+use refine_engine::session::SessionError;
+use refine_engine::store::StoreError;
 
 pub use docs::openapi;
 
@@ -143,6 +146,42 @@ impl ApiError {
             status: StatusCode::BAD_REQUEST,
             error: diagnostic_json(diagnostic),
         }
+    }
+
+    /// A diagnostic with the status that fits it.
+    pub fn diagnostic(status: StatusCode, diagnostic: &dyn miette::Diagnostic) -> ApiError {
+        ApiError {
+            status,
+            error: diagnostic_json(diagnostic),
+        }
+    }
+
+    /// A session that could not be opened: the request's fault (400) unless the remote store
+    /// did not answer (502) or the server's own files failed (500).
+    pub fn session(e: &SessionError) -> ApiError {
+        let status = match e {
+            SessionError::RemoteUnreachable(_) => StatusCode::BAD_GATEWAY,
+            SessionError::CurrentDir { .. } | SessionError::Store(StoreError::Io { .. }) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::diagnostic(status, e)
+    }
+
+    /// Planning failed: the remote store (502), the store's files (500), else an input (400).
+    pub fn plan(e: &PlanError) -> ApiError {
+        let status = match e {
+            PlanError::Remote(_) => StatusCode::BAD_GATEWAY,
+            PlanError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::diagnostic(status, e)
+    }
+
+    /// The local store failed to answer about an artifact: the server's problem.
+    pub fn store(e: &StoreError) -> ApiError {
+        ApiError::diagnostic(StatusCode::INTERNAL_SERVER_ERROR, e)
     }
 
     pub fn internal(what: impl std::fmt::Display) -> ApiError {

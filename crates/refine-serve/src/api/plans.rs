@@ -126,10 +126,10 @@ pub async fn create(
             Targets::Patterns(&patterns),
             RemoteNeed::IfConfigured,
         )
-        .map_err(|e| ApiError::bad_input(&e))?;
+        .map_err(|e| ApiError::session(&e))?;
         let plan = session
             .plan(session.roots())
-            .map_err(|e| ApiError::bad_input(&e))?;
+            .map_err(|e| ApiError::plan(&e))?;
         let nodes = ops::plan::planned_nodes(session.graph(), &plan);
         let row = hub2.state.insert_plan(&patterns, body(&nodes))?;
         // Freeing a large graph node by node is the caller's wait: let it go elsewhere.
