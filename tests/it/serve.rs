@@ -1264,6 +1264,19 @@ async fn a_database_from_a_newer_refine_is_refused_and_left_untouched() {
 
     // As a newer refine would leave it: another schema version (and journal mode).
     let db = store.path().join("serve/state.sqlite");
+    let version = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA user_version').fetchone()[0])",
+        ])
+        .arg(&db)
+        .output()
+        .expect("python3");
+    let version = String::from_utf8(version.stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(version.parse::<u32>().is_ok_and(|v| v >= 1), "{version}");
     sqlite(&db, "PRAGMA journal_mode=DELETE; PRAGMA user_version=999;");
     let before = fs_err::read(&db).unwrap();
     let (code, err) = serve_until_exit(w.path(), store.path());
@@ -1275,8 +1288,57 @@ async fn a_database_from_a_newer_refine_is_refused_and_left_untouched() {
     assert!(fs_err::read(&db).unwrap() == before, "the database changed");
 
     // Back at this refine's version, it is the database it was.
-    sqlite(&db, "PRAGMA user_version=1;");
+    sqlite(&db, &format!("PRAGMA user_version={version};"));
     server.restart();
     let b = api.build(&server, id).await;
     assert_eq!(b["state"], "succeeded", "{b}");
+}
+
+/// A build's nodes name their direct dependencies (its graph as it was built), and a failed
+/// action's log is served by its digest — while a blob that is not a log is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_nodes_log_and_the_builds_edges_are_served() {
+    let w = tiny(&[("a", A, &[]), ("bad", BAD, &["a"])]);
+    let store = tempfile::tempdir().unwrap();
+    let api = Api::new();
+    let server = Server::start(w.path(), store.path(), &[]);
+    let id = api.queue(&server, &["//packs:bad"]).await;
+    assert_eq!(final_state(&api.follow(&server, id).await), "failed");
+    let build = api.build(&server, id).await;
+    let nodes = build["nodes"].as_array().unwrap();
+    let node = |label: &str| {
+        nodes
+            .iter()
+            .find(|n| n["label"] == label)
+            .unwrap_or_else(|| panic!("{label} in {build}"))
+    };
+    assert_eq!(
+        node("//packs:a")["deps"],
+        serde_json::json!(["//bases:tiny"])
+    );
+    let bad = node("//packs:bad");
+    assert_eq!(bad["state"], "failed", "{bad}");
+    let mut deps: Vec<&str> = bad["deps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    deps.sort_unstable();
+    assert_eq!(deps, ["//bases:tiny", "//packs:a"]);
+    let log = bad["log"].as_str().expect("a failed node names its log");
+    let (status, text) = api.text(&server, &format!("/v1/logs/{log}")).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(
+        text.starts_with("refine: the action of //packs:bad"),
+        "{text}"
+    );
+    assert!(text.contains("failing on purpose"), "{text}");
+
+    // The manifest of a built artifact is a blob of the store, not a log: not served here.
+    let manifest = node("//packs:a")["digest"].as_str().unwrap().to_string();
+    let refused = api.get(&server, &format!("/v1/logs/{manifest}")).await;
+    assert_error("a manifest as a log", &refused, StatusCode::NOT_FOUND);
+    let refused = api.get(&server, "/v1/logs/sha256:..%2F..%2Fetc").await;
+    assert_error("a path as a digest", &refused, StatusCode::BAD_REQUEST);
 }

@@ -201,8 +201,19 @@ impl Page<'_> {
             .unwrap_or_default()
     }
 
+    /// Clicks `css`; the page redraws parts of itself as events come, so an element found a
+    /// moment ago may have been replaced: find it again then.
     async fn click(&self, css: &str) {
-        self.wait(css).await.click().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.wait(css).await.click().await {
+                Ok(()) => return,
+                Err(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("clicking `{css}`: {e}"),
+            }
+        }
     }
 
     async fn absent(&self, css: &str) -> bool {
@@ -337,7 +348,7 @@ async fn pages_follow_a_build_live_and_link_its_artifacts() {
     assert_eq!(key.len(), 64, "{key}");
     assert!(digest.starts_with("sha256:"), "{digest}");
 
-    // With a token, the page plans the same patterns for the dependencies and draws them.
+    // The build's graph, as the build planned it (the server keeps each node's dependencies).
     page.click("#token-set").await;
     page.wait("#token-input")
         .await
@@ -345,7 +356,6 @@ async fn pages_follow_a_build_live_and_link_its_artifacts() {
         .await
         .unwrap();
     page.click("#token-save").await;
-    page.click("#load-deps").await;
     page.wait("#graph .gnode[data-node=\"//packs:slow\"][data-state=\"built\"]")
         .await;
     page.wait_text(

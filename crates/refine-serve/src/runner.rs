@@ -11,7 +11,8 @@ use refine_engine::ops;
 use refine_engine::session::{RemoteNeed, Session, Targets};
 
 use crate::Hub;
-use crate::state::{BuildRow, BuildState, NodeRow, Record};
+use crate::state::{BuildRow, BuildState, NodeRow, PlannedRow, Record};
+use refine_engine::graph::TargetGraph;
 
 /// Starts `slots` runner threads.
 pub fn start(hub: &Arc<Hub>, slots: usize) {
@@ -140,6 +141,7 @@ fn run_build(hub: &Hub, build: &BuildRow, cancel: &Cancel) -> Outcome {
         hub,
         build: build.id,
         kinds: Mutex::new(HashMap::new()),
+        graph: session.graph(),
     };
     let report = match ops::build::build(&session, options, &observer) {
         Ok(r) => r,
@@ -194,9 +196,21 @@ struct BuildObserver<'h> {
     build: i64,
     /// Each label's kind, from the plan (a `skipped` event names none).
     kinds: Mutex<HashMap<String, String>>,
+    graph: &'h TargetGraph,
 }
 
 impl BuildObserver<'_> {
+    /// Each target's direct dependencies, by label.
+    fn deps_by_label(&self) -> HashMap<String, Vec<String>> {
+        let g = self.graph;
+        (0..g.len())
+            .map(|id| {
+                let deps = g.deps(id).iter().map(|&d| g.target(d).label.to_string());
+                (g.target(id).label.to_string(), deps.collect())
+            })
+            .collect()
+    }
+
     fn node(&self, node: NodeRow) {
         self.hub.live.record(Record::Node {
             build: self.build,
@@ -218,17 +232,17 @@ impl Observer for BuildObserver<'_> {
                 for n in nodes {
                     kinds.insert(n.label.clone(), n.kind.clone());
                 }
+                let deps = self.deps_by_label();
                 hub.live.record(Record::Planned {
                     build: self.build,
                     nodes: nodes
                         .iter()
-                        .map(|n| {
-                            (
-                                n.label.clone(),
-                                n.kind.clone(),
-                                n.status.clone(),
-                                n.key.clone(),
-                            )
+                        .map(|n| PlannedRow {
+                            label: n.label.clone(),
+                            kind: n.kind.clone(),
+                            planned: n.status.clone(),
+                            key: n.key.clone(),
+                            deps: deps.get(n.label.as_str()).cloned().unwrap_or_default(),
                         })
                         .collect(),
                 });
@@ -272,12 +286,17 @@ impl Observer for BuildObserver<'_> {
                 ..NodeRow::default()
             }),
             Event::ActionFail {
-                label, key, reason, ..
+                label,
+                key,
+                reason,
+                log,
+                ..
             } => self.node(NodeRow {
                 label: label.clone(),
                 state: "failed".into(),
                 key: key.clone(),
                 reason: Some(reason.clone()),
+                log: log.as_deref().and_then(log_digest),
                 ..NodeRow::default()
             }),
             Event::Skipped { label, because } => {
@@ -303,4 +322,12 @@ impl Observer for BuildObserver<'_> {
             Err(e) => crate::say(&format!("warning: an event could not be written: {e}")),
         }
     }
+}
+
+/// The digest of a failed action's log from its path in the store (`…/blobs/sha256/HEX`).
+fn log_digest(path: &str) -> Option<String> {
+    let path = std::path::Path::new(path);
+    let hex = path.file_name()?.to_str()?;
+    let in_blobs = path.parent()?.ends_with("blobs/sha256");
+    (in_blobs && hex.len() == 64).then(|| format!("sha256:{hex}"))
 }

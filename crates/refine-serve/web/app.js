@@ -596,8 +596,13 @@ async function buildView(v, id) {
   const b = await api('/v1/builds/' + encodeURIComponent(id), { signal: v.abort.signal });
   if (v !== view) return;
   b.nodes = b.nodes || [];
-  let deps = null; // label → its direct dependencies, from a plan of the same patterns.
+  // label → its direct dependencies: as the build planned them (the server keeps them with
+  // each node), else from a plan of the same patterns asked for by hand.
+  let deps = null;
   let depsNote = null;
+  if (b.nodes.some((n) => Array.isArray(n.deps))) {
+    deps = new Map(b.nodes.map((n) => [n.label, n.deps || []]));
+  }
   let graph = null;
 
   const header = h('section', { id: 'build-header', class: 'panel' });
@@ -707,7 +712,9 @@ async function buildView(v, id) {
     if (deps) {
       graph = graphView(b.nodes, deps);
       fill(graphSlot, h('h2', {}, 'Graph'),
-        h('p', { class: 'muted small', id: 'deps-note' }, 'Dependencies from plan #' + depsNote.id + ' of the same patterns on the workspace as it is now.'),
+        h('p', { class: 'muted small', id: 'deps-note' }, depsNote
+          ? 'Dependencies from plan #' + depsNote.id + ' of the same patterns on the workspace as it is now.'
+          : 'Dependencies as this build planned them.'),
         graph.box);
     } else {
       graph = null;

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use refine_engine::digest::Kind;
 use refine_engine::remote::{RemoteUrl, WheelMirror, mirror::normalize};
 use refine_engine::rules::Mirror;
-use refine_engine::store::{Digest, annotations, parse_kind, validate_key};
+use refine_engine::store::{Digest, PinRole, annotations, parse_kind, validate_key};
 use serde::Serialize;
 
 use super::ApiError;
@@ -298,8 +298,14 @@ pub async fn log(
         .annotation("dev.refine.log")
         .and_then(|d| Digest::parse(d).ok())
         .ok_or_else(|| ApiError::not_found("log for this artifact (it ran no action)"))?;
-    let path = store
-        .existing_blob_path(&digest)
+    send_log(&hub, &digest).await
+}
+
+/// A log of the store, streamed as text.
+async fn send_log(hub: &Hub, digest: &Digest) -> Result<Response, ApiError> {
+    let path = hub
+        .store
+        .existing_blob_path(digest)
         .map_err(|_| ApiError::not_found("log in the local store"))?;
     let file = tokio::fs::File::open(&path)
         .await
@@ -311,4 +317,23 @@ pub async fn log(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// Any action's log by its digest, a failed one's too (a build's node names it): only a blob
+/// the store keeps as a log is sent, never another blob.
+#[utoipa::path(get, path = "/v1/logs/{digest}",
+    params(("digest" = String, Path, description = "`sha256:…`, as a node's `log` names it")),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 400, body = super::ErrorBody), (status = 404, body = super::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn log_by_digest(
+    State(hub): State<Arc<Hub>>,
+    Path(digest): Path<String>,
+) -> Result<Response, ApiError> {
+    let digest = Digest::parse(&digest).map_err(|e| ApiError::bad_input(&e))?;
+    if hub.store.pin_role(&digest) != Some(PinRole::Log) {
+        return Err(ApiError::not_found(&format!(
+            "log `{digest}` in the local store"
+        )));
+    }
+    send_log(&hub, &digest).await
 }

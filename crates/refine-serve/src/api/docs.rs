@@ -25,6 +25,7 @@ use super::{artifacts, builds, events, plans};
         builds::search,
         artifacts::get_one,
         artifacts::log,
+        artifacts::log_by_digest,
         events::stream,
     ),
     components(schemas(super::ErrorBody, crate::state::NodeRow, crate::state::BuildState)),

@@ -42,6 +42,7 @@ pub fn router(hub: Arc<Hub>) -> Router {
         .route("/v1/builds/{id}/requeue", post(builds::requeue))
         .route("/v1/artifacts/{kind}/{key}", get(artifacts::get_one))
         .route("/v1/artifacts/{kind}/{key}/log", get(artifacts::log))
+        .route("/v1/logs/{digest}", get(artifacts::log_by_digest))
         .route("/v1/search", get(builds::search))
         .route("/v1/events", get(events::stream))
         .route("/metrics", get(metrics))

@@ -96,20 +96,58 @@ pub struct NodeRow {
     pub overhead_seconds: Option<f64>,
     /// Why it failed or was skipped.
     pub reason: Option<String>,
+    /// A failed action's log (`sha256:…`): `GET /v1/logs/{digest}` sends it.
+    pub log: Option<String>,
+    /// Its direct dependencies (the build graph's edges), as the build planned them.
+    pub deps: Vec<String>,
+}
+
+/// A node as the plan of a build names it.
+#[derive(Debug)]
+pub struct PlannedRow {
+    pub label: String,
+    pub kind: String,
+    /// `cached`, `build` or `pending`.
+    pub planned: String,
+    pub key: Option<String>,
+    pub deps: Vec<String>,
 }
 
 /// A change the build's observer records; applied in batches.
 #[derive(Debug)]
 pub enum Record {
     /// The plan: every node, waiting.
-    Planned {
-        build: i64,
-        nodes: Vec<(String, String, String, Option<String>)>,
-    },
+    Planned { build: i64, nodes: Vec<PlannedRow> },
     /// A node changed; `None` fields keep their value.
     Node { build: i64, node: Box<NodeRow> },
     /// An event, as JSON.
     Event { build: i64, seq: i64, body: String },
+}
+
+/// The columns [`node_row`] reads, in its order.
+const NODE_COLUMNS: &str = "label, kind, planned, state, key, digest, location, seconds, \
+     action_seconds, overhead_seconds, reason, log, deps";
+
+/// A node from [`NODE_COLUMNS`] starting at column `at`.
+fn node_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<NodeRow> {
+    let deps: Option<String> = r.get(at + 12)?;
+    Ok(NodeRow {
+        label: r.get(at)?,
+        kind: r.get(at + 1)?,
+        planned: r.get(at + 2)?,
+        state: r.get(at + 3)?,
+        key: r.get(at + 4)?,
+        digest: r.get(at + 5)?,
+        location: r.get(at + 6)?,
+        seconds: r.get(at + 7)?,
+        action_seconds: r.get(at + 8)?,
+        overhead_seconds: r.get(at + 9)?,
+        reason: r.get(at + 10)?,
+        log: r.get(at + 11)?,
+        deps: deps
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or_default(),
+    })
 }
 
 const BUILD_COLUMNS: &str =
@@ -280,26 +318,10 @@ impl State {
     /// A build's nodes, in plan order.
     pub fn nodes(&self, build: i64) -> Result<Vec<NodeRow>, StateError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT label, kind, planned, state, key, digest, location, seconds, action_seconds,
-                    overhead_seconds, reason
-             FROM nodes WHERE build = ?1 ORDER BY rowid",
-        )?;
-        let rows = stmt.query_map([build], |r| {
-            Ok(NodeRow {
-                label: r.get(0)?,
-                kind: r.get(1)?,
-                planned: r.get(2)?,
-                state: r.get(3)?,
-                key: r.get(4)?,
-                digest: r.get(5)?,
-                location: r.get(6)?,
-                seconds: r.get(7)?,
-                action_seconds: r.get(8)?,
-                overhead_seconds: r.get(9)?,
-                reason: r.get(10)?,
-            })
-        })?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {NODE_COLUMNS} FROM nodes WHERE build = ?1 ORDER BY rowid"
+        ))?;
+        let rows = stmt.query_map([build], |r| node_row(r, 0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -307,14 +329,12 @@ impl State {
     /// the newest first, one per (label, key).
     pub fn search(&self, text: &str, limit: usize) -> Result<Vec<(i64, NodeRow)>, StateError> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT build, label, kind, planned, state, key, digest, location, seconds,
-                    action_seconds, overhead_seconds, reason
-             FROM nodes
+        let mut stmt = conn.prepare(&format!(
+            "SELECT build, {NODE_COLUMNS} FROM nodes
              WHERE instr(label, ?1) > 0 OR key LIKE ?2 ESCAPE '\\' OR digest LIKE ?2 ESCAPE '\\'
                    OR digest LIKE ?3 ESCAPE '\\'
-             ORDER BY build DESC LIMIT ?4",
-        )?;
+             ORDER BY build DESC LIMIT ?4"
+        ))?;
         let escaped = text
             .replace('\\', "\\\\")
             .replace('%', "\\%")
@@ -326,24 +346,7 @@ impl State {
                 format!("sha256:{escaped}%"),
                 limit as i64 * 4
             ],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    NodeRow {
-                        label: r.get(1)?,
-                        kind: r.get(2)?,
-                        planned: r.get(3)?,
-                        state: r.get(4)?,
-                        key: r.get(5)?,
-                        digest: r.get(6)?,
-                        location: r.get(7)?,
-                        seconds: r.get(8)?,
-                        action_seconds: r.get(9)?,
-                        overhead_seconds: r.get(10)?,
-                        reason: r.get(11)?,
-                    },
-                ))
-            },
+            |r| Ok((r.get::<_, i64>(0)?, node_row(r, 1)?)),
         )?;
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
@@ -376,11 +379,12 @@ impl State {
             match record {
                 Record::Planned { build, nodes } => {
                     let mut stmt = tx.prepare_cached(
-                        "INSERT OR REPLACE INTO nodes (build, label, kind, planned, state, key)
-                         VALUES (?1, ?2, ?3, ?4, 'waiting', ?5)",
+                        "INSERT OR REPLACE INTO nodes (build, label, kind, planned, state, key, deps)
+                         VALUES (?1, ?2, ?3, ?4, 'waiting', ?5, ?6)",
                     )?;
-                    for (label, kind, planned, key) in nodes {
-                        stmt.execute(params![build, label, kind, planned, key])?;
+                    for n in nodes {
+                        let deps = serde_json::to_string(&n.deps).unwrap_or_default();
+                        stmt.execute(params![build, n.label, n.kind, n.planned, n.key, deps])?;
                     }
                 }
                 Record::Node { build, node } => {
@@ -390,7 +394,8 @@ impl State {
                             location = coalesce(?6, location), seconds = coalesce(?7, seconds),
                             action_seconds = coalesce(?8, action_seconds),
                             overhead_seconds = coalesce(?9, overhead_seconds),
-                            reason = coalesce(?10, reason), started = coalesce(started, ?11)
+                            reason = coalesce(?10, reason), started = coalesce(started, ?11),
+                            log = coalesce(?12, log)
                          WHERE build = ?1 AND label = ?2",
                     )?
                     .execute(params![
@@ -405,6 +410,7 @@ impl State {
                         node.overhead_seconds,
                         node.reason,
                         (node.state == "running").then(now),
+                        node.log,
                     ])?;
                 }
                 Record::Event { build, seq, body } => {

@@ -9,7 +9,7 @@ mod plans;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-pub use builds::{BuildRow, BuildState, NewBuild, NodeRow, Record};
+pub use builds::{BuildRow, BuildState, NewBuild, NodeRow, PlannedRow, Record};
 pub use plans::PlanRow;
 
 /// Why the state database cannot be used.
@@ -86,6 +86,9 @@ const MIGRATIONS: &[&str] = &[
         patterns TEXT NOT NULL,
         body TEXT NOT NULL
     );",
+    // 2: each node's direct dependencies (a JSON list of labels), so that a build's graph is
+    // drawn as it was built.
+    "ALTER TABLE nodes ADD COLUMN deps TEXT;",
 ];
 
 /// The schema version this refine writes.

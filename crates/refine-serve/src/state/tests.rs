@@ -92,12 +92,13 @@ fn nodes_follow_their_records_and_search_finds_them() {
         .apply(&[
             builds::Record::Planned {
                 build: b.id,
-                nodes: vec![(
-                    "//p:a".into(),
-                    "pack".into(),
-                    "build".into(),
-                    Some(key.clone()),
-                )],
+                nodes: vec![PlannedRow {
+                    label: "//p:a".into(),
+                    kind: "pack".into(),
+                    planned: "build".into(),
+                    key: Some(key.clone()),
+                    deps: vec!["//bases:b".into()],
+                }],
             },
             builds::Record::Node {
                 build: b.id,
@@ -121,9 +122,35 @@ fn nodes_follow_their_records_and_search_finds_them() {
     assert_eq!(nodes[0].state, "built");
     assert_eq!(nodes[0].key.as_deref(), Some(key.as_str()), "kept");
     assert_eq!(nodes[0].seconds, Some(1.5));
+    assert_eq!(nodes[0].deps, ["//bases:b"]);
     for q in ["p:a", "abab", "1234", "sha256:12"] {
         assert_eq!(state.search(q, 10).unwrap().len(), 1, "{q}");
     }
     assert!(state.search("%", 10).unwrap().is_empty(), "no wildcard");
     assert_eq!(state.events(b.id).unwrap().len(), 1);
+}
+
+#[test]
+fn a_version_one_database_is_migrated_and_keeps_its_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("serve.sqlite");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(MIGRATIONS[0]).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    conn.execute_batch(
+        "INSERT INTO builds (patterns, keep_going, state, created) VALUES ('[\"//a:x\"]', 0, 'succeeded', 1.0);
+         INSERT INTO nodes (build, label, kind, planned, state) VALUES (1, '//a:x', 'pack', 'build', 'built');",
+    )
+    .unwrap();
+    drop(conn);
+    let state = State::open(&path).unwrap();
+    let build = state.build(1).unwrap().unwrap();
+    assert_eq!(build.state, BuildState::Succeeded);
+    let nodes = state.nodes(1).unwrap();
+    assert_eq!((nodes[0].label.as_str(), nodes[0].deps.len()), ("//a:x", 0));
+    let version: i64 = state
+        .conn()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
 }
