@@ -122,6 +122,8 @@ pub struct Hub {
     pub links: Links,
     cancels: Mutex<Cancels>,
     work: (Mutex<u64>, Condvar),
+    /// Plans answered and not yet in the database.
+    plans_in_flight: Mutex<HashMap<i64, Arc<state::PlanRow>>>,
     /// Slots claiming or running a build.
     busy: std::sync::atomic::AtomicUsize,
     /// Set when the server stops: builds that end then are interrupted, not cancelled, and
@@ -194,6 +196,12 @@ impl Hub {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         // The timeout covers a build queued by another server process on the same database.
         let _ = cv.wait_timeout_while(guard, Duration::from_secs(2), |n| *n == seen);
+    }
+
+    fn plans_in_flight(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Arc<state::PlanRow>>> {
+        self.plans_in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether the server is stopping.
@@ -277,6 +285,7 @@ pub fn serve(mut options: ServeOptions, ready: impl FnOnce(Ready)) -> Result<(),
         work: (Mutex::new(0), Condvar::new()),
         stop: tokio::sync::watch::Sender::new(false),
         busy: std::sync::atomic::AtomicUsize::new(0),
+        plans_in_flight: Mutex::new(HashMap::new()),
     });
     hub.measure_store(hub.store.root());
     hub.refresh_queue_length();
@@ -296,6 +305,11 @@ pub fn serve(mut options: ServeOptions, ready: impl FnOnce(Ready)) -> Result<(),
             })?;
         let addr = listener.local_addr().map_err(ServeError::Serve)?;
         ready(Ready { addr, token_file });
+        // Events are small writes: without TCP_NODELAY each waits on the client's delayed ACK
+        // (40 ms on Linux), which a build followed live would pay again and again.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, api::router(hub.clone()))
             .with_graceful_shutdown(shutdown(hub))
             .await
@@ -361,7 +375,9 @@ async fn shutdown(hub: Arc<Hub>) {
     // Their sandboxes are killed at once; wait for the slots to record it (and for a slot
     // caught claiming a build to finish doing so).
     for _ in 0..600 {
-        if hub.busy.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        if hub.busy.load(std::sync::atomic::Ordering::SeqCst) == 0
+            && hub.plans_in_flight().is_empty()
+        {
             break;
         }
         let running: Vec<Cancel> = hub.cancels().running.values().cloned().collect();

@@ -131,9 +131,21 @@ pub async fn create(
             .plan(session.roots())
             .map_err(|e| ApiError::plan(&e))?;
         let nodes = ops::plan::planned_nodes(session.graph(), &plan);
-        let row = hub2.state.insert_plan(&patterns, body(&nodes))?;
-        // Freeing a large graph node by node is the caller's wait: let it go elsewhere.
-        std::thread::spawn(move || drop((session, plan, nodes)));
+        let mut row = hub2.state.reserve_plan(&patterns)?;
+        row.body = body(&nodes);
+        // The answer does not wait for the body to be compressed and written: until it is, the
+        // plan is served from memory. (Freeing a large graph node by node is no one's wait
+        // either.)
+        let row = Arc::new(row);
+        hub2.plans_in_flight().insert(row.id, row.clone());
+        let (hub3, kept) = (hub2.clone(), row.clone());
+        std::thread::spawn(move || {
+            drop((session, plan, nodes));
+            if let Err(e) = hub3.state.store_plan_body(kept.id, &kept.body) {
+                crate::say(&format!("warning: plan {} was not stored: {e}", kept.id));
+            }
+            hub3.plans_in_flight().remove(&kept.id);
+        });
         Ok::<_, ApiError>(row)
     })
     .await
@@ -151,9 +163,13 @@ pub async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
+    if let Some(row) = hub.plans_in_flight().get(&id).cloned() {
+        return Ok(document(&row));
+    }
     let row = hub
         .state
         .plan(id)?
+        .filter(|r| !r.body.is_empty())
         .ok_or_else(|| ApiError::not_found(&format!("plan {id}")))?;
     Ok(document(&row))
 }

@@ -89,6 +89,8 @@ const MIGRATIONS: &[&str] = &[
     // 2: each node's direct dependencies (a JSON list of labels), so that a build's graph is
     // drawn as it was built.
     "ALTER TABLE nodes ADD COLUMN deps TEXT;",
+    // 3: plans' bodies compressed (zstd); `body` stays for plans stored before.
+    "ALTER TABLE plans ADD COLUMN body_zstd BLOB;",
 ];
 
 /// The schema version this refine writes.

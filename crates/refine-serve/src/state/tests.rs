@@ -154,3 +154,31 @@ fn a_version_one_database_is_migrated_and_keeps_its_builds() {
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+#[test]
+fn plans_come_back_as_stored_compressed_or_from_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sqlite");
+    let state = State::open(&path).unwrap();
+    let body = format!(
+        "\"nodes\":[{}],\"edges\":[]",
+        "{\"label\":\"//a:x\"},".repeat(1000)
+    );
+    let stored = state.insert_plan(&["//...".into()], body.clone()).unwrap();
+    let again = state.plan(stored.id).unwrap().unwrap();
+    assert_eq!(
+        (again.body, again.patterns),
+        (body, vec!["//...".to_string()])
+    );
+    // A plan written by schema 2 (text only) still reads.
+    state
+        .conn()
+        .execute(
+            "INSERT INTO plans (created, patterns, body) VALUES (1.0, '[]', 'old')",
+            [],
+        )
+        .unwrap();
+    let old = state.plan(stored.id + 1).unwrap().unwrap();
+    assert_eq!(old.body, "old");
+    assert!(state.plan(stored.id + 2).unwrap().is_none());
+}
