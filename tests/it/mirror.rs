@@ -140,28 +140,8 @@ fn wheels_in_the_s3_mirror_install_with_pip() {
     });
     let _web = Server(web);
     let target = tempfile::tempdir().unwrap();
-    let pip = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-cache-dir",
-            "--no-deps",
-            "--target",
-        ])
-        .arg(target.path())
-        .arg("--index-url")
-        .arg(format!("http://127.0.0.1:{web_port}/simple"))
-        .arg("refine-tiny")
-        .output()
-        .unwrap();
-    assert!(
-        pip.status.success(),
-        "pip failed:\n{}{}",
-        stdout(&pip),
-        stderr(&pip)
-    );
+    let index = format!("http://127.0.0.1:{web_port}/simple");
+    pip_install(&index, "refine-tiny", target.path());
     assert_eq!(
         fs_err::read_to_string(target.path().join("refine_tiny/__init__.py")).unwrap(),
         "VALUE = 42\n"

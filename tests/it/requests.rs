@@ -374,26 +374,10 @@ fn the_server_links_a_repaired_wheel_to_the_mirror(
         assert!(served == in_bucket, "the link serves the bucket's {file}");
     }
     let target = tempfile::tempdir().unwrap();
-    let pip = std::process::Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-cache-dir",
-        ])
-        .args(["--no-deps", "--only-binary", ":all:", "--target"])
-        .arg(target.path())
-        .arg("--index-url")
-        .arg(mirror["index"].as_str().unwrap())
-        .arg("markupsafe")
-        .output()
-        .unwrap();
-    assert!(
-        pip.status.success(),
-        "pip failed:\n{}{}",
-        stdout(&pip),
-        stderr(&pip)
+    pip_install(
+        mirror["index"].as_str().unwrap(),
+        "markupsafe",
+        target.path(),
     );
     assert!(target.path().join("markupsafe/__init__.py").is_file());
 }

@@ -128,6 +128,14 @@ struct Page<'a> {
 }
 
 impl Page<'_> {
+    fn new<'s>(c: &Client, server: &'s Server) -> Page<'s> {
+        Page {
+            c: c.clone(),
+            server,
+            shots: screenshots_dir(),
+        }
+    }
+
     async fn goto(&self, route: &str) {
         self.c.goto(&self.server.url(route)).await.unwrap();
     }
@@ -286,11 +294,7 @@ async fn pages_follow_a_build_live_and_link_its_artifacts() {
     let store = tempfile::tempdir().unwrap();
     let server = Server::start(w.path(), store.path(), &["--public-reads"]);
     let (_driver, c) = browser().await;
-    let page = Page {
-        c: c.clone(),
-        server: &server,
-        shots: screenshots_dir(),
-    };
+    let page = Page::new(&c, &server);
 
     // The builds list shows a build queued while it is open (it refreshes itself).
     page.goto("/#/builds").await;
@@ -478,11 +482,7 @@ async fn the_page_asks_for_the_token_keeps_it_and_cancels_with_it() {
     let server = Server::start(w.path(), store.path(), &[]);
     let first = queue(&server, &["//packs:a"]).await;
     let (_driver, c) = browser().await;
-    let page = Page {
-        c: c.clone(),
-        server: &server,
-        shots: screenshots_dir(),
-    };
+    let page = Page::new(&c, &server);
 
     page.goto("/#/builds").await;
     page.wait("#token-prompt").await;

@@ -346,3 +346,28 @@ pub fn tiny(packs: &[(&str, &str, &[&str])]) -> TempWorkspace {
     }
     w
 }
+
+/// `pip install --no-deps --target TARGET --index-url INDEX PACKAGE` with the host's Python, as a
+/// user of a wheel index would run it (no cache, no binary-only restriction given here); fails
+/// the test with pip's output if pip fails.
+pub fn pip_install(index: &str, package: &str, target: &Path) {
+    let pip = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+        ])
+        .args(["--no-deps", "--target"])
+        .arg(target)
+        .args(["--index-url", index, package])
+        .output()
+        .expect("python3 is missing (see .ci/setup.d/remote.sh)");
+    assert!(
+        pip.status.success(),
+        "pip install {package} from {index} failed:\n{}{}",
+        stdout(&pip),
+        stderr(&pip)
+    );
+}
