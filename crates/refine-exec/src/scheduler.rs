@@ -289,7 +289,9 @@ fn longest_chains(next: &[Vec<usize>], costs: &[u64]) -> Vec<u64> {
 }
 
 /// The chain of dependencies whose summed `weight` is largest (the build's critical path,
-/// with each node's measured time), from its first node to its last, and that sum.
+/// with each node's measured time), from its first node to its last, and that sum. Nodes that
+/// weigh nothing upstream of the chain (cached ones) are not part of it: a build that ran
+/// nothing has no critical path.
 pub fn critical_path(nodes: &[NodeSpec], weight: impl Fn(NodeId) -> f64) -> (Vec<NodeId>, f64) {
     let index: HashMap<NodeId, usize> = nodes.iter().enumerate().map(|(i, n)| (n.id, i)).collect();
     let deps: Vec<Vec<usize>> = nodes
@@ -307,14 +309,21 @@ pub fn critical_path(nodes: &[NodeSpec], weight: impl Fn(NodeId) -> f64) -> (Vec
         .map(|n| (weight(n.id).max(0.0) * 1e6).round() as u64)
         .collect();
     let total = longest_chains(&deps, &micros);
-    let Some(mut at) = (0..nodes.len()).max_by_key(|&i| (total[i], Reverse(i))) else {
+    let Some(mut at) = (0..nodes.len())
+        .max_by_key(|&i| (total[i], Reverse(i)))
+        .filter(|&i| total[i] > 0)
+    else {
         return (Vec::new(), 0.0);
     };
     let mut path = vec![nodes[at].id];
     let mut seconds = 0.0;
     loop {
         seconds += weight(nodes[at].id).max(0.0);
-        let Some(&prev) = deps[at].iter().max_by_key(|&&d| (total[d], Reverse(d))) else {
+        let Some(&prev) = deps[at]
+            .iter()
+            .max_by_key(|&&d| (total[d], Reverse(d)))
+            .filter(|&&d| total[d] > 0)
+        else {
             break;
         };
         path.push(nodes[prev].id);
@@ -677,5 +686,14 @@ mod tests {
         assert_eq!(path, [1, 3, 4]);
         assert!((total - 3.25).abs() < 1e-9, "{total}");
         assert_eq!(critical_path(&[], secs), (Vec::new(), 0.0));
+    }
+
+    #[test]
+    fn cached_nodes_upstream_are_not_on_the_critical_path() {
+        // 1 -> 2 -> 3, where 1 and 2 were cached (no time) and 3 ran.
+        let nodes = vec![node(1, &[]), node(2, &[1]), node(3, &[2])];
+        let ran = |id: NodeId| if id == 3 { 5.0 } else { 0.0 };
+        assert_eq!(critical_path(&nodes, ran), (vec![3], 5.0));
+        assert_eq!(critical_path(&nodes, |_| 0.0), (Vec::new(), 0.0));
     }
 }
