@@ -207,6 +207,19 @@ fn ctrl_c_cancels_the_build_on_the_server() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("was cancelled"), "{err}");
     assert_eq!(sleepers(), 0, "the server's sandbox is gone");
+    // The killed action is skipped, not failed: the build stopped, the action did not fail.
+    let ev = events(&ev);
+    let skipped = ev
+        .iter()
+        .find(|e| e["event"] == "skipped" && e["label"] == "//packs:s")
+        .unwrap_or_else(|| panic!("{ev:#?}"));
+    assert_eq!(skipped["because"], "the build was cancelled while it ran");
+    assert!(!ev.iter().any(|e| e["event"] == "action-fail"), "{ev:#?}");
+    let finish = ev.iter().find(|e| e["event"] == "build-finish").unwrap();
+    assert_eq!(
+        (finish["failed"].as_u64(), finish["skipped"].as_u64()),
+        (Some(0), Some(1))
+    );
     let verify = run_refine(
         Path::new("/"),
         &["--store", store.path().to_str().unwrap(), "store", "verify"],

@@ -224,6 +224,16 @@ impl<'e> Drive<'e> {
                     self.free_slots.push(slot);
                     match result {
                         Ok(outcome) => self.built_now(id, outcome),
+                        // Killed because the build stopped: not a failure of its own.
+                        Err(failure) if matches!(*failure.error, ActionError::Cancelled) => {
+                            let because = if self.shared.opts.cancel.is_cancelled() {
+                                "the build was cancelled while it ran"
+                            } else {
+                                "the build stopped while it ran (another action failed)"
+                            };
+                            self.skip(id, because.to_string());
+                            self.sched.finish(id, Outcome::Skipped);
+                        }
                         Err(failure) => self.fail(id, None, failure),
                     }
                 }
