@@ -159,8 +159,16 @@ fn is_last(json: &str) -> bool {
     })
 }
 
+/// How long the writer gathers records before it commits them. Each commit dirties pages of
+/// the file system the store is usually on, and every action's commit point syncs that file
+/// system (`syncfs`): a commit per event made a 100-action build through the server a quarter
+/// slower than `refine build`. Readers lose nothing meanwhile: a running build's events are
+/// served from memory, and a flush (the end of a build) commits at once.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn write_loop(state: &State, jobs: &mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
+        let deadline = std::time::Instant::now() + BATCH_WINDOW;
         let mut records = Vec::new();
         let mut acks = Vec::new();
         let mut next = Some(first);
@@ -169,10 +177,13 @@ fn write_loop(state: &State, jobs: &mpsc::Receiver<Job>) {
                 Job::Record(r) => records.push(*r),
                 Job::Flush(ack) => acks.push(ack),
             }
-            next = if records.len() < 4096 {
-                jobs.try_recv().ok()
-            } else {
+            let wait = deadline.saturating_duration_since(std::time::Instant::now());
+            next = if records.len() >= 4096 {
                 None
+            } else if acks.is_empty() && !wait.is_zero() {
+                jobs.recv_timeout(wait).ok()
+            } else {
+                jobs.try_recv().ok()
             };
         }
         if !records.is_empty()
