@@ -25,10 +25,11 @@ const WAIT: Duration = Duration::from_secs(60);
 
 const A: &str = "mkdir -p $REFINE_OUT/lib\necho hello > $REFINE_OUT/lib/a.txt\n";
 /// Runs long enough to be seen running: the page is open before the action starts.
-const SLOW: &str =
-    "echo slow starts\nsleep 5\ncat $REFINE_PACKS/lib/a.txt > $REFINE_OUT/slow.txt\n";
+/// Runs until the test lets it finish: it waits for a file `go` in its output folder, which the
+/// test creates from the host once it has seen the node running ([`open_gate`]).
+const SLOW: &str = "echo slow starts\necho > $REFINE_OUT/started\nwhile [ ! -e $REFINE_OUT/go ]; do sleep 0.1; done\ncat $REFINE_PACKS/lib/a.txt > $REFINE_OUT/slow.txt\n";
 /// Runs until cancelled.
-const ENDLESS: &str = "echo waiting\nsleep 120\necho never > $REFINE_OUT/x\n";
+const ENDLESS: &str = "echo waiting\nwhile true; do sleep 1; done\n";
 
 /// chromedriver in a process group of its own (Chromium runs in it), killed whole on drop.
 struct Driver {
@@ -234,8 +235,15 @@ impl Page<'_> {
 
     /// Writes the viewport as `NAME.png` and checks it is a PNG.
     async fn screenshot(&self, name: &str) -> PathBuf {
-        // The graph's edges are drawn on the next animation frame.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The graph's edges are drawn on the next animation frame: wait for two frames.
+        self.c
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+                vec![],
+            )
+            .await
+            .unwrap();
         let png = self.c.screenshot().await.unwrap();
         assert!(
             png.len() > PNG.len() && png.starts_with(PNG),
@@ -335,6 +343,7 @@ async fn pages_follow_a_build_live_and_link_its_artifacts() {
     page.screenshot("build-running").await;
     page.wait(&format!("{}[data-state=\"cached\"]", node("//packs:a")))
         .await;
+    open_gate(store.path()).await;
     page.wait(&format!("{}[data-state=\"built\"]", node("//packs:slow")))
         .await;
     page.wait("#build-state[data-state=\"succeeded\"]").await;
@@ -549,4 +558,38 @@ async fn the_page_asks_for_the_token_keeps_it_and_cancels_with_it() {
     .await;
 
     c.close().await.unwrap();
+}
+
+/// Lets the [`SLOW`] action finish: finds its output folder under the store's scratch space
+/// (the file `started` it wrote) and creates `go` beside it.
+async fn open_gate(store: &Path) {
+    fn find(dir: &Path) -> Option<PathBuf> {
+        for entry in fs_err::read_dir(dir).ok()?.flatten() {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == "started")
+                && dir.file_name().is_some_and(|n| n == "out")
+            {
+                return Some(dir.to_path_buf());
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir())
+                && let Some(found) = find(&path)
+            {
+                return Some(found);
+            }
+        }
+        None
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(out) = find(store) {
+            fs_err::write(out.join("go"), "").unwrap();
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the slow action's output folder never appeared under {}",
+            store.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
