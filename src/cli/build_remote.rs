@@ -10,9 +10,6 @@ use super::build::BuildArgs;
 use super::progress::Reporter;
 use refine_engine::exec::{Event, Observer};
 
-/// The environment variable holding the server's token.
-const TOKEN_ENV: &str = "REFINE_SERVE_TOKEN";
-
 pub fn run(url: &str, args: &BuildArgs) -> Result<(), Failure> {
     refuse_local_options(args)?;
     let client = Client::new(url, token(args)?).map_err(failure)?;
@@ -79,17 +76,10 @@ fn refuse_local_options(args: &BuildArgs) -> Result<(), Failure> {
 }
 
 fn token(args: &BuildArgs) -> Result<Option<Token>, Failure> {
-    if let Some(path) = &args.token_file {
-        let text =
-            fs_err::read_to_string(path).map_err(|e| Failure::bad_input(miette::miette!("{e}")))?;
-        return Token::new(&text).map(Some).ok_or_else(|| {
-            Failure::bad_input(miette::miette!(
-                "The token file `{}` is empty",
-                path.display()
-            ))
-        });
+    match &args.token_file {
+        Some(path) => Token::from_file(path).map(Some).map_err(Failure::bad_input),
+        None => Ok(Token::from_env()),
     }
-    Ok(std::env::var(TOKEN_ENV).ok().and_then(|t| Token::new(&t)))
 }
 
 fn failure(e: ClientError) -> Failure {

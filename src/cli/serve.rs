@@ -8,9 +8,6 @@ use refine_serve::{ServeOptions, Token};
 
 use super::Failure;
 
-/// The environment variable that may hold the server's token.
-const TOKEN_ENV: &str = "REFINE_SERVE_TOKEN";
-
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
   refine serve --token-file /etc/refine/token
@@ -52,8 +49,8 @@ pub fn run(
         )));
     }
     let token = match &args.token_file {
-        Some(path) => Some(read_token(path)?),
-        None => std::env::var(TOKEN_ENV).ok().and_then(|t| Token::new(&t)),
+        Some(path) => Some(Token::from_file(path).map_err(Failure::bad_input)?),
+        None => Token::from_env(),
     };
     let options = ServeOptions {
         session: options.clone(),
@@ -71,16 +68,4 @@ pub fn run(
         }
     })
     .map_err(Failure::failed)
-}
-
-fn read_token(path: &std::path::Path) -> Result<Token, Failure> {
-    let text =
-        fs_err::read_to_string(path).map_err(|e| Failure::bad_input(miette::miette!("{e}")))?;
-    Token::new(&text).ok_or_else(|| {
-        Failure::bad_input(miette::miette!(
-            help = "Put a long random secret in it, e.g. `head -c 32 /dev/urandom | base64 > FILE`",
-            "The token file `{}` is empty",
-            path.display()
-        ))
-    })
 }

@@ -53,11 +53,38 @@ pub struct ServeOptions {
     pub jobs: Option<usize>,
 }
 
+/// The environment variable that may hold the server's token (for `refine serve` and for
+/// `refine build --server`).
+pub const TOKEN_ENV: &str = "REFINE_SERVE_TOKEN";
+
 /// A secret compared in constant time, never printed.
 #[derive(Clone)]
 pub struct Token(String);
 
+/// Why a token file gives no token.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum TokenError {
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error("The token file `{}` is empty", .0.display())]
+    #[diagnostic(help(
+        "Put a long random secret in it, e.g. `head -c 32 /dev/urandom | base64 > FILE`"
+    ))]
+    Empty(PathBuf),
+}
+
 impl Token {
+    /// The token in `path` (`--token-file`).
+    pub fn from_file(path: &Path) -> Result<Token, TokenError> {
+        let text = fs_err::read_to_string(path)?;
+        Token::new(&text).ok_or_else(|| TokenError::Empty(path.to_path_buf()))
+    }
+
+    /// The token in [`TOKEN_ENV`], if set and not empty.
+    pub fn from_env() -> Option<Token> {
+        std::env::var(TOKEN_ENV).ok().and_then(|t| Token::new(&t))
+    }
+
     /// A token from its text (surrounding whitespace, such as a file's last newline, is not
     /// part of it).
     pub fn new(text: &str) -> Option<Token> {

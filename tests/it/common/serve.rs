@@ -18,6 +18,8 @@ pub struct Server {
     pub log: PathBuf,
     workspace: PathBuf,
     store: PathBuf,
+    /// Global options (before `serve`) and `serve`'s own.
+    globals: Vec<String>,
     extra: Vec<String>,
     env: Vec<(String, String)>,
     _dir: tempfile::TempDir,
@@ -53,9 +55,7 @@ impl Server {
         let token_file = dir.path().join("token");
         fs_err::write(&token_file, format!("{TOKEN}\n")).unwrap();
         let log = dir.path().join("serve.log");
-        let mut extra_all: Vec<String> = globals.iter().map(ToString::to_string).collect();
-        extra_all.push("\u{0}".into());
-        extra_all.extend(extra.iter().map(ToString::to_string));
+        let owned = |args: &[&str]| args.iter().map(ToString::to_string).collect();
         let mut s = Server {
             child: Command::new("true").spawn().unwrap(),
             port: 0,
@@ -63,7 +63,8 @@ impl Server {
             log,
             workspace: workspace.to_path_buf(),
             store: store.to_path_buf(),
-            extra: extra_all,
+            globals: owned(globals),
+            extra: owned(extra),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -76,20 +77,18 @@ impl Server {
 
     fn spawn(&mut self) {
         let port = free_port();
-        let split = self.extra.iter().position(|a| a == "\u{0}").unwrap();
-        let (globals, extra) = (&self.extra[..split], &self.extra[split + 1..]);
         let mut cmd = Command::new(refine_bin());
         cmd.arg("-C")
             .arg(&self.workspace)
             .arg("--store")
             .arg(&self.store)
-            .args(globals)
+            .args(&self.globals)
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
             .arg("--token-file")
             .arg(&self.token_file)
-            .args(extra)
+            .args(&self.extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -141,9 +141,12 @@ fn describe(hub: &Hub, kind: Kind, key: &str) -> Result<Artifact, ApiError> {
     let manifest = store
         .read_manifest(&found.manifest)
         .map_err(|e| ApiError::store(&e))?;
+    // `read_manifest` read and hashed it; its size needs no second read.
     let manifest_size = store
-        .read_manifest_bytes(&found.manifest)
-        .map_or(0, |b| b.len() as u64);
+        .existing_blob_path(&found.manifest)
+        .ok()
+        .and_then(|p| fs_err::metadata(p).ok())
+        .map_or(0, |m| m.len());
     let annotation = |k: &str| manifest.annotation(k).map(ToString::to_string);
     let provenance = annotation("dev.refine.provenance")
         .and_then(|d| Digest::parse(&d).ok())
