@@ -50,6 +50,35 @@ pub struct BuildArgs {
     /// The server's bearer token, from FILE (else `REFINE_SERVE_TOKEN`).
     #[arg(long, value_name = "FILE", requires = "server")]
     pub token_file: Option<PathBuf>,
+    /// Run the sandboxed actions on a Remote Execution API farm:
+    /// `reapi://HOST:PORT[/INSTANCE]` (see docs/remote-execution.md). Never part of a key.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "REFINE_EXECUTOR",
+        conflicts_with = "server"
+    )]
+    pub executor: Option<String>,
+    /// The farm's bearer token, from FILE (else `REFINE_EXECUTOR_TOKEN`).
+    #[arg(long, value_name = "FILE", requires = "executor")]
+    pub executor_token_file: Option<PathBuf>,
+    /// An extra platform property for every action, such as `container-image=docker://…`
+    /// or `pool=s390x` (repeatable).
+    #[arg(
+        long = "executor-property",
+        value_name = "NAME=VALUE",
+        requires = "executor"
+    )]
+    pub executor_properties: Vec<String>,
+    /// Give up on an action that no worker has taken after SECS, saying which platform is
+    /// waiting.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 600,
+        requires = "executor"
+    )]
+    pub executor_queue_timeout: u64,
 }
 
 pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
@@ -128,7 +157,41 @@ fn build_options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
         })?;
         opts.sandbox_debug = Some(dir);
     }
+    if let Some(url) = &args.executor {
+        opts.executor = Some(std::sync::Arc::new(executor(url, args)?));
+    }
     Ok(opts)
+}
+
+/// The client of the farm `--executor` names.
+fn executor(url: &str, args: &BuildArgs) -> Result<refine_engine::reapi::Executor, Failure> {
+    use refine_engine::reapi::{Endpoint, Executor};
+    let endpoint = Endpoint::parse(url).map_err(|e| Failure::bad_input(miette::Report::new(e)))?;
+    let token = match &args.executor_token_file {
+        Some(f) => Some(fs_err::read_to_string(f).map_err(|e| {
+            Failure::bad_input(miette::miette!(
+                help = "Give a file that holds the farm's token",
+                "Cannot read the executor token: {e}"
+            ))
+        })?),
+        None => std::env::var("REFINE_EXECUTOR_TOKEN").ok(),
+    };
+    let mut properties = Vec::new();
+    for p in &args.executor_properties {
+        let (k, v) = p
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| {
+                Failure::bad_input(miette::miette!(
+                    help = "Write `--executor-property NAME=VALUE`",
+                    "`{p}` is not a platform property"
+                ))
+            })?;
+        properties.push((k.to_string(), v.to_string()));
+    }
+    let timeout = std::time::Duration::from_secs(args.executor_queue_timeout);
+    Executor::new(endpoint, token.as_deref(), properties, timeout)
+        .map_err(|e| Failure::failed(miette::Report::new(e)))
 }
 
 /// Ctrl-C and SIGTERM stop the build: running sandboxes are killed, the store stays

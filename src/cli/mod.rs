@@ -23,6 +23,7 @@ mod serve;
 mod store;
 mod verify;
 mod wheel;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -85,6 +86,8 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Serve plans, a build queue, artifacts, events, a web view and metrics over HTTP.
     Serve(serve::ServeArgs),
+    /// Run a farm's actions here: a bot of the Remote Workers API (BuildGrid).
+    Worker(worker::WorkerArgs),
     /// Run a command in the namespace sandbox, by hand.
     Sandbox(sandbox::SandboxArgs),
     /// Bring sources into the local store: `--import FILE` seeds it by hand, offline.
@@ -163,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(options.directory.as_deref(), args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Serve(args) => serve::run(&options, args),
+        Command::Worker(args) => worker::run(args),
         Command::Fetch(args) => fetch::run(&options, args),
         Command::Store(args) => store::run(&options, args),
         Command::Doctor(args) => doctor::run(&options, args),

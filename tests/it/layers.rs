@@ -89,6 +89,11 @@ const LAYERS: &[Layer] = &[
         may_use: Uses::Only(&["refine-digest", "refine-store", "refine-rules"]),
         job: "keys and planning",
     },
+    Layer {
+        name: "refine-reapi",
+        may_use: Uses::Only(&["refine-digest", "refine-store", "refine-sandbox"]),
+        job: "remote execution: the REAPI client and the Bots worker",
+    },
     // refine-oci is not allowed here: the executor reaches images through refine-fetch.
     Layer {
         name: "refine-exec",
@@ -101,6 +106,7 @@ const LAYERS: &[Layer] = &[
             "refine-sandbox",
             "refine-wheel",
             "refine-attest",
+            "refine-reapi",
         ]),
         job: "the executor",
     },

@@ -102,6 +102,10 @@ pub struct InternalParameters {
     pub platform: String,
     /// As the record holds it (`null` when none ran).
     pub emulator: Value,
+    /// The farm that ran the action (`endpoint`, `worker`, `action` digest), when not the
+    /// builder's own machine.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub executor: Value,
     pub exit: String,
 }
 
@@ -223,6 +227,7 @@ impl Statement {
                         env: redacted_env(record),
                         platform: s("platform"),
                         emulator: record["emulator"].clone(),
+                        executor: record["executor"].clone(),
                         exit: s("exit"),
                     },
                     resolved_dependencies: pairs(&record["inputs"])

@@ -13,6 +13,7 @@ pub use refine_fetch as fetch;
 pub use refine_fetch::image;
 pub use refine_plan as plan;
 pub use refine_plan::key;
+pub use refine_reapi as reapi;
 pub use refine_remote as remote;
 pub use refine_rules::{diag, fmt, graph, label, query, rules};
 pub use refine_store as store;

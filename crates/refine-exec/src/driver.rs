@@ -371,6 +371,7 @@ impl<'e> Drive<'e> {
                     remote: opts.remote.as_deref(),
                     signer: opts.signer.as_deref(),
                     sandbox_debug: opts.sandbox_debug.as_deref(),
+                    executor: opts.executor.as_deref(),
                 };
                 // A panic in an action must not leave the loop waiting for it forever.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

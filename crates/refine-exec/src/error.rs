@@ -144,6 +144,13 @@ pub enum ActionError {
     TimedOut { seconds: f64, tail: String },
     #[error("Cancelled")]
     Cancelled,
+    /// The farm could not run the action (as opposed to the action failing there).
+    #[error("The remote executor could not run the action")]
+    Executor {
+        #[source]
+        #[diagnostic_source]
+        source: refine_reapi::ReapiError,
+    },
     /// The log is part of what an action leaves: an action whose log cannot be kept fails.
     #[error("Cannot store the action's log")]
     StoreLog {

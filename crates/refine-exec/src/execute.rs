@@ -17,6 +17,7 @@ use refine_store::LocalStore;
 use crate::error::ActionError;
 use crate::log::{self, Header, StoredLog, TAIL_LINES};
 use crate::outputs::{Output, check_outputs};
+use crate::provenance::ExecutorRecord;
 use crate::report::NodeFailure;
 use crate::stage::{DEFAULT_PATH, Inputs, OutputCheck, SOURCE_DATE_EPOCH, Staged, host_arch};
 
@@ -30,6 +31,8 @@ pub struct RunRecord {
     pub platform: String,
     /// `qemu-<arch> (binfmt_misc)` when the platform is not the host's.
     pub emulator: Option<String>,
+    /// The farm that ran it, when not this machine.
+    pub executor: Option<ExecutorRecord>,
     pub exit: String,
 }
 
@@ -56,6 +59,8 @@ pub struct Execute<'a> {
     pub stop: &'a AtomicBool,
     /// Where `--sandbox-debug` writes the action's `replay.sh`.
     pub replay: Option<&'a Path>,
+    /// The farm that runs sandboxed actions, if not this machine.
+    pub executor: Option<&'a refine_reapi::Executor>,
 }
 
 /// The environment of a command run on the host.
@@ -77,6 +82,7 @@ pub fn execute(ctx: &Execute<'_>, staged: Staged) -> Result<Ran, NodeFailure> {
                 env: Vec::new(),
                 platform: host_arch().to_string(),
                 emulator: None,
+                executor: None,
                 exit: "none (no action)".to_string(),
             },
             log: None,
@@ -94,7 +100,10 @@ pub fn execute(ctx: &Execute<'_>, staged: Staged) -> Result<Ran, NodeFailure> {
             out,
             check,
             inputs,
-        } => run_sandboxed(ctx, &spec, &out, check, inputs),
+        } => match ctx.executor {
+            Some(executor) => run_remote(ctx, executor, &spec, &out, check, inputs),
+            None => run_sandboxed(ctx, &spec, &out, check, inputs),
+        },
     }
 }
 
@@ -137,6 +146,7 @@ fn run_host(
             env: Vec::new(),
             platform: host_arch().to_string(),
             emulator: None,
+            executor: None,
             exit: status.to_string(),
         },
         log: Some(log),
@@ -215,10 +225,86 @@ fn run_sandboxed(
                 .arch
                 .as_ref()
                 .map(|a| format!("qemu-{a} (binfmt_misc)")),
+            executor: None,
             exit: format!("{:?}", outcome.termination),
         },
         log: Some(log),
         action_seconds,
+    })
+}
+
+/// Runs the spec on the farm: the same log, the same `/out` checks, the same record, plus
+/// where it ran.
+fn run_remote(
+    ctx: &Execute<'_>,
+    executor: &refine_reapi::Executor,
+    spec: &Spec,
+    out: &Path,
+    check: OutputCheck,
+    inputs: Inputs,
+) -> Result<Ran, NodeFailure> {
+    let output = spec
+        .log
+        .clone()
+        .unwrap_or_else(|| out.with_extension("log"));
+    let action = refine_reapi::RemoteAction {
+        store: ctx.store,
+        spec,
+        out,
+        log: &output,
+        stop: ctx.stop,
+    };
+    let ran = executor.execute(&action).map_err(|e| match e {
+        refine_reapi::ReapiError::Cancelled => ActionError::Cancelled,
+        source => ActionError::Executor { source },
+    });
+    let ended = match ran {
+        Ok(r) if r.exit_code == 0 => Ok(r),
+        Ok(r) => Err(ActionError::Failed {
+            what: format!("The action (on `{}`)", r.worker),
+            status: format!("exit code {}", r.exit_code),
+            tail: log::tail(&output, TAIL_LINES),
+        }),
+        Err(e) => {
+            // Nothing came back: an empty log says so rather than a missing file.
+            if !output.exists() {
+                let _ = fs_err::write(&output, b"");
+            }
+            Err(e)
+        }
+    };
+    let header = Header {
+        label: ctx.label,
+        key: ctx.key,
+        command: &spec.command,
+        env: &spec.env,
+        src: spec
+            .binds
+            .iter()
+            .find(|b| b.target == Path::new("/src"))
+            .map(|b| b.source.as_path()),
+    };
+    let (run, log) = keep_log(ctx.store, &header, &output, ended)?;
+    let output =
+        check_outputs(out, check).map_err(|e| NodeFailure::from(e).with_log(log.path.clone()))?;
+    Ok(Ran {
+        output,
+        record: RunRecord {
+            inputs,
+            command: spec.command.clone(),
+            env: spec.env.clone(),
+            platform: spec.arch.clone().unwrap_or_else(|| host_arch().to_string()),
+            emulator: None,
+            executor: Some(ExecutorRecord {
+                endpoint: executor.endpoint().to_string(),
+                worker: run.worker.clone(),
+                action: run.action_digest.to_string(),
+                cached: run.cached,
+            }),
+            exit: format!("exit code {}", run.exit_code),
+        },
+        log: Some(log),
+        action_seconds: run.seconds,
     })
 }
 

@@ -1,5 +1,5 @@
 //! How a build runs: actions at once, cores per action, keep-going, cancellation, the
-//! sandbox helper, the remote store and sandbox debugging.
+//! sandbox helper, the remote store, the remote executor and sandbox debugging.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +26,9 @@ pub struct BuildOptions {
     /// Keep each sandboxed action's folder here, with a `replay.sh` that re-runs the action
     /// by hand (like Bazel's `--sandbox_debug`).
     pub sandbox_debug: Option<PathBuf>,
+    /// Run sandboxed actions on a Remote Execution API farm instead of here
+    /// (docs/remote-execution.md). Never part of a key.
+    pub executor: Option<Arc<refine_reapi::Executor>>,
 }
 
 fn available_cores() -> usize {
@@ -43,6 +46,7 @@ impl Default for BuildOptions {
             sandbox_debug: None,
             signer: None,
             remote: None,
+            executor: None,
         }
     }
 }

@@ -18,12 +18,28 @@ pub struct Provenance {
     pub platform: String,
     /// `qemu-<arch> (binfmt_misc)` when the platform is not the host's.
     pub emulator: Option<String>,
+    /// The farm that ran the action, when it was not run here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executor: Option<ExecutorRecord>,
     pub host: Host,
     pub started_unix: f64,
     pub seconds: f64,
     pub exit: String,
     pub log: Option<String>,
     pub refine_version: String,
+}
+
+/// Where on a farm an action ran: enough to find it in the farm's own records.
+#[derive(Clone, Debug, Serialize)]
+pub struct ExecutorRecord {
+    /// `reapi://HOST:PORT/INSTANCE`.
+    pub endpoint: String,
+    /// The worker the farm names.
+    pub worker: String,
+    /// The REAPI `Action` digest (`HASH/SIZE`).
+    pub action: String,
+    /// The farm's action cache answered without running it.
+    pub cached: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]

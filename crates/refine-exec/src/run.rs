@@ -48,6 +48,8 @@ pub struct Job<'a> {
     pub signer: Option<&'a refine_attest::SigningKey>,
     /// Where to keep the action's folder and its `replay.sh`.
     pub sandbox_debug: Option<&'a std::path::Path>,
+    /// The farm that runs sandboxed actions, if not this machine.
+    pub executor: Option<&'a refine_reapi::Executor>,
 }
 
 /// Runs the action of `job` to its stored (and pushed) artifact.
@@ -167,6 +169,7 @@ fn stage_and_execute(
         cancellers: job.cancellers,
         stop: job.stop,
         replay: job.sandbox_debug.is_some().then_some(replay.as_path()),
+        executor: job.executor,
     };
     Ok((execute(&ctx, staged)?, sandboxed))
 }
@@ -331,6 +334,7 @@ fn store_artifact(
         env: record.env,
         platform: record.platform,
         emulator: record.emulator,
+        executor: record.executor,
         host: Host::current(),
         started_unix: timings.started_unix,
         seconds: timings.seconds,

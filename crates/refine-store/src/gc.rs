@@ -338,6 +338,7 @@ impl LocalStore {
                 report.removed_bytes += tree_size;
                 if !dry_run {
                     remove_any(&self.tree_path(digest))?;
+                    remove_any(&self.merkle_path(digest))?;
                 }
             }
         }

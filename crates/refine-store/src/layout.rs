@@ -10,7 +10,7 @@
 //! refines); [`BucketSpec::version`] is the version of what a bucket holds. Changing a
 //! bucket's format means bumping its version and migrating or refusing the old one on open.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Digest, Kind, LocalStore};
 
@@ -31,6 +31,7 @@ pub enum Bucket {
     IndexLock,
     Signatures,
     RefsIndex,
+    Merkle,
 }
 
 /// Whether a bucket is one file or a folder.
@@ -88,7 +89,7 @@ use DefinedBy::{Oci, Refine};
 use Form::{File, Folder};
 
 /// Every bucket, in [`Bucket`] order.
-pub const BUCKETS: [BucketSpec; 14] = [
+pub const BUCKETS: [BucketSpec; 15] = [
     spec(
         Bucket::OciLayout,
         "oci-layout",
@@ -187,11 +188,18 @@ pub const BUCKETS: [BucketSpec; 14] = [
         Refine,
         "the no-op index: (kind, key) → manifest and content digests, checksummed, rebuilt from refs/ when damaged",
     ),
+    spec(
+        Bucket::Merkle,
+        "merkle",
+        Folder,
+        Refine,
+        "merkle/<manifest hex>: the REAPI Merkle tree (a `Tree` message) of trees/<manifest hex>/, a cache for remote execution",
+    ),
 ];
 
 impl Bucket {
     /// Every bucket.
-    pub const ALL: [Bucket; 14] = [
+    pub const ALL: [Bucket; 15] = [
         Bucket::OciLayout,
         Bucket::Index,
         Bucket::Blobs,
@@ -206,6 +214,7 @@ impl Bucket {
         Bucket::IndexLock,
         Bucket::Signatures,
         Bucket::RefsIndex,
+        Bucket::Merkle,
     ];
 
     /// What the layout declares about this bucket.
@@ -277,6 +286,19 @@ impl LocalStore {
 
     pub(crate) fn tree_path(&self, manifest: &Digest) -> PathBuf {
         self.bucket_path(Bucket::Trees).join(manifest.hex())
+    }
+
+    /// Where the REAPI Merkle tree of an unpacked artifact is kept (`refine-reapi` writes it).
+    pub fn merkle_path(&self, manifest: &Digest) -> PathBuf {
+        self.bucket_path(Bucket::Merkle).join(manifest.hex())
+    }
+
+    /// The manifest whose unpacked tree `path` is, if it is one of this store's trees.
+    pub fn tree_manifest(&self, path: &Path) -> Option<Digest> {
+        if path.parent()? != self.bucket_path(Bucket::Trees) {
+            return None;
+        }
+        Digest::from_hex(path.file_name()?.to_str()?)
     }
 
     pub(crate) fn name_path(&self, digest: &Digest) -> PathBuf {

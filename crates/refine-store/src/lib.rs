@@ -33,6 +33,8 @@
 //!                                 the artifact's provenance (see `refine_attest`)
 //!   refs.idx                      the no-op index: (kind, key) → manifest and content digests,
 //!                                 checksummed, one read per command (see `refs_index`)
+//!   merkle/<manifest hex>         the REAPI Merkle tree of trees/<manifest hex>/, a cache kept
+//!                                 for remote execution (see `refine_reapi::tree`)
 //! ```
 //!
 //! See `docs/store.md` for what is atomic, how concurrent processes share a store, `verify`

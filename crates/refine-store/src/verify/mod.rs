@@ -398,6 +398,12 @@ impl Check<'_> {
                 remove_any(&path)?;
             }
         }
+        // A Merkle tree is a cache of its tree: it goes with it (or when it is no tree's).
+        for (name, path, _) in entries(&store.bucket_path(Bucket::Merkle))? {
+            if Digest::from_hex(&name).is_none_or(|d| !store.tree_path(&d).is_dir()) {
+                remove_any(&path)?;
+            }
+        }
         Ok(())
     }
 }

@@ -1,0 +1,118 @@
+//! What can go wrong talking to a farm or running its work.
+
+use std::path::PathBuf;
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+#[derive(Debug, Error, Diagnostic)]
+pub enum ReapiError {
+    #[error("`{url}` is not a remote execution address: {reason}")]
+    #[diagnostic(
+        code(refine::reapi::bad_endpoint),
+        help(
+            "Write `reapi://HOST:PORT` or `reapi://HOST:PORT/INSTANCE`; plain HTTP/2 is used on \
+             loopback or with `reapi+http://`, TLS everywhere else."
+        )
+    )]
+    BadEndpoint { url: String, reason: String },
+
+    #[error("Cannot connect to the farm at `{endpoint}`: {reason}")]
+    #[diagnostic(
+        code(refine::reapi::unreachable),
+        help(
+            "Check that the server runs and listens there, or build locally without `--executor`."
+        )
+    )]
+    Unreachable { endpoint: String, reason: String },
+
+    #[error("The farm at `{endpoint}` refused `{call}`: {status}")]
+    #[diagnostic(code(refine::reapi::call))]
+    Call {
+        endpoint: String,
+        call: &'static str,
+        status: Box<tonic::Status>,
+    },
+
+    #[error("The farm sent `{what}`, which is not valid: {reason}")]
+    #[diagnostic(
+        code(refine::reapi::bad_reply),
+        help(
+            "The server or worker does not follow the Remote Execution API v2; report it to its operators."
+        )
+    )]
+    BadReply { what: String, reason: String },
+
+    #[error("Blob `{digest}` from the farm does not match its digest")]
+    #[diagnostic(
+        code(refine::reapi::corrupt_blob),
+        help("The farm's CAS holds damaged content; nothing of it was kept.")
+    )]
+    CorruptBlob { digest: String },
+
+    #[error("Cannot {action} `{path}`")]
+    #[diagnostic(code(refine::reapi::io))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("The action was cancelled")]
+    #[diagnostic(code(refine::reapi::cancelled))]
+    Cancelled,
+
+    #[error(
+        "No worker of the farm at `{endpoint}` offers platform {platform}: the action waited {seconds} s"
+    )]
+    #[diagnostic(
+        code(refine::reapi::no_worker),
+        help(
+            "Start a worker for that platform (`refine worker --bots URL --isa ARCH`), or build those targets locally."
+        )
+    )]
+    NoWorker {
+        endpoint: String,
+        platform: String,
+        seconds: u64,
+    },
+
+    #[error("{message}")]
+    #[diagnostic(code(refine::reapi::unsupported))]
+    Unsupported { message: String },
+}
+
+impl ReapiError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> ReapiError {
+        let path = path.into();
+        move |source| ReapiError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+
+    pub(crate) fn call(
+        endpoint: &crate::Endpoint,
+        call: &'static str,
+    ) -> impl FnOnce(tonic::Status) -> ReapiError {
+        let endpoint = endpoint.to_string();
+        move |status| ReapiError::Call {
+            endpoint,
+            call,
+            status: Box::new(status),
+        }
+    }
+
+    /// The gRPC status code, for a failed call.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ReapiError::Call { status, .. } => Some(status.code()),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! `refine worker --bots URL`: a bot of the Remote Workers API that runs a farm's actions in
+//! refine's namespace sandbox (docs/remote-execution.md, "refine's worker").
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use refine_engine::reapi::Endpoint;
+use refine_engine::reapi::worker::{self, WorkerOptions};
+
+use super::Failure;
+
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  refine worker --bots reapi://127.0.0.1:50051/main
+  refine worker --bots reapi://farm.example:443 --isa s390x --cache /var/cache/refine-worker
+
+The worker runs each action chrooted into its input root, read-only except `/work`, `/tmp`
+and `/out`. SIGTERM or Ctrl-C stops it: the running action is killed and goes back to the
+farm's queue.")]
+pub struct WorkerArgs {
+    /// The farm's Bots service (and CAS): `reapi://HOST:PORT[/INSTANCE]`.
+    #[arg(long, value_name = "URL")]
+    pub bots: String,
+    /// The architecture offered: the host's, or one that qemu-user runs here.
+    #[arg(long, value_name = "ARCH")]
+    pub isa: Option<String>,
+    /// The local CAS cache [default: `$XDG_CACHE_HOME/refine/worker`].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// The bot's name [default: `<hostname>-<pid>`].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// An extra platform property offered, such as `pool=s390x` (repeatable).
+    #[arg(long = "property", value_name = "NAME=VALUE")]
+    pub properties: Vec<String>,
+    /// The farm's bearer token, from FILE (else `REFINE_EXECUTOR_TOKEN`).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Stop after N leases.
+    #[arg(long, value_name = "N", hide = true)]
+    pub max_leases: Option<usize>,
+}
+
+pub fn run(args: WorkerArgs) -> Result<(), Failure> {
+    let bad = |e: miette::Report| Failure::bad_input(e);
+    let endpoint = Endpoint::parse(&args.bots).map_err(|e| bad(miette::Report::new(e)))?;
+    let token = match &args.token_file {
+        Some(f) => Some(fs_err::read_to_string(f).map_err(|e| {
+            bad(miette::miette!(
+                help = "Give a file that holds the farm's token",
+                "{e}"
+            ))
+        })?),
+        None => std::env::var("REFINE_EXECUTOR_TOKEN").ok(),
+    };
+    let mut properties = Vec::new();
+    for p in &args.properties {
+        let (k, v) = p
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| {
+                bad(miette::miette!(
+                    help = "Write `--property NAME=VALUE`",
+                    "`{p}` is not a platform property"
+                ))
+            })?;
+        properties.push((k.to_string(), v.to_string()));
+    }
+    let hostname = fs_err::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let cache = match args.cache {
+        Some(c) => c,
+        None => std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(|| PathBuf::from("/var/cache"))
+            .join("refine/worker"),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(&stop)?;
+    let opts = WorkerOptions {
+        endpoint,
+        token,
+        isa: args
+            .isa
+            .unwrap_or_else(|| refine_sandbox::binfmt::host_arch().to_string()),
+        bot_id: args
+            .name
+            .unwrap_or_else(|| format!("{}-{}", hostname.trim(), std::process::id())),
+        cache,
+        properties,
+        stop,
+        sandbox: refine_sandbox::Sandbox::new(),
+        max_leases: args.max_leases,
+    };
+    let say = |line: &str| eprintln!("{line}");
+    let report = worker::run(&opts, &say).map_err(|e| Failure::failed(miette::Report::new(e)))?;
+    eprintln!(
+        "worker `{}` stopped: {} lease(s), {} failed",
+        opts.bot_id, report.leases, report.failed
+    );
+    Ok(())
+}
+
+fn stop_on_signals(stop: &Arc<AtomicBool>) -> Result<(), Failure> {
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])
+    .map_err(|e| Failure::failed(miette::miette!("Cannot handle signals: {e}")))?;
+    let stop = stop.clone();
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            stop.store(true, Ordering::SeqCst);
+        }
+    });
+    Ok(())
+}
