@@ -13,6 +13,7 @@ mod mirror;
 mod plan;
 mod platforms;
 mod policy;
+mod reapi_farm;
 mod refinery;
 mod remote;
 mod requests;
