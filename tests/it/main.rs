@@ -16,6 +16,7 @@ mod policy;
 mod reapi_farm;
 mod refinery;
 mod remote;
+mod remote_exec;
 mod requests;
 mod rules;
 mod sandbox;

@@ -41,10 +41,12 @@ pub struct LeaseContext<'a> {
 pub struct LeaseOutcome {
     pub result: ActionResult,
     pub staged: Staged,
+    /// The last lines of a failed action's log, for the worker's own log.
+    pub tail: String,
 }
 
-/// The action digest a lease's payload names (BuildGrid packs the `Digest`; an `Action`
-/// itself is accepted too).
+/// The action a lease's payload holds: BuildGrid 0.4 packs the whole `Action`; a `Digest`
+/// of one (older rows, other servers) is accepted too.
 pub fn action_of(payload: &proto::protobuf::Any) -> Result<Payload, ReapiError> {
     if payload.type_url.ends_with(proto::DIGEST) {
         let d = unpack_any::<proto::re::Digest>(payload, proto::DIGEST)?;
@@ -195,7 +197,18 @@ pub async fn run(
         execution_completed_timestamp: Some(timestamp(completed)),
         ..ExecutedActionMetadata::default()
     });
-    Ok(LeaseOutcome { result, staged })
+    let tail = if exit_code == 0 {
+        String::new()
+    } else {
+        let text = fs_err::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    };
+    Ok(LeaseOutcome {
+        result,
+        staged,
+        tail,
+    })
 }
 
 /// The host path of an output path: relative to the working directory, under `/out`,

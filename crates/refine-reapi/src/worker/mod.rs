@@ -3,10 +3,12 @@
 //!
 //! One bot session, advertising `OSFamily=linux` and `ISA` (natively, or under qemu-user
 //! through binfmt_misc) plus any extra properties; the session is kept with
-//! `UpdateBotSession`, which long-polls for work while idle. One lease runs at a time
-//! ([`lease`]); a lease the server cancels has its sandbox killed. When the worker is told to
-//! stop (SIGTERM), it kills what runs, tells the server it is terminating and hands back no
-//! result, so the lease goes back to the queue.
+//! `UpdateBotSession`, which long-polls for work while idle (the bot echoes the session's
+//! `version` from each reply, or BuildGrid does not hold the call). One lease runs at a time
+//! ([`lease`]). New leases arrive `ACTIVE` (BuildGrid never sends `PENDING`); a lease the
+//! server cancels simply disappears from its reply, and its sandbox is killed. When the
+//! worker is told to stop (SIGTERM), it kills what runs, tells the server it is terminating and
+//! hands back no result, so the lease goes back to the queue.
 
 pub mod lease;
 pub mod stage;
@@ -183,12 +185,13 @@ async fn serve(
                     "worker: `UpdateBotSession` failed ({status}); retrying"
                 ));
                 tokio::time::sleep(Duration::from_millis(500 * u64::from(failures.min(10)))).await;
+                // The server forgot the session (reaped, or restarted without it) or closed it
+                // (`DATA_LOSS`): a new one; whatever ran is lost to it.
                 if matches!(
                     status.code(),
-                    tonic::Code::NotFound | tonic::Code::InvalidArgument
+                    tonic::Code::NotFound | tonic::Code::InvalidArgument | tonic::Code::DataLoss
                 ) && let Ok(s) = create_session(&mut bots, opts, &worker).await
                 {
-                    // The server forgot the session (it restarted): what ran is lost to it.
                     session = s;
                     if let Some(c) = current.take() {
                         cancel(&c);
@@ -198,28 +201,39 @@ async fn serve(
                 continue;
             }
         };
-        finished = None;
-        session.name = reply.name.clone();
-        for lease in &reply.leases {
-            let state = LeaseState::try_from(lease.state).unwrap_or(LeaseState::Unspecified);
-            match (&current, state) {
-                (Some(c), LeaseState::Cancelled) if c.lease.id == lease.id => {
-                    if let Some(c) = current.take() {
-                        cancel(&c);
-                        say(&format!("lease `{}`: cancelled by the server", c.lease.id));
-                    }
-                }
-                (None, LeaseState::Pending) => {
-                    if opts.max_leases.is_some_and(|m| report.leases >= m) {
-                        opts.stop.store(true, Ordering::SeqCst);
-                        continue;
-                    }
-                    current = Some(start(lease, opts, &cas, &local, &channel));
-                    say(&format!("lease `{}`: accepted", lease.id));
-                }
-                _ => {}
+        let reported = finished.take().map(|l| l.id);
+        // A running lease the reply no longer holds (or holds as cancelled) was cancelled.
+        if let Some(c) = &current {
+            let kept = reply
+                .leases
+                .iter()
+                .any(|l| l.id == c.lease.id && l.state != LeaseState::Cancelled as i32);
+            if !kept && let Some(c) = current.take() {
+                cancel(&c);
+                say(&format!("lease `{}`: cancelled by the server", c.lease.id));
             }
         }
+        for lease in &reply.leases {
+            let state = LeaseState::try_from(lease.state).unwrap_or(LeaseState::Unspecified);
+            let new = matches!(state, LeaseState::Pending | LeaseState::Active)
+                && current.is_none()
+                && reported.as_deref() != Some(lease.id.as_str());
+            if !new {
+                continue;
+            }
+            if opts.max_leases.is_some_and(|m| report.leases >= m)
+                || opts.stop.load(Ordering::SeqCst)
+            {
+                break;
+            }
+            current = Some(start(lease, opts, &cas, &local, &channel));
+            say(&format!("lease `{}`: accepted", lease.id));
+        }
+        // The next update echoes this reply's name and version.
+        session = BotSession {
+            leases: Vec::new(),
+            ..reply
+        };
         if opts.max_leases.is_some_and(|m| report.leases >= m) && current.is_none() {
             opts.stop.store(true, Ordering::SeqCst);
         }
@@ -308,7 +322,6 @@ fn start(
         lease: Lease {
             id: lease.id.clone(),
             state: LeaseState::Active as i32,
-            payload: lease.payload.clone(),
             ..Lease::default()
         },
         task,
@@ -335,7 +348,6 @@ fn completed(c: &Current, ended: Result<LeaseOutcome, ReapiError>) -> (Lease, St
     let mut lease = Lease {
         id: c.lease.id.clone(),
         state: LeaseState::Completed as i32,
-        payload: c.lease.payload.clone(),
         ..Lease::default()
     };
     match ended {
@@ -348,6 +360,11 @@ fn completed(c: &Current, ended: Result<LeaseOutcome, ReapiError>) -> (Lease, St
                 o.staged.fetched,
                 o.staged.fetched_bytes
             );
+            let line = if o.tail.is_empty() {
+                line
+            } else {
+                format!("{line}\n{}", o.tail)
+            };
             lease.result = Some(proto::pack_any(proto::ACTION_RESULT, &o.result));
             lease.status = Some(rpc::Status {
                 code: 0,
@@ -357,12 +374,20 @@ fn completed(c: &Current, ended: Result<LeaseOutcome, ReapiError>) -> (Lease, St
             (lease, line)
         }
         Err(e) => {
+            // BuildGrid requeues a job whose lease ends `INTERNAL` or `UNAVAILABLE` and ends it
+            // with any other code: only a fault of this worker or of the network is worth
+            // another worker's try.
             let code = match &e {
                 ReapiError::Call { status, .. } if status.code() == tonic::Code::NotFound => {
                     tonic::Code::FailedPrecondition
                 }
+                ReapiError::Call { status, .. } if status.code() == tonic::Code::Unavailable => {
+                    tonic::Code::Unavailable
+                }
                 ReapiError::CorruptBlob { .. } => tonic::Code::FailedPrecondition,
-                ReapiError::Unsupported { .. } => tonic::Code::InvalidArgument,
+                ReapiError::Unsupported { .. } | ReapiError::BadReply { .. } => {
+                    tonic::Code::InvalidArgument
+                }
                 _ => tonic::Code::Internal,
             };
             let message = e.to_string();
