@@ -12,6 +12,7 @@
 //!   output paths are relative to the working directory and `/out` is not under `/work`;
 //! - platform properties `ISA` (the spec's architecture) and `OSFamily=linux`, sorted, plus the
 //!   configured extras (`container-image`, pools);
+//! - no timeout: the farm's own limit applies;
 //! - the workers must run the command chrooted into the input root, as refine's own worker
 //!   and Buildbarn's runner with `chrootIntoInputRoot` do.
 
@@ -257,10 +258,9 @@ impl Executor {
         let action = Action {
             command_digest: Some(digest_of(&command.encode_to_vec()).proto()),
             input_root_digest: Some(input.root.proto()),
-            timeout: spec.timeout.map(|t| proto::protobuf::Duration {
-                seconds: t.as_secs() as i64,
-                nanos: 0,
-            }),
+            // The farm's own limit applies: farms refuse an action whose timeout is above their
+            // maximum, and refine's (12 hours) is above most.
+            timeout: None,
             do_not_cache: false,
             salt: Vec::new(),
             platform: Some(platform),

@@ -25,7 +25,12 @@ pub struct Endpoint {
 
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let scheme = if self.tls { "reapi" } else { "reapi+http" };
+        // Plain HTTP/2 to loopback is what `reapi://` means there.
+        let scheme = if self.tls || is_loopback(&self.host) {
+            "reapi"
+        } else {
+            "reapi+http"
+        };
         write!(f, "{scheme}://{}:{}", self.host, self.port)?;
         if !self.instance.is_empty() {
             write!(f, "/{}", self.instance)?;
@@ -65,8 +70,7 @@ impl Endpoint {
             ));
         }
         let instance = url.path().trim_matches('/').to_string();
-        let loopback =
-            host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback = is_loopback(&host);
         Ok(Endpoint {
             host,
             port,
@@ -115,6 +119,10 @@ impl Endpoint {
         };
         Ok(InterceptedService::new(channel, Auth { header }))
     }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Adds the bearer token to every call.

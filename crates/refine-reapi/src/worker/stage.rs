@@ -190,7 +190,14 @@ impl LocalCas {
         }
         let fetched = missing.len();
         let fetched_bytes = missing.iter().map(|(d, _)| d.size as u64).sum();
+        let landed: Vec<PathBuf> = missing.iter().map(|(_, p)| p.clone()).collect();
         cas.download(missing).await?;
+        // Downloads land owner-only (temporary files); the cache is read-only for everyone,
+        // which is what the sandbox's user sees through the links.
+        for p in &landed {
+            fs_err::set_permissions(p, std::fs::Permissions::from_mode(0o444))
+                .map_err(ReapiError::io("set the mode of", p))?;
+        }
         for (d, path, exec, copy) in &files {
             let cached = self.cached(d, *exec)?;
             if *copy || fs_err::hard_link(&cached, path).is_err() {
