@@ -74,28 +74,6 @@ impl Worker {
         panic!("the worker never logged `{text}`:\n{}", self.log());
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// SIGTERM, then waits for the worker to exit; its exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("the worker runs");
-        signal(child.id(), nix::sys::signal::Signal::SIGTERM);
-        let until = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < until,
-                "the worker did not stop on SIGTERM:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     /// SIGKILL: the worker vanishes without a word to the farm.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

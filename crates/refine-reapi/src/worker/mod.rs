@@ -103,9 +103,13 @@ async fn serve(
     ));
     let mut current: Option<Current> = None;
     let mut finished: Option<Lease> = None;
+    // Leases assigned that this worker will not run.
+    let mut declined: Vec<String> = Vec::new();
     let mut failures = 0u32;
     loop {
         if opts.stop.load(Ordering::SeqCst) {
+            // Every lease held goes back: ended `UNAVAILABLE`, which BuildGrid requeues for
+            // another bot (a session that merely ends keeps its leases until it expires).
             if let Some(c) = current.take() {
                 cancel(&c);
                 let _ = c.task.await;
@@ -113,11 +117,38 @@ async fn serve(
                     "lease `{}`: given back (the worker stops)",
                     c.lease.id
                 ));
+                declined.push(c.lease.id.clone());
+            }
+            // The leases first, from a healthy bot (BuildGrid settles completed leases then),
+            // then the goodbye.
+            let mut last = session.clone();
+            if !declined.is_empty() {
+                let back = BotSession {
+                    status: BotStatus::Ok as i32,
+                    leases: declined.iter().map(|id| given_back(id)).collect(),
+                    ..session.clone()
+                };
+                if let Ok(reply) = bots
+                    .update_bot_session(
+                        UpdateBotSessionRequest {
+                            name: session.name.clone(),
+                            bot_session: Some(back),
+                            update_mask: None,
+                        },
+                        Duration::from_secs(1),
+                    )
+                    .await
+                {
+                    last = BotSession {
+                        leases: Vec::new(),
+                        ..reply
+                    };
+                }
             }
             let bye = BotSession {
                 status: BotStatus::BotTerminating as i32,
                 leases: Vec::new(),
-                ..session.clone()
+                ..last
             };
             let _ = bots
                 .update_bot_session(
@@ -126,7 +157,7 @@ async fn serve(
                         bot_session: Some(bye),
                         update_mask: None,
                     },
-                    Duration::from_secs(2),
+                    Duration::from_secs(1),
                 )
                 .await;
             return Ok(report);
@@ -217,14 +248,16 @@ async fn serve(
             let state = LeaseState::try_from(lease.state).unwrap_or(LeaseState::Unspecified);
             let new = matches!(state, LeaseState::Pending | LeaseState::Active)
                 && current.is_none()
-                && reported.as_deref() != Some(lease.id.as_str());
+                && reported.as_deref() != Some(lease.id.as_str())
+                && !declined.contains(&lease.id);
             if !new {
                 continue;
             }
             if opts.max_leases.is_some_and(|m| report.leases >= m)
                 || opts.stop.load(Ordering::SeqCst)
             {
-                break;
+                declined.push(lease.id.clone());
+                continue;
             }
             current = Some(start(lease, opts, &cas, &local, &channel));
             say(&format!("lease `{}`: accepted", lease.id));
@@ -327,6 +360,20 @@ fn start(
         task,
         canceller,
         started: Instant::now(),
+    }
+}
+
+/// A lease handed back unrun: `UNAVAILABLE`, so that the farm gives it to another bot.
+fn given_back(id: &str) -> Lease {
+    Lease {
+        id: id.to_string(),
+        state: LeaseState::Completed as i32,
+        status: Some(rpc::Status {
+            code: tonic::Code::Unavailable as i32,
+            message: "the worker stopped; run it elsewhere".into(),
+            details: Vec::new(),
+        }),
+        ..Lease::default()
     }
 }
 
