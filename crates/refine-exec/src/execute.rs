@@ -200,17 +200,7 @@ fn run_sandboxed(
     let ended = ended
         .map_err(ActionError::Sandbox)
         .and_then(|o| judge(o, &output));
-    let header = Header {
-        label: ctx.label,
-        key: ctx.key,
-        command: &spec.command,
-        env: &spec.env,
-        src: spec
-            .binds
-            .iter()
-            .find(|b| b.target == Path::new("/src"))
-            .map(|b| b.source.as_path()),
-    };
+    let header = sandbox_header(ctx, spec);
     let (outcome, log) = keep_log(ctx.store, &header, &output, ended)?;
     let output =
         check_outputs(out, check).map_err(|e| NodeFailure::from(e).with_log(log.path.clone()))?;
@@ -231,6 +221,21 @@ fn run_sandboxed(
         log: Some(log),
         action_seconds,
     })
+}
+
+/// The head of a sandboxed action's log: what ran, where its sources were.
+fn sandbox_header<'s>(ctx: &'s Execute<'_>, spec: &'s Spec) -> Header<'s> {
+    Header {
+        label: ctx.label,
+        key: ctx.key,
+        command: &spec.command,
+        env: &spec.env,
+        src: spec
+            .binds
+            .iter()
+            .find(|b| b.target == Path::new("/src"))
+            .map(|b| b.source.as_path()),
+    }
 }
 
 /// Runs the spec on the farm: the same log, the same `/out` checks, the same record, plus
@@ -273,17 +278,7 @@ fn run_remote(
             Err(e)
         }
     };
-    let header = Header {
-        label: ctx.label,
-        key: ctx.key,
-        command: &spec.command,
-        env: &spec.env,
-        src: spec
-            .binds
-            .iter()
-            .find(|b| b.target == Path::new("/src"))
-            .map(|b| b.source.as_path()),
-    };
+    let header = sandbox_header(ctx, spec);
     let (run, log) = keep_log(ctx.store, &header, &output, ended)?;
     let output =
         check_outputs(out, check).map_err(|e| NodeFailure::from(e).with_log(log.path.clone()))?;

@@ -130,20 +130,7 @@ impl Cas {
 
     /// Uploads blobs, whether or not the farm has them.
     pub async fn upload(&self, blobs: Vec<(ReDigest, Source)>) -> Result<(), ReapiError> {
-        let (small, large): (Vec<_>, Vec<_>) =
-            blobs.into_iter().partition(|(d, _)| d.size <= BATCH_BLOB);
-        let mut batches: Vec<Vec<(ReDigest, Source)>> = Vec::new();
-        let mut bytes = 0;
-        for blob in small {
-            if batches.is_empty() || bytes + blob.0.size > BATCH_BYTES {
-                batches.push(Vec::new());
-                bytes = 0;
-            }
-            bytes += blob.0.size;
-            if let Some(b) = batches.last_mut() {
-                b.push(blob);
-            }
-        }
+        let (batches, large) = batched(blobs);
         let batch_jobs =
             futures_util::stream::iter(batches.into_iter().map(|b| self.upload_batch(b)))
                 .buffer_unordered(PARALLEL)
@@ -301,20 +288,7 @@ impl Cas {
     /// Downloads blobs to files: small ones in batches, large ones streamed. Each file is
     /// written under a temporary name beside its target and renamed once its digest matched.
     pub async fn download(&self, blobs: Vec<(ReDigest, PathBuf)>) -> Result<(), ReapiError> {
-        let (small, large): (Vec<_>, Vec<_>) =
-            blobs.into_iter().partition(|(d, _)| d.size <= BATCH_BLOB);
-        let mut batches: Vec<Vec<(ReDigest, PathBuf)>> = Vec::new();
-        let mut bytes = 0;
-        for blob in small {
-            if batches.is_empty() || bytes + blob.0.size > BATCH_BYTES {
-                batches.push(Vec::new());
-                bytes = 0;
-            }
-            bytes += blob.0.size;
-            if let Some(b) = batches.last_mut() {
-                b.push(blob);
-            }
-        }
+        let (batches, large) = batched(blobs);
         let batch_jobs =
             futures_util::stream::iter(batches.into_iter().map(|b| self.download_batch(b)))
                 .buffer_unordered(PARALLEL)
@@ -444,6 +418,26 @@ impl Cas {
     }
 }
 
+/// Small blobs grouped into batch calls of at most [`BATCH_BYTES`], and the large ones.
+#[allow(clippy::type_complexity)]
+fn batched<T>(blobs: Vec<(ReDigest, T)>) -> (Vec<Vec<(ReDigest, T)>>, Vec<(ReDigest, T)>) {
+    let (small, large): (Vec<_>, Vec<_>) =
+        blobs.into_iter().partition(|(d, _)| d.size <= BATCH_BLOB);
+    let mut batches: Vec<Vec<(ReDigest, T)>> = Vec::new();
+    let mut bytes = 0;
+    for blob in small {
+        if batches.is_empty() || bytes + blob.0.size > BATCH_BYTES {
+            batches.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += blob.0.size;
+        if let Some(b) = batches.last_mut() {
+            b.push(blob);
+        }
+    }
+    (batches, large)
+}
+
 /// `INSTANCE/` or nothing, before a ByteStream resource name.
 fn prefix(instance: &str) -> String {
     if instance.is_empty() {
@@ -483,4 +477,53 @@ pub(crate) fn write_whole(path: &Path, data: &[u8]) -> Result<(), ReapiError> {
         source: e.error,
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(size: i64) -> (ReDigest, ()) {
+        (
+            ReDigest {
+                hash: format!("{size:064x}"),
+                size,
+            },
+            (),
+        )
+    }
+
+    #[test]
+    fn small_blobs_are_batched_under_the_limit_and_large_ones_streamed() {
+        let blobs = vec![
+            blob(BATCH_BLOB),
+            blob(BATCH_BLOB),
+            blob(BATCH_BLOB),
+            blob(BATCH_BLOB + 1),
+            blob(10),
+        ];
+        let (batches, large) = batched(blobs);
+        assert_eq!(large.len(), 1);
+        assert!(
+            batches
+                .iter()
+                .all(|b| b.iter().map(|(d, _)| d.size).sum::<i64>() <= BATCH_BYTES)
+        );
+        assert_eq!(batches.iter().map(Vec::len).sum::<usize>(), 4);
+        assert_eq!(
+            batches.len(),
+            2,
+            "3 MiB fit in one call, the fourth and the tiny one in the next"
+        );
+    }
+
+    #[test]
+    fn upload_ids_are_unique_and_uuid_shaped() {
+        let (a, b) = (upload_id(), upload_id());
+        assert_ne!(a, b);
+        assert_eq!(
+            a.split('-').map(str::len).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+    }
 }

@@ -550,16 +550,7 @@ fn finished(op: &Operation, endpoint: &Endpoint) -> Result<Option<ExecuteRespons
         Some(operation::Result::Response(any)) => {
             unpack_any::<ExecuteResponse>(any, proto::EXECUTE_RESPONSE)?
         }
-        Some(operation::Result::Error(status)) => {
-            return Err(ReapiError::Call {
-                endpoint: endpoint.to_string(),
-                call: "Execute",
-                status: Box::new(tonic::Status::new(
-                    tonic::Code::from(status.code),
-                    status.message.clone(),
-                )),
-            });
-        }
+        Some(operation::Result::Error(status)) => return Err(refused(endpoint, status)),
         None => {
             return Err(ReapiError::BadReply {
                 what: format!("operation `{}`", op.name),
@@ -570,16 +561,21 @@ fn finished(op: &Operation, endpoint: &Endpoint) -> Result<Option<ExecuteRespons
     if let Some(status) = &response.status
         && status.code != 0
     {
-        return Err(ReapiError::Call {
-            endpoint: endpoint.to_string(),
-            call: "Execute",
-            status: Box::new(tonic::Status::new(
-                tonic::Code::from(status.code),
-                status.message.clone(),
-            )),
-        });
+        return Err(refused(endpoint, status));
     }
     Ok(Some(response))
+}
+
+/// An execution the farm ended with a `google.rpc.Status`.
+fn refused(endpoint: &Endpoint, status: &crate::proto::rpc::Status) -> ReapiError {
+    ReapiError::Call {
+        endpoint: endpoint.to_string(),
+        call: "Execute",
+        status: Box::new(tonic::Status::new(
+            tonic::Code::from(status.code),
+            status.message.clone(),
+        )),
+    }
 }
 
 fn still_queued(op: &Operation) -> bool {
