@@ -78,8 +78,9 @@ pub struct RemoteRun {
     pub downloaded: u64,
 }
 
-/// Times a stream is re-opened (with `WaitExecution`, or a new `Execute`) before giving up.
-const RECONNECTS: u32 = 20;
+/// How long the client keeps re-opening a broken stream (with `WaitExecution`, or a new
+/// `Execute`) before giving up: long enough for a farm's server to restart on a busy machine.
+const RECONNECT_WINDOW: Duration = Duration::from_secs(300);
 
 impl Executor {
     /// A client for the farm at `endpoint` (nothing is sent until the first action).
@@ -279,6 +280,8 @@ impl Executor {
         let mut name: Option<String> = None;
         let mut queued_since = Instant::now();
         let mut failures = 0;
+        // Since when the farm has not answered, if it has not.
+        let mut away_since: Option<Instant> = None;
         loop {
             let opened = match &name {
                 None => client
@@ -308,10 +311,16 @@ impl Executor {
                         Some(tonic::Code::NotFound) if name.is_some() => name = None,
                         Some(
                             tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Internal,
-                        ) if failures < RECONNECTS => {}
+                        ) if (name.is_some()
+                            && away_since.is_none_or(|t| t.elapsed() < RECONNECT_WINDOW))
+                            || failures < 3 => {}
                         _ => return Err(e),
                     }
+                    if stop.load(Ordering::SeqCst) {
+                        return Err(ReapiError::Cancelled);
+                    }
                     failures += 1;
+                    away_since.get_or_insert_with(Instant::now);
                     tokio::time::sleep(backoff(failures)).await;
                     continue;
                 }
@@ -344,6 +353,7 @@ impl Executor {
                 match next {
                     Ok(Some(op)) => {
                         failures = 0;
+                        away_since = None;
                         name = Some(op.name.clone());
                         if let Some(done) = finished(&op, &self.endpoint)? {
                             return Ok(done);
@@ -356,7 +366,8 @@ impl Executor {
                     // again under its name.
                     Ok(None) | Err(_) => {
                         failures += 1;
-                        if failures > RECONNECTS {
+                        let away = *away_since.get_or_insert_with(Instant::now);
+                        if away.elapsed() > RECONNECT_WINDOW {
                             return Err(ReapiError::Unreachable {
                                 endpoint: self.endpoint.to_string(),
                                 reason: "the operation stream kept breaking; run the build again to resume from what is stored".into(),
