@@ -131,18 +131,11 @@ impl Cas {
     /// Uploads blobs, whether or not the farm has them.
     pub async fn upload(&self, blobs: Vec<(ReDigest, Source)>) -> Result<(), ReapiError> {
         let (batches, large) = batched(blobs);
-        let batch_jobs =
-            futures_util::stream::iter(batches.into_iter().map(|b| self.upload_batch(b)))
-                .buffer_unordered(PARALLEL)
-                .try_collect::<Vec<()>>();
-        let stream_jobs =
-            futures_util::stream::iter(large.into_iter().map(|(d, s)| self.upload_stream(d, s)))
-                .buffer_unordered(PARALLEL)
-                .try_collect::<Vec<()>>();
-        let (a, b) = tokio::join!(batch_jobs, stream_jobs);
-        a?;
-        b?;
-        Ok(())
+        let (a, b) = tokio::join!(
+            all(batches.into_iter().map(|b| self.upload_batch(b))),
+            all(large.into_iter().map(|(d, s)| self.upload_stream(d, s))),
+        );
+        a.and(b)
     }
 
     async fn upload_batch(&self, blobs: Vec<(ReDigest, Source)>) -> Result<(), ReapiError> {
@@ -289,18 +282,11 @@ impl Cas {
     /// written under a temporary name beside its target and renamed once its digest matched.
     pub async fn download(&self, blobs: Vec<(ReDigest, PathBuf)>) -> Result<(), ReapiError> {
         let (batches, large) = batched(blobs);
-        let batch_jobs =
-            futures_util::stream::iter(batches.into_iter().map(|b| self.download_batch(b)))
-                .buffer_unordered(PARALLEL)
-                .try_collect::<Vec<()>>();
-        let stream_jobs =
-            futures_util::stream::iter(large.into_iter().map(|(d, p)| self.download_stream(d, p)))
-                .buffer_unordered(PARALLEL)
-                .try_collect::<Vec<()>>();
-        let (a, b) = tokio::join!(batch_jobs, stream_jobs);
-        a?;
-        b?;
-        Ok(())
+        let (a, b) = tokio::join!(
+            all(batches.into_iter().map(|b| self.download_batch(b))),
+            all(large.into_iter().map(|(d, p)| self.download_stream(d, p))),
+        );
+        a.and(b)
     }
 
     async fn download_batch(&self, blobs: Vec<(ReDigest, PathBuf)>) -> Result<(), ReapiError> {
@@ -436,6 +422,18 @@ fn batched<T>(blobs: Vec<(ReDigest, T)>) -> (Vec<Vec<(ReDigest, T)>>, Vec<(ReDig
         }
     }
     (batches, large)
+}
+
+/// Runs transfers, [`PARALLEL`] at a time; the first error wins.
+async fn all<F>(jobs: impl Iterator<Item = F>) -> Result<(), ReapiError>
+where
+    F: std::future::Future<Output = Result<(), ReapiError>>,
+{
+    futures_util::stream::iter(jobs)
+        .buffer_unordered(PARALLEL)
+        .try_collect::<Vec<()>>()
+        .await
+        .map(|_| ())
 }
 
 /// `INSTANCE/` or nothing, before a ByteStream resource name.
