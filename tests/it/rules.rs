@@ -451,6 +451,30 @@ fn workspace_bad_remote() {
 }
 
 #[test]
+fn workspace_bad_executor_url() {
+    bad(
+        "workspace_bad_executor_url",
+        &[(
+            "workspace.kdl",
+            &format!("{WORKSPACE}store {{\n    executor \"http://farm:8980\"\n}}\n"),
+        )],
+    );
+}
+
+#[test]
+fn workspace_bad_executor_settings() {
+    bad(
+        "workspace_bad_executor_settings",
+        &[(
+            "workspace.kdl",
+            &format!(
+                "{WORKSPACE}store {{\n    executor \"reapi://farm:8980/main\" queue-timeout=\"10m\" {{\n        property \"pool\"\n        property \"ISA\" \"s390x\"\n        property \"ISA\" \"x86_64\"\n    }}\n}}\n"
+            ),
+        )],
+    );
+}
+
+#[test]
 fn catalog_unknown_entry() {
     bad(
         "catalog_unknown_entry",

@@ -517,6 +517,19 @@ pub struct StoreConfig {
     /// `oci://HOST:PORT/PREFIX`
     pub remote: Option<String>,
     pub mirror: Option<Mirror>,
+    /// The Remote Execution API farm that runs the sandboxed actions.
+    pub executor: Option<ExecutorConfig>,
+}
+
+/// `executor "reapi://HOST:PORT[/INSTANCE]" [queue-timeout=SECS] { property NAME VALUE }`.
+/// Never part of a key; `refine build --executor` overrides it.
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    pub url: String,
+    /// Extra platform properties for every action (`container-image`, pools), in file order.
+    pub properties: Vec<(String, String)>,
+    /// Seconds an action may wait for a worker before the build says which platform waits.
+    pub queue_timeout: Option<u64>,
 }
 
 #[derive(Clone, Debug)]

@@ -97,11 +97,12 @@ fn read_platform(r: &mut FileReader<'_>, node: &KdlNode, ws: &mut WorkspaceConfi
     }
 }
 
-/// `store { local …; remote "oci://…"; mirror "s3://…" }`.
+/// `store { local …; remote "oci://…"; mirror "s3://…"; executor "reapi://…" }`.
 fn read_store(r: &mut FileReader<'_>, node: &KdlNode, store: &mut StoreConfig) {
+    const FIELDS: &[&str] = &["local", "remote", "mirror", "executor"];
     r.check_props(node, &[]);
-    r.check_children(node, &["local", "remote", "mirror"]);
-    r.unique_children(node, &["local", "remote", "mirror"]);
+    r.check_children(node, FIELDS);
+    r.unique_children(node, FIELDS);
     for child in node.iter_children() {
         match child.name().value() {
             "local" => {
@@ -110,6 +111,7 @@ fn read_store(r: &mut FileReader<'_>, node: &KdlNode, store: &mut StoreConfig) {
             }
             "remote" => read_remote(r, child, store),
             "mirror" => read_mirror(r, child, store),
+            "executor" => store.executor = read_executor(r, child),
             _ => {}
         }
     }
@@ -198,6 +200,90 @@ fn read_trust(r: &mut FileReader<'_>, node: &KdlNode, trust: &mut Vec<TrustedKey
             name: name.value.clone(),
             public: public.value.to_ascii_lowercase(),
         });
+    }
+}
+
+/// `executor "reapi://HOST:PORT[/INSTANCE]" [queue-timeout=SECS] { property NAME VALUE … }`:
+/// the Remote Execution API farm that runs the actions (docs/remote-execution.md). Its token
+/// never sits in the workspace: it comes from `REFINE_EXECUTOR_TOKEN` or a file given on the
+/// command line.
+fn read_executor(r: &mut FileReader<'_>, child: &KdlNode) -> Option<ExecutorConfig> {
+    const SCHEMES: &[&str] = &["reapi://", "reapi+http://", "grpc://", "grpcs://"];
+    r.check_props(child, &["queue-timeout"]);
+    r.check_children(child, &["property"]);
+    let url = r.one_arg(child);
+    let queue_timeout = read_queue_timeout(r, child);
+    let mut properties: Vec<(String, String)> = Vec::new();
+    for p in child.iter_children() {
+        if p.name().value() != "property" {
+            continue;
+        }
+        r.check_props(p, &[]);
+        match r.string_args(p).as_slice() {
+            [name, value] if !name.value.is_empty() => {
+                if properties.iter().any(|(n, _)| *n == name.value) {
+                    r.error(
+                        "duplicate-field",
+                        name.span,
+                        format!("Platform property `{}` is given twice", name.value),
+                        "given again here",
+                        "Keep one `property` line per name".into(),
+                    );
+                }
+                properties.push((name.value.clone(), value.value.clone()));
+            }
+            _ => r.error(
+                "bad-store",
+                p.span(),
+                "`property` takes a name and a value".into(),
+                "expected two strings",
+                "Write it as `property \"container-image\" \"docker://registry.example/s390x-base\"`"
+                    .into(),
+            ),
+        }
+    }
+    let url = url?;
+    if SCHEMES.iter().any(|s| {
+        url.value
+            .strip_prefix(s)
+            .is_some_and(|rest| !rest.is_empty())
+    }) {
+        Some(ExecutorConfig {
+            url: url.value,
+            properties,
+            queue_timeout,
+        })
+    } else {
+        r.error(
+            "bad-store",
+            url.span,
+            format!("`{}` is not a Remote Execution API URL", url.value),
+            "expected reapi://HOST:PORT[/INSTANCE]",
+            "Write it as `executor \"reapi://farm.example:8980/main\"` (`reapi+http://` for plain HTTP/2 off loopback)".into(),
+        );
+        None
+    }
+}
+
+/// `queue-timeout=SECS` on `executor`: a whole number of seconds, 1 or more.
+fn read_queue_timeout(r: &mut FileReader<'_>, node: &KdlNode) -> Option<u64> {
+    let entry = node
+        .entries()
+        .iter()
+        .rev()
+        .find(|e| e.name().is_some_and(|n| n.value() == "queue-timeout"))?;
+    match entry.value() {
+        kdl::KdlValue::Integer(secs) if *secs > 0 => u64::try_from(*secs).ok(),
+        other => {
+            r.error(
+                "bad-store",
+                entry.span(),
+                format!("`queue-timeout` is {other}, not a number of seconds"),
+                "expected a whole number of seconds, 1 or more",
+                "Write it as `queue-timeout=600`".into(),
+            );
+            None
+        }
     }
 }
 
