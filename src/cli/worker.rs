@@ -16,8 +16,9 @@ use super::Failure;
   refine worker --bots reapi://farm.example:443 --isa s390x --cache /var/cache/refine-worker
 
 The worker runs each action chrooted into its input root, read-only except `/work`, `/tmp`
-and `/out`. SIGTERM or Ctrl-C stops it: the running action is killed and goes back to the
-farm's queue.")]
+and `/out`. SIGTERM or Ctrl-C stops it within seconds: the running action is killed, its lease
+is handed back (BuildGrid requeues it at once for another worker), the session says
+BOT_TERMINATING, and the worker exits 0.")]
 pub struct WorkerArgs {
     /// The farm's Bots service (and CAS): `reapi://HOST:PORT[/INSTANCE]`.
     #[arg(long, value_name = "URL")]

@@ -64,7 +64,7 @@ pub fn keys_and_contents(ws: &Path, store: &Path) -> BTreeMap<String, (String, S
         .collect()
 }
 
-fn provenance(ws: &Path, store: &Path, label: &str) -> serde_json::Value {
+pub fn provenance(ws: &Path, store: &Path, label: &str) -> serde_json::Value {
     let out = refine_ok_stdout(ws, store, &["provenance", label]);
     serde_json::from_str(&out).unwrap()
 }

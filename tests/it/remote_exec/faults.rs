@@ -1,16 +1,15 @@
-//! Faults on the farm, each produced with the real parts: a worker killed mid-lease, a build
-//! interrupted, the server restarted mid-build, a platform no worker offers.
+//! Faults on the farm, each produced with the real parts: a worker killed mid-lease, a worker
+//! stopped with SIGTERM mid-lease, a build interrupted, the server restarted mid-build, a
+//! platform no worker offers.
 //!
-//! Not here yet (issue 16): a worker stopped with SIGTERM hands its lease back as
-//! `UNAVAILABLE`, which BuildGrid 0.4.4 did not requeue before the job's execution timeout in
-//! our tries; and blobs evicted from the farm's CAS mid-build (the client's re-upload on
-//! `FAILED_PRECONDITION` is written but its test did not yet produce the fault reliably).
+//! Not here yet (issue 16): blobs evicted from the farm's CAS mid-build (the client's re-upload
+//! on `FAILED_PRECONDITION` is written but not yet produced by a test).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::build::{keys_and_contents, refine_ok};
+use super::build::{keys_and_contents, provenance, refine_ok};
 use super::{Worker, endpoint, signal, wait_until};
 use crate::common::buildgrid::{Farm, FarmOptions};
 use crate::common::{TempWorkspace, refine_bin, tiny};
@@ -129,6 +128,62 @@ fn a_worker_killed_mid_lease_hands_its_action_to_another() {
     assert_eq!(
         contents(ws.path(), &store.path().join("s")),
         expected_contents(ws.path())
+    );
+}
+
+/// A worker stopped with SIGTERM while it runs a lease kills the action, hands the lease back
+/// and exits 0; the farm requeues it at once (the job is queued again while the stopped
+/// worker's session, which a reaping would have deleted, still exists), another worker runs it
+/// and the build finishes with the artifact a local build makes.
+#[test]
+fn a_worker_stopped_with_sigterm_hands_its_lease_back() {
+    // Sessions outlive the test: only the worker's hand-back can requeue the job.
+    let farm = Farm::start_with(FarmOptions {
+        bot_keepalive_secs: 600,
+        ..FarmOptions::default()
+    });
+    let mut first = Worker::start(&farm, "bot-first");
+    let ws = gated();
+    let store = tempfile::tempdir().unwrap();
+    let s = store.path().join("s");
+    let build = Build::start(ws.path(), &s, &farm, &[]);
+    wait_running(&first);
+    let status = first.terminate();
+    let said = first.log();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("the action was killed") && said.contains("handed back to the farm's queue"),
+        "{said}"
+    );
+    assert!(
+        first.running_actions().is_empty(),
+        "the action's folder is gone: {:?}",
+        first.running_actions()
+    );
+    // The job is queued again, unassigned, and the session that held it is still there,
+    // terminating: the requeue was the hand-back's, not an expiry's.
+    assert_eq!(
+        farm.psql("SELECT stage, assigned, worker_name IS NULL FROM jobs WHERE stage < 4")
+            .trim(),
+        "2|f|t",
+        "{said}"
+    );
+    assert_eq!(
+        farm.psql("SELECT bot_status FROM bots WHERE bot_id = 'bot-first'")
+            .trim(),
+        "4",
+        "bot-first's session is still there (not reaped), BOT_TERMINATING (4)"
+    );
+    let second = Worker::start(&farm, "bot-second");
+    open_gate(&second);
+    let (code, log) = build.finish();
+    assert_eq!(code, Some(0), "{log}\n{}", second.log());
+    assert_eq!(contents(ws.path(), &s), expected_contents(ws.path()));
+    let gated = provenance(ws.path(), &s, "//packs:gated");
+    assert_eq!(
+        gated["predicate"]["buildDefinition"]["internalParameters"]["executor"]["worker"],
+        "bot-second",
+        "{gated:#}"
     );
 }
 

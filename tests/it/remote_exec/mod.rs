@@ -9,7 +9,7 @@ mod worker;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::buildgrid::Farm;
@@ -72,6 +72,32 @@ impl Worker {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("the worker never logged `{text}`:\n{}", self.log());
+    }
+
+    /// SIGTERM, then waits for the worker to exit; its exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.as_ref().expect("the worker runs").id();
+        signal(pid, nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit()
+    }
+
+    /// Waits for the worker to exit by itself (a stop, `--max-leases`); its exit status. Fails
+    /// the test with the log if it is still running after a minute (a hang, not a slow exit).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let until = Instant::now() + Duration::from_secs(60);
+        loop {
+            let child = self.child.as_mut().expect("the worker runs");
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < until,
+                "the worker did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGKILL: the worker vanishes without a word to the farm.

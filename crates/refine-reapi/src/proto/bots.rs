@@ -158,14 +158,17 @@ where
         Ok(response.into_inner())
     }
 
+    /// Creates a session; like an update, the server may hold the call until work comes or
+    /// `deadline` nears.
     pub async fn create_bot_session(
         &mut self,
         req: CreateBotSessionRequest,
+        deadline: std::time::Duration,
     ) -> Result<BotSession, tonic::Status> {
         self.unary(
             req,
             "/google.devtools.remoteworkers.v1test2.Bots/CreateBotSession",
-            None,
+            Some(deadline),
         )
         .await
     }

@@ -6,9 +6,13 @@
 //! `UpdateBotSession`, which long-polls for work while idle (the bot echoes the session's
 //! `version` from each reply, or BuildGrid does not hold the call). One lease runs at a time
 //! ([`lease`]). New leases arrive `ACTIVE` (BuildGrid never sends `PENDING`); a lease the
-//! server cancels simply disappears from its reply, and its sandbox is killed. When the
-//! worker is told to stop (SIGTERM), it kills what runs, tells the server it is terminating and
-//! hands back no result, so the lease goes back to the queue.
+//! server cancels simply disappears from its reply, and its sandbox is killed.
+//!
+//! When the worker is told to stop (SIGTERM or SIGINT, or `--max-leases` reached), it kills the
+//! running sandbox, waits for it to end, and sends one last `UpdateBotSession` with the
+//! session's status `BOT_TERMINATING` and every lease it holds `COMPLETED`: one that finished
+//! with its result, the others with status `UNAVAILABLE`, which BuildGrid requeues at once for
+//! another bot (see `leave` for where in BuildGrid's scheduler). Then it exits.
 
 pub mod lease;
 pub mod stage;
@@ -76,14 +80,48 @@ pub fn run(opts: &WorkerOptions, say: &(dyn Fn(&str) + Sync)) -> Result<WorkerRe
         .map_err(|e| ReapiError::Unsupported {
             message: format!("Cannot start the network runtime: {e}"),
         })?;
-    runtime.block_on(serve(opts, say))
+    let served = runtime.block_on(serve(opts, say));
+    // A sandbox's waiter that outlived its lease must not hold the exit.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    served
 }
 
 struct Current {
     lease: Lease,
     task: tokio::task::JoinHandle<Result<LeaseOutcome, ReapiError>>,
-    canceller: Arc<Mutex<Option<Canceller>>>,
+    kill: Arc<Kill>,
     started: Instant,
+}
+
+/// How a lease's sandbox is killed, whenever it starts: a kill asked for before the sandbox
+/// runs kills it as soon as it does.
+#[derive(Default)]
+struct Kill {
+    state: Mutex<(bool, Option<Canceller>)>,
+}
+
+impl Kill {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (bool, Option<Canceller>)> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sandbox started.
+    fn started(&self, c: Canceller) {
+        let mut s = self.lock();
+        if s.0 {
+            c.cancel();
+        }
+        s.1 = Some(c);
+    }
+
+    /// Kills the sandbox now or when it starts; whether it runs.
+    fn kill(&self) -> bool {
+        let mut s = self.lock();
+        s.0 = true;
+        s.1.as_ref().map(Canceller::cancel).is_some()
+    }
 }
 
 async fn serve(
@@ -102,70 +140,26 @@ async fn serve(
         opts.bot_id, session.name, opts.isa
     ));
     let mut current: Option<Current> = None;
+    // A lease that ended and is not yet acknowledged by the server.
     let mut finished: Option<Lease> = None;
     // Leases assigned that this worker will not run.
     let mut declined: Vec<String> = Vec::new();
     let mut failures = 0u32;
     loop {
         if opts.stop.load(Ordering::SeqCst) {
-            // Every lease held goes back: ended `UNAVAILABLE`, which BuildGrid requeues for
-            // another bot (a session that merely ends keeps its leases until it expires).
-            if let Some(c) = current.take() {
-                cancel(&c);
-                let _ = c.task.await;
-                say(&format!(
-                    "lease `{}`: given back (the worker stops)",
-                    c.lease.id
-                ));
-                declined.push(c.lease.id.clone());
-            }
-            // The leases first, from a healthy bot (BuildGrid settles completed leases then),
-            // then the goodbye.
-            let mut last = session.clone();
-            if !declined.is_empty() {
-                let back = BotSession {
-                    status: BotStatus::Ok as i32,
-                    leases: declined.iter().map(|id| given_back(id)).collect(),
-                    ..session.clone()
-                };
-                if let Ok(reply) = bots
-                    .update_bot_session(
-                        UpdateBotSessionRequest {
-                            name: session.name.clone(),
-                            bot_session: Some(back),
-                            update_mask: None,
-                        },
-                        Duration::from_secs(1),
-                    )
-                    .await
-                {
-                    last = BotSession {
-                        leases: Vec::new(),
-                        ..reply
-                    };
-                }
-            }
-            let bye = BotSession {
-                status: BotStatus::BotTerminating as i32,
-                leases: Vec::new(),
-                ..last
+            let leaving = Leaving {
+                finished: finished.take(),
+                current: current.take(),
+                declined: std::mem::take(&mut declined),
             };
-            let _ = bots
-                .update_bot_session(
-                    UpdateBotSessionRequest {
-                        name: session.name.clone(),
-                        bot_session: Some(bye),
-                        update_mask: None,
-                    },
-                    Duration::from_secs(1),
-                )
-                .await;
+            leave(&mut bots, &session, &worker, leaving, say).await;
             return Ok(report);
         }
         if let Some(mut c) = current.take() {
             let done = tokio::select! {
                 r = &mut c.task => Some(r),
                 _ = tokio::time::sleep(KEEPALIVE) => None,
+                _ = stopped(&opts.stop) => None,
             };
             match done {
                 None => current = Some(c),
@@ -176,13 +170,21 @@ async fn serve(
                         })
                     });
                     report.leases += 1;
-                    let (lease, line) = completed(&c, ended);
+                    let (lease, line) = completed(&c.lease.id, c.started, ended);
                     if lease.status.as_ref().is_some_and(|s| s.code != 0) {
                         report.failed += 1;
                     }
                     say(&line);
                     finished = Some(lease);
+                    if opts.max_leases.is_some_and(|m| report.leases >= m) {
+                        // The last lease is reported as the worker leaves, so that no new one
+                        // is assigned to it meanwhile.
+                        opts.stop.store(true, Ordering::SeqCst);
+                    }
                 }
+            }
+            if opts.stop.load(Ordering::SeqCst) {
+                continue;
             }
         }
         let mut leases: Vec<Lease> = finished.iter().cloned().collect();
@@ -204,7 +206,15 @@ async fn serve(
             }),
             update_mask: None,
         };
-        let reply = match bots.update_bot_session(update, deadline).await {
+        // A stop abandons the call (an idle one is held up to `IDLE_POLL`); what it reported
+        // is reported again as the worker leaves, and what it may have assigned comes back
+        // in that reply.
+        let answer = tokio::select! {
+            r = bots.update_bot_session(update, deadline) => Some(r),
+            _ = stopped(&opts.stop) => None,
+        };
+        let Some(answer) = answer else { continue };
+        let reply = match answer {
             Ok(r) => {
                 failures = 0;
                 r
@@ -273,6 +283,187 @@ async fn serve(
     }
 }
 
+/// Resolves once `stop` is set (by the signal handler's thread).
+async fn stopped(stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What a stopping worker still holds.
+struct Leaving {
+    /// A lease that ended, with its result, not yet acknowledged.
+    finished: Option<Lease>,
+    /// The lease running now: its sandbox is killed and the lease handed back.
+    current: Option<Current>,
+    /// Leases assigned that were never started.
+    declined: Vec<String>,
+}
+
+/// How long a running lease's task may take to end once its sandbox is killed.
+const KILL_GRACE: Duration = Duration::from_secs(10);
+/// The deadline of each update a leaving worker sends.
+const LEAVE_CALL: Duration = Duration::from_secs(10);
+
+/// Leaves the farm: kills what runs, then reports, in one `UpdateBotSession` with the
+/// session's status `BOT_TERMINATING`, the lease that finished (with its result) and every
+/// lease not run as `COMPLETED` with status `UNAVAILABLE`.
+///
+/// BuildGrid 0.4.4 (`SQLScheduler.synchronize_bot_leases`, `buildgrid/server/scheduler/
+/// impl.py`) first stores the bot's new status, then settles the completed leases
+/// (`_synchronize_completed_leases`): a lease whose status is `UNAVAILABLE` or `INTERNAL`
+/// (`RETRYABLE_STATUS_CODES`) goes back to the queue at once (`_retry_job`; it counts as one of
+/// the job's `max-job-attempts`). Because the bot is no longer `OK`, neither that call
+/// (`_fetch_job_for_bot`) nor the assigners (`_bot_healthy_clauses`) give the job back to this
+/// bot, so another worker runs it. A lease the server assigned meanwhile (a long poll the stop
+/// abandoned) comes back in the reply and is handed back the same way. The session itself,
+/// holding nothing, is reaped when its keepalive runs out.
+async fn leave(
+    bots: &mut BotsClient<crate::endpoint::AuthChannel>,
+    session: &BotSession,
+    worker: &Worker,
+    leaving: Leaving,
+    say: &(dyn Fn(&str) + Sync),
+) {
+    let mut leases: Vec<Lease> = leaving.finished.into_iter().collect();
+    if let Some(c) = leaving.current {
+        let stopped_at = Instant::now();
+        match kill_and_wait(&c.kill, c.task).await {
+            // It ended on its own before the kill landed: its result is reported.
+            Some(Ok(Ok(outcome))) => {
+                let (lease, line) = completed(&c.lease.id, c.started, Ok(outcome));
+                say(&line);
+                leases.push(lease);
+            }
+            _ => {
+                say(&format!(
+                    "lease `{}`: the action was killed ({:.1} s after the stop); handing the lease back",
+                    c.lease.id,
+                    stopped_at.elapsed().as_secs_f64()
+                ));
+                leases.push(given_back(&c.lease.id));
+            }
+        }
+    }
+    leases.extend(leaving.declined.iter().map(|id| given_back(id)));
+    let mut session = session.clone();
+    let mut handed_back: Vec<String> = Vec::new();
+    let done: Vec<String> = leases
+        .iter()
+        .filter(|l| {
+            l.status
+                .as_ref()
+                .is_none_or(|s| s.code != tonic::Code::Unavailable as i32)
+        })
+        .map(|l| format!("`{}`", l.id))
+        .collect();
+    let mut failures = 0;
+    // A few rounds: each reply may carry a lease assigned before the server saw the status.
+    for _ in 0..8 {
+        let ids: Vec<String> = leases
+            .iter()
+            .filter(|l| {
+                l.status
+                    .as_ref()
+                    .is_some_and(|s| s.code == tonic::Code::Unavailable as i32)
+            })
+            .map(|l| l.id.clone())
+            .collect();
+        let update = UpdateBotSessionRequest {
+            name: session.name.clone(),
+            bot_session: Some(BotSession {
+                status: BotStatus::BotTerminating as i32,
+                worker: Some(worker.clone()),
+                leases: leases.clone(),
+                ..session.clone()
+            }),
+            update_mask: None,
+        };
+        match bots.update_bot_session(update, LEAVE_CALL).await {
+            Ok(reply) => {
+                handed_back.extend(ids);
+                leases = reply
+                    .leases
+                    .iter()
+                    .filter(|l| {
+                        l.state == LeaseState::Active as i32
+                            || l.state == LeaseState::Pending as i32
+                    })
+                    .map(|l| given_back(&l.id))
+                    .collect();
+                session = BotSession {
+                    leases: Vec::new(),
+                    ..reply
+                };
+                if leases.is_empty() {
+                    break;
+                }
+            }
+            // The session is gone (reaped): the server requeued its leases itself.
+            Err(status)
+                if matches!(
+                    status.code(),
+                    tonic::Code::NotFound | tonic::Code::InvalidArgument
+                ) =>
+            {
+                say(&format!(
+                    "worker: the farm no longer knows session `{}` ({}); its leases were requeued when it was closed",
+                    session.name,
+                    status.message()
+                ));
+                return;
+            }
+            Err(status) => {
+                failures += 1;
+                if failures >= 3 {
+                    say(&format!(
+                        "worker: cannot tell the farm it stops ({status}); the leases held go back to the queue when session `{}` expires",
+                        session.name
+                    ));
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    let mut line = format!("worker: session `{}` ends (BOT_TERMINATING)", session.name);
+    if !done.is_empty() {
+        line.push_str(&format!("; lease(s) {} reported done", done.join(", ")));
+    }
+    if handed_back.is_empty() {
+        line.push_str("; no lease to hand back");
+    } else {
+        line.push_str(&format!(
+            "; lease(s) {} handed back to the farm's queue (UNAVAILABLE)",
+            handed_back
+                .iter()
+                .map(|id| format!("`{id}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    say(&line);
+}
+
+/// Kills a lease's sandbox (or stops its staging) and waits for its task, up to
+/// [`KILL_GRACE`], so that its folder is gone; `None` if it had to be abandoned.
+async fn kill_and_wait(
+    kill: &Kill,
+    mut task: tokio::task::JoinHandle<Result<LeaseOutcome, ReapiError>>,
+) -> Option<Result<Result<LeaseOutcome, ReapiError>, tokio::task::JoinError>> {
+    if !kill.kill() {
+        // Still reading the action or staging: nothing to kill, the task just stops.
+        task.abort();
+    }
+    match tokio::time::timeout(KILL_GRACE, &mut task).await {
+        Ok(joined) => Some(joined),
+        Err(_) => {
+            task.abort();
+            None
+        }
+    }
+}
+
 fn worker_description(opts: &WorkerOptions) -> Worker {
     let mut props = vec![
         Property {
@@ -298,22 +489,51 @@ fn worker_description(opts: &WorkerOptions) -> Worker {
     }
 }
 
+/// The deadline of `CreateBotSession`. BuildGrid holds a creation like an idle update, for
+/// 80 % of the shorter of the call's deadline and the farm's keepalive (up to 4 minutes
+/// without a deadline), but not at all when that is under 3 s (`NETWORK_TIMEOUT`): so the
+/// session comes back at once, without leases, and work arrives through the updates.
+const CREATE_CALL: Duration = Duration::from_secs(3);
+
+/// Creates the bot's session. Creating one under a `bot_id` the farm knows closes the old
+/// session and requeues its leases (BuildGrid's `add_bot_entry`): a worker restarted under the
+/// same `--name` gives back at once what its previous run held.
 async fn create_session(
     bots: &mut BotsClient<crate::endpoint::AuthChannel>,
     opts: &WorkerOptions,
     worker: &Worker,
 ) -> Result<BotSession, ReapiError> {
-    bots.create_bot_session(CreateBotSessionRequest {
-        parent: opts.endpoint.instance.clone(),
-        bot_session: Some(BotSession {
-            bot_id: opts.bot_id.clone(),
-            status: BotStatus::Ok as i32,
-            worker: Some(worker.clone()),
-            ..BotSession::default()
-        }),
-    })
-    .await
-    .map_err(ReapiError::call(&opts.endpoint, "CreateBotSession"))
+    let mut tries = 0;
+    loop {
+        let created = bots
+            .create_bot_session(
+                CreateBotSessionRequest {
+                    parent: opts.endpoint.instance.clone(),
+                    bot_session: Some(BotSession {
+                        bot_id: opts.bot_id.clone(),
+                        status: BotStatus::Ok as i32,
+                        worker: Some(worker.clone()),
+                        ..BotSession::default()
+                    }),
+                },
+                CREATE_CALL,
+            )
+            .await;
+        match created {
+            // A busy server: again (a session it did create is closed by the next one).
+            Err(status)
+                if tries < 5
+                    && matches!(
+                        status.code(),
+                        tonic::Code::DeadlineExceeded | tonic::Code::Unavailable
+                    ) =>
+            {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(500 * tries)).await;
+            }
+            other => return other.map_err(ReapiError::call(&opts.endpoint, "CreateBotSession")),
+        }
+    }
 }
 
 fn start(
@@ -323,7 +543,7 @@ fn start(
     local: &Arc<LocalCas>,
     channel: &crate::endpoint::AuthChannel,
 ) -> Current {
-    let canceller: Arc<Mutex<Option<Canceller>>> = Arc::default();
+    let kill: Arc<Kill> = Arc::default();
     let payload = lease.payload.clone().unwrap_or_default();
     let (cas, local, channel) = (cas.clone(), local.clone(), channel.clone());
     let (endpoint, sandbox, bot_id, isa) = (
@@ -332,7 +552,7 @@ fn start(
         opts.bot_id.clone(),
         opts.isa.clone(),
     );
-    let slot = canceller.clone();
+    let slot = kill.clone();
     let task = tokio::spawn(async move {
         let payload = lease::action_of(&payload)?;
         let ctx = LeaseContext {
@@ -344,12 +564,7 @@ fn start(
             bot_id: &bot_id,
             isa: &isa,
         };
-        lease::run(&ctx, payload, move |c| {
-            *slot
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(c);
-        })
-        .await
+        lease::run(&ctx, payload, move |c| slot.started(c)).await
     });
     Current {
         lease: Lease {
@@ -358,7 +573,7 @@ fn start(
             ..Lease::default()
         },
         task,
-        canceller,
+        kill,
         started: Instant::now(),
     }
 }
@@ -377,35 +592,31 @@ fn given_back(id: &str) -> Lease {
     }
 }
 
+/// Stops a lease the server cancelled: its sandbox is killed (its task then ends by itself and
+/// removes its folder), or, still staging, its task is stopped.
 fn cancel(c: &Current) {
-    if let Some(k) = c
-        .canceller
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .as_ref()
-    {
-        k.cancel();
+    if !c.kill.kill() {
+        c.task.abort();
     }
-    c.task.abort();
 }
 
 /// The lease to report for a finished task, and a line for the log.
-fn completed(c: &Current, ended: Result<LeaseOutcome, ReapiError>) -> (Lease, String) {
-    let seconds = c.started.elapsed().as_secs_f64();
+fn completed(
+    id: &str,
+    started: Instant,
+    ended: Result<LeaseOutcome, ReapiError>,
+) -> (Lease, String) {
+    let seconds = started.elapsed().as_secs_f64();
     let mut lease = Lease {
-        id: c.lease.id.clone(),
+        id: id.to_string(),
         state: LeaseState::Completed as i32,
         ..Lease::default()
     };
     match ended {
         Ok(o) => {
             let line = format!(
-                "lease `{}`: exit {} in {seconds:.2} s (staged {} files, fetched {} blobs, {} bytes)",
-                c.lease.id,
-                o.result.exit_code,
-                o.staged.files,
-                o.staged.fetched,
-                o.staged.fetched_bytes
+                "lease `{id}`: exit {} in {seconds:.2} s (staged {} files, fetched {} blobs, {} bytes)",
+                o.result.exit_code, o.staged.files, o.staged.fetched, o.staged.fetched_bytes
             );
             let line = if o.tail.is_empty() {
                 line
@@ -443,7 +654,7 @@ fn completed(c: &Current, ended: Result<LeaseOutcome, ReapiError>) -> (Lease, St
                 message: message.clone(),
                 details: Vec::new(),
             });
-            (lease, format!("lease `{}`: failed: {message}", c.lease.id))
+            (lease, format!("lease `{id}`: failed: {message}"))
         }
     }
 }
