@@ -303,8 +303,16 @@ impl Cas {
             .into_inner();
         let mut by_digest: std::collections::HashMap<ReDigest, Vec<u8>> =
             std::collections::HashMap::new();
+        let mut missing = Vec::new();
         for r in reply.responses {
             let d = ReDigest::from_proto(&r.digest.unwrap_or_default())?;
+            if r.status
+                .as_ref()
+                .is_some_and(|s| s.code == tonic::Code::NotFound as i32)
+            {
+                missing.push(d);
+                continue;
+            }
             if let Some(status) = r.status
                 && status.code != 0
             {
@@ -323,6 +331,10 @@ impl Cas {
                 });
             }
             by_digest.insert(d, r.data);
+        }
+        if !missing.is_empty() {
+            missing.sort();
+            return Err(self.missing(missing));
         }
         for (d, path) in blobs {
             let data = by_digest.get(&d).ok_or_else(|| ReapiError::BadReply {
@@ -377,14 +389,14 @@ impl Cas {
                 read_limit: 0,
             })
             .await
-            .map_err(ReapiError::call(&self.endpoint, "ByteStream.Read"))?
+            .map_err(|s| self.read_failed(digest, s))?
             .into_inner();
         let mut hasher = Sha256::new();
         let mut size = 0i64;
         while let Some(chunk) = stream
             .message()
             .await
-            .map_err(ReapiError::call(&self.endpoint, "ByteStream.Read"))?
+            .map_err(|s| self.read_failed(digest, s))?
         {
             hasher.update(&chunk.data);
             size += chunk.data.len() as i64;
@@ -401,6 +413,25 @@ impl Cas {
             });
         }
         Ok(())
+    }
+}
+
+impl Cas {
+    /// The error for blobs the farm does not hold.
+    pub(crate) fn missing(&self, digests: Vec<ReDigest>) -> ReapiError {
+        ReapiError::MissingBlobs {
+            endpoint: self.endpoint.to_string(),
+            digests,
+        }
+    }
+
+    /// A failed `ByteStream.Read` of `digest`: `NOT_FOUND` says the farm lacks it.
+    fn read_failed(&self, digest: &ReDigest, status: tonic::Status) -> ReapiError {
+        if status.code() == tonic::Code::NotFound {
+            self.missing(vec![digest.clone()])
+        } else {
+            ReapiError::call(&self.endpoint, "ByteStream.Read")(status)
+        }
     }
 }
 

@@ -577,8 +577,16 @@ fn finished(op: &Operation, endpoint: &Endpoint) -> Result<Option<ExecuteRespons
     Ok(Some(response))
 }
 
-/// An execution the farm ended with a `google.rpc.Status`.
+/// An execution the farm ended with a `google.rpc.Status`: the blobs it names missing, when it
+/// does (`FAILED_PRECONDITION` with a `PreconditionFailure`), else the status.
 fn refused(endpoint: &Endpoint, status: &crate::proto::rpc::Status) -> ReapiError {
+    let missing = crate::proto::missing_blobs_of(status);
+    if status.code == tonic::Code::FailedPrecondition as i32 && !missing.is_empty() {
+        return ReapiError::MissingBlobs {
+            endpoint: endpoint.to_string(),
+            digests: missing,
+        };
+    }
     ReapiError::Call {
         endpoint: endpoint.to_string(),
         call: "Execute",
@@ -599,8 +607,11 @@ fn still_queued(op: &Operation) -> bool {
         })
 }
 
+/// The farm lacks some of the action's inputs: a `PreconditionFailure` naming them, or a bare
+/// `FAILED_PRECONDITION` (BuildGrid's `Execute` says so when the action or command is gone).
 fn is_missing_inputs(e: &ReapiError) -> bool {
-    e.code() == Some(tonic::Code::FailedPrecondition)
+    matches!(e, ReapiError::MissingBlobs { .. })
+        || e.code() == Some(tonic::Code::FailedPrecondition)
 }
 
 /// `ISA=s390x, OSFamily=linux`.

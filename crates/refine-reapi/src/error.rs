@@ -50,6 +50,24 @@ pub enum ReapiError {
     )]
     CorruptBlob { digest: String },
 
+    #[error(
+        "The farm's CAS at `{endpoint}` no longer holds {} blob(s): {}",
+        digests.len(),
+        blob_list(digests)
+    )]
+    #[diagnostic(
+        code(refine::reapi::missing_blobs),
+        help(
+            "The farm evicted or lost them. When they are an action's inputs, refine sends what is \
+             missing again and executes once more by itself; if this keeps happening, give the \
+             farm's CAS more room."
+        )
+    )]
+    MissingBlobs {
+        endpoint: String,
+        digests: Vec<crate::ReDigest>,
+    },
+
     #[error("Cannot {action} `{path}`")]
     #[diagnostic(code(refine::reapi::io))]
     Io {
@@ -81,6 +99,20 @@ pub enum ReapiError {
     #[error("{message}")]
     #[diagnostic(code(refine::reapi::unsupported))]
     Unsupported { message: String },
+}
+
+/// `blobs/<hash>/<size>`, the first few of them.
+fn blob_list(digests: &[crate::ReDigest]) -> String {
+    const SHOWN: usize = 4;
+    let mut list: Vec<String> = digests
+        .iter()
+        .take(SHOWN)
+        .map(|d| format!("`blobs/{d}`"))
+        .collect();
+    if digests.len() > SHOWN {
+        list.push(format!("and {} more", digests.len() - SHOWN));
+    }
+    list.join(", ")
 }
 
 impl ReapiError {

@@ -1,9 +1,6 @@
 //! Faults on the farm, each produced with the real parts: a worker killed mid-lease, a worker
-//! stopped with SIGTERM mid-lease, a build interrupted, the server restarted mid-build, a
-//! platform no worker offers.
-//!
-//! Not here yet (issue 16): blobs evicted from the farm's CAS mid-build (the client's re-upload
-//! on `FAILED_PRECONDITION` is written but not yet produced by a test).
+//! stopped with SIGTERM mid-lease, an input's blobs lost from the farm's CAS, a build
+//! interrupted, the server restarted mid-build, a platform no worker offers.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -184,6 +181,82 @@ fn a_worker_stopped_with_sigterm_hands_its_lease_back() {
         gated["predicate"]["buildDefinition"]["internalParameters"]["executor"]["worker"],
         "bot-second",
         "{gated:#}"
+    );
+}
+
+/// The path BuildGrid's disk storage keeps a blob at.
+fn farm_blob(farm: &Farm, hash: &str) -> PathBuf {
+    farm.cas_dir()
+        .join("cas/objects")
+        .join(&hash[..2])
+        .join(&hash[2..])
+}
+
+/// Every blob file of the farm's CAS.
+fn farm_blobs(farm: &Farm) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for shard in fs_err::read_dir(farm.cas_dir().join("cas/objects")).unwrap() {
+        for blob in fs_err::read_dir(shard.unwrap().path()).unwrap() {
+            out.push(blob.unwrap().path());
+        }
+    }
+    out
+}
+
+/// The farm's CAS loses every blob while the build runs its first action: the client, which
+/// saw the farm hold the base, sends the second action without asking again; a fresh worker
+/// (nothing cached) finds the base missing and ends the lease `FAILED_PRECONDITION` naming the
+/// blobs; the client sends what is missing again and executes once more, and the build
+/// finishes with the artifacts a local build makes.
+#[test]
+fn blobs_lost_from_the_farms_cas_are_sent_again() {
+    use sha2::Digest as _;
+    let farm = Farm::start();
+    // One lease, then it leaves: the second action goes to a worker with an empty cache.
+    let mut first = Worker::start_with(&farm, "bot-first", &["--max-leases", "1"]);
+    let ws = gated();
+    let store = tempfile::tempdir().unwrap();
+    let s = store.path().join("s");
+    let build = Build::start(ws.path(), &s, &farm, &[]);
+    wait_running(&first);
+    let lost = farm_blobs(&farm);
+    let busybox: String = sha2::Sha256::digest(fs_err::read(crate::common::BUSYBOX).unwrap())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert!(
+        lost.contains(&farm_blob(&farm, &busybox)),
+        "the base's busybox is on the farm"
+    );
+    for blob in &lost {
+        fs_err::remove_file(blob).unwrap();
+    }
+    open_gate(&first);
+    let status = first.wait_exit();
+    assert_eq!(status.code(), Some(0), "{}", first.log());
+    let second = Worker::start(&farm, "bot-second");
+    let (code, log) = build.finish();
+    let said = second.log();
+    assert_eq!(code, Some(0), "{log}\n{said}\n{}", first.log());
+    assert_eq!(contents(ws.path(), &s), expected_contents(ws.path()));
+    // The fault happened: the worker named the missing blobs, the farm ended that execution
+    // FAILED_PRECONDITION (code 9), and the next one succeeded.
+    assert_eq!(
+        said.matches("no longer holds").count(),
+        1,
+        "one lease failed for missing blobs:\n{said}"
+    );
+    assert_eq!(said.matches("exit 0").count(), 1, "{said}");
+    assert_eq!(
+        farm.psql("SELECT count(*) FROM jobs WHERE status_code = 9")
+            .trim(),
+        "1",
+        "{said}"
+    );
+    // Only the client sends inputs: the base's busybox is back because it sent it again.
+    assert!(
+        farm_blob(&farm, &busybox).is_file(),
+        "the client sent the lost blobs again"
     );
 }
 

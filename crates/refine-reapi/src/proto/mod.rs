@@ -38,3 +38,116 @@ pub const EXECUTE_RESPONSE: &str = "build.bazel.remote.execution.v2.ExecuteRespo
 pub const EXECUTE_METADATA: &str = "build.bazel.remote.execution.v2.ExecuteOperationMetadata";
 pub const DIGEST: &str = "build.bazel.remote.execution.v2.Digest";
 pub const PRECONDITION_FAILURE: &str = "google.rpc.PreconditionFailure";
+
+/// `google.rpc.PreconditionFailure` (googleapis `google/rpc/error_details.proto`), which
+/// `bazel-remote-apis` lacks: REAPI names each blob missing at execution as a violation of type
+/// [`MISSING`] with subject `blobs/<hash>/<size>`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PreconditionFailure {
+    #[prost(message, repeated, tag = "1")]
+    pub violations: Vec<Violation>,
+}
+
+/// `google.rpc.PreconditionFailure.Violation`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Violation {
+    #[prost(string, tag = "1")]
+    pub r#type: String,
+    #[prost(string, tag = "2")]
+    pub subject: String,
+    #[prost(string, tag = "3")]
+    pub description: String,
+}
+
+/// The violation type of a blob missing from the CAS.
+pub const MISSING: &str = "MISSING";
+
+/// The `PreconditionFailure` detail naming `digests` as missing.
+pub fn missing_blobs_detail(digests: &[crate::ReDigest]) -> protobuf::Any {
+    pack_any(
+        PRECONDITION_FAILURE,
+        &PreconditionFailure {
+            violations: digests
+                .iter()
+                .map(|d| Violation {
+                    r#type: MISSING.into(),
+                    subject: format!("blobs/{}/{}", d.hash, d.size),
+                    description: String::new(),
+                })
+                .collect(),
+        },
+    )
+}
+
+/// The blobs a status's `PreconditionFailure` details name as missing
+/// (`blobs/[<digest function>/]<hash>/<size>`).
+pub fn missing_blobs_of(status: &rpc::Status) -> Vec<crate::ReDigest> {
+    let mut out = Vec::new();
+    for any in &status.details {
+        let Ok(failure) = unpack_any::<PreconditionFailure>(any, PRECONDITION_FAILURE) else {
+            continue;
+        };
+        for v in failure.violations.iter().filter(|v| v.r#type == MISSING) {
+            let mut parts = v.subject.rsplit('/');
+            let (Some(size), Some(hash)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let digest = re::Digest {
+                hash: hash.to_string(),
+                size_bytes: size.parse().unwrap_or(-1),
+            };
+            if v.subject.starts_with("blobs/")
+                && let Ok(d) = crate::ReDigest::from_proto(&digest)
+            {
+                out.push(d);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_blobs_round_trip_through_a_precondition_failure() {
+        let digests = vec![crate::digest_of(b"a"), crate::digest_of(b"bc")];
+        let status = rpc::Status {
+            code: tonic::Code::FailedPrecondition as i32,
+            message: String::new(),
+            details: vec![missing_blobs_detail(&digests)],
+        };
+        assert_eq!(missing_blobs_of(&status), digests);
+        let subject = &unpack_any::<PreconditionFailure>(&status.details[0], PRECONDITION_FAILURE)
+            .unwrap()
+            .violations[0]
+            .subject;
+        assert_eq!(subject, &format!("blobs/{}/1", digests[0].hash));
+    }
+
+    #[test]
+    fn a_digest_function_in_the_subject_is_skipped_and_other_violations_ignored() {
+        let d = crate::digest_of(b"x");
+        let failure = PreconditionFailure {
+            violations: vec![
+                Violation {
+                    r#type: MISSING.into(),
+                    subject: format!("blobs/sha256/{}/1", d.hash),
+                    description: String::new(),
+                },
+                Violation {
+                    r#type: "OTHER".into(),
+                    subject: format!("blobs/{}/1", d.hash),
+                    description: String::new(),
+                },
+            ],
+        };
+        let status = rpc::Status {
+            code: tonic::Code::FailedPrecondition as i32,
+            message: String::new(),
+            details: vec![pack_any(PRECONDITION_FAILURE, &failure)],
+        };
+        assert_eq!(missing_blobs_of(&status), vec![d]);
+    }
+}

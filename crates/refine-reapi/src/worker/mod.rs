@@ -636,6 +636,8 @@ fn completed(
             // with any other code: only a fault of this worker or of the network is worth
             // another worker's try.
             let code = match &e {
+                // REAPI's way to say inputs are missing: the client sends them again.
+                ReapiError::MissingBlobs { .. } => tonic::Code::FailedPrecondition,
                 ReapiError::Call { status, .. } if status.code() == tonic::Code::NotFound => {
                     tonic::Code::FailedPrecondition
                 }
@@ -649,10 +651,16 @@ fn completed(
                 _ => tonic::Code::Internal,
             };
             let message = e.to_string();
+            let details = match &e {
+                ReapiError::MissingBlobs { digests, .. } => {
+                    vec![proto::missing_blobs_detail(digests)]
+                }
+                _ => Vec::new(),
+            };
             lease.status = Some(rpc::Status {
                 code: code as i32,
                 message: message.clone(),
-                details: Vec::new(),
+                details,
             });
             (lease, format!("lease `{id}`: failed: {message}"))
         }

@@ -69,7 +69,8 @@ impl LocalCas {
     }
 
     /// Every `Directory` of the tree at `root`: from the cache, else with one `GetTree`
-    /// stream, which fills the cache.
+    /// stream, which fills the cache. Directories the farm lacks are all named in one
+    /// [`ReapiError::MissingBlobs`].
     async fn directories(
         &self,
         cas: &Cas,
@@ -81,6 +82,7 @@ impl LocalCas {
         let mut out = HashMap::new();
         let mut todo = vec![root.clone()];
         let mut fetched_tree = false;
+        let mut missing = Vec::new();
         while let Some(d) = todo.pop() {
             if out.contains_key(&d) {
                 continue;
@@ -92,12 +94,20 @@ impl LocalCas {
                 Some(dir) => dir,
                 None if !fetched_tree => {
                     fetched_tree = true;
-                    self.fetch_tree(channel, instance, endpoint, root).await?;
+                    self.fetch_tree(cas, channel, instance, endpoint, root)
+                        .await?;
                     todo.push(d);
                     continue;
                 }
                 None => {
-                    let bytes = cas.read_bytes(&d).await?;
+                    let bytes = match cas.read_bytes(&d).await {
+                        Ok(b) => b,
+                        Err(ReapiError::MissingBlobs { digests, .. }) => {
+                            missing.extend(digests);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     let dir =
                         Directory::decode(bytes.as_slice()).map_err(|e| ReapiError::BadReply {
                             what: format!("directory `{d}`"),
@@ -114,11 +124,17 @@ impl LocalCas {
             }
             out.insert(d, dir);
         }
+        if !missing.is_empty() {
+            missing.sort();
+            missing.dedup();
+            return Err(cas.missing(missing));
+        }
         Ok(out)
     }
 
     async fn fetch_tree(
         &self,
+        cas: &Cas,
         channel: &crate::endpoint::AuthChannel,
         instance: &str,
         endpoint: &crate::Endpoint,
@@ -127,6 +143,14 @@ impl LocalCas {
         let mut client = ContentAddressableStorageClient::new(channel.clone())
             .max_decoding_message_size(64 << 20);
         let mut page_token = String::new();
+        // `NOT_FOUND` from `GetTree` says the root itself is missing.
+        let failed = |status: tonic::Status| {
+            if status.code() == tonic::Code::NotFound {
+                cas.missing(vec![root.clone()])
+            } else {
+                ReapiError::call(endpoint, "GetTree")(status)
+            }
+        };
         loop {
             let mut stream = client
                 .get_tree(crate::proto::re::GetTreeRequest {
@@ -137,14 +161,10 @@ impl LocalCas {
                     digest_function: 0,
                 })
                 .await
-                .map_err(ReapiError::call(endpoint, "GetTree"))?
+                .map_err(failed)?
                 .into_inner();
             let mut next = String::new();
-            while let Some(page) = stream
-                .message()
-                .await
-                .map_err(ReapiError::call(endpoint, "GetTree"))?
-            {
+            while let Some(page) = stream.message().await.map_err(failed)? {
                 for dir in page.directories {
                     let bytes = dir.encode_to_vec();
                     let d = crate::digest::digest_of(&bytes);
@@ -187,6 +207,14 @@ impl LocalCas {
             {
                 missing.push((d.clone(), self.blob(d, false)));
             }
+        }
+        // Asked first, so that every blob the farm lost is named at once (the client sends
+        // them all again), not just the first a download meets.
+        let digests: Vec<ReDigest> = missing.iter().map(|(d, _)| d.clone()).collect();
+        let mut lost = cas.find_missing(&digests).await?;
+        if !lost.is_empty() {
+            lost.sort();
+            return Err(cas.missing(lost));
         }
         let fetched = missing.len();
         let fetched_bytes = missing.iter().map(|(d, _)| d.size as u64).sum();
