@@ -6,6 +6,7 @@
 #   - Debian's `postgresql` (the server binaries, /usr/lib/postgresql/15/bin; the tests run
 #     initdb and postgres themselves, as the `postgres` user, in a temporary folder on a free
 #     loopback port: nothing of the packaged cluster is used) and `python3-venv`;
+#   - `openssl`, whose command makes the private CA and certificates of the mutual-TLS test;
 #   - BuildGrid 0.4.4 from PyPI (the newest release whose `Requires-Python` admits bookworm's
 #     python3 3.11; 0.4.5 and later need 3.12) in a venv at /opt/refine-test-tools/buildgrid,
 #     every package pinned by version and sha256 in .ci/buildgrid-requirements.txt (made by
@@ -24,6 +25,7 @@ missing=()
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 getent passwd postgres >/dev/null || missing+=(postgresql)
 /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v openssl >/dev/null || missing+=(openssl)
 if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     sudo=()

@@ -51,7 +51,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE", requires = "server")]
     pub token_file: Option<PathBuf>,
     /// Run the sandboxed actions on a Remote Execution API farm:
-    /// `reapi://HOST:PORT[/INSTANCE]` (see docs/remote-execution.md). Never part of a key.
+    /// `reapi://HOST:PORT[/INSTANCE]` (see docs/remote-execution.md), or `local` to run them
+    /// here whatever `workspace.kdl`'s `store { executor … }` says. Never part of a key.
     #[arg(
         long,
         value_name = "URL",
@@ -60,25 +61,40 @@ pub struct BuildArgs {
     )]
     pub executor: Option<String>,
     /// The farm's bearer token, from FILE (else `REFINE_EXECUTOR_TOKEN`).
-    #[arg(long, value_name = "FILE", requires = "executor")]
+    #[arg(long, value_name = "FILE")]
     pub executor_token_file: Option<PathBuf>,
-    /// An extra platform property for every action, such as `container-image=docker://…`
-    /// or `pool=s390x` (repeatable).
-    #[arg(
-        long = "executor-property",
-        value_name = "NAME=VALUE",
-        requires = "executor"
-    )]
-    pub executor_properties: Vec<String>,
-    /// Give up on an action that no worker has taken after SECS, saying which platform is
-    /// waiting.
+    /// Trust the farm's certificate authority in FILE (PEM), besides the system's roots.
+    #[arg(long, value_name = "FILE", env = "REFINE_EXECUTOR_TLS_CA")]
+    pub executor_tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a farm that requires mutual TLS; needs
+    /// `--executor-tls-key`.
     #[arg(
         long,
-        value_name = "SECS",
-        default_value_t = 600,
-        requires = "executor"
+        value_name = "FILE",
+        env = "REFINE_EXECUTOR_TLS_CERT",
+        requires = "executor_tls_key"
     )]
-    pub executor_queue_timeout: u64,
+    pub executor_tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "REFINE_EXECUTOR_TLS_KEY",
+        requires = "executor_tls_cert"
+    )]
+    pub executor_tls_key: Option<PathBuf>,
+    /// An extra platform property for every action, such as `container-image=docker://…`
+    /// or `pool=s390x` (repeatable; replaces the workspace's property of the same name).
+    #[arg(long = "executor-property", value_name = "NAME=VALUE")]
+    pub executor_properties: Vec<String>,
+    /// Give up on an action that no worker has taken after SECS, saying which platform is
+    /// waiting [default: the workspace's `queue-timeout`, else 600].
+    #[arg(long, value_name = "SECS")]
+    pub executor_queue_timeout: Option<u64>,
+    /// Run again every action the farm's action cache answers for, and compare: a worker whose
+    /// outputs differ fails the target (nothing stored) naming both workers and the files.
+    #[arg(long)]
+    pub executor_verify: bool,
 }
 
 pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
@@ -88,6 +104,7 @@ pub fn run(options: &SessionOptions, args: BuildArgs) -> Result<(), Failure> {
     let targets = Targets::Patterns(&args.patterns);
     let session = open_session(options, targets, RemoteNeed::IfConfigured)?;
     let mut build_options = build_options(&args)?;
+    build_options.executor = executor(&args, &session)?;
     build_options.keep_going |= ops::request::keep_going(&session);
     let cancel = build_options.cancel.clone();
     stop_on_signals(&cancel)?;
@@ -157,26 +174,56 @@ fn build_options(args: &BuildArgs) -> Result<BuildOptions, Failure> {
         })?;
         opts.sandbox_debug = Some(dir);
     }
-    if let Some(url) = &args.executor {
-        opts.executor = Some(std::sync::Arc::new(executor(url, args)?));
-    }
     Ok(opts)
 }
 
-/// The client of the farm `--executor` names.
-fn executor(url: &str, args: &BuildArgs) -> Result<refine_engine::reapi::Executor, Failure> {
+/// The client of the farm `--executor` or the workspace's `store { executor … }` names, the
+/// command line's settings over the workspace's; none when the actions run here.
+fn executor(
+    args: &BuildArgs,
+    session: &Session,
+) -> Result<Option<std::sync::Arc<refine_engine::reapi::Executor>>, Failure> {
     use refine_engine::reapi::{Endpoint, Executor};
-    let endpoint = Endpoint::parse(url).map_err(|e| Failure::bad_input(miette::Report::new(e)))?;
-    let token = match &args.executor_token_file {
-        Some(f) => Some(fs_err::read_to_string(f).map_err(|e| {
-            Failure::bad_input(miette::miette!(
-                help = "Give a file that holds the farm's token",
-                "Cannot read the executor token: {e}"
-            ))
-        })?),
-        None => std::env::var("REFINE_EXECUTOR_TOKEN").ok(),
+    let configured = session.graph().workspace.config.store.executor.as_ref();
+    let url = match args.executor.as_deref() {
+        Some("local") => None,
+        Some(url) => Some(url),
+        None => configured.map(|c| c.url.as_str()),
     };
-    let mut properties = Vec::new();
+    let Some(url) = url else {
+        let given = [
+            (args.executor_token_file.is_some(), "--executor-token-file"),
+            (args.executor_tls_ca.is_some(), "--executor-tls-ca"),
+            (args.executor_tls_cert.is_some(), "--executor-tls-cert"),
+            (!args.executor_properties.is_empty(), "--executor-property"),
+            (
+                args.executor_queue_timeout.is_some(),
+                "--executor-queue-timeout",
+            ),
+            (args.executor_verify, "--executor-verify"),
+        ];
+        if let Some((_, flag)) = given.iter().find(|(given, _)| *given) {
+            return Err(Failure::bad_input(miette::miette!(
+                help = "Give `--executor reapi://HOST:PORT[/INSTANCE]`, or set `store { executor … }` in workspace.kdl",
+                "`{flag}` needs a remote executor, and the actions run here"
+            )));
+        }
+        return Ok(None);
+    };
+    let endpoint = Endpoint::parse(url).map_err(|e| Failure::bad_input(miette::Report::new(e)))?;
+    let credentials = super::common::farm_credentials(
+        args.executor_token_file.as_deref(),
+        args.executor_tls_ca.as_deref(),
+        args.executor_tls_cert
+            .as_deref()
+            .zip(args.executor_tls_key.as_deref()),
+    )?;
+    // The workspace's properties apply to its own farm only, not to one the command line names.
+    let from_workspace = args.executor.is_none();
+    let mut properties: Vec<(String, String)> = match configured {
+        Some(c) if from_workspace => c.properties.clone(),
+        _ => Vec::new(),
+    };
     for p in &args.executor_properties {
         let (k, v) = p
             .split_once('=')
@@ -187,10 +234,24 @@ fn executor(url: &str, args: &BuildArgs) -> Result<refine_engine::reapi::Executo
                     "`{p}` is not a platform property"
                 ))
             })?;
+        properties.retain(|(name, _)| name != k);
         properties.push((k.to_string(), v.to_string()));
     }
-    let timeout = std::time::Duration::from_secs(args.executor_queue_timeout);
-    Executor::new(endpoint, token.as_deref(), properties, timeout)
+    let secs = args
+        .executor_queue_timeout
+        .or(configured
+            .filter(|_| from_workspace)
+            .and_then(|c| c.queue_timeout))
+        .unwrap_or(600);
+    if secs == 0 {
+        return Err(Failure::bad_input(miette::miette!(
+            help = "Give `--executor-queue-timeout 1` or more",
+            "`--executor-queue-timeout 0` gives up on every action before a worker can take it"
+        )));
+    }
+    let timeout = std::time::Duration::from_secs(secs);
+    Executor::new(endpoint, &credentials, properties, timeout)
+        .map(|e| Some(std::sync::Arc::new(e.verifying(args.executor_verify))))
         .map_err(|e| Failure::failed(miette::Report::new(e)))
 }
 

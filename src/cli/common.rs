@@ -137,3 +137,37 @@ pub fn finish_output(result: std::io::Result<()>) -> Result<(), Failure> {
         ))),
     }
 }
+
+/// A farm's credentials from the files the command line names: the token (else
+/// `REFINE_EXECUTOR_TOKEN`), the farm's CA, and a client certificate and key for mutual TLS.
+pub fn farm_credentials(
+    token_file: Option<&std::path::Path>,
+    ca: Option<&std::path::Path>,
+    identity: Option<(&std::path::Path, &std::path::Path)>,
+) -> Result<refine_engine::reapi::Credentials, Failure> {
+    let read = |file: &std::path::Path, what: &str| {
+        fs_err::read(file).map_err(|e| {
+            Failure::bad_input(miette::miette!(
+                help = format!("Give a file that holds {what}"),
+                "Cannot read {what}: {e}"
+            ))
+        })
+    };
+    let token = match token_file {
+        Some(f) => Some(String::from_utf8_lossy(&read(f, "the farm's token")?).into_owned()),
+        None => std::env::var("REFINE_EXECUTOR_TOKEN").ok(),
+    };
+    Ok(refine_engine::reapi::Credentials {
+        token,
+        ca: ca
+            .map(|f| read(f, "the farm's certificate authority"))
+            .transpose()?,
+        identity: match identity {
+            Some((cert, key)) => Some((
+                read(cert, "the client certificate")?,
+                read(key, "the client certificate's key")?,
+            )),
+            None => None,
+        },
+    })
+}

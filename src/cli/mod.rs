@@ -79,7 +79,7 @@ pub enum Command {
     /// Build requests: `new` writes one from a requirements file, `lock` resolves it.
     Request(request::RequestArgs),
     /// Build targets: plan, then run every action whose key is not in a store.
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Show each target's status (cached, build, pending), key and artifact digest.
     Plan(plan::PlanArgs),
     /// Explain why a target is not cached: its key fields against the last build.
@@ -156,7 +156,7 @@ pub fn main() -> ExitCode {
         Command::Graph(args) => graph::run(&options, args),
         Command::Plan(args) => plan::run(&options, args),
         Command::Explain(args) => explain::run(&options, args),
-        Command::Build(args) => build::run(&options, args),
+        Command::Build(args) => build::run(&options, *args),
         Command::Lock(args) => lock::run(&options, args),
         Command::Request(args) => request::run(&options, args),
         Command::Push(args) => push::run(&options, args),

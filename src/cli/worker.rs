@@ -38,6 +38,15 @@ pub struct WorkerArgs {
     /// The farm's bearer token, from FILE (else `REFINE_EXECUTOR_TOKEN`).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Trust the farm's certificate authority in FILE (PEM), besides the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for a farm that requires mutual TLS; needs `--tls-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Stop after N leases.
     #[arg(long, value_name = "N", hide = true)]
     pub max_leases: Option<usize>,
@@ -46,15 +55,11 @@ pub struct WorkerArgs {
 pub fn run(args: WorkerArgs) -> Result<(), Failure> {
     let bad = |e: miette::Report| Failure::bad_input(e);
     let endpoint = Endpoint::parse(&args.bots).map_err(|e| bad(miette::Report::new(e)))?;
-    let token = match &args.token_file {
-        Some(f) => Some(fs_err::read_to_string(f).map_err(|e| {
-            bad(miette::miette!(
-                help = "Give a file that holds the farm's token",
-                "{e}"
-            ))
-        })?),
-        None => std::env::var("REFINE_EXECUTOR_TOKEN").ok(),
-    };
+    let credentials = super::common::farm_credentials(
+        args.token_file.as_deref(),
+        args.tls_ca.as_deref(),
+        args.tls_cert.as_deref().zip(args.tls_key.as_deref()),
+    )?;
     let mut properties = Vec::new();
     for p in &args.properties {
         let (k, v) = p
@@ -81,7 +86,7 @@ pub fn run(args: WorkerArgs) -> Result<(), Failure> {
     stop_on_signals(&stop)?;
     let opts = WorkerOptions {
         endpoint,
-        token,
+        credentials,
         isa: args
             .isa
             .unwrap_or_else(|| refine_sandbox::binfmt::host_arch().to_string()),

@@ -295,6 +295,7 @@ fn run_remote(
                 worker: run.worker.clone(),
                 action: run.action_digest.to_string(),
                 cached: run.cached,
+                verified_against: run.verified_against.clone(),
             }),
             exit: format!("exit code {}", run.exit_code),
         },

@@ -40,6 +40,9 @@ pub struct ExecutorRecord {
     pub action: String,
     /// The farm's action cache answered without running it.
     pub cached: bool,
+    /// `--executor-verify`: the worker whose cached result this run matched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified_against: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

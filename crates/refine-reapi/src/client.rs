@@ -28,7 +28,7 @@ use refine_store::LocalStore;
 
 use crate::cas::Cas;
 use crate::digest::{ReDigest, digest_of};
-use crate::endpoint::{AuthChannel, Endpoint};
+use crate::endpoint::{AuthChannel, Credentials, Endpoint};
 use crate::error::ReapiError;
 use crate::proto::longrunning::operations_client::OperationsClient;
 use crate::proto::longrunning::{CancelOperationRequest, Operation, operation};
@@ -48,6 +48,7 @@ pub struct Executor {
     runtime: tokio::runtime::Runtime,
     properties: Vec<(String, String)>,
     queue_timeout: Duration,
+    verify: bool,
 }
 
 /// What executing one spec needs besides the spec.
@@ -71,6 +72,9 @@ pub struct RemoteRun {
     pub worker: String,
     /// The farm's action cache answered: nothing ran.
     pub cached: bool,
+    /// With `--executor-verify`, the worker of the farm's cached result that this run was
+    /// compared with, and matched.
+    pub verified_against: Option<String>,
     /// The worker's execution time, when it says.
     pub seconds: Option<f64>,
     /// Bytes sent to and received from the farm for this action.
@@ -86,7 +90,7 @@ impl Executor {
     /// A client for the farm at `endpoint` (nothing is sent until the first action).
     pub fn new(
         endpoint: Endpoint,
-        token: Option<&str>,
+        credentials: &Credentials,
         properties: Vec<(String, String)>,
         queue_timeout: Duration,
     ) -> Result<Executor, ReapiError> {
@@ -102,7 +106,7 @@ impl Executor {
         // tonic's lazy channel needs a runtime to be created in.
         let channel = {
             let _guard = runtime.enter();
-            endpoint.channel(token)?
+            endpoint.channel_with(credentials)?
         };
         Ok(Executor {
             cas: Cas::new(endpoint.clone(), channel.clone()),
@@ -111,7 +115,15 @@ impl Executor {
             runtime,
             properties,
             queue_timeout,
+            verify: false,
         })
+    }
+
+    /// Runs every action the farm's action cache answers for once more and compares the two
+    /// results (see [`crate::verify`]).
+    pub fn verifying(mut self, verify: bool) -> Executor {
+        self.verify = verify;
+        self
     }
 
     pub fn endpoint(&self) -> &Endpoint {
@@ -121,20 +133,32 @@ impl Executor {
     /// Runs `action` on the farm and fills its `out` folder and log.
     pub fn execute(&self, action: &RemoteAction<'_>) -> Result<RemoteRun, ReapiError> {
         let (up0, down0) = self.cas.traffic();
-        let (input, command, act) = self.prepare(action)?;
+        let (input, command, mut act) = self.prepare(action)?;
+        let action_digest = digest_of(&act.encode_to_vec());
+        let cached = match self.verify {
+            true => self.runtime.block_on(crate::verify::cached_result(
+                &self.channel,
+                &self.endpoint,
+                &action_digest,
+            ))?,
+            false => None,
+        };
+        // The second run of a verified action is another `Action` (the farm's cache keeps its
+        // first answer) that the farm must run, not look up.
+        act.do_not_cache = cached.is_some();
         let action_bytes = act.encode_to_vec();
-        let action_digest = digest_of(&action_bytes);
+        let run_digest = digest_of(&action_bytes);
         let command_bytes = command.encode_to_vec();
         let mut blobs: Vec<(ReDigest, Source)> = input.blobs().collect();
         blobs.push((digest_of(&command_bytes), Source::Bytes(command_bytes)));
-        blobs.push((action_digest.clone(), Source::Bytes(action_bytes)));
+        blobs.push((run_digest.clone(), Source::Bytes(action_bytes)));
         let platform = describe(&act.platform);
         let result = self.runtime.block_on(async {
             self.cas.ensure(blobs.clone()).await?;
             let mut retried = false;
             loop {
                 match self
-                    .run_operation(&action_digest, &platform, action.stop)
+                    .run_operation(&run_digest, &platform, cached.is_some(), action.stop)
                     .await
                 {
                     Err(e) if is_missing_inputs(&e) && !retried => {
@@ -156,6 +180,15 @@ impl Executor {
                 what: "an `ExecuteResponse`".into(),
                 reason: "it has no result".into(),
             })?;
+        if let Some(cached) = &cached {
+            self.runtime.block_on(crate::verify::compare(
+                &self.cas,
+                &self.endpoint,
+                &action_digest,
+                cached,
+                &result,
+            ))?;
+        }
         self.runtime.block_on(self.fetch_outputs(&result, action))?;
         let (up1, down1) = self.cas.traffic();
         let meta = result.execution_metadata.clone().unwrap_or_default();
@@ -173,6 +206,7 @@ impl Executor {
             action_digest,
             worker: meta.worker,
             cached: response.cached_result,
+            verified_against: cached.and_then(|c| c.execution_metadata).map(|m| m.worker),
             seconds,
             uploaded: up1 - up0,
             downloaded: down1 - down0,
@@ -274,6 +308,7 @@ impl Executor {
         &self,
         action_digest: &ReDigest,
         platform: &str,
+        skip_cache_lookup: bool,
         stop: &AtomicBool,
     ) -> Result<ExecuteResponse, ReapiError> {
         let mut client = ExecutionClient::new(self.channel.clone());
@@ -287,7 +322,7 @@ impl Executor {
                 None => client
                     .execute(ExecuteRequest {
                         instance_name: self.endpoint.instance.clone(),
-                        skip_cache_lookup: false,
+                        skip_cache_lookup,
                         action_digest: Some(action_digest.proto()),
                         execution_policy: None,
                         results_cache_policy: None,

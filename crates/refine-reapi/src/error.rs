@@ -21,10 +21,29 @@ pub enum ReapiError {
     #[diagnostic(
         code(refine::reapi::unreachable),
         help(
-            "Check that the server runs and listens there, or build locally without `--executor`."
+            "Check that the server runs and listens there, and that it accepts this client (a farm \
+             that requires mutual TLS needs `--executor-tls-cert` and `--executor-tls-key`), or \
+             build here with `--executor local`."
         )
     )]
     Unreachable { endpoint: String, reason: String },
+
+    #[error("Cannot connect to the farm at `{endpoint}`: `{call}` failed: {reason}")]
+    #[diagnostic(
+        code(refine::reapi::transport),
+        help(
+            "Check that the server runs and listens there, and that it accepts this client (a farm \
+             that requires mutual TLS needs `--executor-tls-cert` and `--executor-tls-key`), or \
+             build here with `--executor local`."
+        )
+    )]
+    Transport {
+        endpoint: String,
+        call: &'static str,
+        /// The innermost cause (connection refused, a handshake the farm ended).
+        reason: String,
+        status: Box<tonic::Status>,
+    },
 
     #[error("The farm at `{endpoint}` refused `{call}`: {status}")]
     #[diagnostic(code(refine::reapi::call))]
@@ -96,6 +115,27 @@ pub enum ReapiError {
         seconds: u64,
     },
 
+    #[error(
+        "Action `{action}` gave other outputs on `{second}` than the farm's cached result from `{first}`: {}",
+        differences.join(", ")
+    )]
+    #[diagnostic(
+        code(refine::reapi::outputs_differ),
+        help(
+            "The action is not reproducible (or one of the workers is broken): nothing was stored, \
+             and the farm at `{endpoint}` keeps its first result. Make the recipe deterministic \
+             (no times, random names or machine details in its outputs; `SOURCE_DATE_EPOCH` is \
+             set), or check both workers."
+        )
+    )]
+    OutputsDiffer {
+        endpoint: String,
+        action: String,
+        first: String,
+        second: String,
+        differences: Vec<String>,
+    },
+
     #[error("{message}")]
     #[diagnostic(code(refine::reapi::unsupported))]
     Unsupported { message: String },
@@ -133,17 +173,44 @@ impl ReapiError {
         call: &'static str,
     ) -> impl FnOnce(tonic::Status) -> ReapiError {
         let endpoint = endpoint.to_string();
-        move |status| ReapiError::Call {
-            endpoint,
-            call,
-            status: Box::new(status),
+        move |status| {
+            // A connection that failed or closed (refused, a TLS handshake the farm ended)
+            // comes back as a status with the transport error as its source.
+            let mut cause = std::error::Error::source(&status);
+            let mut causes = Vec::new();
+            while let Some(c) = cause {
+                causes.push(c.to_string());
+                cause = c.source();
+            }
+            match causes.last() {
+                Some(root)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
+                    ) =>
+                {
+                    ReapiError::Transport {
+                        endpoint,
+                        call,
+                        reason: root.clone(),
+                        status: Box::new(status),
+                    }
+                }
+                _ => ReapiError::Call {
+                    endpoint,
+                    call,
+                    status: Box::new(status),
+                },
+            }
         }
     }
 
     /// The gRPC status code, for a failed call.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
-            ReapiError::Call { status, .. } => Some(status.code()),
+            ReapiError::Call { status, .. } | ReapiError::Transport { status, .. } => {
+                Some(status.code())
+            }
             _ => None,
         }
     }

@@ -12,6 +12,8 @@
 //! - [`client`]: one sandbox [`Spec`](refine_sandbox::Spec) as an `Action` and a `Command`,
 //!   executed, waited for (reconnecting with `WaitExecution`), cancelled, and its outputs
 //!   brought back.
+//! - [`verify`]: `--executor-verify`, an action the farm's cache answers for run again and its
+//!   outputs compared, so that a worker whose output differs is reported, not stored.
 //! - [`worker`]: `refine worker`, a bot of the Remote Workers API
 //!   (`google.devtools.remoteworkers.v1test2`, which BuildGrid serves) that runs leases in
 //!   refine's namespace sandbox.
@@ -26,9 +28,10 @@ mod endpoint;
 mod error;
 pub mod proto;
 pub mod tree;
+mod verify;
 pub mod worker;
 
 pub use client::{Executor, RemoteAction, RemoteRun};
 pub use digest::{ReDigest, digest_of};
-pub use endpoint::Endpoint;
+pub use endpoint::{Credentials, Endpoint};
 pub use error::ReapiError;

@@ -373,6 +373,19 @@ pub struct FarmOptions {
     pub max_job_attempts: u32,
     /// `max-execution-timeout`, seconds: a job executing longer is cancelled.
     pub max_execution_timeout_secs: u32,
+    /// A second listener that speaks TLS only and requires a client certificate signed by
+    /// `client_ca` (mutual TLS); the first stays plain for the workers.
+    pub mtls: Option<FarmTls>,
+}
+
+/// The files and port of [`FarmOptions::mtls`].
+#[derive(Clone, Debug)]
+pub struct FarmTls {
+    pub port: u16,
+    pub server_cert: std::path::PathBuf,
+    pub server_key: std::path::PathBuf,
+    /// The CA certificate that client certificates must chain to.
+    pub client_ca: std::path::PathBuf,
 }
 
 impl Default for FarmOptions {
@@ -384,6 +397,7 @@ impl Default for FarmOptions {
             wildcard_property_keys: Vec::new(),
             max_job_attempts: 5,
             max_execution_timeout_secs: 600,
+            mtls: None,
         }
     }
 }
@@ -456,12 +470,22 @@ impl Farm {
                 )
             }
         };
+        let mtls = match &o.mtls {
+            Some(t) => format!(
+                "  - !channel\n    address: \"127.0.0.1:{}\"\n    insecure-mode: false\n    credentials:\n      tls-server-key: {}\n      tls-server-cert: {}\n      tls-client-certs: {}\n",
+                t.port,
+                t.server_key.display(),
+                t.server_cert.display(),
+                t.client_ca.display()
+            ),
+            None => String::new(),
+        };
         format!(
             r#"server:
   - !channel
     address: "127.0.0.1:{port}"
     insecure-mode: true
-# Binding a port another process holds fails instead of sharing it.
+{mtls}# Binding a port another process holds fails instead of sharing it.
 grpc-server-options:
   grpc.so_reuseport: 0
 # Every Execute stream and bot long poll holds a thread (default: 5 per core).

@@ -4,7 +4,10 @@
 //! third party would.
 
 mod build;
+mod emulated;
 mod faults;
+mod tls;
+mod verify;
 mod worker;
 
 use std::fs::File;

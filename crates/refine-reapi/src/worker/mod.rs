@@ -39,7 +39,8 @@ use stage::LocalCas;
 pub struct WorkerOptions {
     /// The Bots service, and the CAS beside it.
     pub endpoint: Endpoint,
-    pub token: Option<String>,
+    /// The token, CA and client certificate the farm wants.
+    pub credentials: crate::Credentials,
     /// The architecture offered (`s390x`, `x86_64`…).
     pub isa: String,
     pub bot_id: String,
@@ -128,7 +129,7 @@ async fn serve(
     opts: &WorkerOptions,
     say: &(dyn Fn(&str) + Sync),
 ) -> Result<WorkerReport, ReapiError> {
-    let channel = opts.endpoint.channel(opts.token.as_deref())?;
+    let channel = opts.endpoint.channel_with(&opts.credentials)?;
     let cas = Arc::new(Cas::new(opts.endpoint.clone(), channel.clone()));
     let local = Arc::new(LocalCas::open(&opts.cache)?);
     let mut bots = BotsClient::new(channel.clone());

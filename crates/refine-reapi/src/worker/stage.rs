@@ -219,13 +219,15 @@ impl LocalCas {
         let fetched = missing.len();
         let fetched_bytes = missing.iter().map(|(d, _)| d.size as u64).sum();
         let landed: Vec<PathBuf> = missing.iter().map(|(_, p)| p.clone()).collect();
-        cas.download(missing).await?;
+        let downloaded = cas.download(missing).await;
         // Downloads land owner-only (temporary files); the cache is read-only for everyone,
-        // which is what the sandbox's user sees through the links.
-        for p in &landed {
+        // which is what the sandbox's user sees through the links. Also after a download that
+        // broke off (a server restart): what landed stays and is linked by the next lease.
+        for p in landed.iter().filter(|p| p.exists()) {
             fs_err::set_permissions(p, std::fs::Permissions::from_mode(0o444))
                 .map_err(ReapiError::io("set the mode of", p))?;
         }
+        downloaded?;
         for (d, path, exec, copy) in &files {
             let cached = self.cached(d, *exec)?;
             if *copy || fs_err::hard_link(&cached, path).is_err() {
@@ -245,7 +247,15 @@ impl LocalCas {
     /// The cached file of `d` with the mode asked for, made from its twin if need be.
     fn cached(&self, d: &ReDigest, exec: bool) -> Result<PathBuf, ReapiError> {
         let want = self.blob(d, exec);
-        if want.exists() {
+        let mode = if exec { 0o555 } else { 0o444 };
+        if let Ok(meta) = fs_err::metadata(&want) {
+            // A cache written by an older worker, or a stage that stopped between landing a
+            // file and opening it up, may hold it owner-only: the sandbox's user could not
+            // read it through the link.
+            if meta.permissions().mode() & 0o777 != mode {
+                fs_err::set_permissions(&want, std::fs::Permissions::from_mode(mode))
+                    .map_err(ReapiError::io("set the mode of", &want))?;
+            }
             return Ok(want);
         }
         if d.size == 0 {
@@ -256,7 +266,6 @@ impl LocalCas {
             fs_err::copy(&twin, &tmp).map_err(ReapiError::io("copy to", &tmp))?;
             fs_err::rename(&tmp, &want).map_err(ReapiError::io("rename", &want))?;
         }
-        let mode = if exec { 0o555 } else { 0o444 };
         fs_err::set_permissions(&want, std::fs::Permissions::from_mode(mode))
             .map_err(ReapiError::io("set the mode of", &want))?;
         Ok(want)
@@ -308,4 +317,28 @@ fn one_component(name: &str) -> Result<(), ReapiError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::digest::digest_of;
+
+    #[test]
+    fn a_cached_file_left_owner_only_is_opened_up_before_it_is_linked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cas = LocalCas::open(dir.path()).unwrap();
+        let d = digest_of(b"echo hi\n");
+        let landed = cas.blob(&d, false);
+        fs_err::write(&landed, b"echo hi\n").unwrap();
+        fs_err::set_permissions(&landed, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let plain = cas.cached(&d, false).unwrap();
+        let mode = |p: &Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&plain), 0o444);
+        let exec = cas.cached(&d, true).unwrap();
+        assert_eq!(mode(&exec), 0o555);
+        assert_eq!(fs_err::read(&exec).unwrap(), b"echo hi\n");
+    }
 }
