@@ -648,6 +648,57 @@ fn zero_jobs_or_cores_is_bad_input_and_runs_nothing() {
     );
 }
 
+#[test]
+fn executor_settings_without_an_executor_or_a_bad_one_are_bad_input() {
+    let w = tiny(&[("a", A, &[])]);
+    let store = tempfile::tempdir().unwrap();
+    for (args, said) in [
+        (
+            &["--executor-property", "pool=z"][..],
+            "`--executor-property` needs a remote executor",
+        ),
+        (&["--executor-verify"][..], "`--executor-verify` needs"),
+        (
+            &["--executor", "https://farm:1"][..],
+            "is not a remote execution address",
+        ),
+        (
+            &[
+                "--executor",
+                "reapi://127.0.0.1:1",
+                "--executor-property",
+                "=x",
+            ][..],
+            "`=x` is not a platform property",
+        ),
+        (
+            &[
+                "--executor",
+                "reapi://127.0.0.1:1",
+                "--executor-queue-timeout",
+                "0",
+            ][..],
+            "gives up on every action",
+        ),
+        (
+            &[
+                "--executor",
+                "reapi+http://127.0.0.1:1",
+                "--executor-tls-ca",
+                "/nonexistent/ca.pem",
+            ][..],
+            "Cannot read the farm's certificate authority",
+        ),
+    ] {
+        let mut all = vec!["//packs:a"];
+        all.extend_from_slice(args);
+        let r = build(&w, store.path(), &all);
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(said), "{args:?}: {}", r.stderr);
+        assert!(actions(&r).is_empty());
+    }
+}
+
 /// Starts `refine build ARGS --events FILE` without waiting for it (stderr captured).
 fn spawn_build(
     w: &TempWorkspace,
