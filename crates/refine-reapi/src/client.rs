@@ -102,6 +102,7 @@ impl Executor {
             .map_err(|e| ReapiError::Unreachable {
                 endpoint: endpoint.to_string(),
                 reason: format!("cannot start the network runtime: {e}"),
+                status: None,
             })?;
         // tonic's lazy channel needs a runtime to be created in.
         let channel = {
@@ -406,6 +407,7 @@ impl Executor {
                             return Err(ReapiError::Unreachable {
                                 endpoint: self.endpoint.to_string(),
                                 reason: "the operation stream kept breaking; run the build again to resume from what is stored".into(),
+                                status: None,
                             });
                         }
                         tokio::time::sleep(backoff(failures)).await;

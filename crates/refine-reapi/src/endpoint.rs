@@ -132,6 +132,7 @@ impl Endpoint {
         let unreachable = |reason: String| ReapiError::Unreachable {
             endpoint: self.to_string(),
             reason,
+            status: None,
         };
         let tls = self.tls || (!self.explicit && credentials.wants_tls());
         if credentials.wants_tls() && !tls {

@@ -26,23 +26,11 @@ pub enum ReapiError {
              build here with `--executor local`."
         )
     )]
-    Unreachable { endpoint: String, reason: String },
-
-    #[error("Cannot connect to the farm at `{endpoint}`: `{call}` failed: {reason}")]
-    #[diagnostic(
-        code(refine::reapi::transport),
-        help(
-            "Check that the server runs and listens there, and that it accepts this client (a farm \
-             that requires mutual TLS needs `--executor-tls-cert` and `--executor-tls-key`), or \
-             build here with `--executor local`."
-        )
-    )]
-    Transport {
+    Unreachable {
         endpoint: String,
-        call: &'static str,
-        /// The innermost cause (connection refused, a handshake the farm ended).
         reason: String,
-        status: Box<tonic::Status>,
+        /// The status a failed call came back with (retried like it), if a call failed.
+        status: Option<Box<tonic::Status>>,
     },
 
     #[error("The farm at `{endpoint}` refused `{call}`: {status}")]
@@ -189,11 +177,10 @@ impl ReapiError {
                         tonic::Code::Unavailable | tonic::Code::Cancelled | tonic::Code::Unknown
                     ) =>
                 {
-                    ReapiError::Transport {
+                    ReapiError::Unreachable {
                         endpoint,
-                        call,
-                        reason: root.clone(),
-                        status: Box::new(status),
+                        reason: format!("`{call}` failed: {root}"),
+                        status: Some(Box::new(status)),
                     }
                 }
                 _ => ReapiError::Call {
@@ -208,9 +195,11 @@ impl ReapiError {
     /// The gRPC status code, for a failed call.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
-            ReapiError::Call { status, .. } | ReapiError::Transport { status, .. } => {
-                Some(status.code())
-            }
+            ReapiError::Call { status, .. } => Some(status.code()),
+            ReapiError::Unreachable {
+                status: Some(status),
+                ..
+            } => Some(status.code()),
             _ => None,
         }
     }

@@ -639,12 +639,8 @@ fn completed(
             let code = match &e {
                 // REAPI's way to say inputs are missing: the client sends them again.
                 ReapiError::MissingBlobs { .. } => tonic::Code::FailedPrecondition,
-                ReapiError::Call { status, .. } if status.code() == tonic::Code::NotFound => {
-                    tonic::Code::FailedPrecondition
-                }
-                ReapiError::Call { status, .. } if status.code() == tonic::Code::Unavailable => {
-                    tonic::Code::Unavailable
-                }
+                _ if e.code() == Some(tonic::Code::NotFound) => tonic::Code::FailedPrecondition,
+                _ if e.code() == Some(tonic::Code::Unavailable) => tonic::Code::Unavailable,
                 ReapiError::CorruptBlob { .. } => tonic::Code::FailedPrecondition,
                 ReapiError::Unsupported { .. } | ReapiError::BadReply { .. } => {
                     tonic::Code::InvalidArgument
