@@ -356,3 +356,31 @@ fn an_action_no_worker_can_take_names_its_platform() {
     );
     assert!(log.contains("built //packs:here"), "{log}");
 }
+
+/// A worker that joins a farm with work already queued takes it, whichever reply carries the
+/// lease: BuildGrid may assign a queued job as it creates the bot's session (the remote
+/// execution bench saw such a lease left unrun by a worker that only read its updates' replies,
+/// and the build waited for the farm's execution timeout); here it usually comes with the first
+/// update, since the worker cuts a held `CreateBotSession` short.
+#[test]
+fn a_worker_that_joins_a_waiting_queue_takes_its_work() {
+    let farm = Farm::start_with(FarmOptions {
+        // Bounds the wait if the lease is lost: the build then fails instead of passing late.
+        max_execution_timeout_secs: 120,
+        ..FarmOptions::default()
+    });
+    let ws = tiny(&[("early", "echo queued first > /out/e\n", &[])]);
+    let store = tempfile::tempdir().unwrap();
+    let s = store.path().join("s");
+    let build = Build::start(ws.path(), &s, &farm, &[]);
+    // The inputs of one tiny action are sent in well under this; the job then waits queued.
+    std::thread::sleep(Duration::from_secs(3));
+    let worker = Worker::start(&farm, "bot-late");
+    let (code, log) = build.finish();
+    assert_eq!(code, Some(0), "{log}\n{}", worker.log());
+    assert!(
+        worker.log().contains("accepted"),
+        "the late worker ran it:\n{}",
+        worker.log()
+    );
+}

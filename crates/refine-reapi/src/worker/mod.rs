@@ -140,11 +140,25 @@ async fn serve(
         "worker `{}`: session `{}` for ISA={}",
         opts.bot_id, session.name, opts.isa
     ));
+    let run = Runner {
+        opts,
+        cas: &cas,
+        local: &local,
+        channel: &channel,
+        say,
+    };
     let mut current: Option<Current> = None;
     // A lease that ended and is not yet acknowledged by the server.
     let mut finished: Option<Lease> = None;
     // Leases assigned that this worker will not run.
     let mut declined: Vec<String> = Vec::new();
+    // A session can come with work: BuildGrid assigns a queued job to a bot as it creates the
+    // session, and expects it in the bot's first update.
+    for lease in std::mem::take(&mut session.leases) {
+        if let Some(c) = offer(&lease, None, &current, &mut declined, &report, &run) {
+            current = Some(c);
+        }
+    }
     let mut failures = 0u32;
     loop {
         if opts.stop.load(Ordering::SeqCst) {
@@ -239,6 +253,12 @@ async fn serve(
                         cancel(&c);
                     }
                     finished = None;
+                    for lease in std::mem::take(&mut session.leases) {
+                        if let Some(c) = offer(&lease, None, &current, &mut declined, &report, &run)
+                        {
+                            current = Some(c);
+                        }
+                    }
                 }
                 continue;
             }
@@ -256,22 +276,16 @@ async fn serve(
             }
         }
         for lease in &reply.leases {
-            let state = LeaseState::try_from(lease.state).unwrap_or(LeaseState::Unspecified);
-            let new = matches!(state, LeaseState::Pending | LeaseState::Active)
-                && current.is_none()
-                && reported.as_deref() != Some(lease.id.as_str())
-                && !declined.contains(&lease.id);
-            if !new {
-                continue;
+            if let Some(c) = offer(
+                lease,
+                reported.as_deref(),
+                &current,
+                &mut declined,
+                &report,
+                &run,
+            ) {
+                current = Some(c);
             }
-            if opts.max_leases.is_some_and(|m| report.leases >= m)
-                || opts.stop.load(Ordering::SeqCst)
-            {
-                declined.push(lease.id.clone());
-                continue;
-            }
-            current = Some(start(lease, opts, &cas, &local, &channel));
-            say(&format!("lease `{}`: accepted", lease.id));
         }
         // The next update echoes this reply's name and version.
         session = BotSession {
@@ -282,6 +296,43 @@ async fn serve(
             opts.stop.store(true, Ordering::SeqCst);
         }
     }
+}
+
+/// What starting a lease needs.
+struct Runner<'a> {
+    opts: &'a WorkerOptions,
+    cas: &'a Arc<Cas>,
+    local: &'a Arc<LocalCas>,
+    channel: &'a crate::endpoint::AuthChannel,
+    say: &'a (dyn Fn(&str) + Sync),
+}
+
+/// A lease the server assigned: started when the worker is idle, declined when it is
+/// stopping or has run its `--max-leases`, ignored when it is not new (running, reported,
+/// declined, or not pending or active).
+fn offer(
+    lease: &Lease,
+    reported: Option<&str>,
+    current: &Option<Current>,
+    declined: &mut Vec<String>,
+    report: &WorkerReport,
+    run: &Runner<'_>,
+) -> Option<Current> {
+    let state = LeaseState::try_from(lease.state).unwrap_or(LeaseState::Unspecified);
+    let new = matches!(state, LeaseState::Pending | LeaseState::Active)
+        && current.is_none()
+        && reported != Some(lease.id.as_str())
+        && !declined.contains(&lease.id);
+    if !new {
+        return None;
+    }
+    let opts = run.opts;
+    if opts.max_leases.is_some_and(|m| report.leases >= m) || opts.stop.load(Ordering::SeqCst) {
+        declined.push(lease.id.clone());
+        return None;
+    }
+    (run.say)(&format!("lease `{}`: accepted", lease.id));
+    Some(start(lease, opts, run.cas, run.local, run.channel))
 }
 
 /// Resolves once `stop` is set (by the signal handler's thread).
