@@ -373,8 +373,10 @@ fn a_worker_that_joins_a_waiting_queue_takes_its_work() {
     let store = tempfile::tempdir().unwrap();
     let s = store.path().join("s");
     let build = Build::start(ws.path(), &s, &farm, &[]);
-    // The inputs of one tiny action are sent in well under this; the job then waits queued.
-    std::thread::sleep(Duration::from_secs(3));
+    // The worker joins once the job waits in the farm's queue (stage 2, QUEUED).
+    wait_until("the job to be queued", Duration::from_secs(60), || {
+        farm.psql("SELECT count(*) FROM jobs WHERE stage = 2").trim() == "1"
+    });
     let worker = Worker::start(&farm, "bot-late");
     let (code, log) = build.finish();
     assert_eq!(code, Some(0), "{log}\n{}", worker.log());
