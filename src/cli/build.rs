@@ -225,17 +225,9 @@ fn executor(
         _ => Vec::new(),
     };
     for p in &args.executor_properties {
-        let (k, v) = p
-            .split_once('=')
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| {
-                Failure::bad_input(miette::miette!(
-                    help = "Write `--executor-property NAME=VALUE`",
-                    "`{p}` is not a platform property"
-                ))
-            })?;
-        properties.retain(|(name, _)| name != k);
-        properties.push((k.to_string(), v.to_string()));
+        let (k, v) = super::common::platform_property(p, "--executor-property")?;
+        properties.retain(|(name, _)| *name != k);
+        properties.push((k, v));
     }
     let secs = args
         .executor_queue_timeout

@@ -171,3 +171,16 @@ pub fn farm_credentials(
         },
     })
 }
+
+/// `NAME=VALUE`, a platform property given with `flag`.
+pub fn platform_property(text: &str, flag: &str) -> Result<(String, String), Failure> {
+    text.split_once('=')
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .ok_or_else(|| {
+            Failure::bad_input(miette::miette!(
+                help = format!("Write `{flag} NAME=VALUE`"),
+                "`{text}` is not a platform property"
+            ))
+        })
+}

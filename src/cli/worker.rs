@@ -60,19 +60,11 @@ pub fn run(args: WorkerArgs) -> Result<(), Failure> {
         args.tls_ca.as_deref(),
         args.tls_cert.as_deref().zip(args.tls_key.as_deref()),
     )?;
-    let mut properties = Vec::new();
-    for p in &args.properties {
-        let (k, v) = p
-            .split_once('=')
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| {
-                bad(miette::miette!(
-                    help = "Write `--property NAME=VALUE`",
-                    "`{p}` is not a platform property"
-                ))
-            })?;
-        properties.push((k.to_string(), v.to_string()));
-    }
+    let properties = args
+        .properties
+        .iter()
+        .map(|p| super::common::platform_property(p, "--property"))
+        .collect::<Result<Vec<_>, _>>()?;
     let hostname = fs_err::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cache = match args.cache {
         Some(c) => c,

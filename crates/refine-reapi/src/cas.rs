@@ -278,6 +278,23 @@ impl Cas {
         Ok(out)
     }
 
+    /// The `Tree` of an output directory (`OutputDirectory.tree_digest`), as a Merkle tree whose
+    /// files are on the farm.
+    pub async fn read_output_tree(
+        &self,
+        dir: &crate::proto::re::OutputDirectory,
+    ) -> Result<crate::tree::MerkleTree, ReapiError> {
+        use prost::Message;
+        let digest = ReDigest::from_proto(&dir.tree_digest.clone().unwrap_or_default())?;
+        let bytes = self.read_bytes(&digest).await?;
+        let tree =
+            crate::proto::re::Tree::decode(bytes.as_slice()).map_err(|e| ReapiError::BadReply {
+                what: format!("output tree `{digest}`"),
+                reason: e.to_string(),
+            })?;
+        crate::tree::MerkleTree::from_tree(&tree, None)
+    }
+
     /// Downloads blobs to files: small ones in batches, large ones streamed. Each file is
     /// written under a temporary name beside its target and renamed once its digest matched.
     pub async fn download(&self, blobs: Vec<(ReDigest, PathBuf)>) -> Result<(), ReapiError> {

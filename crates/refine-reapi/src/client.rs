@@ -35,7 +35,7 @@ use crate::proto::longrunning::{CancelOperationRequest, Operation, operation};
 use crate::proto::re::execution_client::ExecutionClient;
 use crate::proto::re::{
     Action, ActionResult, Command, ExecuteOperationMetadata, ExecuteRequest, ExecuteResponse,
-    Platform, Tree, WaitExecutionRequest, command, execution_stage, platform,
+    Platform, WaitExecutionRequest, command, execution_stage, platform,
 };
 use crate::proto::{self, unpack_any};
 use crate::tree::{Graft, MerkleTree, Source, of_folder};
@@ -453,15 +453,7 @@ impl Executor {
             let Some(rel) = under_out(&dir.path) else {
                 continue;
             };
-            let digest = ReDigest::from_proto(&dir.tree_digest.clone().unwrap_or_default())?;
-            let tree =
-                Tree::decode(self.cas.read_bytes(&digest).await?.as_slice()).map_err(|e| {
-                    ReapiError::BadReply {
-                        what: format!("output tree `{digest}`"),
-                        reason: e.to_string(),
-                    }
-                })?;
-            let tree = MerkleTree::from_tree(&tree, None)?;
+            let tree = self.cas.read_output_tree(dir).await?;
             let host = action.out.join(rel);
             lay_out(&tree, &tree.root.clone(), &host, &mut files)?;
         }

@@ -9,14 +9,12 @@
 
 use std::collections::BTreeMap;
 
-use prost::Message;
-
 use crate::cas::Cas;
 use crate::digest::ReDigest;
 use crate::endpoint::{AuthChannel, Endpoint};
 use crate::error::ReapiError;
 use crate::proto::re::action_cache_client::ActionCacheClient;
-use crate::proto::re::{ActionResult, GetActionResultRequest, Tree};
+use crate::proto::re::{ActionResult, GetActionResultRequest};
 use crate::tree::MerkleTree;
 
 /// What one path under `out` holds.
@@ -92,13 +90,7 @@ pub(crate) async fn compare(
 async fn outputs(cas: &Cas, result: &ActionResult) -> Result<BTreeMap<String, Entry>, ReapiError> {
     let mut entries = BTreeMap::new();
     for dir in &result.output_directories {
-        let digest = ReDigest::from_proto(&dir.tree_digest.clone().unwrap_or_default())?;
-        let bytes = cas.read_bytes(&digest).await?;
-        let tree = Tree::decode(bytes.as_slice()).map_err(|e| ReapiError::BadReply {
-            what: format!("output tree `{digest}`"),
-            reason: e.to_string(),
-        })?;
-        let tree = MerkleTree::from_tree(&tree, None)?;
+        let tree = cas.read_output_tree(dir).await?;
         entries.insert(dir.path.clone(), Entry::Dir);
         walk(&tree, &tree.root, &dir.path, &mut entries)?;
     }
