@@ -375,7 +375,9 @@ fn a_worker_that_joins_a_waiting_queue_takes_its_work() {
     let build = Build::start(ws.path(), &s, &farm, &[]);
     // The worker joins once the job waits in the farm's queue (stage 2, QUEUED).
     wait_until("the job to be queued", Duration::from_secs(60), || {
-        farm.psql("SELECT count(*) FROM jobs WHERE stage = 2").trim() == "1"
+        farm.psql("SELECT count(*) FROM jobs WHERE stage = 2")
+            .trim()
+            == "1"
     });
     let worker = Worker::start(&farm, "bot-late");
     let (code, log) = build.finish();
