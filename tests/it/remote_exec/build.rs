@@ -107,6 +107,17 @@ fn a_farm_build_stores_what_a_local_build_stores() {
         "both packs ran on the worker:\n{}",
         worker.log()
     );
+    // The second pack's lease binds the base's folders the first lease materialised.
+    let reused: Vec<usize> = worker
+        .log()
+        .lines()
+        .filter_map(|l| l.split("trees, ").nth(1)?.split(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        reused.len() == 2 && reused[0] == 0 && reused[1] > 0,
+        "the second lease reuses the first's trees:\n{}",
+        worker.log()
+    );
     let greet = provenance(ws.path(), &remote, "//packs:greet");
     let executor = &greet["predicate"]["buildDefinition"]["internalParameters"]["executor"];
     assert_eq!(executor["endpoint"], url.as_str(), "{greet:#}");

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use prost::Message;
-use refine_sandbox::{Canceller, Sandbox, Spec, Writable};
+use refine_sandbox::{Bind, Canceller, Sandbox, Spec, Writable};
 
 use crate::cas::Cas;
 use crate::digest::{ReDigest, digest_of};
@@ -93,12 +93,22 @@ pub async fn run(
         .local
         .stage(ctx.cas, ctx.channel, ctx.endpoint, &root_digest, &root)
         .await?;
-    for d in ["work", "tmp"] {
+    // Every mount point the sandbox needs is in the staged root, so it binds the root whole.
+    for d in ["work", "tmp", "out", "proc", "dev"] {
         let p = root.join(d);
         fs_err::create_dir_all(&p).map_err(ReapiError::io("create", &p))?;
     }
     let cwd = Path::new("/").join(&command.working_directory);
     let mut spec = Spec::new(&root, command.arguments.clone());
+    spec.binds = staged
+        .binds
+        .iter()
+        .map(|b| Bind {
+            source: b.source.clone(),
+            target: b.target.clone(),
+            read_only: true,
+        })
+        .collect();
     spec.env = command
         .environment_variables
         .iter()

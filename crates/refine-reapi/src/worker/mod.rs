@@ -667,8 +667,13 @@ fn completed(
     match ended {
         Ok(o) => {
             let line = format!(
-                "lease `{id}`: exit {} in {seconds:.2} s (staged {} files, fetched {} blobs, {} bytes)",
-                o.result.exit_code, o.staged.files, o.staged.fetched, o.staged.fetched_bytes
+                "lease `{id}`: exit {} in {seconds:.2} s (staged {} files, fetched {} blobs, {} bytes; bound {} trees, {} of them cached)",
+                o.result.exit_code,
+                o.staged.files,
+                o.staged.fetched,
+                o.staged.fetched_bytes,
+                o.staged.binds.len(),
+                o.staged.reused_trees
             );
             let line = if o.tail.is_empty() {
                 line

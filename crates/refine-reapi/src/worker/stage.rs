@@ -2,14 +2,26 @@
 //!
 //! Every file blob is kept once in `CACHE/cas/<hash>` (read-only; `<hash>.x` for the
 //! executable twin, since hard links share their mode) and every `Directory` in
-//! `CACHE/dirs/<hash>`. An input root is laid out with hard links into the cache, so a second
-//! action on the same base fetches nothing and stages in the time of its `link` calls. The
-//! folders an action may write (`work`, `tmp`) get copies, never links: a write there must not
-//! reach the cache.
+//! `CACHE/dirs/<hash>`. The folders an action may write (`work`, `tmp`) get copies, never
+//! links: a write there must not reach the cache.
+//!
+//! The rest of an input root is not laid out file by file for every action. A subtree is
+//! materialised once, with hard links into the CAS, as `CACHE/trees/<directory hash>`, and each
+//! action that holds the same subtree gets it as a read-only bind mount: an empty folder in the
+//! staged root, and a [`TreeBind`] for the sandbox. So the second action on a base stages in
+//! the time of a few `mkdir`s, whatever the base's size, and removing its root is as cheap.
+//!
+//! Which subtrees: every folder below the root is materialised whole the first time its path
+//! is staged. A path later staged with another digest (`/opt`, when another runtime is
+//! grafted there) is a folder that varies between actions: from then on it is laid out as a
+//! real folder and its own subfolders are materialised, so a tree is bound at the highest
+//! folder that stays the same. Trees are built in a temporary folder and renamed into place:
+//! a tree that exists is whole.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use prost::Message;
 
@@ -19,30 +31,62 @@ use crate::error::ReapiError;
 use crate::proto::re::Directory;
 use crate::proto::re::content_addressable_storage_client::ContentAddressableStorageClient;
 
-/// What staging one input root took.
-#[derive(Clone, Copy, Debug, Default)]
+/// What staging one input root took, and the trees the sandbox binds into it.
+#[derive(Clone, Debug, Default)]
 pub struct Staged {
+    /// Files linked or copied for this action (into its root or into new trees).
     pub files: usize,
     pub fetched: usize,
     pub fetched_bytes: u64,
+    /// Trees bound that an earlier action had materialised.
+    pub reused_trees: usize,
+    pub binds: Vec<TreeBind>,
+}
+
+/// A materialised tree of the cache, to be bound read-only at `target` (absolute, inside the
+/// sandbox).
+#[derive(Clone, Debug)]
+pub struct TreeBind {
+    pub source: PathBuf,
+    pub target: PathBuf,
 }
 
 /// The cache folder of a worker.
 pub struct LocalCas {
     root: PathBuf,
+    /// The directory digest last staged at each path of an input root (relative to it).
+    staged_at: Mutex<HashMap<PathBuf, ReDigest>>,
 }
 
 /// Top-level folders of an input root that the action may write: staged by copy.
 const WRITABLE: [&str; 2] = ["work", "tmp"];
 
+/// Top-level folders the sandbox mounts itself: laid out (it hides them), never bound.
+const SANDBOX_OWN: [&str; 5] = ["work", "tmp", "out", "proc", "dev"];
+
 impl LocalCas {
+    /// Opens the cache at `root`. Folders of actions and unfinished trees left by a worker
+    /// that stopped are removed.
     pub fn open(root: &Path) -> Result<LocalCas, ReapiError> {
-        for d in ["cas", "dirs", "exec"] {
+        for d in ["cas", "dirs", "exec", "trees"] {
             let p = root.join(d);
             fs_err::create_dir_all(&p).map_err(ReapiError::io("create", &p))?;
         }
+        for d in ["exec", "trees"] {
+            let p = root.join(d);
+            for entry in fs_err::read_dir(&p)
+                .map_err(ReapiError::io("list", &p))?
+                .flatten()
+            {
+                let name = entry.file_name();
+                if d == "exec" || name.to_string_lossy().starts_with(".tmp") {
+                    remove_tree(&entry.path())?;
+                }
+            }
+        }
         Ok(LocalCas {
             root: root.to_path_buf(),
+            staged_at: Mutex::new(HashMap::new()),
         })
     }
 
@@ -66,6 +110,10 @@ impl LocalCas {
 
     fn dir_path(&self, d: &ReDigest) -> PathBuf {
         self.root.join("dirs").join(&d.hash)
+    }
+
+    fn tree_path(&self, d: &ReDigest) -> PathBuf {
+        self.root.join("trees").join(&d.hash)
     }
 
     /// Every `Directory` of the tree at `root`: from the cache, else with one `GetTree`
@@ -182,7 +230,8 @@ impl LocalCas {
         }
     }
 
-    /// Lays out the tree at `root` in the folder `dest`.
+    /// Lays out the tree at `root` in the folder `dest`: writable folders copied, the rest
+    /// as bound trees (see the module's doc) or, in folders that vary, hard links.
     pub async fn stage(
         &self,
         cas: &Cas,
@@ -194,12 +243,22 @@ impl LocalCas {
         let dirs = self
             .directories(cas, channel, &endpoint.instance, endpoint, root)
             .await?;
-        let mut files: Vec<(ReDigest, PathBuf, bool, bool)> = Vec::new();
-        lay_out(&dirs, root, dest, false, true, &mut files)?;
-        // Fetch what the cache lacks, each content once, then make the executable twins.
+        let mut plan = Plan::default();
+        {
+            let mut staged_at = self
+                .staged_at
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.plan_root(&dirs, root, dest, &mut staged_at, &mut plan)?;
+        }
+        // Fetch what the cache lacks, each content once.
         let mut missing: Vec<(ReDigest, PathBuf)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (d, _, _, _) in &files {
+        let mut seen = HashSet::new();
+        let mut new_tree_files = Vec::new();
+        for (tree, _, tmp) in &plan.new_trees {
+            lay_out(&dirs, tree, tmp, false, &mut new_tree_files)?;
+        }
+        for (d, _, _, _) in plan.files.iter().chain(&new_tree_files) {
             if d.size > 0
                 && seen.insert(d.clone())
                 && !self.blob(d, false).exists()
@@ -228,20 +287,127 @@ impl LocalCas {
                 .map_err(ReapiError::io("set the mode of", p))?;
         }
         downloaded?;
-        for (d, path, exec, copy) in &files {
-            let cached = self.cached(d, *exec)?;
-            if *copy || fs_err::hard_link(&cached, path).is_err() {
-                fs_err::copy(&cached, path).map_err(ReapiError::io("copy to", path))?;
-                let mode = if *exec { 0o755 } else { 0o644 };
-                fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode))
-                    .map_err(ReapiError::io("set the mode of", path))?;
+        for (d, path, exec, copy) in plan.files.iter().chain(&new_tree_files) {
+            self.place(d, path, *exec, *copy)?;
+        }
+        for (tree, _, tmp) in &plan.new_trees {
+            let at = self.tree_path(tree);
+            match fs_err::rename(tmp, &at) {
+                Ok(()) => {}
+                // Another lease that built the same tree first wins; this copy goes.
+                Err(_) if at.is_dir() => remove_tree(tmp)?,
+                Err(e) => return Err(ReapiError::io("materialise the tree", &at)(e)),
             }
         }
+        let binds = plan
+            .new_trees
+            .iter()
+            .map(|(tree, target, _)| (tree, target))
+            .chain(plan.old_trees.iter().map(|(tree, target)| (tree, target)))
+            .map(|(tree, target)| TreeBind {
+                source: self.tree_path(tree),
+                target: target.clone(),
+            })
+            .collect();
         Ok(Staged {
-            files: files.len(),
+            files: plan.files.len() + new_tree_files.len(),
             fetched,
             fetched_bytes,
+            reused_trees: plan.old_trees.len(),
+            binds,
         })
+    }
+
+    /// Plans the root folder: a real folder whose entries are planned by [`Self::plan_dir`].
+    fn plan_root(
+        &self,
+        dirs: &HashMap<ReDigest, Directory>,
+        root: &ReDigest,
+        dest: &Path,
+        staged_at: &mut HashMap<PathBuf, ReDigest>,
+        plan: &mut Plan,
+    ) -> Result<(), ReapiError> {
+        let d = directory(dirs, root)?;
+        shallow(d, dest, false, &mut plan.files)?;
+        for sub in &d.directories {
+            let digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
+            let host = dest.join(&sub.name);
+            if SANDBOX_OWN.contains(&sub.name.as_str()) {
+                let copy = WRITABLE.contains(&sub.name.as_str());
+                lay_out(dirs, &digest, &host, copy, &mut plan.files)?;
+            } else {
+                self.plan_dir(dirs, &digest, Path::new(&sub.name), &host, staged_at, plan)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Plans a read-only folder at `rel` (relative to the root): a bound tree, or, where the
+    /// path has held other trees, a real folder whose subfolders are planned the same way.
+    fn plan_dir(
+        &self,
+        dirs: &HashMap<ReDigest, Directory>,
+        digest: &ReDigest,
+        rel: &Path,
+        host: &Path,
+        staged_at: &mut HashMap<PathBuf, ReDigest>,
+        plan: &mut Plan,
+    ) -> Result<(), ReapiError> {
+        let d = directory(dirs, digest)?;
+        let varies = staged_at
+            .insert(rel.to_path_buf(), digest.clone())
+            .is_some_and(|before| before != *digest);
+        let empty = d.files.is_empty() && d.directories.is_empty() && d.symlinks.is_empty();
+        fs_err::create_dir_all(host).map_err(ReapiError::io("create", host))?;
+        if empty {
+            return Ok(());
+        }
+        let target = Path::new("/").join(rel);
+        if self.tree_path(digest).is_dir() {
+            plan.old_trees.push((digest.clone(), target));
+            return Ok(());
+        }
+        if !varies {
+            if plan.new_trees.iter().any(|(t, _, _)| t == digest) {
+                // The same tree twice in one root: bound twice, built once.
+                plan.old_trees.push((digest.clone(), target));
+            } else {
+                let tmp = self.root.join("trees").join(format!(
+                    ".tmp-{}-{}-{}",
+                    digest.hash,
+                    std::process::id(),
+                    TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                ));
+                plan.new_trees.push((digest.clone(), target, tmp));
+            }
+            return Ok(());
+        }
+        shallow(d, host, false, &mut plan.files)?;
+        for sub in &d.directories {
+            let sub_digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
+            self.plan_dir(
+                dirs,
+                &sub_digest,
+                &rel.join(&sub.name),
+                &host.join(&sub.name),
+                staged_at,
+                plan,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Puts the cached file of `d` at `path`: a hard link, or a copy where the action may
+    /// write (or the link fails).
+    fn place(&self, d: &ReDigest, path: &Path, exec: bool, copy: bool) -> Result<(), ReapiError> {
+        let cached = self.cached(d, exec)?;
+        if copy || fs_err::hard_link(&cached, path).is_err() {
+            fs_err::copy(&cached, path).map_err(ReapiError::io("copy to", path))?;
+            let mode = if exec { 0o755 } else { 0o644 };
+            fs_err::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(ReapiError::io("set the mode of", path))?;
+        }
+        Ok(())
     }
 
     /// The cached file of `d` with the mode asked for, made from its twin if need be.
@@ -272,18 +438,36 @@ impl LocalCas {
     }
 }
 
-fn lay_out(
-    dirs: &HashMap<ReDigest, Directory>,
-    dir: &ReDigest,
+/// What one input root is made of.
+#[derive(Default)]
+struct Plan {
+    /// Files to put in place: digest, path, executable, copied (not linked).
+    files: Vec<FileSlot>,
+    /// Trees to materialise, where the sandbox binds them, and the folder they are built in.
+    new_trees: Vec<(ReDigest, PathBuf, PathBuf)>,
+    /// Trees already materialised, and where the sandbox binds them.
+    old_trees: Vec<(ReDigest, PathBuf)>,
+}
+
+type FileSlot = (ReDigest, PathBuf, bool, bool);
+
+fn directory<'a>(
+    dirs: &'a HashMap<ReDigest, Directory>,
+    d: &ReDigest,
+) -> Result<&'a Directory, ReapiError> {
+    dirs.get(d).ok_or_else(|| ReapiError::BadReply {
+        what: format!("directory `{d}`"),
+        reason: "the farm does not hold it".into(),
+    })
+}
+
+/// Creates `host` with the files (as slots) and links of `d`, not its subfolders.
+fn shallow(
+    d: &Directory,
     host: &Path,
     copy: bool,
-    top: bool,
-    files: &mut Vec<(ReDigest, PathBuf, bool, bool)>,
+    files: &mut Vec<FileSlot>,
 ) -> Result<(), ReapiError> {
-    let d = dirs.get(dir).ok_or_else(|| ReapiError::BadReply {
-        what: format!("directory `{dir}`"),
-        reason: "the farm does not hold it".into(),
-    })?;
     fs_err::create_dir_all(host).map_err(ReapiError::io("create", host))?;
     for f in &d.files {
         one_component(&f.name)?;
@@ -302,11 +486,37 @@ fn lay_out(
     }
     for sub in &d.directories {
         one_component(&sub.name)?;
-        let digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
-        let copy = copy || (top && WRITABLE.contains(&sub.name.as_str()));
-        lay_out(dirs, &digest, &host.join(&sub.name), copy, false, files)?;
     }
     Ok(())
+}
+
+/// Lays out the whole tree `dir` at `host`.
+fn lay_out(
+    dirs: &HashMap<ReDigest, Directory>,
+    dir: &ReDigest,
+    host: &Path,
+    copy: bool,
+    files: &mut Vec<FileSlot>,
+) -> Result<(), ReapiError> {
+    let d = directory(dirs, dir)?;
+    shallow(d, host, copy, files)?;
+    for sub in &d.directories {
+        let digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
+        lay_out(dirs, &digest, &host.join(&sub.name), copy, files)?;
+    }
+    Ok(())
+}
+
+/// Numbers the temporary folders of trees, which concurrent leases may build at once.
+static TMP_SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Removes a folder of the cache (its files are read-only; its folders are not).
+fn remove_tree(path: &Path) -> Result<(), ReapiError> {
+    match fs_err::remove_dir_all(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ReapiError::io("remove", path)(e)),
+    }
 }
 
 fn one_component(name: &str) -> Result<(), ReapiError> {
