@@ -9,8 +9,9 @@
 #         x86_64 twin of what scripts/main.sh builds, without qemu). Aim: at most 1.3x.
 #  2. staging the bookworm base (12,500 files, 500 MiB) on a worker: a trivial action on it on a
 #     fresh worker (empty CAS cache: every blob fetched from the farm), then a second one on
-#     the same worker (warm cache: hard links only), read from the worker's log line
-#     `lease …: exit 0 in S s (staged N files, fetched M blobs, B bytes)`. S is the whole
+#     the same worker (warm cache: the base's folders bound from the trees the first lease
+#     materialised), read from the worker's log line
+#     `lease …: exit 0 in S s (staged N files, fetched M blobs, B bytes; bound T trees, …)`. S is the whole
 #     lease (Action and Command read, staging, the sandbox run, the outputs uploaded); the
 #     trivial leases of 1(a) give what a lease costs besides staging; for scale, `cp -al` of the
 #     same tree and `rm -rf` of the copy on this disk (the worker removes each staged root
@@ -324,7 +325,7 @@ phase "done"
 python3 - "$work" "$stage_rounds" "$leases_b" "$leases_c" <<'PY'
 import glob, json, re, statistics, sys
 work, rounds, lb, lc = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-lease = re.compile(r"exit 0 in ([0-9.]+) s \(staged (\d+) files, fetched (\d+) blobs, (\d+) bytes\)")
+lease = re.compile(r"exit 0 in ([0-9.]+) s \(staged (\d+) files, fetched (\d+) blobs, (\d+) bytes[;)]")
 
 def medians(name):
     """(local, remote, ratio, spread): medians of each side, and the median of the ratios of
@@ -380,15 +381,15 @@ other = statistics.median(tiny) if tiny else 0.0
 print(f"\n2. staging the bookworm base on a fresh worker, then again on the same worker "
       f"({rounds} rounds); a trivial lease on the busybox root takes {1000 * other:.0f} ms "
       f"(median of {len(tiny)}, 1(a)'s worker): the rest of a lease besides staging\n")
-print("| round | files | first lease (cold cache) | fetched | second lease (warm) | fetched | second / first |")
+print("| round | files staged (first / second) | first lease (cold cache) | fetched | second lease (warm) | fetched | second / first |")
 print("|---|---|---|---|---|---|---|")
 firsts, seconds = [], []
 for i in range(1, rounds + 1):
     ls = leases(f"{work}/w-stage{i}/log")
     assert len(ls) == 2, ls
-    (t1, files, f1, b1), (t2, _, f2, _) = ls
+    (t1, files, f1, b1), (t2, files2, f2, _) = ls
     firsts.append(t1); seconds.append(t2)
-    print(f"| {i} | {int(files)} | {t1:.2f} s | {int(f1)} blobs, {b1 / 2**20:.0f} MiB | "
+    print(f"| {i} | {int(files)} / {int(files2)} | {t1:.2f} s | {int(f1)} blobs, {b1 / 2**20:.0f} MiB | "
           f"{t2:.2f} s | {int(f2)} blobs | {100 * t2 / t1:.1f}% |")
 m1, m2 = statistics.median(firsts), statistics.median(seconds)
 link = json.load(open(f"{work}/2-link.json"))["results"][0]["median"]
