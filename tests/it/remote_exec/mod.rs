@@ -32,18 +32,16 @@ impl Worker {
     }
 
     pub fn start_with(farm: &Farm, name: &str, extra: &[&str]) -> Worker {
+        Worker::start_at(&endpoint(farm), name, extra)
+    }
+
+    /// A worker of the farm at `bots` (a `reapi://` or `grpcs://` address).
+    pub fn start_at(bots: &str, name: &str, extra: &[&str]) -> Worker {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("worker.log");
         let cache = dir.path().join("cache");
         let child = Command::new(refine_bin())
-            .args([
-                "worker",
-                "--bots",
-                &endpoint(farm),
-                "--name",
-                name,
-                "--cache",
-            ])
+            .args(["worker", "--bots", bots, "--name", name, "--cache"])
             .arg(&cache)
             .args(extra)
             .stdin(Stdio::null())

@@ -2,7 +2,8 @@
 //! private CA and requiring client certificates signed by it (certificates made by `openssl`
 //! here); refine trusts the CA with `--executor-tls-ca` and answers with
 //! `--executor-tls-cert`/`--executor-tls-key`. Without a client certificate the farm refuses
-//! the connection and the build says so.
+//! the connection and the build says so. The worker connects through the same listener, with
+//! `--tls-ca`, `--tls-cert` and `--tls-key`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -125,7 +126,22 @@ fn a_farm_that_requires_a_client_certificate_gets_one() {
         }),
         ..Default::default()
     });
-    let _worker = Worker::start(&farm, "bot-tls");
+    let url = format!("grpcs://localhost:{tls_port}/main");
+    let ca = dir.join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    // The worker too talks to the farm only through the listener that requires a certificate.
+    let worker = Worker::start_at(
+        &url,
+        "bot-tls",
+        &[
+            "--tls-ca",
+            ca,
+            "--tls-cert",
+            client_cert.to_str().unwrap(),
+            "--tls-key",
+            client_key.to_str().unwrap(),
+        ],
+    );
     let ws = tiny(&[("hello", "echo hi > /out/hello.txt\n", &[])]);
     let stores = tempfile::tempdir().unwrap();
     let (local, remote, refused) = (
@@ -133,9 +149,6 @@ fn a_farm_that_requires_a_client_certificate_gets_one() {
         stores.path().join("remote"),
         stores.path().join("refused"),
     );
-    let url = format!("grpcs://localhost:{tls_port}/main");
-    let ca = dir.join("ca.pem");
-    let ca = ca.to_str().unwrap();
 
     // Trusting the CA but showing no certificate: the farm closes the handshake.
     let out = run_refine(
@@ -185,4 +198,9 @@ fn a_farm_that_requires_a_client_certificate_gets_one() {
     let hello = provenance(ws.path(), &remote, "//packs:hello");
     let executor = &hello["predicate"]["buildDefinition"]["internalParameters"]["executor"];
     assert_eq!(executor["worker"], "bot-tls", "{hello:#}");
+    assert!(
+        worker.log().contains("exit 0"),
+        "the worker ran the action over mutual TLS:\n{}",
+        worker.log()
+    );
 }
