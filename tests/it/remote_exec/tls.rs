@@ -117,7 +117,7 @@ fn a_farm_that_requires_a_client_certificate_gets_one() {
         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
     );
     let tls_port = free_port();
-    let farm = Farm::start_with(FarmOptions {
+    let _farm = Farm::start_with(FarmOptions {
         mtls: Some(FarmTls {
             port: tls_port,
             server_cert,
