@@ -1,11 +1,9 @@
 //! refine's command-line integration tests: one test binary (one link) for every area, each
 //! area a module. Run one area with `cargo test --test it -- rules::`, one test by its path
-//! (`cargo test --test it -- --ignored refinery::s390x_numpy`). The long end-to-end flows are
-//! in `acceptance` (see there why the name).
+//! (`cargo test --test it -- --ignored refinery::s390x_numpy`).
 
 mod common;
 
-mod acceptance;
 mod build;
 mod fetch;
 mod images;
@@ -13,9 +11,13 @@ mod layers;
 mod lock;
 mod mirror;
 mod plan;
+mod platforms;
+mod policy;
 mod reapi_farm;
+mod refinery;
 mod remote;
 mod remote_exec;
+mod requests;
 mod rules;
 mod sandbox;
 mod serve;
