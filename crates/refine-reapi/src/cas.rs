@@ -285,7 +285,7 @@ impl Cas {
         dir: &crate::proto::re::OutputDirectory,
     ) -> Result<crate::tree::MerkleTree, ReapiError> {
         use prost::Message;
-        let digest = ReDigest::from_proto(&dir.tree_digest.clone().unwrap_or_default())?;
+        let digest = ReDigest::from_field(&dir.tree_digest)?;
         let bytes = self.read_bytes(&digest).await?;
         let tree =
             crate::proto::re::Tree::decode(bytes.as_slice()).map_err(|e| ReapiError::BadReply {

@@ -465,11 +465,7 @@ impl Executor {
             if let Some(parent) = host.parent() {
                 fs_err::create_dir_all(parent).map_err(ReapiError::io("create", parent))?;
             }
-            files.push((
-                ReDigest::from_proto(&f.digest.clone().unwrap_or_default())?,
-                host,
-                f.is_executable,
-            ));
+            files.push((ReDigest::from_field(&f.digest)?, host, f.is_executable));
         }
         #[allow(deprecated)]
         let links = result
@@ -537,7 +533,7 @@ pub(crate) fn lay_out(
     for f in &d.files {
         safe_name(&f.name)?;
         files.push((
-            ReDigest::from_proto(&f.digest.clone().unwrap_or_default())?,
+            ReDigest::from_field(&f.digest)?,
             host.join(&f.name),
             f.is_executable,
         ));
@@ -550,7 +546,7 @@ pub(crate) fn lay_out(
     }
     for sub in &d.directories {
         safe_name(&sub.name)?;
-        let digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
+        let digest = ReDigest::from_field(&sub.digest)?;
         lay_out(tree, &digest, &host.join(&sub.name), files)?;
     }
     Ok(())

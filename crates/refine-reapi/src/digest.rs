@@ -41,6 +41,14 @@ impl ReDigest {
         })
     }
 
+    /// The digest in an optional message field: a missing one is refused like a malformed one.
+    pub fn from_field(p: &Option<Proto>) -> Result<ReDigest, ReapiError> {
+        match p {
+            Some(p) => ReDigest::from_proto(p),
+            None => ReDigest::from_proto(&Proto::default()),
+        }
+    }
+
     /// Hashes a file, streaming.
     pub fn of_file(path: &Path) -> Result<ReDigest, ReapiError> {
         let mut file = fs_err::File::open(path).map_err(ReapiError::io("open", path))?;

@@ -188,13 +188,13 @@ impl MerkleTree {
             .cloned()
             .ok_or_else(|| missing_dir(dir))?;
         for f in &d.files {
-            let digest = ReDigest::from_proto(&f.digest.clone().unwrap_or_default())?;
+            let digest = ReDigest::from_field(&f.digest)?;
             self.files
                 .entry(digest)
                 .or_insert_with(|| Source::File(host.join(&f.name)));
         }
         for sub in &d.directories {
-            let digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
+            let digest = ReDigest::from_field(&sub.digest)?;
             self.index_files(&digest, &host.join(&sub.name))?;
         }
         Ok(())

@@ -98,7 +98,7 @@ async fn outputs(cas: &Cas, result: &ActionResult) -> Result<BTreeMap<String, En
         entries.insert(
             f.path.clone(),
             Entry::File {
-                digest: ReDigest::from_proto(&f.digest.clone().unwrap_or_default())?,
+                digest: ReDigest::from_field(&f.digest)?,
                 executable: f.is_executable,
             },
         );
@@ -129,7 +129,7 @@ fn walk(
         entries.insert(
             format!("{at}/{}", f.name),
             Entry::File {
-                digest: ReDigest::from_proto(&f.digest.clone().unwrap_or_default())?,
+                digest: ReDigest::from_field(&f.digest)?,
                 executable: f.is_executable,
             },
         );
@@ -140,7 +140,7 @@ fn walk(
     for sub in &d.directories {
         let path = format!("{at}/{}", sub.name);
         entries.insert(path.clone(), Entry::Dir);
-        let digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
+        let digest = ReDigest::from_field(&sub.digest)?;
         walk(tree, &digest, &path, entries)?;
     }
     Ok(())

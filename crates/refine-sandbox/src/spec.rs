@@ -20,7 +20,7 @@ pub const SANDBOX_GID: u32 = 1000;
 pub const SANDBOX_HOSTNAME: &str = "refine";
 
 /// Paths the sandbox itself provides; binds may not land on or under them.
-const RESERVED: [&str; 5] = ["/proc", "/dev", "/tmp", "/work", "/out"];
+pub const RESERVED: [&str; 5] = ["/proc", "/dev", "/tmp", "/work", "/out"];
 
 /// One action to run in a fresh sandbox.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use prost::Message;
-use refine_sandbox::{Bind, Canceller, Sandbox, Spec, Writable};
+use refine_sandbox::{Canceller, Sandbox, Spec, Writable};
 
 use crate::cas::Cas;
 use crate::digest::{ReDigest, digest_of};
@@ -74,9 +74,9 @@ pub async fn run(
         Payload::Action(a) => *a,
         Payload::Digest(d) => decode::<Action>(&ctx.cas.read_bytes(&d).await?, "Action")?,
     };
-    let command_digest = ReDigest::from_proto(&action.command_digest.clone().unwrap_or_default())?;
+    let command_digest = ReDigest::from_field(&action.command_digest)?;
     let command = decode::<Command>(&ctx.cas.read_bytes(&command_digest).await?, "Command")?;
-    let root_digest = ReDigest::from_proto(&action.input_root_digest.clone().unwrap_or_default())?;
+    let root_digest = ReDigest::from_field(&action.input_root_digest)?;
     let arch = platform_isa(&action, &command).unwrap_or_else(|| ctx.isa.to_string());
     if refine_sandbox::binfmt::normalize_arch(&arch)
         != refine_sandbox::binfmt::normalize_arch(ctx.isa)
@@ -93,22 +93,9 @@ pub async fn run(
         .local
         .stage(ctx.cas, ctx.channel, ctx.endpoint, &root_digest, &root)
         .await?;
-    // Every mount point the sandbox needs is in the staged root, so it binds the root whole.
-    for d in ["work", "tmp", "out", "proc", "dev"] {
-        let p = root.join(d);
-        fs_err::create_dir_all(&p).map_err(ReapiError::io("create", &p))?;
-    }
     let cwd = Path::new("/").join(&command.working_directory);
     let mut spec = Spec::new(&root, command.arguments.clone());
-    spec.binds = staged
-        .binds
-        .iter()
-        .map(|b| Bind {
-            source: b.source.clone(),
-            target: b.target.clone(),
-            read_only: true,
-        })
-        .collect();
+    spec.binds = staged.binds.clone();
     spec.env = command
         .environment_variables
         .iter()

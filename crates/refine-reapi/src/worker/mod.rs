@@ -155,9 +155,7 @@ async fn serve(
     // A session can come with work: BuildGrid assigns a queued job to a bot as it creates the
     // session, and expects it in the bot's first update.
     for lease in std::mem::take(&mut session.leases) {
-        if let Some(c) = offer(&lease, None, &current, &mut declined, &report, &run) {
-            current = Some(c);
-        }
+        offer(&lease, None, &mut current, &mut declined, &report, &run);
     }
     let mut failures = 0u32;
     loop {
@@ -254,10 +252,7 @@ async fn serve(
                     }
                     finished = None;
                     for lease in std::mem::take(&mut session.leases) {
-                        if let Some(c) = offer(&lease, None, &current, &mut declined, &report, &run)
-                        {
-                            current = Some(c);
-                        }
+                        offer(&lease, None, &mut current, &mut declined, &report, &run);
                     }
                 }
                 continue;
@@ -276,16 +271,14 @@ async fn serve(
             }
         }
         for lease in &reply.leases {
-            if let Some(c) = offer(
+            offer(
                 lease,
                 reported.as_deref(),
-                &current,
+                &mut current,
                 &mut declined,
                 &report,
                 &run,
-            ) {
-                current = Some(c);
-            }
+            );
         }
         // The next update echoes this reply's name and version.
         session = BotSession {
@@ -307,32 +300,32 @@ struct Runner<'a> {
     say: &'a (dyn Fn(&str) + Sync),
 }
 
-/// A lease the server assigned: started when the worker is idle, declined when it is
-/// stopping or has run its `--max-leases`, ignored when it is not new (running, reported,
-/// declined, or not pending or active).
+/// A lease the server assigned: started (as `current`) when the worker is idle, declined when
+/// it is stopping or has run its `--max-leases`, ignored when it is not new (running,
+/// reported, declined, or not pending or active).
 fn offer(
     lease: &Lease,
     reported: Option<&str>,
-    current: &Option<Current>,
+    current: &mut Option<Current>,
     declined: &mut Vec<String>,
     report: &WorkerReport,
     run: &Runner<'_>,
-) -> Option<Current> {
+) {
     let state = LeaseState::try_from(lease.state).unwrap_or(LeaseState::Unspecified);
     let new = matches!(state, LeaseState::Pending | LeaseState::Active)
         && current.is_none()
         && reported != Some(lease.id.as_str())
         && !declined.contains(&lease.id);
     if !new {
-        return None;
+        return;
     }
     let opts = run.opts;
     if opts.max_leases.is_some_and(|m| report.leases >= m) || opts.stop.load(Ordering::SeqCst) {
         declined.push(lease.id.clone());
-        return None;
+        return;
     }
     (run.say)(&format!("lease `{}`: accepted", lease.id));
-    Some(start(lease, opts, run.cas, run.local, run.channel))
+    *current = Some(start(lease, opts, run.cas, run.local, run.channel));
 }
 
 /// Resolves once `stop` is set (by the signal handler's thread).

@@ -8,7 +8,7 @@
 //! The rest of an input root is not laid out file by file for every action. A subtree is
 //! materialised once, with hard links into the CAS, as `CACHE/trees/<directory hash>`, and each
 //! action that holds the same subtree gets it as a read-only bind mount: an empty folder in the
-//! staged root, and a [`TreeBind`] for the sandbox. So the second action on a base stages in
+//! staged root, and a read-only [`Bind`] for the sandbox. So the second action on a base stages in
 //! the time of a few `mkdir`s, whatever the base's size, and removing its root is as cheap.
 //!
 //! Which subtrees: every folder below the root is materialised whole the first time its path
@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use prost::Message;
+use refine_sandbox::{Bind, RESERVED};
 
 use crate::cas::Cas;
 use crate::digest::ReDigest;
@@ -38,17 +39,10 @@ pub struct Staged {
     pub files: usize,
     pub fetched: usize,
     pub fetched_bytes: u64,
-    /// Trees bound that an earlier action had materialised.
+    /// Trees bound that were materialised before this staging.
     pub reused_trees: usize,
-    pub binds: Vec<TreeBind>,
-}
-
-/// A materialised tree of the cache, to be bound read-only at `target` (absolute, inside the
-/// sandbox).
-#[derive(Clone, Debug)]
-pub struct TreeBind {
-    pub source: PathBuf,
-    pub target: PathBuf,
+    /// The materialised trees, bound read-only at their paths in the sandbox.
+    pub binds: Vec<Bind>,
 }
 
 /// The cache folder of a worker.
@@ -61,8 +55,11 @@ pub struct LocalCas {
 /// Top-level folders of an input root that the action may write: staged by copy.
 const WRITABLE: [&str; 2] = ["work", "tmp"];
 
-/// Top-level folders the sandbox mounts itself: laid out (it hides them), never bound.
-const SANDBOX_OWN: [&str; 5] = ["work", "tmp", "out", "proc", "dev"];
+/// Whether the sandbox mounts its own folder at the top-level `name`: such a folder is laid
+/// out (the sandbox hides it), never bound.
+fn sandbox_own(name: &str) -> bool {
+    RESERVED.iter().any(|r| r.strip_prefix('/') == Some(name))
+}
 
 impl LocalCas {
     /// Opens the cache at `root`. Folders of actions and unfinished trees left by a worker
@@ -72,18 +69,20 @@ impl LocalCas {
             let p = root.join(d);
             fs_err::create_dir_all(&p).map_err(ReapiError::io("create", &p))?;
         }
-        for d in ["exec", "trees"] {
+        let stale = |d: &str, keep: fn(&str) -> bool| -> Result<(), ReapiError> {
             let p = root.join(d);
             for entry in fs_err::read_dir(&p)
                 .map_err(ReapiError::io("list", &p))?
                 .flatten()
             {
-                let name = entry.file_name();
-                if d == "exec" || name.to_string_lossy().starts_with(".tmp") {
+                if !keep(&entry.file_name().to_string_lossy()) {
                     remove_tree(&entry.path())?;
                 }
             }
-        }
+            Ok(())
+        };
+        stale("exec", |_| false)?;
+        stale("trees", |name| !name.starts_with(".tmp"))?;
         Ok(LocalCas {
             root: root.to_path_buf(),
             staged_at: Mutex::new(HashMap::new()),
@@ -255,7 +254,7 @@ impl LocalCas {
         let mut missing: Vec<(ReDigest, PathBuf)> = Vec::new();
         let mut seen = HashSet::new();
         let mut new_tree_files = Vec::new();
-        for (tree, _, tmp) in &plan.new_trees {
+        for (tree, tmp) in &plan.new_trees {
             lay_out(&dirs, tree, tmp, false, &mut new_tree_files)?;
         }
         for (d, _, _, _) in plan.files.iter().chain(&new_tree_files) {
@@ -290,7 +289,7 @@ impl LocalCas {
         for (d, path, exec, copy) in plan.files.iter().chain(&new_tree_files) {
             self.place(d, path, *exec, *copy)?;
         }
-        for (tree, _, tmp) in &plan.new_trees {
+        for (tree, tmp) in &plan.new_trees {
             let at = self.tree_path(tree);
             match fs_err::rename(tmp, &at) {
                 Ok(()) => {}
@@ -299,26 +298,17 @@ impl LocalCas {
                 Err(e) => return Err(ReapiError::io("materialise the tree", &at)(e)),
             }
         }
-        let binds = plan
-            .new_trees
-            .iter()
-            .map(|(tree, target, _)| (tree, target))
-            .chain(plan.old_trees.iter().map(|(tree, target)| (tree, target)))
-            .map(|(tree, target)| TreeBind {
-                source: self.tree_path(tree),
-                target: target.clone(),
-            })
-            .collect();
         Ok(Staged {
             files: plan.files.len() + new_tree_files.len(),
             fetched,
             fetched_bytes,
-            reused_trees: plan.old_trees.len(),
-            binds,
+            reused_trees: plan.reused,
+            binds: plan.binds,
         })
     }
 
-    /// Plans the root folder: a real folder whose entries are planned by [`Self::plan_dir`].
+    /// Plans the root folder: a real folder whose entries are planned by [`Self::plan_dir`],
+    /// with every mount point the sandbox needs, so that it binds the root whole.
     fn plan_root(
         &self,
         dirs: &HashMap<ReDigest, Directory>,
@@ -330,14 +320,18 @@ impl LocalCas {
         let d = directory(dirs, root)?;
         shallow(d, dest, false, &mut plan.files)?;
         for sub in &d.directories {
-            let digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
+            let digest = ReDigest::from_field(&sub.digest)?;
             let host = dest.join(&sub.name);
-            if SANDBOX_OWN.contains(&sub.name.as_str()) {
+            if sandbox_own(&sub.name) {
                 let copy = WRITABLE.contains(&sub.name.as_str());
                 lay_out(dirs, &digest, &host, copy, &mut plan.files)?;
             } else {
                 self.plan_dir(dirs, &digest, Path::new(&sub.name), &host, staged_at, plan)?;
             }
+        }
+        for mount in RESERVED {
+            let p = dest.join(&mount[1..]);
+            fs_err::create_dir_all(&p).map_err(ReapiError::io("create", &p))?;
         }
         Ok(())
     }
@@ -362,15 +356,11 @@ impl LocalCas {
         if empty {
             return Ok(());
         }
-        let target = Path::new("/").join(rel);
-        if self.tree_path(digest).is_dir() {
-            plan.old_trees.push((digest.clone(), target));
-            return Ok(());
-        }
-        if !varies {
-            if plan.new_trees.iter().any(|(t, _, _)| t == digest) {
-                // The same tree twice in one root: bound twice, built once.
-                plan.old_trees.push((digest.clone(), target));
+        let source = self.tree_path(digest);
+        let built = source.is_dir() || plan.new_trees.iter().any(|(t, _)| t == digest);
+        if built || !varies {
+            if built {
+                plan.reused += 1;
             } else {
                 let tmp = self.root.join("trees").join(format!(
                     ".tmp-{}-{}-{}",
@@ -378,13 +368,18 @@ impl LocalCas {
                     std::process::id(),
                     TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 ));
-                plan.new_trees.push((digest.clone(), target, tmp));
+                plan.new_trees.push((digest.clone(), tmp));
             }
+            plan.binds.push(Bind {
+                source,
+                target: Path::new("/").join(rel),
+                read_only: true,
+            });
             return Ok(());
         }
         shallow(d, host, false, &mut plan.files)?;
         for sub in &d.directories {
-            let sub_digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
+            let sub_digest = ReDigest::from_field(&sub.digest)?;
             self.plan_dir(
                 dirs,
                 &sub_digest,
@@ -443,10 +438,12 @@ impl LocalCas {
 struct Plan {
     /// Files to put in place: digest, path, executable, copied (not linked).
     files: Vec<FileSlot>,
-    /// Trees to materialise, where the sandbox binds them, and the folder they are built in.
-    new_trees: Vec<(ReDigest, PathBuf, PathBuf)>,
-    /// Trees already materialised, and where the sandbox binds them.
-    old_trees: Vec<(ReDigest, PathBuf)>,
+    /// Trees to materialise, and the temporary folder each is built in.
+    new_trees: Vec<(ReDigest, PathBuf)>,
+    /// Every tree the sandbox binds, new or not.
+    binds: Vec<Bind>,
+    /// Binds of trees already materialised (or planned earlier in this root).
+    reused: usize,
 }
 
 type FileSlot = (ReDigest, PathBuf, bool, bool);
@@ -472,7 +469,7 @@ fn shallow(
     for f in &d.files {
         one_component(&f.name)?;
         files.push((
-            ReDigest::from_proto(&f.digest.clone().unwrap_or_default())?,
+            ReDigest::from_field(&f.digest)?,
             host.join(&f.name),
             f.is_executable,
             copy,
@@ -501,7 +498,7 @@ fn lay_out(
     let d = directory(dirs, dir)?;
     shallow(d, host, copy, files)?;
     for sub in &d.directories {
-        let digest = ReDigest::from_proto(&sub.digest.clone().unwrap_or_default())?;
+        let digest = ReDigest::from_field(&sub.digest)?;
         lay_out(dirs, &digest, &host.join(&sub.name), copy, files)?;
     }
     Ok(())
