@@ -4,7 +4,7 @@
 use kdl::{FormatConfig, KdlDocument};
 
 use crate::diag::{Errors, Source};
-use crate::rules::parse_kdl;
+use crate::rules::parse_kdl_formatted;
 
 /// Before kdl's autoformat: keep each value as written (`"numpy"` stays quoted) and remember
 /// end-of-line comments, which autoformat would drop with the node's terminator.
@@ -82,7 +82,7 @@ fn finish(
 
 /// The canonical form of a KDL file's text.
 pub fn format_kdl(source: &Source) -> Result<String, Errors> {
-    let mut doc = parse_kdl(source)?;
+    let mut doc = parse_kdl_formatted(source)?;
     let comments = prepare(&mut doc);
     doc.autoformat_config(&FormatConfig::default());
     finish(&mut doc, &mut comments.into_iter(), 0);

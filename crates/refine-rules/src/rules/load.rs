@@ -12,6 +12,7 @@ use crate::diag::{Errors, InputError, Source};
 use crate::label::Label;
 
 use super::catalog::read_catalog;
+use super::fast_kdl;
 use super::kinds::{PendingRepair, Read, read_rule};
 use super::model::*;
 use super::reader::FileReader;
@@ -281,10 +282,27 @@ pub(super) fn push_parsed(
     }
 }
 
-/// Parses one KDL v2 document, turning parse errors into diagnostics that name the file.
+/// Parses one KDL v2 document for reading, turning parse errors into diagnostics that name
+/// the file. The document carries names, values and spans, not formatting: see
+/// [`parse_kdl_formatted`].
 pub fn parse_kdl(source: &Source) -> Result<KdlDocument, Errors> {
     check_lines(source).map_err(|e| Errors(vec![e]))?;
     check_nesting(source).map_err(|e| Errors(vec![e]))?;
+    match fast_kdl::parse(&source.text) {
+        Some(doc) => Ok(doc),
+        None => parse_with_kdl(source),
+    }
+}
+
+/// Parses one KDL v2 document keeping its comments and formatting, for `refine fmt`.
+pub fn parse_kdl_formatted(source: &Source) -> Result<KdlDocument, Errors> {
+    check_lines(source).map_err(|e| Errors(vec![e]))?;
+    check_nesting(source).map_err(|e| Errors(vec![e]))?;
+    parse_with_kdl(source)
+}
+
+/// The kdl crate's parse: the whole language, and its diagnostics for what is not KDL.
+fn parse_with_kdl(source: &Source) -> Result<KdlDocument, Errors> {
     KdlDocument::parse_v2(&source.text).map_err(|err| {
         let mut errors = Errors::default();
         for d in err.diagnostics {

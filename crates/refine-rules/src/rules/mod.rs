@@ -3,6 +3,7 @@
 
 mod cache;
 mod catalog;
+mod fast_kdl;
 mod kinds;
 mod load;
 mod lock;
@@ -18,7 +19,9 @@ mod workspace_file;
 
 pub use catalog::{glob_match, normalize};
 pub use kinds::py_suffix;
-pub use load::{LoadedRequest, Workspace, find_root, parse_kdl, workspace_files};
+pub use load::{
+    LoadedRequest, Workspace, find_root, parse_kdl, parse_kdl_formatted, workspace_files,
+};
 pub use lock::{
     LockCheck, LockEntry, LockState, check_locks, lock_inputs, lock_path, read_lock_file,
     render_lock,
