@@ -205,7 +205,8 @@ fn smoke(root: &Path, wheel: &Path, smoke: &str) -> String {
     let name = wheel.file_name().unwrap().to_str().unwrap();
     let bind = format!("{}:/wheels:ro", wheel.parent().unwrap().display());
     let script = format!(
-        "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --no-deps /wheels/{name} && /tmp/v/bin/python -c '{smoke}'"
+        "{} && /tmp/v/bin/python -c '{smoke}'",
+        venv_with("/tmp/v", &format!("--no-index --no-deps /wheels/{name}"))
     );
     let out = run_refine(
         Path::new("/"),

@@ -139,7 +139,8 @@ fn auditwheel_tags(work: &Path, root: &Path, wheels: &Path, names: &[String]) ->
         root,
         &[(wh.as_path(), "/aw"), (wheels, "/wheels")],
         &format!(
-            "python3 -m venv /tmp/aw && /tmp/aw/bin/pip install -q --no-index --find-links /aw auditwheel && {}",
+            "{} && {}",
+            venv_with("/tmp/aw", "--no-index --find-links /aw auditwheel"),
             shows.join(" && ")
         ),
     );
@@ -231,8 +232,14 @@ fn s390x_repairs_are_tagged_with_the_lowest_policy_met_and_a_broken_promise_fail
         &base,
         &[(out_dir.as_path(), "/wheels")],
         &format!(
-            "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --no-deps /wheels/{} /wheels/{} && /tmp/v/bin/python -c 'from plain import _plain; from cf import _cf; assert _plain.run(-7) == 7; _cf.run(1000); print(\"ok\")'",
-            names[0], names[1]
+            "{} && /tmp/v/bin/python -c 'from plain import _plain; from cf import _cf; assert _plain.run(-7) == 7; _cf.run(1000); print(\"ok\")'",
+            venv_with(
+                "/tmp/v",
+                &format!(
+                    "--no-index --no-deps /wheels/{} /wheels/{}",
+                    names[0], names[1]
+                )
+            )
         ),
     );
     assert!(said.contains("ok"), "{said}");

@@ -68,7 +68,8 @@ fn sha256(path: &Path) -> String {
 fn smoke_in_sandbox(root: &Path, arch: Option<&str>, wheel: &Path, smoke: &str) -> String {
     let name = wheel.file_name().unwrap().to_str().unwrap();
     let script = format!(
-        "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --no-deps /wheels/{name} && /tmp/v/bin/python -c '{smoke}'"
+        "{} && /tmp/v/bin/python -c '{smoke}'",
+        venv_with("/tmp/v", &format!("--no-index --no-deps /wheels/{name}"))
     );
     sandbox_sh(root, arch, &[(wheel.parent().unwrap(), "/wheels")], &script)
 }
@@ -106,7 +107,8 @@ fn auditwheel_show(base: &Path, work: &tempfile::TempDir, wheel: &Path) -> Strin
         Some("s390x"),
         &[(wh.as_path(), "/aw"), (wheel.parent().unwrap(), "/wheels")],
         &format!(
-            "python3 -m venv /tmp/aw && /tmp/aw/bin/pip install -q --no-index --find-links /aw auditwheel && /tmp/aw/bin/auditwheel show /wheels/{name}"
+            "{} && /tmp/aw/bin/auditwheel show /wheels/{name}",
+            venv_with("/tmp/aw", "--no-index --find-links /aw auditwheel")
         ),
     );
     // auditwheel wraps its lines: match words, not the sentence.

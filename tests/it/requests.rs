@@ -140,7 +140,12 @@ fn request_flow(work: &Path, store: &Path, platform: &str, arch: Option<&str>, b
         "import importlib.util as u; assert u.find_spec(\"colorama\") is None"
     };
     let script = format!(
-        "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index --find-links /wheels -r /req/demo.txt && /tmp/v/bin/python -c '{IMPORTS}; {colorama}; print(\"ok\", platform.machine())' && python3 -m venv /tmp/w && /tmp/w/bin/pip install -q --index-url file:///wheels/simple -r /req/demo.txt && /tmp/w/bin/python -c '{IMPORTS}; print(\"simple ok\")'"
+        "{} && /tmp/v/bin/python -c '{IMPORTS}; {colorama}; print(\"ok\", platform.machine())' && {} && /tmp/w/bin/python -c '{IMPORTS}; print(\"simple ok\")'",
+        venv_with("/tmp/v", "--no-index --find-links /wheels -r /req/demo.txt"),
+        venv_with(
+            "/tmp/w",
+            "--index-url file:///wheels/simple -r /req/demo.txt"
+        ),
     );
     let said = sandbox_sh(
         &root,
@@ -448,7 +453,13 @@ fn a_request_of_index_wheels_only(work: &Path, store: &Path) {
         &root,
         None,
         &[(out.as_path(), "/wheels")],
-        "python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --index-url file:///wheels/simple attrs charset-normalizer && /tmp/v/bin/python -c 'import attrs, charset_normalizer; print(\"ok\")'",
+        &format!(
+            "{} && /tmp/v/bin/python -c 'import attrs, charset_normalizer; print(\"ok\")'",
+            venv_with(
+                "/tmp/v",
+                "--index-url file:///wheels/simple attrs charset-normalizer"
+            )
+        ),
     );
     assert!(said.contains("ok"), "{said}");
 

