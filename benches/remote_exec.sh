@@ -51,7 +51,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 if [[ -z ${REFINE:-} ]]; then
-  cargo build --release --quiet --bin refine --manifest-path "$root/Cargo.toml"
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 fi
 R=${REFINE:-"$root/target/release/refine"}
 runs=${RUNS:-10}

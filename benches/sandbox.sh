@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ -z ${REFINE:-} ]]; then
-    cargo build --release --quiet --bin refine
+    cargo build --release --quiet
     REFINE=$PWD/target/release/refine
 fi
 s390x_root=${REFINE_TEST_S390X_ROOT:-/var/cache/refine-tests/s390x-bookworm}

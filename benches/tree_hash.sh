@@ -36,7 +36,7 @@ fi
 files=$(find "$tree" -type f | wc -l)
 echo "tree: $tree, $(current_mib) MiB in $files files (copies of $src)"
 
-cargo build --release --quiet --bin refine
+cargo build --release --quiet
 refine=$PWD/target/release/refine
 
 hyperfine --warmup 2 --runs 10 --export-json "$out/tree_hash.json" \

@@ -32,6 +32,17 @@ pub fn run(options: &SessionOptions, _args: DoctorArgs) -> Result<(), Failure> {
         );
     }
 
+    match Sandbox::helper_beside_us() {
+        Some(_) => println!(
+            "sandbox helper: `{}` beside refine, built from the same sources",
+            refine_sandbox::HELPER_BIN
+        ),
+        None => println!(
+            "sandbox helper: refine itself (no `{}` built from the same sources beside it; \
+             `cargo build --release` builds one, and each action then starts faster)",
+            refine_sandbox::HELPER_BIN
+        ),
+    }
     let started = Instant::now();
     let self_test = Sandbox::new().run(&Spec::new("/", vec!["/bin/true".into()]));
     let sandbox_ok = match &self_test {

@@ -679,3 +679,44 @@ fn doctor_reports_the_host() {
     assert!(text.contains("binfmt s390x: usable; flags "), "{text}");
     assert!(text.contains("qemu-s390x version"), "{text}");
 }
+
+/// `refine doctor` in a folder holding hard links to refine and, when given, `helper` as
+/// `refine-sandbox-helper`: its output.
+fn doctor_beside(helper: Option<&Path>) -> String {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("a temp folder");
+    let refine = dir.path().join("refine");
+    fs_err::hard_link(REFINE, &refine).expect("link refine");
+    if let Some(helper) = helper {
+        fs_err::copy(helper, dir.path().join("refine-sandbox-helper")).expect("copy the helper");
+    }
+    let output = Command::new(&refine)
+        .arg("doctor")
+        .output()
+        .expect("run doctor");
+    let text = stdout(&output);
+    assert!(text.contains("sandbox: ok"), "{}", describe(&output));
+    text
+}
+
+#[test]
+fn actions_start_the_small_helper_beside_refine_only_when_it_shares_refines_sources() {
+    let built = Path::new(REFINE).with_file_name("refine-sandbox-helper");
+    assert!(
+        built.is_file(),
+        "{} is missing: build the workspace (`cargo build`), which builds it beside refine",
+        built.display()
+    );
+    let beside = "sandbox helper: `refine-sandbox-helper` beside refine";
+    let itself = "sandbox helper: refine itself";
+    let text = doctor_beside(Some(&built));
+    assert!(
+        text.contains(beside),
+        "the helper built with refine was not used (a stale build? run `cargo build`):\n{text}"
+    );
+    // A helper that does not answer the probe with refine's fingerprint (here `false`, as an
+    // older or newer build would) is passed over, and actions still run.
+    let text = doctor_beside(Some(Path::new("/bin/false")));
+    assert!(text.contains(itself), "{text}");
+    let text = doctor_beside(None);
+    assert!(text.contains(itself), "{text}");
+}

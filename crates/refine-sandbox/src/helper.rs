@@ -15,12 +15,19 @@ use nix::sys::signal::Signal;
 
 use crate::spec::Spec;
 use crate::supervise::supervise;
-use crate::wire::{HELPER_ARG, read_frame, write_frame};
+use crate::wire::{FINGERPRINT, HELPER_ARG, PROBE_ARG, read_frame, write_frame};
 
 /// If this process was started as the sandbox helper, runs it and returns its exit code:
 /// 0 when the result was handed back (whatever the action did), 125 when it could not be.
+/// Started as a probe ([`PROBE_ARG`](crate::wire::PROBE_ARG)), answers 0 when the caller's
+/// fingerprint is this build's, 3 when not.
 pub fn run_if_helper() -> Option<u8> {
-    if std::env::args_os().nth(1).as_deref() != Some(OsStr::new(HELPER_ARG)) {
+    let first = std::env::args_os().nth(1);
+    if first.as_deref() == Some(OsStr::new(PROBE_ARG)) {
+        let same = std::env::args_os().nth(2).as_deref() == Some(OsStr::new(FINGERPRINT));
+        return Some(if same { 0 } else { 3 });
+    }
+    if first.as_deref() != Some(OsStr::new(HELPER_ARG)) {
         return None;
     }
     Some(helper_main())

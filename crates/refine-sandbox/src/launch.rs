@@ -4,11 +4,11 @@
 //! close-on-exec socket pair and inherited stdout and stderr; namespace work happens in the
 //! re-executed helper.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use crate::error::SandboxError;
@@ -16,7 +16,10 @@ use crate::outcome::Outcome;
 use crate::spec::Spec;
 use crate::supervise::supervise;
 use crate::sys;
-use crate::wire::{HELPER_ARG, read_frame, write_frame};
+use crate::wire::{FINGERPRINT, HELPER_ARG, PROBE_ARG, read_frame, write_frame};
+
+/// The file name of the helper binary this crate ships.
+pub const HELPER_BIN: &str = "refine-sandbox-helper";
 
 /// Runs specs by re-executing a helper executable.
 #[derive(Debug, Clone)]
@@ -47,10 +50,46 @@ pub struct Canceller {
 }
 
 impl Sandbox {
-    /// Re-executes the current executable (`/proc/self/exe`), whose `main` must call
+    /// Starts the `refine-sandbox-helper` that lies beside the current executable when it was
+    /// built from the same sources (see [`Sandbox::helper_beside_us`]); otherwise re-executes
+    /// the current executable (`/proc/self/exe`), whose `main` must call
     /// [`run_if_helper`](crate::helper::run_if_helper) first.
     pub fn new() -> Sandbox {
-        Sandbox::with_helper("/proc/self/exe")
+        Sandbox::with_helper(
+            Sandbox::helper_beside_us().unwrap_or_else(|| PathBuf::from("/proc/self/exe")),
+        )
+    }
+
+    /// The `refine-sandbox-helper` beside the current executable, as a path that stays valid
+    /// for this process (`/proc/self/fd/N` of the file it opened), if it answers the probe
+    /// with this build's fingerprint. Decided once per process.
+    ///
+    /// Why: every action starts a helper, and a small binary starts in a fraction of the time
+    /// the CLI's does (about 1.3 ms against 5.3 ms here: the CLI maps, relocates and sets up
+    /// its allocator for a 30 MB text). Holding the file open means a rebuild that replaces
+    /// the file mid-build cannot hand later actions a helper of another protocol.
+    pub fn helper_beside_us() -> Option<PathBuf> {
+        static CHOSEN: OnceLock<Option<PathBuf>> = OnceLock::new();
+        CHOSEN
+            .get_or_init(|| {
+                let exe = std::env::current_exe().ok()?;
+                let file = std::fs::File::open(exe.parent()?.join(HELPER_BIN)).ok()?;
+                let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+                let answered = Command::new(&path)
+                    .args([PROBE_ARG, FINGERPRINT])
+                    .env_clear()
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|status| status.success());
+                // The descriptor lives as long as the process: the path above names it.
+                answered.then(|| {
+                    std::mem::forget(file);
+                    path
+                })
+            })
+            .clone()
     }
 
     /// Re-executes `helper` instead, such as the `refine-sandbox-helper` binary.

@@ -70,13 +70,13 @@ mod wire;
 
 pub use error::SandboxError;
 pub use ids::HOST_BUILD_ID;
-pub use launch::{Canceller, Running, Sandbox, run_in_this_process, single_threaded};
+pub use launch::{Canceller, HELPER_BIN, Running, Sandbox, run_in_this_process, single_threaded};
 pub use outcome::{Outcome, Termination};
 pub use outputs::{CopyStats, copy_out};
 pub use spec::{
     Bind, Limits, RESERVED, SANDBOX_GID, SANDBOX_HOSTNAME, SANDBOX_UID, Spec, Writable,
 };
-pub use wire::HELPER_ARG;
+pub use wire::{FINGERPRINT, HELPER_ARG, PROBE_ARG};
 
 /// Runs `spec` with the default [`Sandbox`] (re-executing `/proc/self/exe`).
 pub fn run(spec: &Spec) -> Result<Outcome, SandboxError> {

@@ -13,6 +13,13 @@ use crate::outcome::Termination;
 /// The first argument that turns an executable into the sandbox helper.
 pub const HELPER_ARG: &str = "__refine-sandbox-helper";
 
+/// The first argument that asks a helper whether it was built from these sources; the second
+/// is the caller's [`FINGERPRINT`]. The helper exits 0 when they match.
+pub const PROBE_ARG: &str = "__refine-sandbox-probe";
+
+/// A hash of this crate's sources (`build.rs`): the protocol both ends must share.
+pub const FINGERPRINT: &str = env!("REFINE_SANDBOX_FINGERPRINT");
+
 /// A frame larger than this is a protocol error, not a spec.
 const MAX_FRAME: u32 = 64 << 20;
 

@@ -149,3 +149,17 @@ fn setup_errors_are_errors_not_outcomes() {
         .expect_err("no helper");
     assert!(err.to_string().contains("/nonexistent/helper"), "{err}");
 }
+
+#[test]
+fn the_helper_answers_the_probe_only_with_its_own_fingerprint() {
+    let probe = |fingerprint: &str| {
+        std::process::Command::new(HELPER)
+            .args([refine_sandbox::PROBE_ARG, fingerprint])
+            .status()
+            .expect("run the helper")
+            .code()
+    };
+    assert_eq!(probe(refine_sandbox::FINGERPRINT), Some(0));
+    assert_eq!(probe("0123456789abcdef"), Some(3));
+    assert_eq!(refine_sandbox::FINGERPRINT.len(), 16);
+}
