@@ -40,6 +40,9 @@ fn helper_main() -> u8 {
     if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
         return 125;
     }
+    // Started as `/proc/self/fd/N`, the kernel names the process `N`: `ps` and `top` should
+    // say what it is. Best effort, as the name is only shown.
+    let _ = nix::sys::prctl::set_name(c"refine-sandbox");
     // The helper lives for one action and touches little memory: a transparent huge page
     // (which an allocator such as the CLI's may ask for) would cost a 2 MiB clear per fault.
     // Best effort; the action's processes inherit it, and it changes no output.

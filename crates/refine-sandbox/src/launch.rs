@@ -6,6 +6,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
@@ -121,6 +122,7 @@ impl Sandbox {
         let (ours, theirs) = UnixStream::pair()
             .map_err(|err| helper_error(format!("cannot create a socket pair: {err}")))?;
         let child = Command::new(&self.helper)
+            .arg0(HELPER_BIN)
             .arg(HELPER_ARG)
             .env_clear()
             .stdin(Stdio::from(OwnedFd::from(theirs)))
