@@ -247,6 +247,42 @@ fn two_machines_share_one_registry() {
     assert_eq!(digests(&plan_one), digests(&plan_other));
 }
 
+/// oci-client asks `/v2/` before every request it holds no token for, and an open registry
+/// hands out none: a lookup of every key must not cost two round trips, and the command's
+/// reachability check reuses the one `/v2/` answer.
+#[test]
+fn lookups_on_an_open_registry_ask_v2_once_per_command() {
+    let reg = Registry::start_logged();
+    let url = reg.url("open");
+    let w = tiny();
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    ok(&refine(&w, one.path(), &url, &[], &["build", "//packs:b"]));
+    let before = reg.requests().len();
+    let plan = plan_json(&refine(
+        &w,
+        two.path(),
+        &url,
+        &[],
+        &["plan", "//packs:b", "-o", "json"],
+    ));
+    assert!(
+        plan.iter()
+            .all(|n| n["status"] == "cached" && n["where"] == "remote"),
+        "{plan:?}"
+    );
+    let asked = reg.requests()[before..].to_vec();
+    let manifests = asked
+        .iter()
+        .filter(|r| r.starts_with("GET /v2/open/") && r.contains("/manifests/"))
+        .count();
+    let pings = asked.iter().filter(|r| *r == "GET /v2/").count();
+    assert_eq!(manifests, plan.len(), "{asked:#?}");
+    assert!(
+        pings <= 1,
+        "{pings} pings for {manifests} lookups: {asked:#?}"
+    );
+}
+
 #[test]
 fn registry_not_running_fails_clearly_or_continues_when_optional() {
     let url = format!("oci://127.0.0.1:{}/ci", free_port());

@@ -15,6 +15,7 @@
 //! policy (transient failures are sent again, see `refine_oci::retry`) come from `refine-oci`.
 
 pub mod attest;
+mod open;
 mod referrers;
 
 use std::collections::HashMap;
@@ -63,6 +64,8 @@ pub struct OciRemote {
     traffic: Traffic,
     /// What it signs pushes with and whom it trusts for pulls.
     attest: attest::Attestation,
+    /// Direct manifest lookups, with anonymous credentials (see `open.rs`).
+    open: Option<open::OpenLookups>,
 }
 
 impl std::fmt::Debug for OciRemote {
@@ -120,6 +123,10 @@ impl OciRemote {
             client.store_auth_if_needed(&url.registry, &auth).await;
             Ok(())
         })?;
+        let open = match auth {
+            RegistryAuth::Anonymous => open::OpenLookups::new(url.plain_http, &url.registry),
+            _ => None,
+        };
         Ok(OciRemote {
             client,
             url,
@@ -130,6 +137,7 @@ impl OciRemote {
             warned: AtomicBool::new(false),
             traffic: Traffic::default(),
             attest: attest::Attestation::default(),
+            open,
         })
     }
 
@@ -219,6 +227,12 @@ impl OciRemote {
     /// Checks that the registry answers `/v2/` (with the credentials).
     pub fn ping(&self) -> Result<(), RemoteError> {
         block_on(async {
+            // An open registry answered `/v2/` already (and lookups will reuse the answer).
+            if let Some(open) = &self.open
+                && open.is_open().await
+            {
+                return Ok(());
+            }
             // Any repository works: listing tags needs `/v2/` and the credentials.
             let r = self.tag_ref("base", "latest");
             match retried(|| self.client.list_tags(&r, &self.auth, Some(1), None)).await {
@@ -243,29 +257,38 @@ impl OciRemote {
     }
 
     async fn find_async(&self, kind: &str, key: &str) -> Result<Cached, RemoteError> {
-        let r = self.tag_ref(kind, key);
-        match retried(|| {
-            self.client
-                .pull_manifest_raw(&r, &self.auth, &[MANIFEST_MEDIA_TYPE])
-        })
-        .await
-        {
-            Ok((bytes, _)) => {
-                let digest = Digest::of_bytes(&bytes);
-                let manifest = Manifest::from_slice(&bytes).map_err(|why| {
-                    RemoteError::new(
-                        format!(
-                            "The registry {} holds an unusable manifest for `{kind}` key `{key}`: {why}",
-                            self.url
-                        ),
-                        "Delete that tag in the registry; the next build pushes a good one",
-                    )
-                })?;
-                Ok(Some((digest, manifest)))
+        let direct = match &self.open {
+            Some(open) => open.manifest(&self.url.repository(kind), key).await,
+            None => open::Answer::Ask,
+        };
+        let bytes = match direct {
+            open::Answer::Found(bytes) => bytes,
+            open::Answer::Missing => return Ok(None),
+            open::Answer::Ask => {
+                let r = self.tag_ref(kind, key);
+                match retried(|| {
+                    self.client
+                        .pull_manifest_raw(&r, &self.auth, &[MANIFEST_MEDIA_TYPE])
+                })
+                .await
+                {
+                    Ok((bytes, _)) => bytes.to_vec(),
+                    Err(e) if is_not_found(&e) => return Ok(None),
+                    Err(e) => return Err(self.error(&format!("look up `{kind}` key `{key}`"), &e)),
+                }
             }
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(self.error(&format!("look up `{kind}` key `{key}`"), &e)),
-        }
+        };
+        let digest = Digest::of_bytes(&bytes);
+        let manifest = Manifest::from_slice(&bytes).map_err(|why| {
+            RemoteError::new(
+                format!(
+                    "The registry {} holds an unusable manifest for `{kind}` key `{key}`: {why}",
+                    self.url
+                ),
+                "Delete that tag in the registry; the next build pushes a good one",
+            )
+        })?;
+        Ok(Some((digest, manifest)))
     }
 
     fn cached(&self, kind: &str, key: &str) -> Option<Cached> {

@@ -61,6 +61,8 @@ pub struct Registry {
     pub port: u16,
     pub auth: Option<(String, String)>,
     child: Option<Child>,
+    /// Whether the access log goes to `registry.log`.
+    logged: bool,
 }
 
 impl Registry {
@@ -68,21 +70,36 @@ impl Registry {
         Self::start_with(None)
     }
 
+    /// Like [`Registry::start`], with the registry's access log kept (see [`Registry::requests`]).
+    pub fn start_logged() -> Registry {
+        let mut r = Self::configure(None, "info");
+        r.logged = true;
+        r.spawn();
+        r
+    }
+
     /// With htpasswd auth for `user` / `password` (bcrypt, `htpasswd -B`).
     pub fn start_with(auth: Option<(&str, &str)>) -> Registry {
+        let mut r = Self::configure(auth, "error");
+        r.spawn();
+        r
+    }
+
+    fn configure(auth: Option<(&str, &str)>, level: &str) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).is_file(),
             "{REGISTRY_BIN} is missing: apt-get install docker-registry (see .ci/setup.d/remote.sh)"
         );
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut r = Registry {
+        let r = Registry {
             dir,
             port: free_port(),
             auth: auth.map(|(u, p)| (u.to_string(), p.to_string())),
             child: None,
+            logged: false,
         };
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n",
+            "version: 0.1\nlog:\n  level: {level}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{}\n",
             r.storage().display(),
             r.port
         );
@@ -100,8 +117,24 @@ impl Registry {
             ));
         }
         fs_err::write(r.dir.path().join("config.yml"), config).unwrap();
-        r.spawn();
         r
+    }
+
+    /// The requests the registry logged so far, as `METHOD /path` (a logged registry only).
+    pub fn requests(&self) -> Vec<String> {
+        assert!(
+            self.logged,
+            "start the registry with `Registry::start_logged`"
+        );
+        let log = fs_err::read_to_string(self.dir.path().join("registry.log")).unwrap();
+        log.lines()
+            .filter_map(|line| {
+                let request = line.split('"').nth(1)?;
+                let (method_path, _) = request.rsplit_once(' ')?;
+                Some(method_path.to_string())
+            })
+            .filter(|r| r.starts_with("GET ") || r.starts_with("HEAD ") || r.starts_with("PUT "))
+            .collect()
     }
 
     pub fn storage(&self) -> PathBuf {
@@ -109,11 +142,25 @@ impl Registry {
     }
 
     fn spawn(&mut self) {
+        let (out, err) = if self.logged {
+            let log = fs_err::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join("registry.log"))
+                .expect("open the registry's log");
+            let copy = log.try_clone().expect("dup the log");
+            (
+                Stdio::from(log.into_parts().0),
+                Stdio::from(copy.into_parts().0),
+            )
+        } else {
+            (Stdio::null(), Stdio::null())
+        };
         let mut child = Command::new(REGISTRY_BIN)
             .arg("serve")
             .arg(self.dir.path().join("config.yml"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(out)
+            .stderr(err)
             .spawn()
             .expect("start docker-registry");
         let port = self.port;
