@@ -90,6 +90,27 @@ pub(crate) fn plan_json(o: &Output) -> Vec<serde_json::Value> {
     serde_json::from_str(&ok(o)).expect("plan JSON")
 }
 
+/// The plan of `//packs:b` from `store`, which must find every node in the registry only.
+pub(crate) fn plan_from_registry(
+    w: &TempWorkspace,
+    store: &Path,
+    url: &str,
+) -> Vec<serde_json::Value> {
+    let plan = plan_json(&refine(
+        w,
+        store,
+        url,
+        &[],
+        &["plan", "//packs:b", "-o", "json"],
+    ));
+    assert!(
+        plan.iter()
+            .all(|n| n["status"] == "cached" && n["where"] == "remote"),
+        "{plan:?}"
+    );
+    plan
+}
+
 fn digests(plan: &[serde_json::Value]) -> Vec<(String, String)> {
     plan.iter()
         .map(|n| {
@@ -135,19 +156,7 @@ fn two_machines_share_one_registry() {
     }
 
     // The second machine: everything is cached remotely, nothing is built, same digests.
-    let plan_two = plan_json(&refine(
-        &w,
-        two.path(),
-        &url,
-        &[],
-        &["plan", "//packs:b", "-o", "json"],
-    ));
-    assert!(
-        plan_two
-            .iter()
-            .all(|n| n["status"] == "cached" && n["where"] == "remote"),
-        "{plan_two:?}"
-    );
+    let plan_two = plan_from_registry(&w, two.path(), &url);
     assert_eq!(digests(&plan_one), digests(&plan_two));
     let events = two.path().join("../events-two.jsonl");
     let out_dir = tempfile::tempdir().unwrap();
@@ -258,18 +267,7 @@ fn lookups_on_an_open_registry_ask_v2_once_per_command() {
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     ok(&refine(&w, one.path(), &url, &[], &["build", "//packs:b"]));
     let before = reg.requests().len();
-    let plan = plan_json(&refine(
-        &w,
-        two.path(),
-        &url,
-        &[],
-        &["plan", "//packs:b", "-o", "json"],
-    ));
-    assert!(
-        plan.iter()
-            .all(|n| n["status"] == "cached" && n["where"] == "remote"),
-        "{plan:?}"
-    );
+    let plan = plan_from_registry(&w, two.path(), &url);
     let asked = reg.requests()[before..].to_vec();
     let manifests = asked
         .iter()
