@@ -7,7 +7,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -25,7 +25,9 @@ pub const HELPER_BIN: &str = "refine-sandbox-helper";
 /// Runs specs by re-executing a helper executable.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
-    helper: PathBuf,
+    /// `None`: chosen at the first spawn (see [`Sandbox::new`]), so that a build that runs no
+    /// action never probes for it.
+    helper: Option<PathBuf>,
 }
 
 impl Default for Sandbox {
@@ -56,9 +58,7 @@ impl Sandbox {
     /// the current executable (`/proc/self/exe`), whose `main` must call
     /// [`run_if_helper`](crate::helper::run_if_helper) first.
     pub fn new() -> Sandbox {
-        Sandbox::with_helper(
-            Sandbox::helper_beside_us().unwrap_or_else(|| PathBuf::from("/proc/self/exe")),
-        )
+        Sandbox { helper: None }
     }
 
     /// The `refine-sandbox-helper` beside the current executable, as a path that stays valid
@@ -96,12 +96,16 @@ impl Sandbox {
     /// Re-executes `helper` instead, such as the `refine-sandbox-helper` binary.
     pub fn with_helper(helper: impl Into<PathBuf>) -> Sandbox {
         Sandbox {
-            helper: helper.into(),
+            helper: Some(helper.into()),
         }
     }
 
-    pub fn helper(&self) -> &Path {
-        &self.helper
+    /// The executable [`Sandbox::spawn`] starts.
+    pub fn helper(&self) -> PathBuf {
+        match &self.helper {
+            Some(helper) => helper.clone(),
+            None => Sandbox::helper_beside_us().unwrap_or_else(|| PathBuf::from("/proc/self/exe")),
+        }
     }
 
     /// Runs `spec` to the end.
@@ -115,13 +119,14 @@ impl Sandbox {
     pub fn spawn(&self, spec: &Spec) -> Result<Running, SandboxError> {
         spec.validate()?;
         let started = Instant::now();
+        let helper = self.helper();
         let helper_error = |message: String| SandboxError::Helper {
-            helper: self.helper.clone(),
+            helper: helper.clone(),
             message,
         };
         let (ours, theirs) = UnixStream::pair()
             .map_err(|err| helper_error(format!("cannot create a socket pair: {err}")))?;
-        let child = Command::new(&self.helper)
+        let child = Command::new(&helper)
             .arg0(HELPER_BIN)
             .arg(HELPER_ARG)
             .env_clear()
@@ -131,7 +136,7 @@ impl Sandbox {
             .spawn()
             .map_err(|err| helper_error(format!("cannot start it: {err}")))?;
         let mut running = Running {
-            helper: self.helper.clone(),
+            helper: helper.clone(),
             child: Some(child),
             control: Arc::new(ours),
             started,
