@@ -7,6 +7,8 @@
 //! - [`client`]: the `oci-client` configuration every registry client uses.
 //! - [`error`]: what a failed registry call means (not found, refused credentials,
 //!   unreachable, throttled, …), so both users classify alike.
+//! - [`open`]: manifest lookups on a registry that asks for no credentials, without
+//!   oci-client's `/v2/` round trip before each one.
 //! - [`retry`]: the retry policy for transient failures (registry calls and HTTP fetches).
 //! - [`runtime`]: the one tokio runtime, built on first use, that every synchronous caller
 //!   blocks on.
@@ -16,6 +18,7 @@ pub mod address;
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod open;
 pub mod retry;
 pub mod runtime;
 #[cfg(any(test, feature = "testing"))]

@@ -15,7 +15,6 @@
 //! policy (transient failures are sent again, see `refine_oci::retry`) come from `refine-oci`.
 
 pub mod attest;
-mod open;
 mod referrers;
 
 use std::collections::HashMap;
@@ -31,6 +30,7 @@ use oci_client::{Client, Reference};
 
 use super::{Remote, RemoteError, RemoteUrl};
 use refine_oci::auth::Credentials;
+use refine_oci::open;
 use refine_oci::retry::{Attempt, retried, retried_attempt};
 use refine_oci::{ErrorClass, classify};
 use refine_store::{
@@ -64,7 +64,7 @@ pub struct OciRemote {
     traffic: Traffic,
     /// What it signs pushes with and whom it trusts for pulls.
     attest: attest::Attestation,
-    /// Direct manifest lookups, with anonymous credentials (see `open.rs`).
+    /// Direct manifest lookups, with anonymous credentials (`refine_oci::open`).
     open: Option<open::OpenLookups>,
 }
 
@@ -258,7 +258,10 @@ impl OciRemote {
 
     async fn find_async(&self, kind: &str, key: &str) -> Result<Cached, RemoteError> {
         let direct = match &self.open {
-            Some(open) => open.manifest(&self.url.repository(kind), key).await,
+            Some(open) => {
+                open.manifest(&self.url.repository(kind), key, MANIFEST_MEDIA_TYPE)
+                    .await
+            }
             None => open::Answer::Ask,
         };
         let bytes = match direct {

@@ -17,7 +17,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! * [`Sandbox::run`] / [`Sandbox::spawn`] re-execute a helper (default `/proc/self/exe`, or
+//! * [`Sandbox::run`] / [`Sandbox::spawn`] start a helper (by default the `refine-sandbox-helper`
+//!   beside the executable when built from the same sources, else `/proc/self/exe`; or
 //!   [`Sandbox::with_helper`]) whose `main` calls [`helper::run_if_helper`] before anything
 //!   starts a thread. Namespaces are only created in that single-threaded helper, so the caller
 //!   may be multi-threaded. [`run_in_this_process`] skips the re-exec for single-threaded
@@ -78,7 +79,7 @@ pub use spec::{
 };
 pub use wire::{FINGERPRINT, HELPER_ARG, PROBE_ARG};
 
-/// Runs `spec` with the default [`Sandbox`] (re-executing `/proc/self/exe`).
+/// Runs `spec` with the default [`Sandbox`] (see [`Sandbox::new`]).
 pub fn run(spec: &Spec) -> Result<Outcome, SandboxError> {
     Sandbox::new().run(spec)
 }

@@ -12,15 +12,15 @@
 
 use http::StatusCode;
 use http::header::{ACCEPT, WWW_AUTHENTICATE};
-use refine_oci::client::{CONNECT_TIMEOUT, USER_AGENT};
-use refine_store::MANIFEST_MEDIA_TYPE;
 use tokio::sync::OnceCell;
+
+use crate::client::{CONNECT_TIMEOUT, USER_AGENT};
 
 /// A body larger than this is no refine manifest: the oci-client path decides what it is.
 const MAX_MANIFEST: usize = 4 << 20;
 
 /// What a direct lookup found.
-pub(super) enum Answer {
+pub enum Answer {
     /// The manifest's bytes, as the registry sent them.
     Found(Vec<u8>),
     /// The registry has no manifest under that tag.
@@ -29,7 +29,7 @@ pub(super) enum Answer {
     Ask,
 }
 
-pub(super) struct OpenLookups {
+pub struct OpenLookups {
     client: reqwest::Client,
     /// `http://host:port` or `https://host`.
     base: String,
@@ -39,7 +39,7 @@ pub(super) struct OpenLookups {
 impl OpenLookups {
     /// Direct lookups for `registry`, or `None` when a client cannot be made (the oci-client
     /// path then answers every lookup).
-    pub(super) fn new(plain_http: bool, registry: &str) -> Option<OpenLookups> {
+    pub fn new(plain_http: bool, registry: &str) -> Option<OpenLookups> {
         let client = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -55,7 +55,7 @@ impl OpenLookups {
     }
 
     /// Whether `/v2/` answers 200 with no challenge; asked once, a failure counts as no.
-    pub(super) async fn is_open(&self) -> bool {
+    pub async fn is_open(&self) -> bool {
         *self
             .open
             .get_or_init(|| async {
@@ -69,19 +69,13 @@ impl OpenLookups {
             .await
     }
 
-    /// The manifest tagged `tag` in `repository`.
-    pub(super) async fn manifest(&self, repository: &str, tag: &str) -> Answer {
+    /// The manifest tagged `tag` in `repository`, asked for as `media_type`.
+    pub async fn manifest(&self, repository: &str, tag: &str, media_type: &str) -> Answer {
         if !self.is_open().await {
             return Answer::Ask;
         }
         let url = format!("{}/v2/{repository}/manifests/{tag}", self.base);
-        let Ok(mut response) = self
-            .client
-            .get(url)
-            .header(ACCEPT, MANIFEST_MEDIA_TYPE)
-            .send()
-            .await
-        else {
+        let Ok(mut response) = self.client.get(url).header(ACCEPT, media_type).send().await else {
             return Answer::Ask;
         };
         match response.status() {
