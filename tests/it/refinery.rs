@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::common::*;
 
+mod same_objects;
+
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -740,6 +742,46 @@ fn s390x_cpython_with_native_compilers() {
         list.status.success() && !listed.contains("not found"),
         "{listed}"
     );
+}
+
+/// The flagship's identity (docs/toolchains.md, "Identity"): reference LAPACK, OpenBLAS and
+/// the numpy 2.1.3 wheel built on the `s390x-native-compilers` platform (the root's own gcc 12
+/// as x86_64 cross compilers) hold the same objects as those built with every compiler under
+/// qemu. Hours for the emulated side, so opt-in:
+/// `cargo test --test it -- --ignored refinery::s390x_numpy_native`. With
+/// REFINE_FLAGSHIP_STORE=DIR it finds what `benches/toolchain.sh DIR` built and only compares.
+#[test]
+#[ignore = "hours under emulation: run with `-- --ignored s390x_numpy_native`"]
+fn s390x_numpy_native_compilers_make_the_same_objects() {
+    let work = scratch();
+    let store = std::env::var_os("REFINE_FLAGSHIP_STORE")
+        .map_or_else(|| work.path().join("store"), PathBuf::from);
+    for pack in ["//packs:lapack", "//packs:openblas"] {
+        let emulated = artifact_copy(work.path(), &store, pack);
+        let native = artifact_copy(
+            work.path(),
+            &store,
+            &format!("{pack}-s390x-native-compilers"),
+        );
+        let same = same_objects::same_objects(&emulated, &native);
+        assert!(same.is_ok(), "{pack}: {same:?}");
+        eprintln!("{pack}: {} ELF files the same", same.unwrap());
+    }
+    let [emulated, native] = [
+        "//wheels:numpy-debian-py311",
+        "//wheels:numpy-debian-s390x-native-compilers-py311",
+    ]
+    .map(|label| {
+        let out_dir = work.path().join(label.replace([':', '/'], "_"));
+        let out = build(&store, label, &out_dir, &work.path().join("events.jsonl"));
+        assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
+        let dir = out_dir.with_extension("d");
+        unzip(&only_wheel(&out_dir), &dir);
+        dir
+    });
+    let same = same_objects::same_objects(&emulated, &native);
+    assert!(same.is_ok(), "numpy: {same:?}");
+    eprintln!("numpy: {} ELF files the same", same.unwrap());
 }
 
 /// The flagship on the `s390x-2_31` platform: reference LAPACK, OpenBLAS and numpy 2.1.3
