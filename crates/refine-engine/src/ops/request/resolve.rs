@@ -54,9 +54,14 @@ fn built_here(packages: &[LockedPackage], at: usize, name: &str, version: &str) 
 /// A set of build requirements, with the versions the request builds itself.
 type MemoKey = (String, Vec<String>, Vec<String>);
 
-/// One sdist's build closure split: wheels pinned, and wheels the request builds
-/// (`NAME`, `VERSION`).
-type Split = (Vec<Pinned>, Vec<(String, String)>);
+/// One sdist's build closure split: wheels pinned, wheels the request builds (`NAME`,
+/// `VERSION`), and for those of them that the index also has a wheel of for the platform,
+/// that wheel (what a cycle of builds is broken with).
+type Split = (Vec<Pinned>, Vec<(String, String)>, Vec<Pinned>);
+
+/// The index's wheels of the build requirements the request builds, by the position of the
+/// package whose build needs them and their name.
+type IndexWheels = HashMap<(usize, String), Pinned>;
 
 pub(super) struct Resolver<'a> {
     pub ws: &'a Workspace,
@@ -252,6 +257,7 @@ impl Resolver<'_> {
         t: &Target<'_>,
         packages: &mut Vec<LockedPackage>,
     ) -> Result<(), OpError> {
+        let mut index_wheels = IndexWheels::new();
         let mut done = 0;
         while done < packages.len() {
             let round: Vec<usize> = (done..packages.len())
@@ -297,18 +303,34 @@ impl Resolver<'_> {
                     Ok(r) => r,
                     Err(message) => return Err(t.error(&packages[at], message.clone())),
                 };
-                let (pins, built) = self.apply(t, packages, at, resolved)?;
+                let (pins, built, alternatives) = self.apply(t, packages, at, resolved)?;
                 let p = &mut packages[at];
                 p.backend = Some(backend);
                 p.build_requires = pins;
                 p.built_requires = built;
+                for w in alternatives {
+                    index_wheels.insert((at, normalize(&w.name)), w);
+                }
             }
         }
-        Ok(())
+        break_build_cycles(packages, &index_wheels).map_err(|group| {
+            let names: Vec<String> = group
+                .iter()
+                .map(|&i| format!("`{}` {}", packages[i].name, packages[i].version))
+                .collect();
+            t.error(
+                &packages[group[0]],
+                format!(
+                    "the builds of {} need each other's wheels built here, and the index has no wheel for the platform of any of them to build one with first",
+                    names.join(", ")
+                ),
+            )
+        })
     }
 
-    /// Splits one sdist's resolved build closure into pinned wheels and wheels built here,
-    /// adding to `packages` what must be built and is not yet.
+    /// Splits one sdist's resolved build closure into pinned wheels and wheels built here
+    /// (with the index's wheels of those, where it has some), adding to `packages` what must
+    /// be built and is not yet.
     fn apply(
         &self,
         t: &Target<'_>,
@@ -318,6 +340,7 @@ impl Resolver<'_> {
     ) -> Result<Split, OpError> {
         let mut pins = Vec::new();
         let mut built = Vec::new();
+        let mut alternatives = Vec::new();
         for b in &resolved.packages {
             let b_name = normalize(&b.name);
             // A package whose build closure holds itself (jupyterlab-pygments builds with
@@ -326,6 +349,13 @@ impl Resolver<'_> {
             let itself = b_name == packages[at].name;
             let ours = built_here(packages, at, &b_name, &b.version);
             if ours {
+                if let Some(w) = pylock::best_wheel(&b.wheels) {
+                    alternatives.push(Pinned {
+                        name: b.name.clone(),
+                        version: b.version.clone(),
+                        sha256: Sha256(w.sha256.clone()),
+                    });
+                }
                 built.push((b_name, b.version.clone()));
                 continue;
             }
@@ -381,8 +411,68 @@ impl Resolver<'_> {
             });
             built.push((b_name, b.version.clone()));
         }
-        Ok((pins, built))
+        Ok((pins, built, alternatives))
     }
+}
+
+/// Breaks every cycle among the builds of a resolution (`a`'s build installs the wheel built
+/// of `b`, whose build installs the one built of `a`), which would otherwise leave each
+/// waiting on the other. In each group of packages whose builds need each other, the first
+/// in lock order with a built requirement in the group that the index has a wheel of builds
+/// with that wheel instead, until no group is left. Returns the positions of a group that no
+/// index wheel breaks, in lock order.
+fn break_build_cycles(
+    packages: &mut [LockedPackage],
+    index_wheels: &IndexWheels,
+) -> Result<(), Vec<usize>> {
+    while let Some(mut group) = build_cycle(packages) {
+        group.sort_unstable();
+        let edge = group.iter().find_map(|&from| {
+            packages[from].built_requires.iter().find_map(|(n, v)| {
+                let to = group
+                    .iter()
+                    .find(|&&o| &packages[o].name == n && &packages[o].version == v)?;
+                let wheel = index_wheels.get(&(from, n.clone()))?;
+                Some((from, *to, wheel.clone()))
+            })
+        });
+        let Some((from, to, wheel)) = edge else {
+            return Err(group);
+        };
+        let (name, version) = (packages[to].name.clone(), packages[to].version.clone());
+        let p = &mut packages[from];
+        p.built_requires
+            .retain(|(n, v)| (n, v) != (&name, &version));
+        p.build_requires.push(wheel);
+        p.build_requires.sort_by_cached_key(|w| normalize(&w.name));
+    }
+    Ok(())
+}
+
+/// A group of two or more packages whose builds need each other's built wheels (a strongly
+/// connected component of the built-requirement graph), as positions in `packages`.
+fn build_cycle(packages: &[LockedPackage]) -> Option<Vec<usize>> {
+    let mut graph = petgraph::graph::DiGraph::<(), ()>::new();
+    let nodes: Vec<_> = packages.iter().map(|_| graph.add_node(())).collect();
+    for (from, p) in packages.iter().enumerate() {
+        for (n, v) in &p.built_requires {
+            if let Some(to) = packages
+                .iter()
+                .position(|o| &o.name == n && &o.version == v)
+            {
+                graph.add_edge(nodes[from], nodes[to], ());
+            }
+        }
+    }
+    petgraph::algo::tarjan_scc(&graph)
+        .into_iter()
+        .find(|group| group.len() > 1)
+        .map(|group| {
+            group
+                .into_iter()
+                .map(petgraph::graph::NodeIndex::index)
+                .collect()
+        })
 }
 
 #[cfg(test)]
@@ -419,5 +509,77 @@ mod tests {
         assert!(built_here(&packages, 0, "nbconvert", "7.16.6"));
         assert!(!built_here(&packages, 0, "nbconvert", "7.16.5"));
         assert!(!built_here(&packages, 0, "attrs", "26.1.0"));
+    }
+
+    fn builds_with(mut p: LockedPackage, built: &[&str]) -> LockedPackage {
+        p.built_requires = built.iter().map(|n| (n.to_string(), "1".into())).collect();
+        p
+    }
+
+    fn wheel(name: &str) -> Pinned {
+        Pinned {
+            name: name.into(),
+            version: "1".into(),
+            sha256: Sha256("0".repeat(64)),
+        }
+    }
+
+    fn pinned(p: &LockedPackage) -> Vec<&str> {
+        p.build_requires.iter().map(|w| w.name.as_str()).collect()
+    }
+
+    #[test]
+    fn two_builds_that_need_each_other_take_the_index_wheel_of_one() {
+        let mut packages = [
+            builds_with(package("a", "1", Take::Sdist), &["b"]),
+            builds_with(package("b", "1", Take::Sdist), &["a"]),
+        ];
+        let wheels =
+            IndexWheels::from([((0, "b".into()), wheel("b")), ((1, "a".into()), wheel("a"))]);
+        break_build_cycles(&mut packages, &wheels).unwrap();
+        // The first in lock order builds with the index's `b`; `b` still waits on `a` built.
+        assert!(packages[0].built_requires.is_empty());
+        assert_eq!(pinned(&packages[0]), ["b"]);
+        assert_eq!(
+            packages[1].built_requires,
+            [("a".to_string(), "1".to_string())]
+        );
+        assert!(packages[1].build_requires.is_empty());
+    }
+
+    #[test]
+    fn a_longer_cycle_is_broken_where_the_index_has_a_wheel() {
+        let mut packages = [
+            builds_with(package("a", "1", Take::Sdist), &["b"]),
+            builds_with(package("b", "1", Take::Sdist), &["c"]),
+            builds_with(package("c", "1", Take::Sdist), &["a"]),
+            builds_with(package("d", "1", Take::Sdist), &["a"]),
+        ];
+        let wheels =
+            IndexWheels::from([((2, "a".into()), wheel("a")), ((3, "a".into()), wheel("a"))]);
+        break_build_cycles(&mut packages, &wheels).unwrap();
+        assert_eq!(pinned(&packages[2]), ["a"]);
+        assert!(packages[2].built_requires.is_empty());
+        // Outside the cycle nothing changes: `d` still builds with `a` built here.
+        assert_eq!(
+            packages[3].built_requires,
+            [("a".to_string(), "1".to_string())]
+        );
+        assert_eq!(
+            packages[0].built_requires,
+            [("b".to_string(), "1".to_string())]
+        );
+        assert!(build_cycle(&packages).is_none());
+    }
+
+    #[test]
+    fn a_cycle_without_index_wheels_is_named_whole() {
+        let mut packages = [
+            package("x", "1", Take::Wheel),
+            builds_with(package("a", "1", Take::Sdist), &["b"]),
+            builds_with(package("b", "1", Take::Sdist), &["a"]),
+        ];
+        let wheels = IndexWheels::from([((0, "a".into()), wheel("a"))]);
+        assert_eq!(break_build_cycles(&mut packages, &wheels), Err(vec![1, 2]));
     }
 }
