@@ -6,12 +6,17 @@
 # Both warm: uv's cache and refine's store hold the index pages and sdists after the first
 # run. The issue's aim: at most 1.5x (refine adds the build-requirement step).
 # Needs: hyperfine, network to the package index. Usage: benches/request-lock.sh [REQUEST]
+#   REFINE  the refine binary to time (default: target/release/refine, built here)
+#   FRESH=1 also times a lock with no lock to replace (the first lock of a request; a lock
+#           that replaces one asks its build-requirement questions ahead, docs/requests.md)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 request=${1:-demo}
-cargo build --release --quiet --manifest-path "$root/Cargo.toml"
-refine="${CARGO_TARGET_DIR:-$root/target}/release/refine"
+if [[ -z ${REFINE:-} ]]; then
+  cargo build --release --quiet --manifest-path "$root/Cargo.toml"
+fi
+refine=${REFINE:-"${CARGO_TARGET_DIR:-$root/target}/release/refine"}
 work=$(mktemp -d /var/tmp/refine-bench-lock.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 ws="$work/ws"
@@ -35,12 +40,19 @@ mkdir -p "$work/out"
 uv_all=$(printf '%s && ' "${uv_cmds[@]}")
 uv_all=${uv_all% && }
 echo "== $request: ${#uv_cmds[@]} resolution(s)"
+fresh=()
+if [[ -n ${FRESH:-} ]]; then
+  fresh=(-n refine-fresh "rm -f $ws/requests/$request.lock && $refine -C $ws --store $store request lock $request > /dev/null 2>&1")
+fi
 hyperfine --warmup 2 --min-runs 10 --export-json "$work/lock.json" \
   -n refine "$refine -C $ws --store $store request lock $request > /dev/null 2>&1" \
+  "${fresh[@]}" \
   -n uv "bash -c '$uv_all'"
 python3 - "$work/lock.json" <<'PY'
 import json, sys
 r = {x["command"]: x["median"] for x in json.load(open(sys.argv[1]))["results"]}
 m = {x["command"]: x["min"] for x in json.load(open(sys.argv[1]))["results"]}
 print(f"lock ratio refine/uv: {r['refine'] / r['uv']:.2f}x (median), {m['refine'] / m['uv']:.2f}x (fastest runs: a run without the network's occasional ~5 s stall)")
+if "refine-fresh" in r:
+    print(f"first lock (none to replace) refine/uv: {r['refine-fresh'] / r['uv']:.2f}x (median), {m['refine-fresh'] / m['uv']:.2f}x (fastest)")
 PY

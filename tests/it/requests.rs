@@ -572,6 +572,28 @@ fn lock_errors_point_at_the_request() {
     }
 }
 
+/// A lock that replaces another asks the replaced lock's build-requirement questions ahead
+/// (docs/requests.md); what it writes is what a first lock writes.
+#[test]
+fn a_lock_does_not_depend_on_the_lock_it_replaces() {
+    let work = scratch();
+    let store = work.path().join("store");
+    let ws = copy_workspace(work.path());
+    let lock_file = ws.join("requests/demo.lock");
+    let mut texts = Vec::new();
+    // The repo's lock, then the one just written, then none at all.
+    for replaced in [true, true, false] {
+        if !replaced {
+            fs_err::remove_file(&lock_file).unwrap();
+        }
+        let out = refine_in(&ws, &store, &["request", "lock", "demo"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        texts.push(fs_err::read_to_string(&lock_file).unwrap());
+    }
+    assert_eq!(texts[0], texts[1]);
+    assert_eq!(texts[1], texts[2]);
+}
+
 /// An sdist whose bytes are not those the lock pins is refused before anything runs, and
 /// a build requirement pinned to an sdist's hash is named as such.
 #[test]

@@ -92,8 +92,25 @@ pub fn lock(
     let request = &find(ws, name)?.request;
     let pin = resolver(ws)?;
     let store = open_workspace_store(&graph, options.store.as_deref())?;
-    let pip = refine_fetch::PipConfig::load();
-    let uv = Uv::install(&store, &pip, &pin)?;
+    // pip's configuration comes from running pip (refine-fetch's `pip.rs` says why), which
+    // takes most of a second: uv, when an earlier lock unpacked it, finds the interpreters
+    // meanwhile.
+    let pythons: Vec<String> = request.pythons.iter().map(ToString::to_string).collect();
+    let (pip, early) = std::thread::scope(|s| {
+        let pip = s.spawn(refine_fetch::PipConfig::load);
+        let early = Uv::unpacked(&store, &pin);
+        if let Some(uv) = &early {
+            uv.find_interpreters(&pythons);
+        }
+        let pip = pip
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (pip, early)
+    });
+    let uv = match early {
+        Some(uv) => uv.with_indexes(&pip),
+        None => Uv::install(&store, &pip, &pin)?,
+    };
     let work =
         tempfile::tempdir_in(store.tmp_dir()).map_err(OpError::io("write", &store.tmp_dir()))?;
 
@@ -119,6 +136,11 @@ pub fn lock(
             ));
         }
     }
+    // The lock this one replaces, if it reads cleanly: its build-requirement questions are
+    // asked while the closures are resolved.
+    let previous = fs_err::read_to_string(ws.root.join(&out.file))
+        .ok()
+        .and_then(|text| refine_rules::rules::request::read_previous_lock(&out.file, &text));
     let resolver = resolve::Resolver {
         ws,
         request,
@@ -129,7 +151,12 @@ pub fn lock(
         memo: std::sync::Mutex::default(),
     };
     let results = resolve::parallel(&jobs, |(platform, target, python)| {
-        resolver.resolve(platform, target, python)
+        let previous = previous.as_ref().and_then(|lock| {
+            lock.resolutions
+                .iter()
+                .find(|r| r.platform == *platform && r.python == *python)
+        });
+        resolver.resolve(platform, target, python, previous)
     });
     let mut resolutions = Vec::new();
     for r in results {

@@ -1,11 +1,15 @@
 //! Resolving one platform and Python version of a request: the closure with uv for the
 //! target, what each package is taken as, then every sdist's build requirements pinned to
 //! wheels — the request's own built wheels first — in rounds, several uv runs at once (their
-//! time is mostly the index's), each distinct set of build requirements resolved once.
+//! time is mostly the index's), each distinct set of build requirements resolved once. The
+//! lock being replaced says which questions the rounds will most likely ask: they are asked
+//! while the closure is resolved, and a round then finds its answers ready. A question is
+//! the same question whoever asks it first, so the lock written does not depend on the lock
+//! it replaces.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use refine_fetch::PipConfig;
 use refine_rules::rules::request::{
@@ -71,8 +75,19 @@ pub(super) struct Resolver<'a> {
     pub uv: &'a Uv,
     pub work: &'a Path,
     /// Build-requirement resolutions by platform and Python version, requirements and the
-    /// request's versions.
-    pub memo: Mutex<HashMap<MemoKey, Arc<Result<PyLock, String>>>>,
+    /// request's versions; one being asked is waited for, not asked again.
+    pub memo: Mutex<HashMap<MemoKey, Arc<OnceLock<Answer>>>>,
+}
+
+/// One build-requirement resolution: the closure, or uv's message.
+type Answer = Arc<Result<PyLock, String>>;
+
+/// What one sdist's build asks uv: its backend, its build requirements and the request's
+/// versions to prefer.
+struct Question {
+    backend: String,
+    requires: Vec<String>,
+    mine: Vec<String>,
 }
 
 /// One resolution being pinned.
@@ -98,21 +113,34 @@ impl Target<'_> {
 impl Resolver<'_> {
     /// The closure of the request for `platform` (`uv_platform` for uv) and `python`, each
     /// package taken as the strategy says, every sdist's build requirements pinned.
+    /// `previous` is the replaced lock's resolution for the same target, if any: its
+    /// questions are asked meanwhile.
     pub fn resolve(
         &self,
         platform: &str,
         uv_platform: &str,
         python: &Version,
+        previous: Option<&Resolution>,
     ) -> Result<Resolution, OpError> {
         let t = Target {
             platform,
             uv_platform,
             python: python.to_string(),
         };
+        std::thread::scope(|s| {
+            if let Some(previous) = previous {
+                s.spawn(|| self.ask_ahead(&t, previous));
+            }
+            self.resolve_now(&t, python)
+        })
+    }
+
+    fn resolve_now(&self, t: &Target<'_>, python: &Version) -> Result<Resolution, OpError> {
+        let platform = t.platform;
         let input = Input::of_request(self.ws, self.request, self.work)?;
         let resolved = self
             .uv
-            .compile(&input, uv_platform, &t.python, false, self.work)
+            .compile(&input, t.uv_platform, &t.python, false, self.work)
             .map_err(|message| {
                 at_request(
                     self.ws,
@@ -128,9 +156,9 @@ impl Resolver<'_> {
         let mut packages = resolved
             .packages
             .iter()
-            .map(|p| self.choose(p, &t))
+            .map(|p| self.choose(p, t))
             .collect::<Result<Vec<_>, _>>()?;
-        self.pin_build_requirements(&t, &mut packages)?;
+        self.pin_build_requirements(t, &mut packages)?;
         Ok(Resolution {
             python: python.clone(),
             platform: platform.to_string(),
@@ -195,28 +223,29 @@ impl Resolver<'_> {
     /// Resolves `requires` for the target, wheels only, preferring `ours` (the versions the
     /// request builds); then without them; then with sdists allowed (for a build
     /// requirement that has no wheel for the platform). Each distinct question once.
-    fn build_closure(
-        &self,
-        t: &Target<'_>,
-        requires: &[String],
-        ours: &[String],
-    ) -> Arc<Result<PyLock, String>> {
+    fn build_closure(&self, t: &Target<'_>, requires: &[String], ours: &[String]) -> Answer {
         let key = (
             format!("{} {}", t.uv_platform, t.python),
             requires.to_vec(),
             ours.to_vec(),
         );
-        if let Some(hit) = self
+        let cell = self
             .memo
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-        {
-            return hit.clone();
-        }
+            .entry(key)
+            .or_default()
+            .clone();
+        cell.get_or_init(|| Arc::new(self.ask(t, requires, ours)))
+            .clone()
+    }
+
+    /// Asks uv: wheels only with the request's versions, then without them, then with
+    /// sdists allowed. The wheels-only attempt without the request's versions says best
+    /// why none worked.
+    fn ask(&self, t: &Target<'_>, requires: &[String], ours: &[String]) -> Result<PyLock, String> {
         let attempts: [(&[String], bool); 3] = [(ours, true), (&[], true), (&[], false)];
         let mut errors = Vec::new();
-        let mut resolved = None;
         for (constraints, only_binary) in attempts {
             let input = match Input::of_lines(requires, constraints, self.work) {
                 Ok(i) => i,
@@ -229,23 +258,67 @@ impl Resolver<'_> {
                 .uv
                 .compile(&input, t.uv_platform, &t.python, only_binary, self.work)
             {
-                Ok(r) => {
-                    resolved = Some(r);
-                    break;
-                }
+                Ok(r) => return Ok(r),
                 Err(e) => errors.push(e),
             }
         }
-        // The wheels-only attempt without the request's versions says it best.
-        let result = Arc::new(resolved.ok_or_else(|| {
-            let at = usize::from(errors.len() > 1);
-            errors.swap_remove(at)
-        }));
-        self.memo
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, result.clone());
-        result
+        let at = usize::from(errors.len() > 1);
+        Err(errors.swap_remove(at))
+    }
+
+    /// The question sdist package `p`'s build asks, with `ours` the versions the request
+    /// builds. A constraint on a package outside the closure changes nothing, so every sdist
+    /// asks with the same constraints (and equal questions are asked once), except one whose
+    /// build requires itself: its own version is left free.
+    fn question(
+        &self,
+        p: &LockedPackage,
+        sdist: &LockedFile,
+        ours: &[(String, String)],
+    ) -> Result<Question, OpError> {
+        let mut build = sdist::build_system(self.store, self.pip, &p.name, &p.version, sdist)?;
+        if let Some(o) = self.request.override_for(&p.name) {
+            build.requires.extend(o.build_requires.iter().cloned());
+        }
+        let needs_itself = build
+            .requires
+            .iter()
+            .filter_map(|r| r.parse::<uv_pep508::Requirement>().ok())
+            .any(|r| normalize(r.name.as_ref()) == p.name);
+        // Sorted: the rounds and the questions asked ahead list the versions in different
+        // orders, and the order means nothing to uv.
+        let mut mine: Vec<String> = ours
+            .iter()
+            .filter(|(n, _)| !needs_itself || *n != p.name)
+            .map(|(n, v)| format!("{n}=={v}"))
+            .collect();
+        mine.sort_unstable();
+        Ok(Question {
+            backend: build.backend,
+            requires: build.requires,
+            mine,
+        })
+    }
+
+    /// Asks the questions the rounds of [`Self::pin_build_requirements`] asked for
+    /// `previous`: its sdists' builds, with the versions of the first round (the packages
+    /// the closure holds, so not those only a build needs) and of the last (all of them).
+    /// Errors are left to the rounds, which ask again only what they need.
+    fn ask_ahead(&self, t: &Target<'_>, previous: &Resolution) {
+        for ours in previous_rounds(&previous.packages) {
+            let sdists: Vec<&LockedPackage> = previous
+                .packages
+                .iter()
+                .filter(|p| p.take == Take::Sdist)
+                .collect();
+            parallel(&sdists, |p| {
+                if let Some(sdist) = &p.sdist
+                    && let Ok(q) = self.question(p, sdist, &ours)
+                {
+                    self.build_closure(t, &q.requires, &q.mine);
+                }
+            });
+        }
     }
 
     /// Pins the build requirements of every package taken from its sdist: to the index's
@@ -274,26 +347,9 @@ impl Resolver<'_> {
                 let Some(sdist) = &p.sdist else {
                     return Ok(None);
                 };
-                let mut build =
-                    sdist::build_system(self.store, self.pip, &p.name, &p.version, sdist)?;
-                if let Some(o) = self.request.override_for(&p.name) {
-                    build.requires.extend(o.build_requires.iter().cloned());
-                }
-                // A constraint on a package outside the closure changes nothing, so every
-                // sdist asks with the same constraints (and equal questions are asked once),
-                // except one whose build requires itself: its own version is left free.
-                let needs_itself = build
-                    .requires
-                    .iter()
-                    .filter_map(|r| r.parse::<uv_pep508::Requirement>().ok())
-                    .any(|r| normalize(r.name.as_ref()) == p.name);
-                let mine: Vec<String> = ours
-                    .iter()
-                    .filter(|(n, _)| !needs_itself || *n != p.name)
-                    .map(|(n, v)| format!("{n}=={v}"))
-                    .collect();
-                let closure = self.build_closure(t, &build.requires, &mine);
-                Ok(Some((build.backend, closure)))
+                let q = self.question(p, sdist, &ours)?;
+                let closure = self.build_closure(t, &q.requires, &q.mine);
+                Ok(Some((q.backend, closure)))
             });
             for (&at, answer) in round.iter().zip(answers) {
                 let Some((backend, closure)) = answer? else {
@@ -412,6 +468,35 @@ impl Resolver<'_> {
             built.push((b_name, b.version.clone()));
         }
         Ok((pins, built, alternatives))
+    }
+}
+
+/// The versions the request builds (`NAME`, `VERSION`) as the rounds of a lock like
+/// `packages` saw them: in the first round, the sdists of the closure, which leaves out
+/// those only a build needs (no wheel taken, and another sdist's build requires them);
+/// in the last, every sdist. One set when they are the same.
+fn previous_rounds(packages: &[LockedPackage]) -> Vec<Vec<(String, String)>> {
+    let built: BTreeSet<(&str, &str)> = packages
+        .iter()
+        .flat_map(|p| {
+            p.built_requires
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+        })
+        .collect();
+    let sdists = packages.iter().filter(|p| p.take == Take::Sdist);
+    let all: Vec<(String, String)> = sdists
+        .clone()
+        .map(|p| (p.name.clone(), p.version.clone()))
+        .collect();
+    let first: Vec<(String, String)> = sdists
+        .filter(|p| p.wheel.is_some() || !built.contains(&(p.name.as_str(), p.version.as_str())))
+        .map(|p| (p.name.clone(), p.version.clone()))
+        .collect();
+    if first == all {
+        vec![all]
+    } else {
+        vec![first, all]
     }
 }
 
@@ -570,6 +655,36 @@ mod tests {
             [("b".to_string(), "1".to_string())]
         );
         assert!(build_cycle(&packages).is_none());
+    }
+
+    #[test]
+    fn questions_ahead_use_the_versions_of_the_first_round_and_of_the_last() {
+        let pair = |n: &str| (n.to_string(), "1".to_string());
+        let mut with_wheel = package("c", "1", Take::Sdist);
+        with_wheel.wheel = Some(LockedFile {
+            file: "c-1-py3-none-any.whl".into(),
+            sha256: Sha256("0".repeat(64)),
+        });
+        // `n` is there only because `a`'s build needs it (no wheel taken, built for `a`);
+        // `c` is built for `a` too, but it has a wheel, so the closure held it.
+        let packages = [
+            builds_with(package("a", "1", Take::Sdist), &["n", "c"]),
+            package("b", "1", Take::Sdist),
+            with_wheel,
+            package("n", "1", Take::Sdist),
+            package("w", "1", Take::Wheel),
+        ];
+        assert_eq!(
+            previous_rounds(&packages),
+            [
+                vec![pair("a"), pair("b"), pair("c")],
+                vec![pair("a"), pair("b"), pair("c"), pair("n")]
+            ]
+        );
+        assert_eq!(
+            previous_rounds(&packages[..3]),
+            [vec![pair("a"), pair("b"), pair("c")]]
+        );
     }
 
     #[test]

@@ -109,14 +109,51 @@ impl Input {
     }
 }
 
+/// Where the program of the pinned uv wheel is unpacked: beside the store's temporary files,
+/// once per wheel.
+fn program_path(store: &LocalStore, pin: &Pinned) -> PathBuf {
+    store
+        .tmp_dir()
+        .join(format!("uv-{}", &pin.sha256.0[..16]))
+        .join("uv")
+}
+
 impl Uv {
+    /// The uv an earlier run unpacked from the pinned wheel, if there is one, without the
+    /// user's indexes yet ([`Uv::with_indexes`]): a lock finds its interpreters with it while
+    /// pip's configuration is read.
+    pub fn unpacked(store: &LocalStore, pin: &Pinned) -> Option<Uv> {
+        let program = program_path(store, pin);
+        program.is_file().then(|| Uv {
+            program,
+            indexes: Vec::new(),
+            running: Default::default(),
+            interpreters: Default::default(),
+        })
+    }
+
+    /// This uv, resolving against the indexes of `pip`.
+    pub fn with_indexes(mut self, pip: &PipConfig) -> Uv {
+        self.indexes = pip.indexes.clone();
+        self
+    }
+
+    /// Finds the interpreter of each of `pythons` (see [`Uv::interpreter`]), all at once.
+    pub fn find_interpreters(&self, pythons: &[String]) {
+        std::thread::scope(|s| {
+            for python in pythons {
+                s.spawn(|| self.interpreter(python));
+            }
+        });
+    }
+
     /// Fetches the pinned uv wheel into the store (verified by sha256) and unpacks its
     /// program beside the store's temporary files, once per wheel.
     pub fn install(store: &LocalStore, pip: &PipConfig, pin: &Pinned) -> Result<Uv, OpError> {
         let work = store.tmp_dir();
         let (digest, _) = refine_fetch::fetch(store, &Fetchable::from_pinned(pin), pip, &work)?;
-        let dir = work.join(format!("uv-{}", &pin.sha256.0[..16]));
-        let program = dir.join("uv");
+        let program = program_path(store, pin);
+        let dir = program.parent().unwrap_or(&work).to_path_buf();
         if !program.is_file() {
             let wheel = store.existing_blob_path(&digest)?;
             let file = fs_err::File::open(&wheel).map_err(|e| OpError::io("read", &wheel)(e))?;
@@ -155,29 +192,36 @@ impl Uv {
     }
 
     /// The interpreter `uv python find` gives for `python`, or none (uv then looks itself,
-    /// and says what it lacks).
+    /// and says what it lacks). Found once per Python version; two versions at once.
     fn interpreter(&self, python: &str) -> Option<PathBuf> {
-        let mut known = self
-            .interpreters
+        let known = |m: &std::sync::Mutex<std::collections::BTreeMap<String, Option<PathBuf>>>| {
+            m.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(python)
+                .cloned()
+        };
+        if let Some(found) = known(&self.interpreters) {
+            return found;
+        }
+        let out = Command::new(&self.program)
+            .args([
+                "python",
+                "find",
+                "--no-config",
+                "--no-python-downloads",
+                python,
+            ])
+            .output()
+            .ok();
+        let found = out.and_then(|out| {
+            let path = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
+            (out.status.success() && path.is_absolute()).then_some(path)
+        });
+        self.interpreters
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        known
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .entry(python.to_string())
-            .or_insert_with(|| {
-                let out = Command::new(&self.program)
-                    .args([
-                        "python",
-                        "find",
-                        "--no-config",
-                        "--no-python-downloads",
-                        python,
-                    ])
-                    .output()
-                    .ok()?;
-                let path = String::from_utf8(out.stdout).ok()?;
-                let path = PathBuf::from(path.trim());
-                (out.status.success() && path.is_absolute()).then_some(path)
-            })
+            .or_insert(found)
             .clone()
     }
 

@@ -89,6 +89,21 @@ fn relock(r: &FileReader<'_>) -> String {
     format!("Run `refine request lock {name}` to write the lock afresh")
 }
 
+/// The lock a new `refine request lock` replaces, read only for the questions it may ask
+/// ahead (which the new lock asks anyway): `None` when `text` is not a clean lock.
+pub fn read_previous_lock(file: &str, text: &str) -> Option<RequestLock> {
+    let source = crate::diag::Source::new(file, text);
+    let doc = crate::rules::parse_kdl(&source).ok()?;
+    let mut r = FileReader {
+        file: 0,
+        source: &source,
+        package: None,
+        errors: crate::diag::Errors::default(),
+    };
+    let lock = read_request_lock(&mut r, &doc)?;
+    r.errors.is_empty().then_some(lock)
+}
+
 /// Reads a request's lock; hand edits that leave it inconsistent are reported in `r`.
 pub fn read_request_lock(r: &mut FileReader<'_>, doc: &KdlDocument) -> Option<RequestLock> {
     let mut head: Option<(String, String, String, Loc)> = None;

@@ -17,7 +17,7 @@ use uv_pep440::Version;
 use super::model::{LabelRef, Loc, Pinned, Sha256};
 
 pub(super) use load::{attach_request_locks, read_requests};
-pub use lock::{read_request_lock, render_request_lock};
+pub use lock::{read_previous_lock, read_request_lock, render_request_lock};
 pub use read::read_request;
 pub(super) use targets::request_targets;
 pub use targets::{platform_suffix, repair_target_name, wheel_target_name};
