@@ -84,6 +84,8 @@ fn same_archives(shown: &str, da: &[u8], db: &[u8]) -> Result<usize, String> {
             ab.len()
         ));
     }
+    // Every member that differs is named, not only the first.
+    let mut differ = Vec::new();
     for i in 0..aa.len() {
         let (ma, mb) = (aa.get_at(i).unwrap(), ab.get_at(i).unwrap());
         let name = ma.extended_name();
@@ -96,9 +98,20 @@ fn same_archives(shown: &str, da: &[u8], db: &[u8]) -> Result<usize, String> {
         let bytes = |d: &'_ [u8], m: &goblin::archive::Member| -> Vec<u8> {
             d[m.offset as usize..m.offset as usize + m.size()].to_vec()
         };
-        same_elves(&format!("{shown}({name})"), &bytes(da, ma), &bytes(db, mb))?;
+        if let Err(e) = same_elves(&format!("{shown}({name})"), &bytes(da, ma), &bytes(db, mb)) {
+            differ.push(e);
+        }
     }
-    Ok(aa.len())
+    if differ.is_empty() {
+        Ok(aa.len())
+    } else {
+        Err(format!(
+            "{} of {} members differ:\n{}",
+            differ.len(),
+            aa.len(),
+            differ.join("\n")
+        ))
+    }
 }
 
 fn same_elves(shown: &str, da: &[u8], db: &[u8]) -> Result<(), String> {
