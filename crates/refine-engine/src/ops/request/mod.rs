@@ -149,6 +149,7 @@ pub fn lock(
         uv: &uv,
         work: work.path(),
         memo: std::sync::Mutex::default(),
+        systems: std::sync::Mutex::default(),
     };
     let results = resolve::parallel(&jobs, |(platform, target, python)| {
         let previous = previous.as_ref().and_then(|lock| {

@@ -58,10 +58,16 @@ fn built_here(packages: &[LockedPackage], at: usize, name: &str, version: &str) 
 /// A set of build requirements, with the versions the request builds itself.
 type MemoKey = (String, Vec<String>, Vec<String>);
 
-/// One sdist's build closure split: wheels pinned, wheels the request builds (`NAME`,
-/// `VERSION`), and for those of them that the index also has a wheel of for the platform,
-/// that wheel (what a cycle of builds is broken with).
-type Split = (Vec<Pinned>, Vec<(String, String)>, Vec<Pinned>);
+/// One sdist's build closure, split.
+struct Split {
+    /// Wheels pinned from the index.
+    pins: Vec<Pinned>,
+    /// Wheels the request builds (`NAME`, `VERSION`).
+    built: Vec<(String, String)>,
+    /// For those of `built` that the index also has a wheel of for the platform, that wheel:
+    /// what a cycle of builds is broken with.
+    index_wheels: Vec<Pinned>,
+}
 
 /// The index's wheels of the build requirements the request builds, by the position of the
 /// package whose build needs them and their name.
@@ -77,6 +83,9 @@ pub(super) struct Resolver<'a> {
     /// Build-requirement resolutions by platform and Python version, requirements and the
     /// request's versions; one being asked is waited for, not asked again.
     pub memo: Mutex<HashMap<MemoKey, Arc<OnceLock<Answer>>>>,
+    /// Build systems read, by sdist sha256: the questions asked ahead and the rounds read the
+    /// same sdists, and reading one means decompressing it up to its `pyproject.toml`.
+    pub systems: Mutex<HashMap<String, Arc<sdist::BuildSystem>>>,
 }
 
 /// One build-requirement resolution: the closure, or uv's message.
@@ -276,12 +285,12 @@ impl Resolver<'_> {
         sdist: &LockedFile,
         ours: &[(String, String)],
     ) -> Result<Question, OpError> {
-        let mut build = sdist::build_system(self.store, self.pip, &p.name, &p.version, sdist)?;
+        let build = self.build_system(p, sdist)?;
+        let mut requires = build.requires.clone();
         if let Some(o) = self.request.override_for(&p.name) {
-            build.requires.extend(o.build_requires.iter().cloned());
+            requires.extend(o.build_requires.iter().cloned());
         }
-        let needs_itself = build
-            .requires
+        let needs_itself = requires
             .iter()
             .filter_map(|r| r.parse::<uv_pep508::Requirement>().ok())
             .any(|r| normalize(r.name.as_ref()) == p.name);
@@ -294,10 +303,37 @@ impl Resolver<'_> {
             .collect();
         mine.sort_unstable();
         Ok(Question {
-            backend: build.backend,
-            requires: build.requires,
+            backend: build.backend.clone(),
+            requires,
             mine,
         })
+    }
+
+    /// Sdist package `p`'s build system, read once per sdist (two threads asking at once may
+    /// both read it; they read the same bytes, verified by sha256).
+    fn build_system(
+        &self,
+        p: &LockedPackage,
+        sdist: &LockedFile,
+    ) -> Result<Arc<sdist::BuildSystem>, OpError> {
+        let known = |systems: &Mutex<HashMap<String, Arc<sdist::BuildSystem>>>| {
+            systems
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&sdist.sha256.0)
+                .cloned()
+        };
+        if let Some(b) = known(&self.systems) {
+            return Ok(b);
+        }
+        let read = Arc::new(sdist::build_system(
+            self.store, self.pip, &p.name, &p.version, sdist,
+        )?);
+        self.systems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(sdist.sha256.0.clone(), read.clone());
+        Ok(read)
     }
 
     /// Asks the questions the rounds of [`Self::pin_build_requirements`] asked for
@@ -359,12 +395,12 @@ impl Resolver<'_> {
                     Ok(r) => r,
                     Err(message) => return Err(t.error(&packages[at], message.clone())),
                 };
-                let (pins, built, alternatives) = self.apply(t, packages, at, resolved)?;
+                let split = self.apply(t, packages, at, resolved)?;
                 let p = &mut packages[at];
                 p.backend = Some(backend);
-                p.build_requires = pins;
-                p.built_requires = built;
-                for w in alternatives {
+                p.build_requires = split.pins;
+                p.built_requires = split.built;
+                for w in split.index_wheels {
                     index_wheels.insert((at, normalize(&w.name)), w);
                 }
             }
@@ -396,7 +432,7 @@ impl Resolver<'_> {
     ) -> Result<Split, OpError> {
         let mut pins = Vec::new();
         let mut built = Vec::new();
-        let mut alternatives = Vec::new();
+        let mut index_wheels = Vec::new();
         for b in &resolved.packages {
             let b_name = normalize(&b.name);
             // A package whose build closure holds itself (jupyterlab-pygments builds with
@@ -406,7 +442,7 @@ impl Resolver<'_> {
             let ours = built_here(packages, at, &b_name, &b.version);
             if ours {
                 if let Some(w) = pylock::best_wheel(&b.wheels) {
-                    alternatives.push(Pinned {
+                    index_wheels.push(Pinned {
                         name: b.name.clone(),
                         version: b.version.clone(),
                         sha256: Sha256(w.sha256.clone()),
@@ -467,7 +503,11 @@ impl Resolver<'_> {
             });
             built.push((b_name, b.version.clone()));
         }
-        Ok((pins, built, alternatives))
+        Ok(Split {
+            pins,
+            built,
+            index_wheels,
+        })
     }
 }
 
