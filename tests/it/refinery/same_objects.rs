@@ -95,10 +95,10 @@ fn same_archives(shown: &str, da: &[u8], db: &[u8]) -> Result<usize, String> {
                 mb.extended_name()
             ));
         }
-        let bytes = |d: &'_ [u8], m: &goblin::archive::Member| -> Vec<u8> {
-            d[m.offset as usize..m.offset as usize + m.size()].to_vec()
-        };
-        if let Err(e) = same_elves(&format!("{shown}({name})"), &bytes(da, ma), &bytes(db, mb)) {
+        fn bytes<'d>(d: &'d [u8], m: &goblin::archive::Member) -> &'d [u8] {
+            &d[m.offset as usize..m.offset as usize + m.size()]
+        }
+        if let Err(e) = same_elves(&format!("{shown}({name})"), bytes(da, ma), bytes(db, mb)) {
             differ.push(e);
         }
     }

@@ -316,14 +316,13 @@ impl Resolver<'_> {
         p: &LockedPackage,
         sdist: &LockedFile,
     ) -> Result<Arc<sdist::BuildSystem>, OpError> {
-        let known = |systems: &Mutex<HashMap<String, Arc<sdist::BuildSystem>>>| {
-            systems
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&sdist.sha256.0)
-                .cloned()
-        };
-        if let Some(b) = known(&self.systems) {
+        let known = self
+            .systems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&sdist.sha256.0)
+            .cloned();
+        if let Some(b) = known {
             return Ok(b);
         }
         let read = Arc::new(sdist::build_system(
