@@ -426,13 +426,7 @@ const FORTRAN_SMOKE: &str = "import floor_fortran, platform; assert abs(floor_fo
 fn s390x_2_31_floors(wheels: &[(&str, &str)]) {
     let work = scratch();
     let toolchain_label = "//toolchains:gcc-10-s390x-glibc-2.31";
-    // The toolchain is unpacked in the x86_64 root.
-    let store = store_with(&[
-        BOTH_BASES[0],
-        BOTH_BASES[1],
-        toolchain_label,
-        "//runtimes:debian-python-s390x-2_31-py311",
-    ]);
+    let store = store_with(&S390X_2_31_SHARED);
     let base = artifact_tree(repo(), store, "//bases:bookworm-s390x");
     let toolchain = artifact_copy(work.path(), store, toolchain_label);
     let sysroot_lib = toolchain.join("usr/s390x-linux-gnu/lib");

@@ -214,6 +214,19 @@ pub const BOOKWORM_X86_64: &str = r#"base "bookworm-x86_64" {
 }
 "#;
 
+/// What the tests of the `s390x-2_31` platform build on, built once into the shared store
+/// ([`store_with`]) before any of them builds its own targets: both bases (the toolchain is
+/// unpacked in the x86_64 root), the gcc-10 toolchain, the runtime, and the C packs that
+/// several of them link (two tests building one missing pack at once would both run it).
+pub const S390X_2_31_SHARED: [&str; 6] = [
+    "//bases:bookworm-s390x",
+    "//bases:bookworm-x86_64",
+    "//toolchains:gcc-10-s390x-glibc-2.31",
+    "//runtimes:debian-python-s390x-2_31-py311",
+    "//packs:libyaml-s390x-2_31",
+    "//packs:libffi-s390x-2_31",
+];
+
 /// A store shared by the tests of this process that build on the repository's locked bookworm
 /// bases (rules/bases.kdl, rules/bases.lock), holding `base` (a label such as
 /// `//bases:bookworm-s390x`). See [`store_with`].
