@@ -247,11 +247,14 @@ fn host_arch_markupsafe_and_pyyaml_from_sdist_to_repaired_wheels() {
 const BOTH_BASES: [&str; 2] = ["//bases:bookworm-s390x", "//bases:bookworm-x86_64"];
 
 /// PyYAML with libyaml for s390x, everything under qemu, then the same targets with the
-/// root's own gcc 12 running natively: the same objects.
+/// root's own gcc 12 running natively: the same objects. With `REFINE_IDENTITY_STORE=DIR`, in
+/// that store instead of the shared one.
 #[test]
 fn s390x_pyyaml_under_emulation_and_with_native_compilers() {
     let work = scratch();
-    let store = store_with(&BOTH_BASES);
+    let store = std::env::var_os("REFINE_IDENTITY_STORE")
+        .map_or_else(|| store_with(&BOTH_BASES).to_path_buf(), PathBuf::from);
+    let store = store.as_path();
     let out_dir = work.path().join("wheels");
     let events = work.path().join("events.jsonl");
     let out = build(
@@ -289,7 +292,7 @@ fn s390x_pyyaml_under_emulation_and_with_native_compilers() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(action_starts(&events), 0, "a second build ran actions");
 
-    native_compilers_make_the_same_objects(&work, store, &base);
+    native_compilers_make_the_same_objects(&work, store);
 }
 
 /// The `s390x-2_31` platform, C: see [`s390x_2_31_floors`]. The toolchain is built once
@@ -323,71 +326,21 @@ fn s390x_pyyaml_at_2_17_with_zig() {
     s390x_2_17_with_zig(&work, store, &base);
 }
 
-/// Compares the ELF files of two folders, in the s390x root under qemu with its own
-/// binutils: every section but `.comment` (the compiler's version string: the cross gcc says
-/// `12.2.0-14`, the root's `12.2.0-14+deb12u1`), the build-id (a hash over the rest, so over
-/// `.comment` too), `.debug_line` (whose include folders name the packs' mount paths,
-/// `/opt/packs/<name>/<digest>`) and the string and symbol tables byte for byte; the symbol
-/// tables as `readelf -s` lists them; and `.debug_line` decoded, with the packs' paths mapped to
-/// one. Archives are compared member by member.
-const SAME_OBJECTS: &str = r#"set -eu
-elves() { find "$1" -type f \( -name '*.so' -o -name '*.so.*' -o -name '*.o' \) | sort; }
-unpack() {
-    mkdir -p "$2"
-    for a in $(cd "$1" && find . -type f -name '*.a' | sort); do
-        d="$2/$(echo "$a" | tr / _)"; mkdir -p "$d"; (cd "$d" && ar x "$1/$a")
-    done
-    for f in $(cd "$1" && find . -type f \( -name '*.so' -o -name '*.so.*' \)); do
-        cp "$1/$f" "$2/$(echo "$f" | tr / _)"
-    done
-}
-unpack /a /tmp/a; unpack /b /tmp/b
-n=0
-for f in $(cd /tmp/a && elves .); do
-    [ -f "/tmp/b/$f" ] || { echo "MISSING $f"; exit 1; }
-    for s in $(readelf -S -W "/tmp/a/$f" | sed -n 's/^ *\[ *[0-9]*\] \([^ ]*\) .*/\1/p'); do
-        case $s in .comment|.note.gnu.build-id|.debug_line|.symtab|.strtab|.shstrtab) continue ;; esac
-        rm -f /tmp/sa /tmp/sb
-        # Sections without contents (.bss) have nothing to dump.
-        objcopy --dump-section "$s=/tmp/sa" "/tmp/a/$f" /tmp/ja 2>/dev/null && [ -f /tmp/sa ] || continue
-        objcopy --dump-section "$s=/tmp/sb" "/tmp/b/$f" /tmp/jb 2>/dev/null && [ -f /tmp/sb ] \
-            || { echo "DIFF $f $s missing"; exit 1; }
-        cmp -s /tmp/sa /tmp/sb || { echo "DIFF $f $s"; exit 1; }
-    done
-    readelf -sW "/tmp/a/$f" > /tmp/ya; readelf -sW "/tmp/b/$f" > /tmp/yb
-    cmp -s /tmp/ya /tmp/yb || { echo "DIFF $f symbols"; diff /tmp/ya /tmp/yb | head; exit 1; }
-    map='s|/opt/packs/[^/ ]*/[0-9a-f]*|/opt/packs/P|g'
-    readelf --debug-dump=decodedline "/tmp/a/$f" | sed "$map" > /tmp/la
-    readelf --debug-dump=decodedline "/tmp/b/$f" | sed "$map" > /tmp/lb
-    cmp -s /tmp/la /tmp/lb || { echo "DIFF $f .debug_line"; diff /tmp/la /tmp/lb | head; exit 1; }
-    n=$((n + 1))
-done
-[ "$n" -gt 0 ] || { echo "no ELF files"; exit 1; }
-echo "same $n"
-"#;
-
 /// The `s390x-native-compilers` platform: the bookworm root with the toolchain of the root's
 /// own gcc 12, running natively (docs/toolchains.md). libyaml and the PyYAML wheel built there
-/// hold the same objects as those built by the root's gcc under qemu.
-fn native_compilers_make_the_same_objects(work: &tempfile::TempDir, store: &Path, base: &Path) {
-    let emulated_pack = artifact_copy(work.path(), store, "//packs:libyaml");
-    let native_pack = artifact_copy(work.path(), store, "//packs:libyaml-s390x-native-compilers");
-    let said = sandbox_sh(
-        base,
-        Some("s390x"),
-        &[
-            (emulated_pack.as_path(), "/a"),
-            (native_pack.as_path(), "/b"),
-        ],
-        SAME_OBJECTS,
-    );
-    assert!(said.contains("same "), "libyaml: {said}");
+/// hold the same objects as those built by the root's gcc under qemu, as
+/// [`same_objects::same_objects`] judges them.
+fn native_compilers_make_the_same_objects(work: &tempfile::TempDir, store: &Path) {
+    let emulated_pack = artifact_tree(repo(), store, "//packs:libyaml");
+    let native_pack = artifact_tree(repo(), store, "//packs:libyaml-s390x-native-compilers");
+    let same = same_objects::same_objects(&emulated_pack, &native_pack);
+    assert!(same.is_ok(), "libyaml: {same:?}");
 
-    let mut unpacked = Vec::new();
-    for label in [
+    let [emulated, native] = [
         "//wheels:pyyaml-debian-py311",
         "//wheels:pyyaml-debian-s390x-native-compilers-py311",
-    ] {
+    ]
+    .map(|label| {
         let out_dir = work.path().join(label.replace([':', '/'], "_"));
         let out = build(
             store,
@@ -396,19 +349,12 @@ fn native_compilers_make_the_same_objects(work: &tempfile::TempDir, store: &Path
             &work.path().join("events-native.jsonl"),
         );
         assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
-        let dir = work
-            .path()
-            .join(format!("{}.d", label.replace([':', '/'], "_")));
+        let dir = out_dir.with_extension("d");
         unzip(&only_wheel(&out_dir), &dir);
-        unpacked.push(dir);
-    }
-    let said = sandbox_sh(
-        base,
-        Some("s390x"),
-        &[(unpacked[0].as_path(), "/a"), (unpacked[1].as_path(), "/b")],
-        SAME_OBJECTS,
-    );
-    assert!(said.contains("same "), "PyYAML: {said}");
+        dir
+    });
+    let same = same_objects::same_objects(&emulated, &native);
+    assert!(same.is_ok(), "PyYAML: {same:?}");
 }
 
 // The backend alone (`cffi.FFI` needs pycparser, which `--no-deps` leaves out): a call through

@@ -10,7 +10,8 @@
 //! - the packs' mount paths, `/opt/packs/<name>/<digest>`, wherever a string holds one: the
 //!   two platforms' variants of a pack have different names and digests. String tables are
 //!   compared with those paths mapped to one, and the sections that point into them (symbol
-//!   tables, `.dynamic`) decoded, names resolved.
+//!   tables, `.dynamic`, the line tables of `.debug_line`, whose include folders name the
+//!   packs) decoded, names resolved.
 //!
 //! Archives are compared member by member, in order.
 
@@ -146,9 +147,13 @@ fn same_elves(shown: &str, da: &[u8], db: &[u8]) -> Result<(), String> {
             let (ca, cb) = (content(da, sa), content(db, sb));
             ca == cb
                 || match name.as_str() {
-                    ".strtab" | ".dynstr" | ".shstrtab" => {
+                    ".strtab" | ".dynstr" | ".shstrtab" | ".debug_str" | ".debug_line_str" => {
                         mask_pack_paths(&ca) == mask_pack_paths(&cb)
                     }
+                    ".debug_line" => match (line_rows(&ea, da), line_rows(&eb, db)) {
+                        (Ok(ra), Ok(rb)) => ra == rb,
+                        _ => false,
+                    },
                     ".symtab" => symbols(&ea, false) == symbols(&eb, false),
                     ".dynsym" => symbols(&ea, true) == symbols(&eb, true),
                     ".dynamic" => dynamic(&ea) == dynamic(&eb),
@@ -208,6 +213,63 @@ fn dynamic(e: &Elf) -> Vec<(u64, Vec<u8>)> {
         .collect()
 }
 
+/// One row of a line table: the file's path (its folder joined, pack paths mapped), the
+/// address, line and column, and whether it starts a statement or ends a sequence.
+type LineRow = (Vec<u8>, u64, u64, u64, bool, bool);
+
+/// Every row of every line program of `e` (whose bytes are `d`), unit by unit: what
+/// `readelf --debug-dump=decodedline` prints.
+fn line_rows(e: &Elf, d: &[u8]) -> Result<Vec<LineRow>, gimli::Error> {
+    use gimli::{ColumnType, EndianSlice, RunTimeEndian};
+    let endian = if e.little_endian {
+        RunTimeEndian::Little
+    } else {
+        RunTimeEndian::Big
+    };
+    let section = |id: gimli::SectionId| -> Result<EndianSlice<'_, RunTimeEndian>, gimli::Error> {
+        let bytes = e
+            .section_headers
+            .iter()
+            .find(|s| e.shdr_strtab.get_at(s.sh_name) == Some(id.name()))
+            .and_then(goblin::elf::SectionHeader::file_range)
+            .map_or(&[][..], |r| &d[r]);
+        Ok(EndianSlice::new(bytes, endian))
+    };
+    let dwarf = gimli::Dwarf::load(section)?;
+    let mut rows = Vec::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        let Some(program) = unit.line_program.clone() else {
+            continue;
+        };
+        let mut program = program.rows();
+        while let Some((header, row)) = program.next_row()? {
+            let mut path = Vec::new();
+            if let Some(file) = row.file(header) {
+                if let Some(dir) = file.directory(header) {
+                    path.extend_from_slice(dwarf.attr_string(&unit, dir)?.slice());
+                    path.push(b'/');
+                }
+                path.extend_from_slice(dwarf.attr_string(&unit, file.path_name())?.slice());
+            }
+            let column = match row.column() {
+                ColumnType::LeftEdge => 0,
+                ColumnType::Column(c) => c.get(),
+            };
+            rows.push((
+                mask_pack_paths(&path),
+                row.address(),
+                row.line().map_or(0, std::num::NonZero::get),
+                column,
+                row.is_stmt(),
+                row.end_sequence(),
+            ));
+        }
+    }
+    Ok(rows)
+}
+
 fn name(strtab: &Strtab, at: usize) -> Vec<u8> {
     mask_pack_paths(strtab.get_at(at).unwrap_or("?").as_bytes())
 }
@@ -245,6 +307,81 @@ fn mask_pack_paths(bytes: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    /// Builds `t.so` with `-g` in `dir/src` (the same folder every time, so that only the pack
+    /// differs), including `h.h` (holding `header`) from the absolute folder `dir/src/<pack>`,
+    /// and returns a folder `dir/<name>` holding the library alone.
+    fn library(dir: &Path, name: &str, pack: &str, header: &str) -> std::path::PathBuf {
+        let src = dir.join("src");
+        let _ = fs_err::remove_dir_all(&src);
+        let include = src.join(pack);
+        fs_err::create_dir_all(&include).unwrap();
+        fs_err::write(include.join("h.h"), header).unwrap();
+        fs_err::write(
+            src.join("t.c"),
+            "#include <h.h>\nint api(int x) { return twice(x) + 1; }\n",
+        )
+        .unwrap();
+        let status = std::process::Command::new("gcc")
+            .current_dir(&src)
+            .args(["-shared", "-fPIC", "-g", "-O0", "-o", "t.so", "t.c", "-I"])
+            .arg(&include)
+            .status()
+            .expect("gcc must be installed for the comparator's tests");
+        assert!(status.success(), "gcc failed in {}", src.display());
+        let out = dir.join(name);
+        fs_err::create_dir_all(&out).unwrap();
+        fs_err::copy(src.join("t.so"), out.join("t.so")).unwrap();
+        out
+    }
+
+    const HEADER: &str = "static inline int twice(int x) {\n    return 2 * x;\n}\n";
+
+    /// The line table is decoded: the header's rows name it with the pack path mapped, at its
+    /// own lines.
+    #[test]
+    fn line_tables_are_decoded_with_pack_paths_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = library(dir.path(), "a", "opt/packs/yaml/0a1b2c/include", HEADER);
+        let bytes = fs_err::read(lib.join("t.so")).unwrap();
+        let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+        let rows = super::line_rows(&elf, &bytes).unwrap();
+        let header_lines: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.0.ends_with(b"/src/opt/packs/P/include/h.h"))
+            .map(|r| r.2)
+            .collect();
+        assert!(header_lines.contains(&2), "{rows:?}");
+        assert!(
+            rows.iter().any(|r| r.0.ends_with(b"t.c") && r.2 == 2),
+            "{rows:?}"
+        );
+    }
+
+    /// One source built against two packs' mount paths (other names, other lengths) holds the
+    /// same objects; a header moved down one line does not.
+    #[test]
+    fn pack_paths_are_the_only_difference_allowed() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = library(dir.path(), "a", "opt/packs/yaml/0a1b2c/include", HEADER);
+        let b = library(
+            dir.path(),
+            "b",
+            "opt/packs/yaml-s390x-native-compilers/9f8e7d6c5b4a/include",
+            HEADER,
+        );
+        let moved = library(
+            dir.path(),
+            "c",
+            "opt/packs/yaml/0a1b2c/include",
+            &format!("\n{HEADER}"),
+        );
+        assert_eq!(super::same_objects(&a, &b), Ok(1));
+        let differ = super::same_objects(&a, &moved);
+        assert!(differ.is_err(), "{differ:?}");
+    }
+
     #[test]
     fn pack_paths_are_mapped_to_one() {
         assert_eq!(
