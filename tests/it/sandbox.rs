@@ -625,7 +625,7 @@ fn s390x_dynamic_program_runs_in_an_s390x_root() {
     let root = s390x_fixture(
         "REFINE_TEST_S390X_ROOT",
         "/var/cache/refine-tests/s390x-bookworm",
-        "The s390x debootstrap root",
+        "The s390x test root",
     );
     assert!(
         root.join("lib/ld64.so.1").exists(),
