@@ -17,10 +17,7 @@ use crate::ops::OpError;
 pub struct Uv {
     program: PathBuf,
     indexes: Vec<String>,
-    /// uv runs at once. Measured here with benches/request-lock.sh (the demo: 2 resolutions,
-    /// then 8 build-requirement ones, each ~0.5 s of mostly network): the lock's median was
-    /// 3.5 s with 2 at once, 2.4 s with 4, and 2.0 s with 8, but with 8 one run in ten stalled
-    /// ~5 s on the network (6.8 s).
+    /// uv runs at once ([`AT_ONCE`]).
     running: (std::sync::Mutex<usize>, std::sync::Condvar),
     /// The interpreter uv finds for each Python version, found once per lock: uv needs one
     /// even to resolve wheels only, and finding it anew (a pyenv shim, for one, is a shell
@@ -28,8 +25,13 @@ pub struct Uv {
     interpreters: std::sync::Mutex<std::collections::BTreeMap<String, Option<PathBuf>>>,
 }
 
-/// How many uv runs go at once.
-const AT_ONCE: usize = 4;
+/// How many uv runs go at once. Each run looks up the index's hosts anew (A and AAAA), and
+/// a DNS server may drop queries that arrive together: this machine's drops them past about
+/// ten at once (12 parallel `getent ahosts` of the two PyPI hosts: 5.0 s, glibc's retry
+/// timeout; 8: 13 ms). Measured with the demo (2 resolutions, then 8 build-requirement ones):
+/// 4 at once stalled every lock for ~4.4 s (6.2–6.6 s), 3 stalled two in five, 2 never
+/// (2.2–2.5 s). An earlier, quieter resolver gave 2.4 s with 4 at once and 3.5 s with 2.
+const AT_ONCE: usize = 2;
 
 /// What one `uv pip compile` reads: files in a folder of its own (uv runs in parallel).
 pub struct Input {
