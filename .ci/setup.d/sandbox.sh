@@ -34,17 +34,26 @@ if ((${#missing[@]})); then
     apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# busybox-static:s390x cannot be co-installed with the host's busybox-static (same path, not
-# Multi-Arch: same), so its binary is extracted from the .deb.
-if [[ ! -x $s390x_busybox ]]; then
+# The s390x .debs of packages `$2…` downloaded into folder `$1`: the architecture added and
+# the package lists updated first, once per run.
+s390x_debs() {
+    local dir=$1
+    shift
     if ! dpkg --print-foreign-architectures | grep -qx s390x; then
         dpkg --add-architecture s390x
         updated=0
     fi
-    ((updated)) || apt-get update -q
+    ((updated)) || { apt-get update -q; updated=1; }
+    mkdir -p "$dir"
+    chmod 0755 "$dir" # apt fetches as `_apt`
+    (cd "$dir" && apt-get download -q "${@/%/:s390x}")
+}
+
+# busybox-static:s390x cannot be co-installed with the host's busybox-static (same path, not
+# Multi-Arch: same), so its binary is extracted from the .deb.
+if [[ ! -x $s390x_busybox ]]; then
     work=$(mktemp -d)
-    chmod 0755 "$work" # apt fetches as `_apt`
-    (cd "$work" && apt-get download -q busybox-static:s390x)
+    s390x_debs "$work" busybox-static
     dpkg-deb -x "$work"/busybox-static_*_s390x.deb "$work/x"
     mkdir -p "$(dirname "$s390x_busybox")"
     install -m 0755 "$work/x/bin/busybox" "$s390x_busybox.tmp"
@@ -60,16 +69,10 @@ fi
 # Built beside its final place and renamed, so an interrupted run leaves no half root behind.
 root_packages=(libc6 libgcc-s1 libstdc++6 dash coreutils libacl1 libattr1 libgmp10 libselinux1 libpcre2-8-0)
 if [[ ! -x $s390x_root/bin/true ]]; then
-    if ! dpkg --print-foreign-architectures | grep -qx s390x; then
-        dpkg --add-architecture s390x
-        apt-get update -q
-    fi
     partial="$s390x_root.partial"
     rm -rf "$partial"
-    mkdir -p "$partial/debs"
-    chmod 0755 "$partial/debs" # apt fetches as `_apt`
     log "unpacking ${root_packages[*]} (s390x) into $s390x_root"
-    (cd "$partial/debs" && apt-get download -q "${root_packages[@]/%/:s390x}")
+    s390x_debs "$partial/debs" "${root_packages[@]}"
     for deb in "$partial"/debs/*.deb; do dpkg-deb -x "$deb" "$partial"; done
     rm -rf "$partial/debs"
     [[ -e $partial/lib/ld64.so.1 && -x $partial/bin/true ]] || {

@@ -300,10 +300,7 @@ fn psutil_lz4_and_ujson_for_two_platforms_from_one_rule_each() {
     assert_eq!(keys_matrix.len(), 2 + 2 + 12 + 1);
     assert_eq!(keys_matrix, keys_hand);
 
-    let store = std::env::var_os("REFINE_PLATFORMS_STORE").map_or_else(
-        || store_with_base("//bases:bookworm-x86_64").to_path_buf(),
-        PathBuf::from,
-    );
+    let store = store_from_env_or_shared("REFINE_PLATFORMS_STORE", &["//bases:bookworm-x86_64"]);
     let (out_dir, plain_dir) = (work.path().join("wheels"), work.path().join("unstripped"));
     build(&matrix, &store, &BUILT, &out_dir);
     // The unstripped lz4 has the stripped one's file name: into a folder of its own.

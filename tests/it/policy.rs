@@ -184,10 +184,7 @@ fn s390x_repairs_are_tagged_with_the_lowest_policy_met_and_a_broken_promise_fail
         .expect("a folder in /var/tmp");
     let ws = work.path().join("ws");
     write_workspace(&ws);
-    let store = std::env::var_os("REFINE_POLICY_STORE").map_or_else(
-        || store_with_base("//bases:bookworm-s390x").to_path_buf(),
-        PathBuf::from,
-    );
+    let store = store_from_env_or_shared("REFINE_POLICY_STORE", &["//bases:bookworm-s390x"]);
     let out_dir = work.path().join("wheels");
 
     let out = build(

@@ -252,8 +252,7 @@ const BOTH_BASES: [&str; 2] = ["//bases:bookworm-s390x", "//bases:bookworm-x86_6
 #[test]
 fn s390x_pyyaml_under_emulation_and_with_native_compilers() {
     let work = scratch();
-    let store = std::env::var_os("REFINE_IDENTITY_STORE")
-        .map_or_else(|| store_with(&BOTH_BASES).to_path_buf(), PathBuf::from);
+    let store = store_from_env_or_shared("REFINE_IDENTITY_STORE", &BOTH_BASES);
     let store = store.as_path();
     let out_dir = work.path().join("wheels");
     let events = work.path().join("events.jsonl");
@@ -341,21 +340,20 @@ fn native_compilers_make_the_same_objects(work: &tempfile::TempDir, store: &Path
         "//wheels:pyyaml-debian-py311",
         "//wheels:pyyaml-debian-s390x-native-compilers-py311",
     ]
-    .map(|label| {
-        let out_dir = work.path().join(label.replace([':', '/'], "_"));
-        let out = build(
-            store,
-            label,
-            &out_dir,
-            &work.path().join("events-native.jsonl"),
-        );
-        assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
-        let dir = out_dir.with_extension("d");
-        unzip(&only_wheel(&out_dir), &dir);
-        dir
-    });
+    .map(|label| wheel_unzipped(work.path(), store, label));
     let same = same_objects::same_objects(&emulated, &native);
     assert!(same.is_ok(), "PyYAML: {same:?}");
+}
+
+/// Builds the wheel target `label` into `store` and unzips its one wheel into a folder of
+/// `work`, which it returns.
+fn wheel_unzipped(work: &Path, store: &Path, label: &str) -> PathBuf {
+    let out_dir = work.join(label.replace([':', '/'], "_"));
+    let out = build(store, label, &out_dir, &work.join("events-unzipped.jsonl"));
+    assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
+    let dir = out_dir.with_extension("d");
+    unzip(&only_wheel(&out_dir), &dir);
+    dir
 }
 
 // The backend alone (`cffi.FFI` needs pycparser, which `--no-deps` leaves out): a call through
@@ -712,14 +710,7 @@ fn s390x_numpy_native_compilers_make_the_same_objects() {
         "//wheels:numpy-debian-py311",
         "//wheels:numpy-debian-s390x-native-compilers-py311",
     ]
-    .map(|label| {
-        let out_dir = work.path().join(label.replace([':', '/'], "_"));
-        let out = build(&store, label, &out_dir, &work.path().join("events.jsonl"));
-        assert_eq!(out.status.code(), Some(0), "{label}: {}", stderr(&out));
-        let dir = out_dir.with_extension("d");
-        unzip(&only_wheel(&out_dir), &dir);
-        dir
-    });
+    .map(|label| wheel_unzipped(work.path(), &store, label));
     let same = same_objects::same_objects(&emulated, &native);
     assert!(same.is_ok(), "numpy: {same:?}");
     eprintln!("numpy: {} ELF files the same", same.unwrap());

@@ -659,10 +659,7 @@ fn a_build_requirement_pinned_to_an_sdist(work: &Path, store: &Path) {
 #[test]
 fn s390x_request_under_emulation() {
     let work = scratch();
-    let store = std::env::var_os("REFINE_REQUEST_STORE").map_or_else(
-        || store_with(&S390X_2_31_SHARED).to_path_buf(),
-        PathBuf::from,
-    );
+    let store = store_from_env_or_shared("REFINE_REQUEST_STORE", &S390X_2_31_SHARED);
     request_flow(
         work.path(),
         &store,

@@ -227,6 +227,12 @@ pub const S390X_2_31_SHARED: [&str; 6] = [
     "//packs:libffi-s390x-2_31",
 ];
 
+/// The store the environment variable `var` names (one that already holds what the test
+/// builds, to rerun it in minutes), or else the shared store holding `targets` ([`store_with`]).
+pub fn store_from_env_or_shared(var: &str, targets: &[&str]) -> PathBuf {
+    std::env::var_os(var).map_or_else(|| store_with(targets).to_path_buf(), PathBuf::from)
+}
+
 /// A store shared by the tests of this process that build on the repository's locked bookworm
 /// bases (rules/bases.kdl, rules/bases.lock), holding `base` (a label such as
 /// `//bases:bookworm-s390x`). See [`store_with`].
