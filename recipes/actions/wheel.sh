@@ -11,7 +11,11 @@
 #   REFINE_PACKS            optional, colon-separated pack roots (/opt/packs/<name>/<hex>)
 #   REFINE_JOBS             optional, parallel compile jobs (default 1)
 #   SOURCE_DATE_EPOCH       required: zip entry times of the wheel
-# Output: exactly one /out/<name>-<ver>-<tags>.whl
+#   REFINE_PROBE            optional: 1 for a probe (refine request lock), which stops before
+#                           the build and writes /out/build-requires.txt instead: what the
+#                           backend's get_requires_for_build_wheel asks for that the venv
+#                           lacks, one requirement per line
+# Output: exactly one /out/<name>-<ver>-<tags>.whl (a probe: /out/build-requires.txt)
 set -euf
 umask 022
 export LC_ALL=C.UTF-8 TZ=UTC
@@ -91,8 +95,30 @@ if [ -n "${REFINE_CONFIG_SETTINGS:-}" ]; then
     unset IFS
 fi
 
-# 4. the build: no isolation (the venv is the isolation), dependencies checked against it
 cd "$TOP"
+mkdir -p "$OUT"
+
+# 4a. a probe: the backend's dynamic build requirements that the venv does not meet, in the
+# same venv, with the same packs, config settings and variables as the build
+if [ "${REFINE_PROBE:-}" = 1 ]; then
+    run "$W/venv/bin/python" -c '
+import sys, build
+settings = {}
+for a in sys.argv[2:]:  # -Ckey=value, as pypa/build reads them
+    key, _, value = a[2:].partition("=")
+    settings.setdefault(key, []).append(value)
+settings = {k: v[0] if len(v) == 1 else v for k, v in settings.items()}
+asked = build.ProjectBuilder(".").get_requires_for_build("wheel", settings or None)
+unmet = sorted({r for r in asked if list(build.check_dependency(r))})
+with open(sys.argv[1], "w") as out:
+    out.write("".join(r + "\n" for r in unmet))
+' "$OUT/build-requires.txt" "$@"
+    chmod 0644 "$OUT/build-requires.txt"
+    echo "wheel.sh: probed, unmet: $(tr '\n' ' ' <"$OUT/build-requires.txt")"
+    exit 0
+fi
+
+# 4. the build: no isolation (the venv is the isolation), dependencies checked against it
 run "$W/venv/bin/python" -m build --wheel --no-isolation --outdir "$W/dist" "$@" .
 
 # 5. exactly one wheel
@@ -100,7 +126,6 @@ set +f
 set -- "$W"/dist/*.whl
 set -f
 [ $# -eq 1 ] && [ -f "$1" ] || die "expected one wheel in $W/dist, found: $*"
-mkdir -p "$OUT"
 cp "$1" "$OUT/"
 chmod 0644 "$OUT/${1##*/}"
 echo "wheel.sh: built ${1##*/}"

@@ -102,6 +102,8 @@ impl From<OpError> for Failure {
             | OpError::BadResolver { .. }
             | OpError::BadSdist { .. }
             | OpError::BuildRequirements { .. }
+            | OpError::ProbesFailed { .. }
+            | OpError::ProbesUnsettled { .. }
             | OpError::Key(_) => Failure::failed(err),
         }
     }

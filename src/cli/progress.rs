@@ -76,10 +76,13 @@ impl Observer for Reporter {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         match event {
+            // A new build (`refine request lock` builds a pass of probes at a time) counts
+            // from zero.
             Event::Plan { nodes } => {
-                total.1 = nodes.len();
+                *total = (0, nodes.len());
                 if let Some(bar) = &self.bar {
                     bar.set_length(nodes.len() as u64);
+                    bar.set_position(0);
                 }
             }
             Event::CacheHit { label, .. } => {

@@ -45,19 +45,24 @@ pub enum RequestCommand {
     },
     /// Resolve a request for each Python version and platform and write `requests/NAME.lock`.
     #[command(
-        after_help = "With --check, writes nothing, needs no network, and exits 1 if the lock is missing or stale."
+        after_help = "Each sdist's backend is asked what its build needs (get_requires_for_build_wheel) in the platform's sandbox, which may build the request's runtimes, packs and wheels of wheels first (cached like any build).\nWith --check, writes nothing, needs no network, and exits 1 if the lock is missing or stale."
     )]
     Lock {
         name: String,
         /// Write nothing; exit 1 when the lock is missing or stale.
         #[arg(long)]
         check: bool,
+        /// Pin each sdist's `[build-system].requires` only: ask no backend (builds nothing).
+        #[arg(long, conflicts_with = "check")]
+        no_probe: bool,
     },
 }
 
 pub fn run(options: &SessionOptions, args: RequestArgs) -> Result<(), Failure> {
     match args.command {
-        RequestCommand::Lock { name, check: true } => match request::check(options, &name)? {
+        RequestCommand::Lock {
+            name, check: true, ..
+        } => match request::check(options, &name)? {
             None => {
                 println!("request `{name}`: the lock is current");
                 Ok(())
@@ -67,12 +72,29 @@ pub fn run(options: &SessionOptions, args: RequestArgs) -> Result<(), Failure> {
                 Err(Failure::Exit(1))
             }
         },
-        RequestCommand::Lock { name, check: false } => {
-            let locked = request::lock(options, &name, &mut |event| match event {
+        RequestCommand::Lock {
+            name,
+            check: false,
+            no_probe,
+        } => {
+            let reporter = (!no_probe)
+                .then(|| super::progress::Reporter::new(None))
+                .transpose()?;
+            let probes = reporter
+                .as_ref()
+                .map(|r| r as &dyn refine_engine::exec::Observer);
+            let locked = request::lock(options, &name, probes, &mut |event| match event {
                 RequestEvent::Resolving { python, platform } => {
                     eprintln!("resolving for Python {python} on {platform}");
                 }
-            })?;
+                RequestEvent::Probing { pass } => {
+                    eprintln!("asking the backends what their builds need (pass {pass})");
+                }
+            });
+            if let Some(r) = &reporter {
+                r.finish();
+            }
+            let locked = locked?;
             for (platform, python, built, reused) in &locked.resolutions {
                 println!("{platform} Python {python}: {built} to build, {reused} wheel(s) reused");
             }

@@ -96,15 +96,40 @@ const IMPORTS: &str = "import attrs, charset_normalizer, markupsafe, yaml, cffi,
 
 /// The whole flow for one platform: lock, build, install offline in the root of `base`
 /// (`arch` under qemu), build again (nothing), edit an override (one package rebuilt).
-fn request_flow(work: &Path, store: &Path, platform: &str, arch: Option<&str>, base: &str) {
+/// With `probe`, the lock asks every backend of both platforms in the sandbox what its
+/// build needs (the demo's ask for nothing more); without, it pins the build systems'
+/// `requires` only, and builds nothing for the platform this flow does not test.
+fn request_flow(
+    work: &Path,
+    store: &Path,
+    platform: &str,
+    arch: Option<&str>,
+    base: &str,
+    probe: bool,
+) {
     let ws = copy_workspace(work);
 
     // Locking writes what the repo holds for the same inputs, and the lock is current.
-    let lock = refine_in(&ws, store, &["request", "lock", "demo"]);
+    let mut args = vec!["request", "lock", "demo"];
+    if !probe {
+        args.push("--no-probe");
+    }
+    let lock = refine_in(&ws, store, &args);
     assert_eq!(lock.status.code(), Some(0), "{}", stderr(&lock));
+    assert_eq!(
+        stderr(&lock).contains("asking the backends what their builds need"),
+        probe,
+        "{}",
+        stderr(&lock)
+    );
     let check = refine_in(&ws, store, &["request", "lock", "demo", "--check"]);
     assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
     let text = fs_err::read_to_string(ws.join("requests/demo.lock")).unwrap();
+    assert_eq!(
+        text,
+        fs_err::read_to_string(repo().join("requests/demo.lock")).unwrap(),
+        "the lock differs from the repo's"
+    );
     // Markers are evaluated for the target: colorama is for s390x only.
     let s390x = text.split("platform=s390x").nth(1).unwrap();
     let x86 = text
@@ -213,7 +238,9 @@ fn host_request_locks_builds_and_installs_offline() {
         "x86_64",
         None,
         "//bases:bookworm-x86_64",
+        false,
     );
+    backends_are_asked_what_their_builds_need(work.path(), store);
     a_missing_pack_is_named(work.path(), store);
     a_request_of_index_wheels_only(work.path(), store);
     a_build_requirement_pinned_to_an_sdist(work.path(), store);
@@ -457,6 +484,122 @@ fn a_request_of_index_wheels_only(work: &Path, store: &Path) {
     assert!(stderr(&b).contains("matches no target"), "{}", stderr(&b));
 }
 
+/// The build requirements of `package` in the lock `text`, as `requires "NAME==VERSION"`
+/// lines.
+fn pinned_build_requires(text: &str, package: &str) -> Vec<String> {
+    let block = text
+        .split(&format!("package {package} "))
+        .nth(1)
+        .and_then(|b| b.split('}').next())
+        .unwrap_or_else(|| panic!("no package {package} in the lock:\n{text}"));
+    block
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("requires "))
+        .map(String::from)
+        .collect()
+}
+
+/// A build requirement only the backend knows — fixtures 3.0.0 has no `pyproject.toml`, and
+/// its `setup.py` says `setup_requires=['pbr>0.11']` — is asked of the backend in the
+/// sandbox and pinned. A lock without probes leaves it out, and the build then fails naming
+/// it; a backend that fails when asked is named with its probe, and the lock is kept.
+fn backends_are_asked_what_their_builds_need(work: &Path, store: &Path) {
+    let ws = copy_workspace_as(work, "ws-dynamic");
+    let request = |extra: &str| {
+        format!(
+            r#"request "dynamic" {{
+    platforms "x86_64"
+    python "3.11"
+    runtime "//runtimes:debian-python"
+    package "fixtures" version="==3.0.0"
+    package "markupsafe" version="==2.0.1"
+    strategy "reuse-wheels"
+    override "fixtures" {{
+        take "sdist"
+    }}
+    override "markupsafe" {{
+        take "sdist"{extra}
+    }}
+}}
+"#
+        )
+    };
+    let kdl = ws.join("requests/dynamic.kdl");
+    let lock_file = ws.join("requests/dynamic.lock");
+    fs_err::write(&kdl, request("")).unwrap();
+
+    let lock = refine_in(&ws, store, &["request", "lock", "dynamic", "--no-probe"]);
+    assert_eq!(lock.status.code(), Some(0), "{}", stderr(&lock));
+    let text = fs_err::read_to_string(&lock_file).unwrap();
+    let pins = pinned_build_requires(&text, "fixtures");
+    assert!(!pins.iter().any(|p| p.contains("\"pbr==")), "{pins:?}");
+    let wheel = "//requests/dynamic:fixtures-x86_64-py311";
+    let b = refine_in(&ws, store, &["build", wheel]);
+    assert_eq!(b.status.code(), Some(1), "{}", stderr(&b));
+    assert!(stderr(&b).contains("pbr>0.11"), "{}", stderr(&b));
+
+    let lock = refine_in(&ws, store, &["request", "lock", "dynamic"]);
+    let said = stderr(&lock);
+    assert_eq!(lock.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("(pass 2)"),
+        "a second pass pins what the first found: {said}"
+    );
+    let text = fs_err::read_to_string(&lock_file).unwrap();
+    let pins = pinned_build_requires(&text, "fixtures");
+    assert!(
+        pins.iter().any(|p| p.contains("\"pbr==")),
+        "{pins:?}\n{text}"
+    );
+    // Only the backend that asked gets it.
+    let pins = pinned_build_requires(&text, "markupsafe");
+    assert!(!pins.iter().any(|p| p.contains("\"pbr==")), "{pins:?}");
+    // The wheel is built, not taken for its probe (their keys differ).
+    let out = work.join("wheelhouse-dynamic");
+    let b = refine_in(
+        &ws,
+        store,
+        &["build", wheel, "--out", out.to_str().unwrap()],
+    );
+    assert_eq!(b.status.code(), Some(0), "{}", stderr(&b));
+    assert!(
+        out.join("fixtures-3.0.0-py2.py3-none-any.whl").is_file(),
+        "{}",
+        stdout(&b)
+    );
+    // Asked again, the probes answer from the store: the same lock.
+    let again = refine_in(&ws, store, &["request", "lock", "dynamic"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(fs_err::read_to_string(&lock_file).unwrap(), text);
+
+    // setup.py refuses an option it does not know: the probe fails, and says so.
+    fs_err::write(
+        &kdl,
+        request("\n        config-setting \"--global-option\" \"--refine-no-such-option\""),
+    )
+    .unwrap();
+    let lock = refine_in(&ws, store, &["request", "lock", "dynamic"]);
+    let err = stderr(&lock);
+    assert_eq!(lock.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "The build requirements of request `dynamic` cannot be asked of their backends"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("//requests/dynamic:markupsafe-probe-x86_64-py311"),
+        "{err}"
+    );
+    assert!(err.contains("--no-probe"), "{err}");
+    assert_eq!(
+        fs_err::read_to_string(&lock_file).unwrap(),
+        text,
+        "a failed lock kept the lock"
+    );
+}
+
 /// A request whose `packs` leave out the one PyYAML needs: the build fails naming the
 /// missing header and the pack and override that provide it; nothing is stored for it.
 fn a_missing_pack_is_named(work: &Path, store: &Path) {
@@ -574,7 +717,8 @@ fn a_lock_does_not_depend_on_the_lock_it_replaces() {
         if !replaced {
             fs_err::remove_file(&lock_file).unwrap();
         }
-        let out = refine_in(&ws, &store, &["request", "lock", "demo"]);
+        // No probes: they would need the bases built, and this test is about uv's questions.
+        let out = refine_in(&ws, &store, &["request", "lock", "demo", "--no-probe"]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         texts.push(fs_err::read_to_string(&lock_file).unwrap());
     }
@@ -666,6 +810,7 @@ fn s390x_request_under_emulation() {
         "s390x-2_31",
         Some("s390x"),
         "//bases:bookworm-s390x",
+        true,
     );
 }
 

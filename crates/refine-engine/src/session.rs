@@ -178,6 +178,18 @@ impl Session {
                 (vec![resolve_one(&graph, pattern, command)?], Vec::new())
             }
         };
+        Session::with_graph(options, graph, roots, whole_requests, need)
+    }
+
+    /// A session over a graph loaded otherwise (`refine request lock`'s probes), `roots`
+    /// its targets.
+    pub fn with_graph(
+        options: &SessionOptions,
+        graph: TargetGraph,
+        roots: Vec<TargetId>,
+        whole_requests: Vec<String>,
+        need: RemoteNeed,
+    ) -> Result<Session, SessionError> {
         let store = open_workspace_store(&graph, options.store.as_deref())?;
         let signer = signing_key()?;
         let trust = trusted_keys(&graph)?;

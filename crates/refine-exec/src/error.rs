@@ -240,6 +240,8 @@ pub enum OutputError {
     },
     #[error("The action exited 0 but left no `bin/python3` in `/out`")]
     NoPython,
+    #[error("The probe exited 0 but left no `/out/build-requires.txt`")]
+    NoProbeAnswer,
     #[error("The action exited 0 but left `/out` empty")]
     Empty,
     #[error("The action exited 0 but left no `.whl` in `/out`")]

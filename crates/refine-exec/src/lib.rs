@@ -42,3 +42,4 @@ pub use options::{BuildOptions, Cancel, OnCancel};
 pub use report::{
     ActionOutcome, BuildReport, BuildSummary, Built, NodeFailure, NodeResult, Timings, artifact_of,
 };
+pub use stage::PROBE_ANSWER;

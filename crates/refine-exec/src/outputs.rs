@@ -12,7 +12,7 @@ use refine_wheel::{Breach, Verdict, WheelError, judge_file};
 
 use crate::error::{ActionError, OutputError};
 use crate::files::wheels_in;
-use crate::stage::{OutputCheck, live_trees};
+use crate::stage::{OutputCheck, PROBE_ANSWER, live_trees};
 
 /// What becomes the artifact.
 #[derive(Clone, Debug)]
@@ -29,6 +29,8 @@ pub fn check_outputs(out: &Path, check: OutputCheck) -> Result<Output, OutputErr
     match check {
         OutputCheck::Runtime if !out.join("bin/python3").exists() => Err(OutputError::NoPython),
         OutputCheck::Runtime => Ok(Output::Tree(out.to_path_buf())),
+        OutputCheck::Probe if !out.join(PROBE_ANSWER).is_file() => Err(OutputError::NoProbeAnswer),
+        OutputCheck::Probe => Ok(Output::Tree(out.to_path_buf())),
         OutputCheck::NonEmpty => {
             let mut entries = fs_err::read_dir(out).map_err(read)?;
             match entries.next() {

@@ -191,6 +191,28 @@ pub enum OpError {
         python: String,
         message: String,
     },
+    /// A probe of a request's lock could not ask its backend.
+    #[error(
+        "The build requirements of request `{request}` cannot be asked of their backends:\n{failures}"
+    )]
+    #[diagnostic(help(
+        "A probe runs the backend's `get_requires_for_build_wheel` in the sandbox, with what the build will have; its log, named above, says why it failed. Fix it as you would the build (an override's `packs`, `env` or `config-setting`), or lock with `--no-probe` to pin `[build-system].requires` only"
+    ))]
+    ProbesFailed { request: String, failures: String },
+    /// A backend still asks for requirements its pins should meet.
+    #[error(
+        "The backend of `{package}` still asks for {unmet} for Python {python} on `{platform}`, with them pinned (request `{request}`)"
+    )]
+    #[diagnostic(help(
+        "Pin them yourself with `override \"{package}\" {{ build-requires \"…\" }}` and lock again, or lock with `--no-probe`"
+    ))]
+    ProbesUnsettled {
+        request: String,
+        package: String,
+        platform: String,
+        python: String,
+        unmet: String,
+    },
     /// `refine request new` would replace a request.
     #[error("`{file}` exists already")]
     #[diagnostic(help("Edit it, or pick another name"))]

@@ -175,7 +175,7 @@ fn golden_vectors() {
         ),
         (
             "//repairs:yaml-py311",
-            "6b61a62df41184bd62ca521c7c3abdacb8f1069cf84519a00871b41418c9faea",
+            "d72f61067aece1cc881bf7262ca1d56e4eea1eb5ac7b8bd2d9ec2e294eaed208",
         ),
         (
             "//runtimes:cpy-py311",
@@ -187,7 +187,7 @@ fn golden_vectors() {
         ),
         (
             "//wheels:yaml-py311",
-            "59b86cdd13d7c71adf7997bffb7c1238c8c82c7b35b68c600e34b1e2fa12924f",
+            "322b819e0817e68573e9769b5979663fbc9034fc022d697d2befff4a59a3920d",
         ),
     ];
     let got_str: Vec<String> = got

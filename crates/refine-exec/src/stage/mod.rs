@@ -47,7 +47,13 @@ pub enum OutputCheck {
     OneWheel,
     /// An interpreter at `bin/python3`.
     Runtime,
+    /// A wheel's probe: [`PROBE_ANSWER`] at the top.
+    Probe,
 }
+
+/// The file a wheel's probe answers in: the build requirements its backend asks for that
+/// the build's venv lacks, one per line.
+pub const PROBE_ANSWER: &str = "build-requires.txt";
 
 /// A target staged: what to do for it.
 pub enum Staged {
@@ -393,6 +399,10 @@ fn stage_wheel(stage: &Stage<'_>, w: &WheelSpec) -> Result<Staged, ActionError> 
     ]);
     sb.env
         .extend(w.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if w.probe {
+        sb.env.push(("REFINE_PROBE".to_string(), "1".to_string()));
+        return sb.finish(scripts::WHEEL, OutputCheck::Probe);
+    }
     sb.finish(scripts::WHEEL, OutputCheck::OneWheel)
 }
 

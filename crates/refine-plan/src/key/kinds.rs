@@ -316,8 +316,16 @@ fn wheel_fields(
     if !built.is_empty() {
         f.map("built_requires", packs(graph, built, inputs)?);
     }
+    // A probe stops where the build would start: another artifact, never the wheel's.
+    if w.probe {
+        f.text("probe", PROBE);
+    }
     toolchain_id(f, graph, id, inputs)
 }
+
+/// What a wheel's probe asks (`REFINE_PROBE` in `recipes/actions/wheel.sh`) and the form
+/// of its answer. Part of every probe's key: change it when either changes.
+pub const PROBE: &str = "refine-probe-v1 get_requires_for_build_wheel unmet";
 
 /// What refine itself does to a repaired wheel after auditwheel: the policy check and the
 /// re-tag to the lowest policy met (`refine-exec`'s `outputs.rs`, `refine-wheel`), and the

@@ -863,6 +863,7 @@ fn read_wheel(
                 toolchain: None,
                 allowed_packs: None,
                 built_requires: built_requires.clone(),
+                probe: false,
             })
             .collect(),
     )

@@ -42,6 +42,20 @@ pub struct Workspace {
     pub requests: Vec<LoadedRequest>,
 }
 
+/// Which lock files a load reads.
+#[derive(Clone, Copy)]
+enum Locks<'a> {
+    /// All of them: the bases' and the build requests'.
+    All,
+    /// None: every base unlocked, no request's targets.
+    None,
+    /// The bases', and request `name`'s targets as `lock` pins them, with their probes.
+    Probing {
+        name: &'a str,
+        lock: &'a super::request::RequestLock,
+    },
+}
+
 /// A build request and its lock (`None` when the workspace was loaded without locks).
 #[derive(Clone, Debug)]
 pub struct LoadedRequest {
@@ -350,16 +364,27 @@ impl Workspace {
     /// and the lock files beside the rule files (`rules/**/*.lock`), each attached to its
     /// base; a stale or malformed lock is an error.
     pub fn load(root: &Path) -> Result<Workspace, Errors> {
-        Self::load_with(root, true)
+        Self::load_with(root, Locks::All)
     }
 
     /// Loads the workspace without reading its lock files: every bootstrapped base is
     /// unlocked. For `refine lock`, which (re)writes them.
     pub fn load_without_locks(root: &Path) -> Result<Workspace, Errors> {
-        Self::load_with(root, false)
+        Self::load_with(root, Locks::None)
     }
 
-    fn load_with(root: &Path, locks: bool) -> Result<Workspace, Errors> {
+    /// Loads the workspace with its bases' locks and, of the build requests, only request
+    /// `name`, as `lock` pins it (not its lock file), with a probe beside each of its wheels:
+    /// for `refine request lock`, which asks the probes what the builds need.
+    pub fn load_probing(
+        root: &Path,
+        name: &str,
+        lock: &super::request::RequestLock,
+    ) -> Result<Workspace, Errors> {
+        Self::load_with(root, Locks::Probing { name, lock })
+    }
+
+    fn load_with(root: &Path, locks: Locks<'_>) -> Result<Workspace, Errors> {
         let mut errors = Errors::default();
         let mut files = Vec::new();
 
@@ -441,28 +466,37 @@ impl Workspace {
         }
         super::repair::expand(&mut targets, repairs, &files, &mut errors);
         let mut requests = super::request::read_requests(root, &mut files, &config, &mut errors)?;
-        if locks && errors.is_empty() {
-            super::request::attach_request_locks(
-                root,
-                &mut files,
-                &config,
-                &mut requests,
-                &mut errors,
-            );
-            for r in &requests {
-                if let Some(lock) = &r.lock {
-                    targets.extend(super::request::request_targets(
-                        &r.request,
-                        lock,
-                        &config,
-                        &mut errors,
-                    ));
+        match locks {
+            Locks::All if errors.is_empty() => {
+                super::request::attach_request_locks(
+                    root,
+                    &mut files,
+                    &config,
+                    &mut requests,
+                    &mut errors,
+                );
+                for r in &requests {
+                    if let Some(lock) = &r.lock {
+                        targets.extend(super::request::request_targets(
+                            &r.request, lock, &config, false,
+                        ));
+                    }
                 }
             }
+            Locks::Probing { name, lock } if errors.is_empty() => {
+                requests.retain(|r| r.request.name == name);
+                for r in &mut requests {
+                    targets.extend(super::request::request_targets(
+                        &r.request, lock, &config, true,
+                    ));
+                    r.lock = Some(lock.clone());
+                }
+            }
+            _ => {}
         }
         check_duplicates(&targets, &files, &mut errors);
         super::recipe::check_recipes(root, &targets, &files, &mut errors);
-        if locks && errors.is_empty() {
+        if !matches!(locks, Locks::None) && errors.is_empty() {
             super::lock::attach(root, &mut files, &mut targets, &mut errors);
         }
         // Only a load without errors fills the cache: bad input writes nothing.

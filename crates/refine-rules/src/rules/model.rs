@@ -367,6 +367,11 @@ pub struct WheelSpec {
     /// wheels), installed into the build's venv with the pinned ones.
     #[serde(default)]
     pub built_requires: Vec<LabelRef>,
+    /// A probe, not a build: the action stops once the backend's
+    /// `get_requires_for_build_wheel` has answered, and leaves what it asked for that the
+    /// build's venv lacks (`refine request lock`, docs/requests.md).
+    #[serde(default)]
+    pub probe: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 //! platform wheel, then pins each sdist's PEP 517 build requirements for the same target;
 //! `check` says whether the lock is current; `new` writes a request file.
 
+pub mod probe;
 mod pylock;
 mod resolve;
 mod sdist;
@@ -27,7 +28,14 @@ pub use uv::Uv;
 /// What happens while locking, as it happens.
 #[derive(Debug)]
 pub enum RequestEvent<'a> {
-    Resolving { python: &'a str, platform: &'a str },
+    Resolving {
+        python: &'a str,
+        platform: &'a str,
+    },
+    /// The probes of pass `pass` (1, 2, …) are built.
+    Probing {
+        pass: usize,
+    },
 }
 
 /// What `refine request lock` wrote.
@@ -81,10 +89,17 @@ pub(super) fn at_request(
     ]))
 }
 
-/// Resolves request `name` and writes its lock.
+/// How many times a lock resolves and probes before it gives up on backends that keep
+/// asking for more: each pass adds what the last one's probes asked for.
+const MAX_PASSES: usize = 4;
+
+/// Resolves request `name` and writes its lock. With `probes` (the observer of their
+/// builds), each sdist's backend is asked in the sandbox what else its build needs
+/// ([`probe`]); without, the build systems' `requires` are all that is pinned.
 pub fn lock(
     options: &SessionOptions,
     name: &str,
+    probes: Option<&dyn refine_exec::Observer>,
     on_event: &mut dyn FnMut(RequestEvent<'_>),
 ) -> Result<Locked, OpError> {
     let graph = load_graph_without_locks(options)?;
@@ -141,7 +156,7 @@ pub fn lock(
     let previous = fs_err::read_to_string(ws.root.join(&out.file))
         .ok()
         .and_then(|text| refine_rules::rules::request::read_previous_lock(&out.file, &text));
-    let resolver = resolve::Resolver {
+    let mut resolver = resolve::Resolver {
         ws,
         request,
         store: &store,
@@ -150,18 +165,91 @@ pub fn lock(
         work: work.path(),
         memo: std::sync::Mutex::default(),
         systems: std::sync::Mutex::default(),
+        asked: std::collections::BTreeMap::new(),
     };
-    let results = resolve::parallel(&jobs, |(platform, target, python)| {
-        let previous = previous.as_ref().and_then(|lock| {
-            lock.resolutions
-                .iter()
-                .find(|r| r.platform == *platform && r.python == *python)
+    // Resolved, then probed, until the backends ask for nothing the pins lack: a pass whose
+    // probes find more resolves again with it (each distinct question to uv once in all).
+    let mut pass = 1;
+    let lock = loop {
+        let results = resolve::parallel(&jobs, |(platform, target, python)| {
+            let previous = previous.as_ref().and_then(|lock| {
+                lock.resolutions
+                    .iter()
+                    .find(|r| r.platform == *platform && r.python == *python)
+            });
+            resolver.resolve(platform, target, python, previous)
         });
-        resolver.resolve(platform, target, python, previous)
-    });
-    let mut resolutions = Vec::new();
-    for r in results {
-        let res = r?;
+        let lock = RequestLock {
+            name: name.to_string(),
+            inputs: request.inputs_digest(&ws.config, &pin),
+            resolver: pin.requirement(),
+            resolutions: results.into_iter().collect::<Result<_, _>>()?,
+            at: request.at,
+        };
+        let Some(observer) = probes else {
+            break lock;
+        };
+        on_event(RequestEvent::Probing { pass });
+        let answers = probe::ask(options, name, &lock, observer)?;
+        let mut more = false;
+        for (asked, unmet) in &answers.unmet {
+            let known = resolver.asked.entry(asked.clone()).or_default();
+            for requirement in unmet {
+                if !known.contains(requirement) {
+                    known.push(requirement.clone());
+                    more = true;
+                }
+            }
+        }
+        // A backend that failed when asked fails the same way in the next pass; one left
+        // unasked may be asked once what this pass found is pinned.
+        if !answers.failed.is_empty() {
+            return Err(OpError::ProbesFailed {
+                request: name.to_string(),
+                failures: answers
+                    .failed
+                    .iter()
+                    .map(|(label, log)| match log {
+                        Some(log) => format!("`{label}` failed; its log: {}", log.display()),
+                        None => format!("`{label}` failed"),
+                    })
+                    .chain(
+                        answers
+                            .skipped
+                            .iter()
+                            .map(|(label, because)| format!("`{label}`: {because}")),
+                    )
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            });
+        }
+        if more && pass < MAX_PASSES {
+            pass += 1;
+            continue;
+        }
+        if !answers.skipped.is_empty() {
+            return Err(OpError::ProbesFailed {
+                request: name.to_string(),
+                failures: answers
+                    .skipped
+                    .iter()
+                    .map(|(label, because)| format!("`{label}`: {because}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            });
+        }
+        if let Some(((platform, python, package), unmet)) = answers.unmet.iter().next() {
+            return Err(OpError::ProbesUnsettled {
+                request: name.to_string(),
+                package: package.clone(),
+                platform: platform.clone(),
+                python: python.clone(),
+                unmet: unmet.join(", "),
+            });
+        }
+        break lock;
+    };
+    for res in &lock.resolutions {
         let built = res
             .packages
             .iter()
@@ -173,15 +261,7 @@ pub fn lock(
             built,
             res.packages.len() - built,
         ));
-        resolutions.push(res);
     }
-    let lock = RequestLock {
-        name: name.to_string(),
-        inputs: request.inputs_digest(&ws.config, &pin),
-        resolver: pin.requirement(),
-        resolutions,
-        at: request.at,
-    };
     let path = ws.root.join(&out.file);
     write_atomically(&path, &render_request_lock(&lock))?;
     Ok(out)

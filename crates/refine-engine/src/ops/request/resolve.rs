@@ -7,7 +7,7 @@
 //! the same question whoever asks it first, so the lock written does not depend on the lock
 //! it replaces.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -19,6 +19,7 @@ use refine_rules::rules::{Pinned, Sha256, Workspace, normalize};
 use refine_store::LocalStore;
 use uv_pep440::Version;
 
+use super::probe::Asked;
 use super::pylock::{self, PyLock};
 use super::uv::{Input, Uv};
 use super::{at_request, sdist};
@@ -86,6 +87,9 @@ pub(super) struct Resolver<'a> {
     /// Build systems read, by sdist sha256: the questions asked ahead and the rounds read the
     /// same sdists, and reading one means decompressing it up to its `pyproject.toml`.
     pub systems: Mutex<HashMap<String, Arc<sdist::BuildSystem>>>,
+    /// What the probes of earlier passes found each build's backend asking for beyond its
+    /// build system's `requires` ([`super::probe`]).
+    pub asked: BTreeMap<Asked, Vec<String>>,
 }
 
 /// One build-requirement resolution: the closure, or uv's message.
@@ -281,6 +285,7 @@ impl Resolver<'_> {
     /// build requires itself: its own version is left free.
     fn question(
         &self,
+        t: &Target<'_>,
         p: &LockedPackage,
         sdist: &LockedFile,
         ours: &[(String, String)],
@@ -289,6 +294,10 @@ impl Resolver<'_> {
         let mut requires = build.requires.clone();
         if let Some(o) = self.request.override_for(&p.name) {
             requires.extend(o.build_requires.iter().cloned());
+        }
+        let asked = (t.platform.to_string(), t.python.clone(), p.name.clone());
+        if let Some(more) = self.asked.get(&asked) {
+            requires.extend(more.iter().cloned());
         }
         let needs_itself = requires
             .iter()
@@ -348,7 +357,7 @@ impl Resolver<'_> {
                 .collect();
             parallel(&sdists, |p| {
                 if let Some(sdist) = &p.sdist
-                    && let Ok(q) = self.question(p, sdist, &ours)
+                    && let Ok(q) = self.question(t, p, sdist, &ours)
                 {
                     self.build_closure(t, &q.requires, &q.mine);
                 }
@@ -382,7 +391,7 @@ impl Resolver<'_> {
                 let Some(sdist) = &p.sdist else {
                     return Ok(None);
                 };
-                let q = self.question(p, sdist, &ours)?;
+                let q = self.question(t, p, sdist, &ours)?;
                 let closure = self.build_closure(t, &q.requires, &q.mine);
                 Ok(Some((q.backend, closure)))
             });

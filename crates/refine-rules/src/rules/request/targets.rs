@@ -2,7 +2,6 @@
 //! target and its repair, per Python version and platform, named like a matrix rule's
 //! variants (`lxml-py311`, `lxml-x86_64-py311`, `lxml-repaired-py311`).
 
-use crate::diag::Errors;
 use crate::label::Label;
 
 use super::super::kinds::{py_suffix, with_default_requires};
@@ -64,14 +63,24 @@ fn merged(o: Option<&Override>, python: &Version) -> OverrideFields {
     out
 }
 
-/// The wheel and repair targets of `request` as `lock` pins it.
+/// The name of a request's probe target for `package` (`lxml-probe-x86_64-py311`).
+pub fn probe_target_name(
+    ws: &WorkspaceConfig,
+    package: &str,
+    platform: &str,
+    python: &Version,
+) -> String {
+    variant(ws, &format!("{package}-probe"), platform, python)
+}
+
+/// The wheel and repair targets of `request` as `lock` pins it; with `probes`, each wheel's
+/// probe too (`refine request lock` asks them what their backends need, docs/requests.md).
 pub fn request_targets(
     request: &Request,
     lock: &RequestLock,
     ws: &WorkspaceConfig,
-    errors: &mut Errors,
+    probes: bool,
 ) -> Vec<Target> {
-    let _ = errors;
     let package = request_package(&request.name);
     let mut out = Vec::new();
     let (Some(frontend), Some(tool)) = (&ws.defaults.frontend, &ws.defaults.repair_tool) else {
@@ -122,7 +131,24 @@ pub fn request_targets(
                         follow_matrix: false,
                     })
                     .collect(),
+                probe: false,
             };
+            if probes {
+                out.push(Target {
+                    label: Label {
+                        package: package.clone(),
+                        name: probe_target_name(ws, &p.name, &res.platform, &res.python),
+                    },
+                    rule: format!("{}-probe", p.name),
+                    at,
+                    spec: Spec::Wheel(WheelSpec {
+                        probe: true,
+                        ..wheel.clone()
+                    }),
+                    platform: Some(res.platform.clone()),
+                    matrix: true,
+                });
+            }
             let label = Label {
                 package: package.clone(),
                 name: name.clone(),
