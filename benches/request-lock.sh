@@ -9,6 +9,10 @@
 #   REFINE  the refine binary to time (default: target/release/refine, built here)
 #   FRESH=1 also times a lock with no lock to replace (the first lock of a request; a lock
 #           that replaces one asks its build-requirement questions ahead, docs/requests.md)
+#   STORE   the store to lock with (default: a new one). A lock asks each sdist's backend in
+#           the sandbox (docs/requests.md), which needs the bases, runtimes and packs built:
+#           in a new store the first lock builds them all (tens of minutes for s390x). Give
+#           a store that holds them (a test run's, say) to time the locks after that first.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -22,7 +26,7 @@ trap 'rm -rf "$work"' EXIT
 ws="$work/ws"
 mkdir -p "$ws"
 cp -a "$root"/{workspace.kdl,rules,catalog,recipes,requests,examples} "$ws"/
-store="$work/store"
+store=${STORE:-"$work/store"}
 # The first lock fetches uv and the sdists into the store, and fills uv's cache.
 "$refine" -C "$ws" --store "$store" request lock "$request" > /dev/null
 uv=$(ls "$store"/tmp/uv-*/uv)
