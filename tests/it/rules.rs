@@ -835,6 +835,77 @@ fn a_recipe_removed_after_a_cached_load_is_reported() {
     );
 }
 
+/// Every entry the repo's own workspace (every kind, request locks, toolchains, platforms)
+/// writes to the cache is read back: a second load rewrites none of them. An entry that did
+/// not decode would be a silent miss, parsed and written again.
+#[test]
+fn the_repos_own_workspace_is_read_back_from_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        std::process::Command::new(refine_bin())
+            .args(["query", "//...", "--output", "json"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("NO_COLOR", "1")
+            .env("REFINE_RULES_CACHE", cache.path())
+            .output()
+            .unwrap()
+    };
+    let entries = || {
+        let mut found = Vec::new();
+        for sub in fs_err::read_dir(cache.path()).unwrap() {
+            for entry in fs_err::read_dir(sub.unwrap().path()).unwrap() {
+                let entry = entry.unwrap();
+                let meta = entry.metadata().unwrap();
+                found.push((
+                    entry.file_name(),
+                    std::os::unix::fs::MetadataExt::ino(&meta),
+                ));
+            }
+        }
+        found.sort();
+        found
+    };
+    let first = run();
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let written = entries();
+    let files = glob_rule_files(std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+    assert_eq!(
+        written.len(),
+        files,
+        "an entry for each rule file and request lock"
+    );
+    let second = run();
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert_eq!(
+        first.stdout, second.stdout,
+        "a cached load answers the same"
+    );
+    assert_eq!(written, entries(), "no entry was missed and written again");
+}
+
+/// How many rule files (`rules/**.kdl`) and request locks (`requests/*.lock`) a workspace
+/// holds: what the cache keeps an entry for.
+fn glob_rule_files(root: &std::path::Path) -> usize {
+    let mut n = 0;
+    for dir in ["rules", "requests"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(d) = stack.pop() {
+            for e in fs_err::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p
+                    .extension()
+                    .is_some_and(|x| x == if dir == "rules" { "kdl" } else { "lock" })
+                {
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
 #[test]
 fn cached_rule_files_point_errors_at_the_right_place() {
     let cache = tempfile::tempdir().unwrap();

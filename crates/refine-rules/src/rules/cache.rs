@@ -9,6 +9,12 @@
 //! workspace), once it read without errors. The cache lives in
 //! `$REFINE_RULES_CACHE`, else `$XDG_CACHE_HOME/refine-rules`, else `~/.cache/refine-rules`;
 //! `REFINE_RULES_CACHE=off` turns it off. Any trouble with it only means a slower load.
+//!
+//! Entries are postcard, not JSON: decoding them is most of a warm load of a large
+//! workspace, and postcard decodes several times faster. postcard is positional, so an entry
+//! must never be read by a build whose types differ from the writer's: the key holds
+//! [`SCHEMA`] and the source text of every file that declares a type an entry holds, and a
+//! decode that fails or leaves bytes over is a miss.
 
 use std::path::PathBuf;
 
@@ -41,9 +47,34 @@ pub fn dir() -> Option<PathBuf> {
     }
 }
 
-/// The shape of a cached entry: bumped when [`Entry`] changes meaning, so that an entry
-/// written by an older build of the same version is not read as a new one.
-const SCHEMA: &str = "platforms-1";
+/// The shape of a cached entry: bumped when [`Entry`] changes meaning without its types
+/// changing, so that an entry written by an older build is not read as a new one.
+const SCHEMA: &str = "postcard-1";
+
+/// The source of every file that declares a type a cached entry holds (with the serde
+/// attributes that shape its encoding): any edit to them makes every key new.
+const TYPES: [&str; 7] = [
+    include_str!("model.rs"),
+    include_str!("kinds.rs"),
+    include_str!("reader.rs"),
+    include_str!("request/mod.rs"),
+    include_str!("cache.rs"),
+    include_str!("../label.rs"),
+    include_str!("../../../refine-digest/src/kind.rs"),
+];
+
+/// BLAKE3 of [`TYPES`], once per process.
+fn types_digest() -> &'static str {
+    static DIGEST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DIGEST.get_or_init(|| {
+        let mut h = blake3::Hasher::new();
+        for text in TYPES {
+            h.update(&(text.len() as u64).to_le_bytes());
+            h.update(text.as_bytes());
+        }
+        h.finalize().to_hex().to_string()
+    })
+}
 
 pub fn key(workspace_text: &str, path: &str, text: &str) -> String {
     let mut h = blake3::Hasher::new();
@@ -51,6 +82,8 @@ pub fn key(workspace_text: &str, path: &str, text: &str) -> String {
         env!("CARGO_PKG_VERSION"),
         "\0",
         SCHEMA,
+        "\0",
+        types_digest(),
         "\0",
         workspace_text,
         "\0",
@@ -90,7 +123,10 @@ pub fn load(key: &str, file: FileId) -> Option<Entry> {
 
 fn read_entry<T: serde::de::DeserializeOwned>(key: &str) -> Option<T> {
     let bytes = std::fs::read(dir()?.join(&key[..2]).join(key)).ok()?;
-    serde_json::from_slice(&bytes).ok()
+    match postcard::take_from_bytes(&bytes) {
+        Ok((entry, [])) => Some(entry),
+        _ => None,
+    }
 }
 
 pub fn save(key: &str, file: FileId, mut entry: Entry) {
@@ -105,7 +141,8 @@ fn write_entry(key: &str, entry: &impl Serialize) {
     let write = || -> std::io::Result<()> {
         std::fs::create_dir_all(&sub)?;
         let mut tmp = tempfile::NamedTempFile::new_in(&sub)?;
-        serde_json::to_writer(&mut tmp, entry).map_err(std::io::Error::other)?;
+        let bytes = postcard::to_stdvec(entry).map_err(std::io::Error::other)?;
+        std::io::Write::write_all(&mut tmp, &bytes)?;
         tmp.persist(sub.join(key)).map_err(|e| e.error)?;
         Ok(())
     };

@@ -39,7 +39,7 @@ pub struct Sha256(pub String);
 
 /// A fixed-output input: its content is known by digest before it is fetched.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 pub enum SourceSpec {
     /// An sdist from the Python package index the user's pip is configured for.
     Pypi {
