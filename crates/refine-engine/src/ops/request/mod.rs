@@ -206,21 +206,7 @@ pub fn lock(
         if !answers.failed.is_empty() {
             return Err(OpError::ProbesFailed {
                 request: name.to_string(),
-                failures: answers
-                    .failed
-                    .iter()
-                    .map(|(label, log)| match log {
-                        Some(log) => format!("`{label}` failed; its log: {}", log.display()),
-                        None => format!("`{label}` failed"),
-                    })
-                    .chain(
-                        answers
-                            .skipped
-                            .iter()
-                            .map(|(label, because)| format!("`{label}`: {because}")),
-                    )
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                failures: answers.failures(),
             });
         }
         if more && pass < MAX_PASSES {
@@ -230,12 +216,7 @@ pub fn lock(
         if !answers.skipped.is_empty() {
             return Err(OpError::ProbesFailed {
                 request: name.to_string(),
-                failures: answers
-                    .skipped
-                    .iter()
-                    .map(|(label, because)| format!("`{label}`: {because}"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                failures: answers.failures(),
             });
         }
         if let Some(((platform, python, package), unmet)) = answers.unmet.iter().next() {

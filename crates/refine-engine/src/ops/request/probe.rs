@@ -30,6 +30,18 @@ pub struct Answers {
     pub skipped: Vec<(String, String)>,
 }
 
+impl Answers {
+    /// The probes that failed, then those left unasked, a line each, for a diagnostic.
+    pub fn failures(&self) -> String {
+        let failed = self.failed.iter().map(|(label, log)| match log {
+            Some(log) => format!("`{label}` failed; its log: {}", log.display()),
+            None => format!("`{label}` failed"),
+        });
+        let skipped = (self.skipped.iter()).map(|(label, because)| format!("`{label}`: {because}"));
+        failed.chain(skipped).collect::<Vec<_>>().join("\n")
+    }
+}
+
 /// Builds the probe of every wheel `lock` pins for request `name`, and reads their answers.
 pub fn ask(
     options: &SessionOptions,
