@@ -487,6 +487,19 @@ fn a_request_of_index_wheels_only(work: &Path, store: &Path) {
 /// The build requirements of `package` in the lock `text`, as `requires "NAME==VERSION"`
 /// lines.
 fn pinned_build_requires(text: &str, package: &str) -> Vec<String> {
+    package_lines(text, package, "requires ")
+}
+
+/// What `package`'s backend asked for when probed, from the lock `text`'s `asked` lines.
+fn asked_build_requires(text: &str, package: &str) -> Vec<String> {
+    package_lines(text, package, "asked ")
+        .iter()
+        .map(|l| l["asked ".len()..].trim_matches('"').to_string())
+        .collect()
+}
+
+/// The lines of `package`'s block in the lock `text` that start with `prefix`.
+fn package_lines(text: &str, package: &str, prefix: &str) -> Vec<String> {
     let block = text
         .split(&format!("package {package} "))
         .nth(1)
@@ -495,7 +508,7 @@ fn pinned_build_requires(text: &str, package: &str) -> Vec<String> {
     block
         .lines()
         .map(str::trim)
-        .filter(|l| l.starts_with("requires "))
+        .filter(|l| l.starts_with(prefix))
         .map(String::from)
         .collect()
 }
@@ -552,9 +565,19 @@ fn backends_are_asked_what_their_builds_need(work: &Path, store: &Path) {
         pins.iter().any(|p| p.contains("\"pbr==")),
         "{pins:?}\n{text}"
     );
+    // The lock says why it is there.
+    assert_eq!(
+        asked_build_requires(&text, "fixtures"),
+        ["pbr>0.11"],
+        "{text}"
+    );
     // Only the backend that asked gets it.
     let pins = pinned_build_requires(&text, "markupsafe");
     assert!(!pins.iter().any(|p| p.contains("\"pbr==")), "{pins:?}");
+    assert!(
+        asked_build_requires(&text, "markupsafe").is_empty(),
+        "{text}"
+    );
     // The wheel is built, not taken for its probe (their keys differ).
     let out = work.join("wheelhouse-dynamic");
     let b = refine_in(

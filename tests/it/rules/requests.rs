@@ -479,6 +479,59 @@ fn request_lock_wheel_with_build_requirements() {
     );
 }
 
+/// What a backend asked for when `refine request lock` probed it is kept in the lock
+/// (`asked`), read back as written, and changes no target: the build requirements it led
+/// to are pinned beside it.
+#[test]
+fn a_lock_keeps_what_backends_asked_for() {
+    use refine_engine::rules::request::{read_previous_lock, render_request_lock};
+    let asked = PYYAML.replace(
+        "        requires",
+        "        asked \"setuptools>=40.8\"\n        requires",
+    );
+    let plain = current_lock(&format!("{ATTRS}{PYYAML}"));
+    let with_asked = current_lock(&format!("{ATTRS}{asked}"));
+    let lock = read_previous_lock("requests/app.lock", &with_asked).expect("a clean lock");
+    let pyyaml = |lock: &refine_engine::rules::request::RequestLock| {
+        lock.resolutions[0]
+            .packages
+            .iter()
+            .find(|p| p.name == "pyyaml")
+            .expect("pyyaml is locked")
+            .asked
+            .clone()
+    };
+    assert_eq!(pyyaml(&lock), ["setuptools>=40.8"]);
+    let written = render_request_lock(&lock);
+    assert!(
+        written.contains("        asked \"setuptools>=40.8\"\n"),
+        "{written}"
+    );
+    let again = read_previous_lock("requests/app.lock", &written).expect("written clean");
+    assert_eq!(pyyaml(&again), ["setuptools>=40.8"]);
+    // The same targets, with the same keys, as the lock without it.
+    let head = header();
+    let kdl = locked_request();
+    let plan = |lock: &str| {
+        let w = ws(&files(&head, &kdl, &[("requests/app.lock", lock)]));
+        let out = w.refine(&["plan", "//requests/app/...", "--output", "json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(plan(&plain), plan(&with_asked));
+}
+
+#[test]
+fn request_lock_wheel_with_asked_build_requirements() {
+    bad_lock(
+        "request_lock_wheel_with_asked_build_requirements",
+        &current_lock(&format!(
+            "{}{PYYAML}",
+            ATTRS.replace("    }\n", "        asked \"setuptools>=40.8\"\n    }\n")
+        )),
+    );
+}
+
 #[test]
 fn request_lock_package_name_not_normalized() {
     bad_lock(

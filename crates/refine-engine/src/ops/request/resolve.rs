@@ -124,6 +124,16 @@ impl Target<'_> {
 }
 
 impl Resolver<'_> {
+    /// What the probes of earlier passes found `package`'s backend asking for on `t`.
+    fn asked_of(&self, t: &Target<'_>, package: &str) -> &[String] {
+        let asked = (
+            t.platform.to_string(),
+            t.python.clone(),
+            package.to_string(),
+        );
+        self.asked.get(&asked).map_or(&[], Vec::as_slice)
+    }
+
     /// The closure of the request for `platform` (`uv_platform` for uv) and `python`, each
     /// package taken as the strategy says, every sdist's build requirements pinned.
     /// `previous` is the replaced lock's resolution for the same target, if any: its
@@ -227,6 +237,7 @@ impl Resolver<'_> {
             sdist,
             wheel,
             backend: None,
+            asked: Vec::new(),
             build_requires: Vec::new(),
             built_requires: Vec::new(),
             at: request.at,
@@ -295,10 +306,7 @@ impl Resolver<'_> {
         if let Some(o) = self.request.override_for(&p.name) {
             requires.extend(o.build_requires.iter().cloned());
         }
-        let asked = (t.platform.to_string(), t.python.clone(), p.name.clone());
-        if let Some(more) = self.asked.get(&asked) {
-            requires.extend(more.iter().cloned());
-        }
+        requires.extend(self.asked_of(t, &p.name).iter().cloned());
         let needs_itself = requires
             .iter()
             .filter_map(|r| r.parse::<uv_pep508::Requirement>().ok())
@@ -406,6 +414,7 @@ impl Resolver<'_> {
                 let split = self.apply(t, packages, at, resolved)?;
                 let p = &mut packages[at];
                 p.backend = Some(backend);
+                p.asked = self.asked_of(t, &p.name).to_vec();
                 p.build_requires = split.pins;
                 p.built_requires = split.built;
                 for w in split.index_wheels {
@@ -505,6 +514,7 @@ impl Resolver<'_> {
                 }),
                 wheel: None,
                 backend: None,
+                asked: Vec::new(),
                 build_requires: Vec::new(),
                 built_requires: Vec::new(),
                 at: packages[at].at,
@@ -620,6 +630,7 @@ mod tests {
             sdist: None,
             wheel: None,
             backend: None,
+            asked: Vec::new(),
             build_requires: Vec::new(),
             built_requires: Vec::new(),
             at: refine_rules::rules::Loc {

@@ -52,6 +52,9 @@ pub fn render_request_lock(lock: &RequestLock) -> String {
             if let Some(b) = &p.backend {
                 out.push_str(&format!("        backend {}\n", quoted(b)));
             }
+            for a in &p.asked {
+                out.push_str(&format!("        asked {}\n", quoted(a)));
+            }
             let mut requires: Vec<&Pinned> = p.build_requires.iter().collect();
             requires.sort_by_key(|r| normalize(&r.name));
             for r in requires {
@@ -277,7 +280,14 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
     r.check_props(node, &["version", "take"]);
     r.check_children(
         node,
-        &["sdist", "wheel", "backend", "requires", "requires-built"],
+        &[
+            "sdist",
+            "wheel",
+            "backend",
+            "asked",
+            "requires",
+            "requires-built",
+        ],
     );
     r.unique_children(node, &["sdist", "wheel", "backend"]);
     let name = r.one_arg(node)?;
@@ -289,6 +299,15 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
         check_leaf(r, b);
         r.one_arg(b).map(|b| b.value)
     });
+    let asked: Vec<String> = r
+        .children(node, "asked")
+        .collect::<Vec<_>>()
+        .into_iter()
+        .filter_map(|c| {
+            check_leaf(r, c);
+            r.one_arg(c).map(|a| a.value)
+        })
+        .collect();
     let build_requires: Vec<Pinned> = r
         .children(node, "requires")
         .collect::<Vec<_>>()
@@ -345,7 +364,9 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
             return None;
         }
     };
-    if take == Take::Wheel && !(build_requires.is_empty() && built_requires.is_empty()) {
+    if take == Take::Wheel
+        && !(build_requires.is_empty() && built_requires.is_empty() && asked.is_empty())
+    {
         r.error(
             "inconsistent-lock",
             name.span,
@@ -376,6 +397,7 @@ fn read_package(r: &mut FileReader<'_>, node: &KdlNode) -> Option<LockedPackage>
         sdist,
         wheel,
         backend,
+        asked,
         build_requires,
         built_requires,
     })

@@ -224,6 +224,10 @@ pub struct LockedPackage {
     pub wheel: Option<LockedFile>,
     /// The sdist's PEP 517 build backend (`setuptools.build_meta`), for the catalog.
     pub backend: Option<String>,
+    /// What its backend asked for beyond its build system's `requires` when `refine request
+    /// lock` probed it (`asked "pbr>0.11"`): why some of `build_requires` are there.
+    #[serde(default)]
+    pub asked: Vec<String>,
     /// Its build requirements, resolved for the platform: one wheel each.
     pub build_requires: Vec<Pinned>,
     /// Build requirements this request builds (`NAME`, `VERSION`): packages of the same
