@@ -285,25 +285,25 @@ impl Session {
 /// Finds the workspace (from `options.directory` or the current folder), loads it and builds
 /// its graph. Opens no store.
 pub fn load_graph(options: &SessionOptions) -> Result<TargetGraph, SessionError> {
-    let start = match &options.directory {
-        Some(d) => d.clone(),
-        None => std::env::current_dir().map_err(|error| SessionError::CurrentDir { error })?,
-    };
-    let root = refine_rules::rules::find_root(&start)?;
-    let workspace = Workspace::load(&root)?;
+    let workspace = Workspace::load(&workspace_root(options)?)?;
     Ok(TargetGraph::build(workspace)?)
 }
 
 /// [`load_graph`] without the lock files: every bootstrapped base unlocked, whatever its
 /// lock says (for `refine lock`, which checks and writes them).
 pub fn load_graph_without_locks(options: &SessionOptions) -> Result<TargetGraph, SessionError> {
+    let workspace = Workspace::load_without_locks(&workspace_root(options)?)?;
+    Ok(TargetGraph::build(workspace)?)
+}
+
+/// The workspace's root: the folder holding `workspace.kdl`, from `options.directory` or
+/// the current folder up.
+fn workspace_root(options: &SessionOptions) -> Result<PathBuf, SessionError> {
     let start = match &options.directory {
         Some(d) => d.clone(),
         None => std::env::current_dir().map_err(|error| SessionError::CurrentDir { error })?,
     };
-    let root = refine_rules::rules::find_root(&start)?;
-    let workspace = Workspace::load_without_locks(&root)?;
-    Ok(TargetGraph::build(workspace)?)
+    Ok(refine_rules::rules::find_root(&start)?)
 }
 
 /// The requests that plain patterns among `patterns` name whole; query expressions

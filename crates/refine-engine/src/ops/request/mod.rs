@@ -190,7 +190,7 @@ pub fn lock(
             break lock;
         };
         on_event(RequestEvent::Probing { pass });
-        let answers = probe::ask(options, name, &lock, observer)?;
+        let answers = probe::ask(options, &ws.root, name, &lock, observer)?;
         let mut more = false;
         for (asked, unmet) in &answers.unmet {
             let known = resolver.asked.entry(asked.clone()).or_default();

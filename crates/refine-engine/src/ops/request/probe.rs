@@ -6,6 +6,7 @@
 //! store; and like a build, it may need other wheels of the request built first.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use refine_exec::{BuildOptions, NodeResult, Observer};
 use refine_rules::graph::TargetGraph;
@@ -42,21 +43,16 @@ impl Answers {
     }
 }
 
-/// Builds the probe of every wheel `lock` pins for request `name`, and reads their answers.
+/// Builds the probe of every wheel `lock` pins for request `name` of the workspace at `root`,
+/// and reads their answers.
 pub fn ask(
     options: &SessionOptions,
+    root: &Path,
     name: &str,
     lock: &RequestLock,
     observer: &dyn Observer,
 ) -> Result<Answers, OpError> {
-    let start = match &options.directory {
-        Some(d) => d.clone(),
-        None => std::env::current_dir()
-            .map_err(|error| crate::session::SessionError::CurrentDir { error })?,
-    };
-    let root = refine_rules::rules::find_root(&start)
-        .map_err(|e| OpError::Rules(refine_rules::diag::Errors(vec![e])))?;
-    let graph = TargetGraph::build(Workspace::load_probing(&root, name, lock)?)
+    let graph = TargetGraph::build(Workspace::load_probing(root, name, lock)?)
         .map_err(crate::session::SessionError::from)?;
     let package = request_package(name);
     let probes: Vec<_> = graph

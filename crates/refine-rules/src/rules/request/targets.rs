@@ -133,53 +133,46 @@ pub fn request_targets(
                     .collect(),
                 probe: false,
             };
+            // Every target of the request is a variant for the resolution's platform.
+            let target = |name: String, rule: String, spec: Spec| Target {
+                label: Label {
+                    package: package.clone(),
+                    name,
+                },
+                rule,
+                at,
+                spec,
+                platform: Some(res.platform.clone()),
+                matrix: true,
+            };
             if probes {
-                out.push(Target {
-                    label: Label {
-                        package: package.clone(),
-                        name: probe_target_name(ws, &p.name, &res.platform, &res.python),
-                    },
-                    rule: format!("{}-probe", p.name),
-                    at,
-                    spec: Spec::Wheel(WheelSpec {
+                out.push(target(
+                    probe_target_name(ws, &p.name, &res.platform, &res.python),
+                    format!("{}-probe", p.name),
+                    Spec::Wheel(WheelSpec {
                         probe: true,
                         ..wheel.clone()
                     }),
-                    platform: Some(res.platform.clone()),
-                    matrix: true,
-                });
+                ));
             }
-            let label = Label {
+            let wheel_label = Label {
                 package: package.clone(),
                 name: name.clone(),
             };
             let repair = RepairSpec {
-                wheel: relabel(&request.runtime, label.clone()),
+                wheel: relabel(&request.runtime, wheel_label),
                 policy: None,
                 tool: tool.clone(),
                 patchelf: ws.defaults.patchelf.clone(),
                 requires: ws.defaults.requires.clone(),
                 strip: false,
             };
-            out.push(Target {
-                label,
-                rule: p.name.clone(),
-                at,
-                spec: Spec::Wheel(wheel),
-                platform: Some(res.platform.clone()),
-                matrix: true,
-            });
-            out.push(Target {
-                label: Label {
-                    package: package.clone(),
-                    name: repair_target_name(ws, &p.name, &res.platform, &res.python),
-                },
-                rule: format!("{}-repaired", p.name),
-                at,
-                spec: Spec::Repair(repair),
-                platform: Some(res.platform.clone()),
-                matrix: true,
-            });
+            out.push(target(name, p.name.clone(), Spec::Wheel(wheel)));
+            out.push(target(
+                repair_target_name(ws, &p.name, &res.platform, &res.python),
+                format!("{}-repaired", p.name),
+                Spec::Repair(repair),
+            ));
         }
     }
     out
