@@ -34,11 +34,18 @@ use crate::sys;
 
 pub(crate) use plan::{Kind, Step, plan};
 
-/// Where the skeleton is assembled before `pivot_root`. Any existing directory works, as the
+/// Where the new root is assembled before `pivot_root`. Any existing directory works, as the
 /// mount namespace is private; host paths below it stay reachable through the fds opened first.
+/// A whole root tree is bound right here; a skeleton gets a tmpfs here that holds both
+/// [`SKELETON`] and [`VIEW`].
 const STAGE: &str = "/tmp";
-/// Where the read-only view of the root tree sits in the skeleton while it is being built.
-const VIEW: &str = "/.refine-sandbox-root-view";
+/// The skeleton, bound onto itself so that it is a mount of its own (for `pivot_root` and for
+/// its read-only flag).
+const SKELETON: &str = "/tmp/root";
+/// The read-only view of the root tree that the skeleton's entries are bound from. It sits
+/// beside the skeleton, not in it, so it leaves with the host root when that is detached: an
+/// unmount of its own would cost a grace period of the kernel's (a third of a millisecond).
+const VIEW: &str = "/tmp/view";
 
 /// Host paths, opened before anything is mounted.
 struct Sources {
@@ -80,12 +87,15 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
     let whole = targets
         .iter()
         .all(|(path, kind)| has_mount_point(&sources.root, path, *kind));
-    if whole {
+    let stage = if whole {
         bind_fd(&sources.root, Path::new(STAGE))?;
         read_only_tree(Path::new(STAGE))?;
+        Path::new(STAGE)
     } else {
         build_skeleton(&sources.root, &targets)?;
-    }
+        Path::new(SKELETON)
+    };
+    let staged = |path: &Path| staged(stage, path);
     let owned_by_sandbox_user = format!("mode=0755,uid={SANDBOX_UID},gid={SANDBOX_GID}");
     let mut read_only = Vec::new();
 
@@ -116,10 +126,10 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
     }
     // Not recursive: `/tmp`, `/work`, `/out`, `/proc` and `/dev` below stay as they are.
     if !whole {
-        read_only_mount(Path::new(STAGE))?;
+        read_only_mount(stage)?;
     }
 
-    chdir(STAGE).map_err(|err| SandboxError::setup("enter the skeleton", err))?;
+    chdir(stage).map_err(|err| SandboxError::setup("enter the skeleton", err))?;
     // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
     // new root, with no directory needed for the old one (see pivot_root(2)).
     pivot_root(".", ".").map_err(|err| SandboxError::setup("pivot_root", err))?;
@@ -129,19 +139,23 @@ pub(crate) fn enter(spec: &Spec) -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// Mounts the tmpfs skeleton at [`STAGE`]: the root tree's entries mirrored around the paths
-/// of `targets`, whose mount points it creates.
+/// Builds the skeleton at [`SKELETON`]: the root tree's entries mirrored around the paths of
+/// `targets`, whose mount points it creates.
 fn build_skeleton(root: &OwnedFd, targets: &[(PathBuf, Kind)]) -> Result<(), SandboxError> {
     let steps = plan(targets, |dir| list_root_dir(root, dir))?;
     mount_tmpfs(Path::new(STAGE), "mode=0755", "the root skeleton")?;
+    let skeleton = Path::new(SKELETON);
+    mkdir(skeleton)?;
+    bind(skeleton, skeleton)?;
+    let staged = |path: &Path| staged(skeleton, path);
     // One read-only view of the whole root tree: every mirrored entry is bound from it and so
     // inherits its read-only flag, without a remount of its own.
-    let view_path = staged(Path::new(VIEW));
-    mkdir(&view_path)?;
-    bind_fd(root, &view_path)?;
-    read_only_tree(&view_path)?;
+    let view_path = Path::new(VIEW);
+    mkdir(view_path)?;
+    bind_fd(root, view_path)?;
+    read_only_tree(view_path)?;
     let view = open(
-        &view_path,
+        view_path,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
@@ -180,17 +194,6 @@ fn build_skeleton(root: &OwnedFd, targets: &[(PathBuf, Kind)]) -> Result<(), San
     for (target, kind) in targets {
         create_mount_point(&staged(target), *kind)?;
     }
-
-    // The mirrored binds are mounts of their own now; the view has done its work.
-    drop(view);
-    umount2(&view_path, MntFlags::MNT_DETACH)
-        .map_err(|err| SandboxError::setup("detach the view of the root", err))?;
-    nix::unistd::unlinkat(
-        nix::fcntl::AT_FDCWD,
-        &view_path,
-        nix::unistd::UnlinkatFlags::RemoveDir,
-    )
-    .map_err(|err| SandboxError::setup("remove the view of the root", err))?;
     Ok(())
 }
 
@@ -359,9 +362,9 @@ fn split(path: &Path) -> Result<(&Path, &OsStr), SandboxError> {
     }
 }
 
-/// The skeleton path of a sandbox path.
-fn staged(path: &Path) -> PathBuf {
-    let mut staged = PathBuf::from(STAGE);
+/// Where a sandbox path is while the new root is assembled at `stage`.
+fn staged(stage: &Path, path: &Path) -> PathBuf {
+    let mut staged = stage.to_path_buf();
     staged.push(path.strip_prefix("/").unwrap_or(path));
     staged
 }
