@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Remote store benchmarks against Debian's docker-registry on loopback (see docs/remote.md):
 #  1. push then pull of a 256 MiB artifact through refine, against `skopeo copy` of the same
-#     bytes (refine's store is an OCI layout) to and from the same registry; peak RSS of refine.
+#     bytes (refine's store is an OCI layout) to and from the same registry, each time to a
+#     new repository: warm (both mount the blob from a repository that has it) and cold (both
+#     upload it); peak RSS of refine.
 #  2. planning N (default 1000) targets whose keys are all in the registry only, against N
 #     HEAD requests by `curl --parallel`.
 # Usage: benches/remote.sh [N]   (needs hyperfine, skopeo, curl, /usr/bin/time; builds release)
@@ -50,6 +52,19 @@ hyperfine --warmup 1 --runs 5 --export-markdown "$work/big.md" \
   -n refine "p=r\$RANDOM\$RANDOM; $R -C $ws --store $work/s-big --remote oci://127.0.0.1:$port/\$p push //packs:big >/dev/null 2>&1 && $R -C $ws --store $work/s-pull --remote oci://127.0.0.1:$port/\$p pull //packs:big >/dev/null 2>&1" \
   -n skopeo "p=s\$RANDOM\$RANDOM; skopeo copy -q --dest-tls-verify=false oci:$work/s-big:$key docker://127.0.0.1:$port/\$p/pack:$key && skopeo copy -q --src-tls-verify=false docker://127.0.0.1:$port/\$p/pack:$key oci:$work/sk-pull:$key"
 cat "$work/big.md"
+# The same with every push a real upload: each repository is new, and after the first run both
+# tools know the blob is in the registry already and ask it to mount the blob instead (refine
+# from its store's `locations/`, skopeo from its blob-info cache). Cold: both forget first.
+# skopeo's cache (root: /var/lib/containers/cache) is set aside and put back at exit.
+sk_cache=/var/lib/containers/cache/blob-info-cache-v1.boltdb
+[[ $(id -u) == 0 ]] || sk_cache=${XDG_DATA_HOME:-$HOME/.local/share}/containers/cache/blob-info-cache-v1.boltdb
+if [[ -f $sk_cache ]]; then cp "$sk_cache" "$work/sk-cache.saved"; fi
+trap 'kill "${reg_pid:-0}" 2>/dev/null || true; if [[ -f $work/sk-cache.saved ]]; then cp "$work/sk-cache.saved" "$sk_cache"; fi; rm -rf "$work"' EXIT
+hyperfine --warmup 1 --runs 5 --export-markdown "$work/big-cold.md" \
+  --shell bash --prepare "rm -rf $work/s-pull $work/sk-pull $work/s-big/locations/* $sk_cache" \
+  -n "refine (cold)" "p=r\$RANDOM\$RANDOM; $R -C $ws --store $work/s-big --remote oci://127.0.0.1:$port/\$p push //packs:big >/dev/null 2>&1 && $R -C $ws --store $work/s-pull --remote oci://127.0.0.1:$port/\$p pull //packs:big >/dev/null 2>&1" \
+  -n "skopeo (cold)" "p=s\$RANDOM\$RANDOM; skopeo copy -q --dest-tls-verify=false oci:$work/s-big:$key docker://127.0.0.1:$port/\$p/pack:$key && skopeo copy -q --src-tls-verify=false docker://127.0.0.1:$port/\$p/pack:$key oci:$work/sk-pull:$key"
+cat "$work/big-cold.md"
 rm -rf "$work/s-pull"
 push_rss=$(/usr/bin/time -f %M "$R" -C "$ws" --store "$work/s-big" --remote "oci://127.0.0.1:$port/rss" push //packs:big 2>&1 >/dev/null | tail -1)
 pull_rss=$(/usr/bin/time -f %M "$R" -C "$ws" --store "$work/s-pull" --remote "oci://127.0.0.1:$port/rss" pull //packs:big 2>&1 >/dev/null | tail -1)

@@ -1,8 +1,8 @@
 //! The remote store against a real registry (Debian's `docker-registry`, the CNCF
 //! distribution registry 2.8, which has no referrers API): two machines sharing one
 //! registry, provenance referrers, a registry that is down, htpasswd auth (environment,
-//! Docker config, credential helper, wrong password), a corrupted blob, and a registry killed
-//! in the middle of a push.
+//! Docker config, credential helper, wrong password), a corrupted blob, a registry killed
+//! in the middle of a push, and large blobs mounted across repositories instead of sent again.
 
 use crate::common::registry;
 
@@ -279,6 +279,156 @@ fn lookups_on_an_open_registry_ask_v2_once_per_command() {
         pings <= 1,
         "{pings} pings for {manifests} lookups: {asked:#?}"
     );
+}
+
+/// The digest (`sha256:<hex>`) of the one layer of `label`'s artifact in `store`.
+fn only_layer(w: &TempWorkspace, store: &Path, label: &str) -> String {
+    let node = plan_node(w.path(), store, label);
+    let hex = node["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs_err::read(store.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    layers[0]["digest"].as_str().unwrap().to_owned()
+}
+
+/// What `asked` says of the layer `hex` in `repository`: (a mount from `from` was asked,
+/// the layer was uploaded).
+fn layer_transfer(asked: &[String], repository: &str, hex: &str, from: &str) -> (bool, bool) {
+    let uploads = format!("/v2/{repository}/blobs/uploads/");
+    let mounted = asked.iter().any(|r| {
+        r.starts_with(&format!("POST {uploads}"))
+            && r.contains("mount=")
+            && r.contains(hex)
+            && (r.contains(&format!("from={from}"))
+                || r.contains(&format!("from={}", from.replace('/', "%2F"))))
+    });
+    let uploaded = asked
+        .iter()
+        .any(|r| r.starts_with(&format!("PUT {uploads}")) && r.contains(hex));
+    (mounted, uploaded)
+}
+
+#[test]
+fn a_push_to_another_repository_mounts_large_blobs_instead_of_sending_them() {
+    let reg = Registry::start_logged();
+    let w = tiny();
+    // 2 MiB of random bytes: zstd leaves the layer above the 1 MiB a location needs.
+    fs_err::write(
+        w.path().join("recipes/big.sh"),
+        "head -c 2097152 /dev/urandom > $REFINE_OUT/big\n",
+    )
+    .unwrap();
+    let packs = fs_err::read_to_string(w.path().join("rules/packs.kdl")).unwrap();
+    fs_err::write(
+        w.path().join("rules/packs.kdl"),
+        format!("{packs}pack \"big\" {{\n    version \"1\"\n    recipe \"recipes/big.sh\"\n}}\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("busybox", w.path().join("roots/tiny/bin/head")).unwrap();
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let since = |n: usize| reg.all_requests()[n..].to_vec();
+
+    // Built and pushed to `a/pack`: uploaded, and the store remembers where it went.
+    ok(&refine(
+        &w,
+        one.path(),
+        &reg.url("a"),
+        &[],
+        &["build", "//packs:big"],
+    ));
+    let layer = only_layer(&w, one.path(), "//packs:big");
+    let hex = layer.trim_start_matches("sha256:");
+    let record = one.path().join("locations").join(hex);
+    let port = reg.port;
+    assert_eq!(
+        fs_err::read_to_string(&record).unwrap(),
+        format!("127.0.0.1:{port} a/pack\n")
+    );
+    assert_eq!(
+        layer_transfer(&reg.all_requests(), "a/pack", hex, "-"),
+        (false, true)
+    );
+
+    // Pushed to `b`: mounted from `a/pack`, not sent again.
+    let n = reg.all_requests().len();
+    ok(&refine(
+        &w,
+        one.path(),
+        &reg.url("b"),
+        &[],
+        &["push", "//packs:big"],
+    ));
+    let asked = since(n);
+    assert_eq!(
+        layer_transfer(&asked, "b/pack", hex, "a/pack"),
+        (true, false),
+        "{asked:#?}"
+    );
+
+    // What `b` holds is whole: pulled into a new store, which now knows `b/pack` has it.
+    ok(&refine(
+        &w,
+        two.path(),
+        &reg.url("b"),
+        &[],
+        &["pull", "//packs:big"],
+    ));
+    verify_clean(two.path());
+    assert_eq!(
+        fs_err::read(two.path().join("blobs/sha256").join(hex)).unwrap(),
+        fs_err::read(one.path().join("blobs/sha256").join(hex)).unwrap()
+    );
+    assert_eq!(
+        fs_err::read_to_string(two.path().join("locations").join(hex)).unwrap(),
+        format!("127.0.0.1:{port} b/pack\n")
+    );
+    let n = reg.all_requests().len();
+    ok(&refine(
+        &w,
+        two.path(),
+        &reg.url("c"),
+        &[],
+        &["push", "//packs:big"],
+    ));
+    let asked = since(n);
+    assert_eq!(
+        layer_transfer(&asked, "c/pack", hex, "b/pack"),
+        (true, false),
+        "{asked:#?}"
+    );
+
+    // A location the registry cannot mount from (the repository never had the blob) costs a
+    // refused mount, then the blob is uploaded as before.
+    fs_err::write(&record, format!("127.0.0.1:{port} nowhere/pack\n")).unwrap();
+    let n = reg.all_requests().len();
+    ok(&refine(
+        &w,
+        one.path(),
+        &reg.url("d"),
+        &[],
+        &["push", "//packs:big"],
+    ));
+    let asked = since(n);
+    assert_eq!(
+        layer_transfer(&asked, "d/pack", hex, "nowhere/pack"),
+        (true, true),
+        "{asked:#?}"
+    );
+    let three = tempfile::tempdir().unwrap();
+    ok(&refine(
+        &w,
+        three.path(),
+        &reg.url("d"),
+        &[],
+        &["pull", "//packs:big"],
+    ));
+    verify_clean(three.path());
+    verify_clean(one.path());
 }
 
 #[test]

@@ -9,6 +9,8 @@
 //! artifact. An artifact whose push did not finish stays in the store's `outbox/` and is
 //! pushed by the next build ([`OciRemote::flush_outbox`]). A pull verifies every blob against
 //! its digest while it streams to a temporary file; nothing unverified enters the store.
+//! A large blob the local store knows to be in another repository of the registry (its
+//! `locations/`, written by pushes and pulls) is mounted from there rather than sent again.
 //!
 //! The [`Remote`] trait is synchronous and called from rayon workers: the remote blocks on the
 //! process's one runtime (`refine_oci::runtime`). The client, the error classes and the retry
@@ -356,6 +358,7 @@ impl OciRemote {
                 ),
             )
             .map_err(store_err)?;
+        self.note_location(local, kind, &d.digest);
         Ok(())
     }
 
@@ -436,6 +439,11 @@ impl OciRemote {
             .await
             .map_err(|e| self.error(&format!("check blob `{d}`"), &e))?;
         if exists {
+            self.note_location(local, kind, digest);
+            return Ok(());
+        }
+        if self.mount_from_elsewhere(local, kind, &r, digest).await {
+            self.note_location(local, kind, digest);
             return Ok(());
         }
         let path = local.existing_blob_path(digest).map_err(store_err)?;
@@ -462,7 +470,42 @@ impl OciRemote {
         })
         .await
         .map_err(|e| self.attempt_error(&format!("receive blob `{d}`"), e))?;
+        self.note_location(local, kind, digest);
         Ok(())
+    }
+
+    /// Asks the registry to mount `digest` into `target` from another of its repositories
+    /// that the local store knows holds it (most recent first), instead of uploading it.
+    /// Whether one mount was accepted; a refused one costs a request and nothing else.
+    async fn mount_from_elsewhere(
+        &self,
+        local: &LocalStore,
+        kind: &str,
+        target: &Reference,
+        digest: &Digest,
+    ) -> bool {
+        let repository = self.url.repository(kind);
+        let d = digest.to_string();
+        for place in local.blob_locations(digest).iter().rev() {
+            if place.registry != self.url.registry || place.repository == repository {
+                continue;
+            }
+            let source = Reference::with_digest(
+                self.url.registry.clone(),
+                place.repository.clone(),
+                d.clone(),
+            );
+            if self.client.mount_blob(target, &source, &d).await.is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Remembers that the blob is in this registry's repository for `kind`, for later pushes
+    /// to other repositories. Best effort: the record is only a hint.
+    fn note_location(&self, local: &LocalStore, kind: &str, digest: &Digest) {
+        let _ = local.record_location(digest, &self.url.registry, &self.url.repository(kind));
     }
 
     async fn push_async(

@@ -148,6 +148,8 @@ struct Full {
     s: LocalStore,
     wheel: Digest,
     source: Digest,
+    /// A pinned source of [`MIN_LOCATED_SIZE`] bytes, with a location record.
+    large: Digest,
 }
 
 fn full_store() -> Full {
@@ -160,20 +162,27 @@ fn full_store() -> Full {
     s.record_name(&source, "demo-1.0.tar.gz").unwrap();
     s.outbox_add("wheel", KEY_A, &wheel).unwrap();
     s.put_log(&b"log\n"[..]).unwrap();
+    let large = dir.path().join("large.tar.gz");
+    fs_err::write(&large, vec![7u8; MIN_LOCATED_SIZE as usize]).unwrap();
+    let large = s.put_source_file(&large, None).unwrap();
+    s.record_location(&large, "127.0.0.1:5000", "ci/pack")
+        .unwrap();
     s.sync_index().unwrap();
     let report = s.verify(VerifyOptions::default()).unwrap();
     assert!(report.is_clean(), "{}", messages(&report));
     assert_eq!(
         (report.refs, report.pins, report.labels),
-        (1, 2, 1),
+        (1, 3, 1),
         "{report:?}"
     );
     assert_eq!((report.names, report.outbox, report.trees), (1, 1, 1));
+    assert_eq!(report.locations, 1);
     Full {
         _dir: dir,
         s,
         wheel,
         source,
+        large,
     }
 }
 
@@ -237,6 +246,17 @@ fn damage_every_bucket(f: &Full) -> Vec<(PathBuf, String)> {
             w("trees/not-a-digest", ""),
             "is not a folder named after a manifest digest".into(),
         ),
+        (
+            w(
+                &format!("locations/{}", missing.hex()),
+                "127.0.0.1:5000 ci/pack\n",
+            ),
+            format!("is for blob `{missing}`, which is missing"),
+        ),
+        (
+            w(&format!("locations/{}", f.wheel.hex()), "no-repository\n"),
+            "is not `<registry> <repository>`".into(),
+        ),
     ]
 }
 
@@ -268,6 +288,7 @@ fn verify_reports_damage_in_every_bucket_and_fix_repairs_it() {
     assert_eq!(f.s.lookup("wheel", KEY_A).unwrap(), Some(f.wheel));
     assert_eq!(f.s.outbox_list().unwrap().len(), 1);
     assert!(f.s.lookup_name(&f.source).unwrap().is_some());
+    assert_eq!(f.s.blob_locations(&f.large).len(), 1);
     // The damaged tree was dropped; unpacking again gives an intact one.
     let tree = f.s.unpack(&f.wheel).unwrap();
     assert_eq!(
@@ -503,4 +524,71 @@ fn signatures_follow_their_artifact_through_gc_and_verify() {
     assert!(s.verify(VerifyOptions::default()).unwrap().is_clean());
     assert_eq!(s.lookup("wheel", KEY_A).unwrap(), Some(kept));
     assert!(s.signatures(&kept).unwrap().is_empty());
+}
+
+#[test]
+fn locations_are_kept_for_large_blobs_only_and_follow_their_blob() {
+    let (dir, s) = store();
+    let located = |d: &Digest| -> Vec<String> {
+        s.blob_locations(d)
+            .into_iter()
+            .map(|l| format!("{} {}", l.registry, l.repository))
+            .collect()
+    };
+    let small = s.put_blob_bytes(b"small").unwrap();
+    s.record_location(&small, "reg:5000", "a/pack").unwrap();
+    assert!(located(&small).is_empty());
+    assert!(!s.root().join("locations").join(small.hex()).exists());
+
+    let path = dir.path().join("large.tar.gz");
+    fs_err::write(&path, vec![1u8; MIN_LOCATED_SIZE as usize]).unwrap();
+    let large = s.put_source_file(&path, None).unwrap();
+    // A blob the store lacks gets no record either.
+    let never = Digest::of_bytes(b"never stored");
+    s.record_location(&never, "reg:5000", "a/pack").unwrap();
+    assert!(!s.root().join("locations").join(never.hex()).exists());
+
+    s.record_location(&large, "reg:5000", "a/pack").unwrap();
+    s.record_location(&large, "reg:5000", "a/pack").unwrap();
+    s.record_location(&large, "reg:5000", "has space").unwrap();
+    assert_eq!(located(&large), ["reg:5000 a/pack"]);
+    for i in 0..10 {
+        s.record_location(&large, "reg:5000", &format!("r{i}/pack"))
+            .unwrap();
+    }
+    // The eight most recent, oldest first.
+    let expected: Vec<String> = (2..10).map(|i| format!("reg:5000 r{i}/pack")).collect();
+    assert_eq!(located(&large), expected);
+    let record = s.root().join("locations").join(large.hex());
+    assert_eq!(
+        fs_err::read_to_string(&record).unwrap(),
+        expected
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    );
+
+    // A damaged record is no hint at all, and verify names it.
+    fs_err::write(&record, "junk\n").unwrap();
+    assert!(located(&large).is_empty());
+    let report = s.verify(VerifyOptions::default()).unwrap();
+    assert!(
+        messages(&report).contains("is malformed"),
+        "{}",
+        messages(&report)
+    );
+    s.record_location(&large, "reg:5000", "b/pack").unwrap();
+    assert_eq!(located(&large), ["reg:5000 b/pack"]);
+
+    // gc drops the record with its blob (an unpinned blob, reached by nothing).
+    let loose = dir.path().join("loose");
+    fs_err::write(&loose, vec![2u8; MIN_LOCATED_SIZE as usize]).unwrap();
+    let loose = s.put_blob_file(&loose, None).unwrap();
+    s.record_location(&loose, "reg:5000", "a/pack").unwrap();
+    let report = s.gc(&GcOptions::default()).unwrap();
+    assert_eq!(report.removed_locations, 1);
+    assert!(!s.has_blob(&loose));
+    assert!(located(&loose).is_empty());
+    assert_eq!(located(&large), ["reg:5000 b/pack"]);
+    assert!(s.verify(VerifyOptions::default()).unwrap().is_clean());
 }

@@ -53,6 +53,8 @@ pub struct GcReport {
     pub removed_outbox: usize,
     /// Signature lists whose artifact went, and unreadable ones.
     pub removed_signatures: usize,
+    /// Blob location records whose blob went (or was gone), and unreadable ones.
+    pub removed_locations: usize,
     pub kept_blobs: usize,
     /// Bytes of the blobs and trees kept.
     pub kept_bytes: u64,
@@ -374,11 +376,24 @@ impl LocalStore {
             .map(|(path, _, _)| path)
             .chain(bad_signatures.into_iter().map(|b| b.path))
             .collect();
+        let (locations, bad_locations) = self.list_locations()?;
+        let locations: Vec<PathBuf> = locations
+            .into_iter()
+            .filter(|l| !live.contains(&l.digest))
+            .map(|l| l.path)
+            .chain(bad_locations.into_iter().map(|b| b.path))
+            .collect();
         report.removed_names = names.len();
         report.removed_outbox = outbox.len();
         report.removed_signatures = signatures.len();
+        report.removed_locations = locations.len();
         if !dry_run {
-            for path in names.iter().chain(&outbox).chain(&signatures) {
+            for path in names
+                .iter()
+                .chain(&outbox)
+                .chain(&signatures)
+                .chain(&locations)
+            {
                 remove_any(path)?;
             }
         }

@@ -32,6 +32,7 @@ pub enum Bucket {
     Signatures,
     RefsIndex,
     Merkle,
+    Locations,
 }
 
 /// Whether a bucket is one file or a folder.
@@ -89,7 +90,7 @@ use DefinedBy::{Oci, Refine};
 use Form::{File, Folder};
 
 /// Every bucket, in [`Bucket`] order.
-pub const BUCKETS: [BucketSpec; 15] = [
+pub const BUCKETS: [BucketSpec; 16] = [
     spec(
         Bucket::OciLayout,
         "oci-layout",
@@ -195,11 +196,18 @@ pub const BUCKETS: [BucketSpec; 15] = [
         Refine,
         "merkle/<manifest hex>: the REAPI Merkle tree (a `Tree` message) of trees/<manifest hex>/, a cache for remote execution",
     ),
+    spec(
+        Bucket::Locations,
+        "locations",
+        Folder,
+        Refine,
+        "locations/<hex>: \"<registry> <repository>\\n\" lines, where a blob of 1 MiB or more was pushed or pulled; a push mounts it from there",
+    ),
 ];
 
 impl Bucket {
     /// Every bucket.
-    pub const ALL: [Bucket; 15] = [
+    pub const ALL: [Bucket; 16] = [
         Bucket::OciLayout,
         Bucket::Index,
         Bucket::Blobs,
@@ -215,6 +223,7 @@ impl Bucket {
         Bucket::Signatures,
         Bucket::RefsIndex,
         Bucket::Merkle,
+        Bucket::Locations,
     ];
 
     /// What the layout declares about this bucket.
@@ -303,6 +312,10 @@ impl LocalStore {
 
     pub(crate) fn name_path(&self, digest: &Digest) -> PathBuf {
         self.bucket_path(Bucket::Names).join(digest.hex())
+    }
+
+    pub(crate) fn location_path(&self, digest: &Digest) -> PathBuf {
+        self.bucket_path(Bucket::Locations).join(digest.hex())
     }
 
     pub(crate) fn outbox_dir(&self, kind: Kind) -> PathBuf {

@@ -35,6 +35,9 @@
 //!                                 checksummed, one read per command (see `refs_index`)
 //!   merkle/<manifest hex>         the REAPI Merkle tree of trees/<manifest hex>/, a cache kept
 //!                                 for remote execution (see `refine_reapi::tree`)
+//!   locations/<hex>               "<registry> <repository>\n" lines: where a blob of 1 MiB or
+//!                                 more was pushed or pulled, so a push can mount it from there
+//!                                 instead of sending it again (see `locations`)
 //! ```
 //!
 //! See `docs/store.md` for what is atomic, how concurrent processes share a store, `verify`
@@ -48,6 +51,7 @@ mod gc;
 mod import;
 mod index;
 pub mod layout;
+mod locations;
 mod lock;
 pub mod manifest;
 mod names;
@@ -69,6 +73,7 @@ pub use error::{Result, StoreError};
 pub use gc::{GcOptions, GcReport};
 pub use import::IncomingBlob;
 pub use layout::{Bucket, OCI_LAYOUT_VERSION};
+pub use locations::{BlobLocation, MIN_LOCATED_SIZE};
 pub use lock::StoreLease;
 pub use manifest::{Descriptor, Index, Manifest};
 pub use outbox::OutboxEntry;

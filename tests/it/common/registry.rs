@@ -120,8 +120,17 @@ impl Registry {
         r
     }
 
-    /// The requests the registry logged so far, as `METHOD /path` (a logged registry only).
+    /// The GET, HEAD and PUT requests the registry logged so far, as `METHOD /path` (a logged
+    /// registry only).
     pub fn requests(&self) -> Vec<String> {
+        self.all_requests()
+            .into_iter()
+            .filter(|r| r.starts_with("GET ") || r.starts_with("HEAD ") || r.starts_with("PUT "))
+            .collect()
+    }
+
+    /// Every request the registry logged so far, as `METHOD /path?query`.
+    pub fn all_requests(&self) -> Vec<String> {
         assert!(
             self.logged,
             "start the registry with `Registry::start_logged`"
@@ -133,7 +142,6 @@ impl Registry {
                 let (method_path, _) = request.rsplit_once(' ')?;
                 Some(method_path.to_string())
             })
-            .filter(|r| r.starts_with("GET ") || r.starts_with("HEAD ") || r.starts_with("PUT "))
             .collect()
     }
 

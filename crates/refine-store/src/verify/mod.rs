@@ -52,6 +52,8 @@ pub struct VerifyReport {
     pub labels: usize,
     /// Fetched names (`names/`).
     pub names: usize,
+    /// Blob location records (`locations/`).
+    pub locations: usize,
     /// Unfinished pushes (`outbox/`).
     pub outbox: usize,
     /// Signature lists (`signatures/`).
@@ -106,6 +108,7 @@ impl LocalStore {
         check.pins()?;
         check.labels()?;
         check.names()?;
+        check.locations()?;
         check.outbox()?;
         check.signatures()?;
         check.trees()?;
@@ -328,6 +331,24 @@ impl Check<'_> {
         Ok(())
     }
 
+    /// A location record follows its blob like a name.
+    fn locations(&mut self) -> Result<()> {
+        let (records, bad) = self.store.list_locations()?;
+        self.report.locations = records.len();
+        for r in records {
+            if self.state(&r.digest) == Some("missing") {
+                let message = format!(
+                    "The location record `{}` is for blob `{}`, which is missing",
+                    r.path.display(),
+                    r.digest
+                );
+                self.problem(message, r.path);
+            }
+        }
+        self.malformed(bad);
+        Ok(())
+    }
+
     /// A signature list is a problem when an envelope it names is missing or corrupt; a
     /// list whose artifact is gone is left to `gc`.
     fn signatures(&mut self) -> Result<()> {
@@ -382,7 +403,8 @@ impl Check<'_> {
         Ok(())
     }
 
-    /// Names, outbox entries and trees whose blob is gone (removed above, or missing).
+    /// Names, location records, outbox entries and trees whose blob is gone (removed above,
+    /// or missing).
     fn remove_followers(&self) -> Result<()> {
         let store = self.store;
         let (names, _) = store.list_names()?;
@@ -392,6 +414,10 @@ impl Check<'_> {
         let (outbox, _) = store.list_outbox()?;
         for (path, _) in outbox.iter().filter(|(_, e)| !store.has_blob(&e.digest)) {
             remove_any(path)?;
+        }
+        let (locations, _) = store.list_locations()?;
+        for record in locations.iter().filter(|r| !store.has_blob(&r.digest)) {
+            remove_any(&record.path)?;
         }
         for (name, path, _) in entries(&store.bucket_path(Bucket::Trees))? {
             if Digest::from_hex(&name).is_some_and(|d| !store.has_blob(&d)) {
