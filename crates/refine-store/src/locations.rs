@@ -10,9 +10,7 @@
 //! blob: `gc` removes it with the blob, `verify` reports one whose blob is missing or that
 //! cannot be read (and `--fix` drops it).
 
-use std::path::PathBuf;
-
-use super::walk::{BadEntry, entries};
+use super::walk::{BadEntry, BlobRecord, blob_records};
 use super::{Bucket, Digest, LocalStore, Result};
 
 /// Blobs smaller than this (1 MiB) are not recorded.
@@ -25,13 +23,6 @@ const MAX_LOCATIONS: usize = 8;
 pub struct BlobLocation {
     pub registry: String,
     pub repository: String,
-}
-
-/// A location record as found on disk.
-#[derive(Clone, Debug)]
-pub(crate) struct LocationRecord {
-    pub digest: Digest,
-    pub path: PathBuf,
 }
 
 fn usable(part: &str) -> bool {
@@ -96,27 +87,10 @@ impl LocalStore {
     }
 
     /// Every location record, and what under `locations/` is unreadable or malformed.
-    pub(crate) fn list_locations(&self) -> Result<(Vec<LocationRecord>, Vec<BadEntry>)> {
-        let mut good = Vec::new();
-        let mut bad = Vec::new();
-        for (name, path, is_dir) in entries(&self.bucket_path(Bucket::Locations))? {
-            let record = (|| {
-                if is_dir {
-                    return Err("it is a folder, not a file".to_owned());
-                }
-                let digest = Digest::from_hex(&name).ok_or("the file name is not a sha256")?;
-                let text = fs_err::read_to_string(&path).map_err(|e| e.to_string())?;
-                parse(&text)?;
-                Ok(LocationRecord {
-                    digest,
-                    path: path.clone(),
-                })
-            })();
-            match record {
-                Ok(r) => good.push(r),
-                Err(reason) => bad.push(BadEntry::new(&path, reason)),
-            }
-        }
-        Ok((good, bad))
+    pub(crate) fn list_locations(&self) -> Result<(Vec<BlobRecord>, Vec<BadEntry>)> {
+        blob_records(&self.bucket_path(Bucket::Locations), |bytes| {
+            let text = std::str::from_utf8(bytes).map_err(|_| "it is not UTF-8".to_owned())?;
+            parse(text).map(drop)
+        })
     }
 }

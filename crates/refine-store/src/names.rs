@@ -4,18 +4,10 @@
 //! whose blob is missing (and `--fix` drops it, or a name whose blob it drops).
 
 use std::io;
-use std::path::PathBuf;
 
 use super::error::io_err;
-use super::walk::{BadEntry, entries};
+use super::walk::{BadEntry, BlobRecord, blob_records};
 use super::{Bucket, Digest, LocalStore, Result, StoreError};
-
-/// A fetched name as found on disk.
-#[derive(Clone, Debug)]
-pub(crate) struct NameEntry {
-    pub digest: Digest,
-    pub path: PathBuf,
-}
 
 /// Why `name` cannot be a fetched file's name, if it cannot.
 fn check_name(name: &str) -> std::result::Result<(), &'static str> {
@@ -68,27 +60,9 @@ impl LocalStore {
     }
 
     /// Every fetched name, and what under `names/` is unreadable or malformed.
-    pub(crate) fn list_names(&self) -> Result<(Vec<NameEntry>, Vec<BadEntry>)> {
-        let mut good = Vec::new();
-        let mut bad = Vec::new();
-        for (name, path, is_dir) in entries(&self.bucket_path(Bucket::Names))? {
-            let entry = (|| {
-                if is_dir {
-                    return Err("it is a folder, not a file".to_owned());
-                }
-                let digest = Digest::from_hex(&name).ok_or("the file name is not a sha256")?;
-                let bytes = fs_err::read(&path).map_err(|e| e.to_string())?;
-                parse_name(&bytes)?;
-                Ok(NameEntry {
-                    digest,
-                    path: path.clone(),
-                })
-            })();
-            match entry {
-                Ok(e) => good.push(e),
-                Err(reason) => bad.push(BadEntry::new(&path, reason)),
-            }
-        }
-        Ok((good, bad))
+    pub(crate) fn list_names(&self) -> Result<(Vec<BlobRecord>, Vec<BadEntry>)> {
+        blob_records(&self.bucket_path(Bucket::Names), |bytes| {
+            parse_name(bytes).map(drop)
+        })
     }
 }

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 
 use super::error::io_err;
-use super::{Result, StoreError};
+use super::{Digest, Result, StoreError};
 
 /// Something in a bucket that could not be read, is malformed, or does not belong there.
 #[derive(Clone, Debug)]
@@ -25,6 +25,42 @@ impl BadEntry {
             reason: reason.into(),
         }
     }
+}
+
+/// A record file named after the blob it follows (`names/<hex>`, `locations/<hex>`).
+#[derive(Clone, Debug)]
+pub(crate) struct BlobRecord {
+    pub digest: Digest,
+    pub path: PathBuf,
+}
+
+/// The records of a flat folder of [`BlobRecord`]s whose content `check` accepts, and what
+/// in it is unreadable or malformed (`check` says why).
+pub(crate) fn blob_records(
+    dir: &Path,
+    check: impl Fn(&[u8]) -> std::result::Result<(), String>,
+) -> Result<(Vec<BlobRecord>, Vec<BadEntry>)> {
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for (name, path, is_dir) in entries(dir)? {
+        let record = (|| {
+            if is_dir {
+                return Err("it is a folder, not a file".to_owned());
+            }
+            let digest = Digest::from_hex(&name).ok_or("the file name is not a sha256")?;
+            let bytes = fs_err::read(&path).map_err(|e| e.to_string())?;
+            check(&bytes)?;
+            Ok(BlobRecord {
+                digest,
+                path: path.clone(),
+            })
+        })();
+        match record {
+            Ok(r) => good.push(r),
+            Err(reason) => bad.push(BadEntry::new(&path, reason)),
+        }
+    }
+    Ok((good, bad))
 }
 
 /// The entries of a folder, as (name, path, is a folder); an absent folder is empty.

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use rayon::prelude::*;
 
-use super::walk::{BadEntry, entries, remove_any};
+use super::walk::{BadEntry, BlobRecord, entries, remove_any};
 use super::{Bucket, Digest, LocalStore, MANIFEST_MEDIA_TYPE, Manifest, Result, annotations};
 
 /// What [`LocalStore::verify`] does besides checking.
@@ -317,17 +317,7 @@ impl Check<'_> {
     fn names(&mut self) -> Result<()> {
         let (names, bad) = self.store.list_names()?;
         self.report.names = names.len();
-        for n in names {
-            if self.state(&n.digest) == Some("missing") {
-                let message = format!(
-                    "The fetched name `{}` is for blob `{}`, which is missing",
-                    n.path.display(),
-                    n.digest
-                );
-                self.problem(message, n.path);
-            }
-        }
-        self.malformed(bad);
+        self.followers(names, bad, "fetched name");
         Ok(())
     }
 
@@ -335,10 +325,16 @@ impl Check<'_> {
     fn locations(&mut self) -> Result<()> {
         let (records, bad) = self.store.list_locations()?;
         self.report.locations = records.len();
+        self.followers(records, bad, "location record");
+        Ok(())
+    }
+
+    /// Reports the records (`what`) whose blob is missing, and the malformed ones.
+    fn followers(&mut self, records: Vec<BlobRecord>, bad: Vec<BadEntry>, what: &str) {
         for r in records {
             if self.state(&r.digest) == Some("missing") {
                 let message = format!(
-                    "The location record `{}` is for blob `{}`, which is missing",
+                    "The {what} `{}` is for blob `{}`, which is missing",
                     r.path.display(),
                     r.digest
                 );
@@ -346,7 +342,6 @@ impl Check<'_> {
             }
         }
         self.malformed(bad);
-        Ok(())
     }
 
     /// A signature list is a problem when an envelope it names is missing or corrupt; a
