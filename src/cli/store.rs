@@ -101,13 +101,14 @@ pub fn run(options: &SessionOptions, args: StoreArgs) -> Result<(), Failure> {
                 println!("{} {name}", if dry_run { "would evict" } else { "evicted" });
             }
             println!(
-                "{verb} {} blob(s) and {} tree(s), {}; {} evicted, {} temporary file(s), {} fetched name(s), {}; kept {} blob(s), {}",
+                "{verb} {} blob(s) and {} tree(s), {}; {} evicted, {} temporary file(s), {} fetched name(s), {} location record(s), {}; kept {} blob(s), {}",
                 report.removed_blobs,
                 report.removed_trees,
                 human_size(report.removed_bytes),
                 plural(report.evicted.len(), "entry", "entries"),
                 report.removed_temp,
                 report.removed_names,
+                report.removed_locations,
                 plural(report.removed_outbox, "outbox entry", "outbox entries"),
                 report.kept_blobs,
                 human_size(report.kept_bytes),

@@ -609,7 +609,9 @@ fn gc_removes_garbage_in_names_and_outbox_and_keeps_what_is_live() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("1 temporary file(s), 2 fetched name(s), 2 outbox entries"),
+        stdout.contains(
+            "1 temporary file(s), 2 fetched name(s), 0 location record(s), 2 outbox entries"
+        ),
         "{stdout}"
     );
     let name = |d: &Digest| dir.join("names").join(d.hex());

@@ -256,7 +256,7 @@ impl Planner<'_> {
             }
         };
         let key = fields.key();
-        let found = self.store.lookup_artifact(target.kind(), &key.hex())?;
+        let found = self.store.lookup_artifact_key(target.kind(), &key.0)?;
         let mut node = PlanNode {
             id,
             status: Status::Build,

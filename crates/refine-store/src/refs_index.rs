@@ -212,15 +212,34 @@ impl LocalStore {
     /// The artifact stored for (`kind`, `key`), from the no-op index when it has the entry,
     /// else from the ref (and its manifest, verified), which the next sync adds to the index.
     pub fn lookup_artifact(&self, kind: Kind, key: &str) -> Result<Option<CachedArtifact>> {
-        if let (Loaded::Valid(index), Some(raw)) = (self.refs_index(), key_bytes(key))
-            && let Some(entry) = index.get(kind, &raw)
+        match key_bytes(key) {
+            Some(raw) => self.lookup_artifact_key(kind, &raw),
+            // Not a key the index can hold: the ref lookup says why.
+            None => self.lookup_artifact_ref(kind, key),
+        }
+    }
+
+    /// [`LocalStore::lookup_artifact`] for a key given as its 32 bytes: a hit in the no-op
+    /// index costs no hex conversion either way.
+    pub fn lookup_artifact_key(
+        &self,
+        kind: Kind,
+        key: &[u8; 32],
+    ) -> Result<Option<CachedArtifact>> {
+        if let Loaded::Valid(index) = self.refs_index()
+            && let Some(entry) = index.get(kind, key)
         {
             let now = seconds(SystemTime::now());
             if now.saturating_sub(entry.used) >= TOUCH_EVERY.as_secs() {
-                self.updates().used.push((kind, raw));
+                self.updates().used.push((kind, *key));
             }
             return Ok(Some(entry.artifact));
         }
+        self.lookup_artifact_ref(kind, &refine_digest::hex32(key))
+    }
+
+    /// The artifact as its ref says, which the next sync adds to the index.
+    fn lookup_artifact_ref(&self, kind: Kind, key: &str) -> Result<Option<CachedArtifact>> {
         let Some(manifest) = self.lookup(kind.as_str(), key)? else {
             return Ok(None);
         };
