@@ -331,7 +331,18 @@ fn a_push_to_another_repository_mounts_large_blobs_instead_of_sending_them() {
     .unwrap();
     std::os::unix::fs::symlink("busybox", w.path().join("roots/tiny/bin/head")).unwrap();
     let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let since = |n: usize| reg.all_requests()[n..].to_vec();
+    // Pushes `//packs:big` from `store` to the prefix `to`; returns what the registry was asked.
+    let push = |store: &Path, to: &str| {
+        let n = reg.all_requests().len();
+        ok(&refine(
+            &w,
+            store,
+            &reg.url(to),
+            &[],
+            &["push", "//packs:big"],
+        ));
+        reg.all_requests()[n..].to_vec()
+    };
 
     // Built and pushed to `a/pack`: uploaded, and the store remembers where it went.
     ok(&refine(
@@ -355,15 +366,7 @@ fn a_push_to_another_repository_mounts_large_blobs_instead_of_sending_them() {
     );
 
     // Pushed to `b`: mounted from `a/pack`, not sent again.
-    let n = reg.all_requests().len();
-    ok(&refine(
-        &w,
-        one.path(),
-        &reg.url("b"),
-        &[],
-        &["push", "//packs:big"],
-    ));
-    let asked = since(n);
+    let asked = push(one.path(), "b");
     assert_eq!(
         layer_transfer(&asked, "b/pack", hex, "a/pack"),
         (true, false),
@@ -387,15 +390,7 @@ fn a_push_to_another_repository_mounts_large_blobs_instead_of_sending_them() {
         fs_err::read_to_string(two.path().join("locations").join(hex)).unwrap(),
         format!("127.0.0.1:{port} b/pack\n")
     );
-    let n = reg.all_requests().len();
-    ok(&refine(
-        &w,
-        two.path(),
-        &reg.url("c"),
-        &[],
-        &["push", "//packs:big"],
-    ));
-    let asked = since(n);
+    let asked = push(two.path(), "c");
     assert_eq!(
         layer_transfer(&asked, "c/pack", hex, "b/pack"),
         (true, false),
@@ -405,15 +400,7 @@ fn a_push_to_another_repository_mounts_large_blobs_instead_of_sending_them() {
     // A location the registry cannot mount from (the repository never had the blob) costs a
     // refused mount, then the blob is uploaded as before.
     fs_err::write(&record, format!("127.0.0.1:{port} nowhere/pack\n")).unwrap();
-    let n = reg.all_requests().len();
-    ok(&refine(
-        &w,
-        one.path(),
-        &reg.url("d"),
-        &[],
-        &["push", "//packs:big"],
-    ));
-    let asked = since(n);
+    let asked = push(one.path(), "d");
     assert_eq!(
         layer_transfer(&asked, "d/pack", hex, "nowhere/pack"),
         (true, true),

@@ -21,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use super::walk::{entries, remove_any, size_of};
+use super::walk::{BadEntry, BlobRecord, entries, remove_any, size_of};
 use super::{
     Bucket, Digest, INDEX_MEDIA_TYPE, LocalStore, MANIFEST_MEDIA_TYPE, Result, annotations,
 };
@@ -154,6 +154,20 @@ impl Reach {
 }
 
 /// Drops one reference; whether it was the last.
+/// The files of the records whose blob does not survive, and of the unreadable ones.
+fn dead_records(
+    records: Vec<BlobRecord>,
+    bad: Vec<BadEntry>,
+    live: &HashSet<Digest>,
+) -> Vec<PathBuf> {
+    records
+        .into_iter()
+        .filter(|r| !live.contains(&r.digest))
+        .map(|r| r.path)
+        .chain(bad.into_iter().map(|b| b.path))
+        .collect()
+}
+
 fn release(counts: &mut HashMap<Digest, usize>, d: &Digest) -> bool {
     match counts.get_mut(d) {
         Some(c) if *c > 0 => {
@@ -356,11 +370,7 @@ impl LocalStore {
         report: &mut GcReport,
     ) -> Result<()> {
         let (names, bad_names) = self.list_names()?;
-        let dead_names = names.into_iter().filter(|n| !live.contains(&n.digest));
-        let names: Vec<PathBuf> = dead_names
-            .map(|n| n.path)
-            .chain(bad_names.into_iter().map(|b| b.path))
-            .collect();
+        let names = dead_records(names, bad_names, live);
         let (outbox, bad_outbox) = self.list_outbox()?;
         let dead_outbox = outbox
             .into_iter()
@@ -377,12 +387,7 @@ impl LocalStore {
             .chain(bad_signatures.into_iter().map(|b| b.path))
             .collect();
         let (locations, bad_locations) = self.list_locations()?;
-        let locations: Vec<PathBuf> = locations
-            .into_iter()
-            .filter(|l| !live.contains(&l.digest))
-            .map(|l| l.path)
-            .chain(bad_locations.into_iter().map(|b| b.path))
-            .collect();
+        let locations = dead_records(locations, bad_locations, live);
         report.removed_names = names.len();
         report.removed_outbox = outbox.len();
         report.removed_signatures = signatures.len();

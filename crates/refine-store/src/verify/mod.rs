@@ -403,16 +403,15 @@ impl Check<'_> {
     fn remove_followers(&self) -> Result<()> {
         let store = self.store;
         let (names, _) = store.list_names()?;
-        for n in names.iter().filter(|n| !store.has_blob(&n.digest)) {
-            remove_any(&n.path)?;
+        let (locations, _) = store.list_locations()?;
+        for record in names.iter().chain(&locations) {
+            if !store.has_blob(&record.digest) {
+                remove_any(&record.path)?;
+            }
         }
         let (outbox, _) = store.list_outbox()?;
         for (path, _) in outbox.iter().filter(|(_, e)| !store.has_blob(&e.digest)) {
             remove_any(path)?;
-        }
-        let (locations, _) = store.list_locations()?;
-        for record in locations.iter().filter(|r| !store.has_blob(&r.digest)) {
-            remove_any(&record.path)?;
         }
         for (name, path, _) in entries(&store.bucket_path(Bucket::Trees))? {
             if Digest::from_hex(&name).is_some_and(|d| !store.has_blob(&d)) {
