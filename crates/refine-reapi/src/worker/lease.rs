@@ -11,7 +11,10 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use prost::Message;
+use std::sync::Mutex;
+
 use refine_sandbox::{Canceller, Sandbox, Spec, Writable};
+use tokio_util::sync::CancellationToken;
 
 use crate::cas::Cas;
 use crate::digest::{ReDigest, digest_of};
@@ -64,60 +67,66 @@ pub enum Payload {
     Action(Box<Action>),
 }
 
-/// Runs a lease; `on_start` receives the sandbox's canceller once it runs.
+/// How a lease is stopped, whatever it is doing: reading the action or staging stops at once;
+/// a sandbox is killed now or as soon as it starts, and the lease's task waits for it to end
+/// before it removes the lease's folder.
+#[derive(Default)]
+pub struct Kill {
+    killed: CancellationToken,
+    sandbox: Mutex<Option<Canceller>>,
+}
+
+impl Kill {
+    fn sandbox(&self) -> std::sync::MutexGuard<'_, Option<Canceller>> {
+        self.sandbox
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sandbox started; killed at once if the lease was.
+    fn started(&self, c: Canceller) {
+        let mut s = self.sandbox();
+        if self.killed.is_cancelled() {
+            c.cancel();
+        }
+        *s = Some(c);
+    }
+
+    /// Stops the lease; whether its sandbox was running.
+    pub fn kill(&self) -> bool {
+        let s = self.sandbox();
+        self.killed.cancel();
+        s.as_ref().map(Canceller::cancel).is_some()
+    }
+}
+
+/// Runs a lease until it ends or `kill` stops it.
 pub async fn run(
     ctx: &LeaseContext<'_>,
     payload: Payload,
-    on_start: impl FnOnce(Canceller) + Send,
+    kill: &Kill,
 ) -> Result<LeaseOutcome, ReapiError> {
-    let action = match payload {
-        Payload::Action(a) => *a,
-        Payload::Digest(d) => decode::<Action>(&ctx.cas.read_bytes(&d).await?, "Action")?,
-    };
-    let command_digest = ReDigest::from_field(&action.command_digest)?;
-    let command = decode::<Command>(&ctx.cas.read_bytes(&command_digest).await?, "Command")?;
-    let root_digest = ReDigest::from_field(&action.input_root_digest)?;
-    let arch = platform_isa(&action, &command).unwrap_or_else(|| ctx.isa.to_string());
-    if refine_sandbox::binfmt::normalize_arch(&arch)
-        != refine_sandbox::binfmt::normalize_arch(ctx.isa)
-    {
-        return Err(ReapiError::Unsupported {
-            message: format!("This worker runs `{}` actions, not `{arch}`", ctx.isa),
-        });
-    }
     let exec = ctx.local.exec_dir()?;
+    // Nothing that reading and staging start outlives them in the lease's folder, so they
+    // may stop at any await.
+    let prepared = tokio::select! {
+        p = prepare(ctx, payload, exec.path()) => p?,
+        () = kill.killed.cancelled() => return Err(ReapiError::Cancelled),
+    };
+    let (spec, command, staged) = prepared;
+    if kill.killed.is_cancelled() {
+        return Err(ReapiError::Cancelled);
+    }
     let root = exec.path().join("root");
     let out = exec.path().join("out");
-    fs_err::create_dir_all(&out).map_err(ReapiError::io("create", &out))?;
-    let staged = ctx
-        .local
-        .stage(ctx.cas, ctx.channel, ctx.endpoint, &root_digest, &root)
-        .await?;
-    let cwd = Path::new("/").join(&command.working_directory);
-    let mut spec = Spec::new(&root, command.arguments.clone());
-    spec.binds = staged.binds.clone();
-    spec.env = command
-        .environment_variables
-        .iter()
-        .map(|v| (v.name.clone(), v.value.clone()))
-        .collect();
-    spec.work = Writable::Host(root.join("work"));
-    spec.out = Writable::Host(out.clone());
-    spec.cwd = cwd.clone();
-    spec.arch = refine_sandbox::binfmt::is_foreign(&arch).then(|| arch.clone());
-    spec.timeout = action
-        .timeout
-        .as_ref()
-        .map(|t| Duration::from_secs(t.seconds.max(0) as u64));
     let log = exec.path().join("log");
-    spec.log = Some(log.clone());
-
+    let cwd = spec.cwd.clone();
     let started = SystemTime::now();
     let sandbox = ctx.sandbox.clone();
     let running = sandbox.spawn(&spec).map_err(|e| ReapiError::Unsupported {
         message: format!("Cannot start the sandbox: {e}"),
     })?;
-    on_start(running.canceller());
+    kill.started(running.canceller());
     let outcome = tokio::task::spawn_blocking(move || running.wait())
         .await
         .map_err(|e| ReapiError::Unsupported {
@@ -206,6 +215,54 @@ pub async fn run(
         staged,
         tail,
     })
+}
+
+/// Reads the action and its command and stages its input root in the lease's folder `dir`:
+/// the sandbox's spec.
+async fn prepare(
+    ctx: &LeaseContext<'_>,
+    payload: Payload,
+    dir: &Path,
+) -> Result<(Spec, Command, Staged), ReapiError> {
+    let action = match payload {
+        Payload::Action(a) => *a,
+        Payload::Digest(d) => decode::<Action>(&ctx.cas.read_bytes(&d).await?, "Action")?,
+    };
+    let command_digest = ReDigest::from_field(&action.command_digest)?;
+    let command = decode::<Command>(&ctx.cas.read_bytes(&command_digest).await?, "Command")?;
+    let root_digest = ReDigest::from_field(&action.input_root_digest)?;
+    let arch = platform_isa(&action, &command).unwrap_or_else(|| ctx.isa.to_string());
+    if refine_sandbox::binfmt::normalize_arch(&arch)
+        != refine_sandbox::binfmt::normalize_arch(ctx.isa)
+    {
+        return Err(ReapiError::Unsupported {
+            message: format!("This worker runs `{}` actions, not `{arch}`", ctx.isa),
+        });
+    }
+    let root = dir.join("root");
+    let out = dir.join("out");
+    fs_err::create_dir_all(&out).map_err(ReapiError::io("create", &out))?;
+    let staged = ctx
+        .local
+        .stage(ctx.cas, ctx.channel, ctx.endpoint, &root_digest, &root)
+        .await?;
+    let mut spec = Spec::new(&root, command.arguments.clone());
+    spec.binds = staged.binds.clone();
+    spec.env = command
+        .environment_variables
+        .iter()
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect();
+    spec.work = Writable::Host(root.join("work"));
+    spec.out = Writable::Host(out);
+    spec.cwd = Path::new("/").join(&command.working_directory);
+    spec.arch = refine_sandbox::binfmt::is_foreign(&arch).then(|| arch.clone());
+    spec.timeout = action
+        .timeout
+        .as_ref()
+        .map(|t| Duration::from_secs(t.seconds.max(0) as u64));
+    spec.log = Some(dir.join("log"));
+    Ok((spec, command, staged))
 }
 
 /// The host path of an output path: relative to the working directory, under `/out`,

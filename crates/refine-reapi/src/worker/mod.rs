@@ -18,11 +18,11 @@ pub mod lease;
 pub mod stage;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use refine_sandbox::{Canceller, Sandbox};
+use refine_sandbox::Sandbox;
 
 use crate::cas::Cas;
 use crate::endpoint::Endpoint;
@@ -90,39 +90,8 @@ pub fn run(opts: &WorkerOptions, say: &(dyn Fn(&str) + Sync)) -> Result<WorkerRe
 struct Current {
     lease: Lease,
     task: tokio::task::JoinHandle<Result<LeaseOutcome, ReapiError>>,
-    kill: Arc<Kill>,
+    kill: Arc<lease::Kill>,
     started: Instant,
-}
-
-/// How a lease's sandbox is killed, whenever it starts: a kill asked for before the sandbox
-/// runs kills it as soon as it does.
-#[derive(Default)]
-struct Kill {
-    state: Mutex<(bool, Option<Canceller>)>,
-}
-
-impl Kill {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (bool, Option<Canceller>)> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The sandbox started.
-    fn started(&self, c: Canceller) {
-        let mut s = self.lock();
-        if s.0 {
-            c.cancel();
-        }
-        s.1 = Some(c);
-    }
-
-    /// Kills the sandbox now or when it starts; whether it runs.
-    fn kill(&self) -> bool {
-        let mut s = self.lock();
-        s.0 = true;
-        s.1.as_ref().map(Canceller::cancel).is_some()
-    }
 }
 
 async fn serve(
@@ -492,14 +461,15 @@ async fn leave(
 
 /// Kills a lease's sandbox (or stops its staging) and waits for its task, up to
 /// [`KILL_GRACE`], so that its folder is gone; `None` if it had to be abandoned.
+///
+/// The task is not aborted first: an abort lands at the task's next await, which may be the
+/// wait for a sandbox that started meanwhile, and would remove the folder under a sandbox
+/// still tearing down (what it then writes keeps the folder). The task sees the kill itself.
 async fn kill_and_wait(
-    kill: &Kill,
+    kill: &lease::Kill,
     mut task: tokio::task::JoinHandle<Result<LeaseOutcome, ReapiError>>,
 ) -> Option<Result<Result<LeaseOutcome, ReapiError>, tokio::task::JoinError>> {
-    if !kill.kill() {
-        // Still reading the action or staging: nothing to kill, the task just stops.
-        task.abort();
-    }
+    kill.kill();
     match tokio::time::timeout(KILL_GRACE, &mut task).await {
         Ok(joined) => Some(joined),
         Err(_) => {
@@ -588,7 +558,7 @@ fn start(
     local: &Arc<LocalCas>,
     channel: &crate::endpoint::AuthChannel,
 ) -> Current {
-    let kill: Arc<Kill> = Arc::default();
+    let kill: Arc<lease::Kill> = Arc::default();
     let payload = lease.payload.clone().unwrap_or_default();
     let (cas, local, channel) = (cas.clone(), local.clone(), channel.clone());
     let (endpoint, sandbox, bot_id, isa) = (
@@ -609,7 +579,7 @@ fn start(
             bot_id: &bot_id,
             isa: &isa,
         };
-        lease::run(&ctx, payload, move |c| slot.started(c)).await
+        lease::run(&ctx, payload, &slot).await
     });
     Current {
         lease: Lease {
@@ -637,12 +607,10 @@ fn given_back(id: &str) -> Lease {
     }
 }
 
-/// Stops a lease the server cancelled: its sandbox is killed (its task then ends by itself and
-/// removes its folder), or, still staging, its task is stopped.
+/// Stops a lease the server cancelled: its sandbox is killed, or its staging stopped, and its
+/// task then ends by itself and removes its folder.
 fn cancel(c: &Current) {
-    if !c.kill.kill() {
-        c.task.abort();
-    }
+    c.kill.kill();
 }
 
 /// The lease to report for a finished task, and a line for the log.
