@@ -343,6 +343,17 @@ fn a_push_to_another_repository_mounts_large_blobs_instead_of_sending_them() {
         ));
         reg.all_requests()[n..].to_vec()
     };
+    // Pulls `//packs:big` from the prefix `from` into `store`, which must then verify clean.
+    let pull = |store: &Path, from: &str| {
+        ok(&refine(
+            &w,
+            store,
+            &reg.url(from),
+            &[],
+            &["pull", "//packs:big"],
+        ));
+        verify_clean(store);
+    };
 
     // Built and pushed to `a/pack`: uploaded, and the store remembers where it went.
     ok(&refine(
@@ -374,14 +385,7 @@ fn a_push_to_another_repository_mounts_large_blobs_instead_of_sending_them() {
     );
 
     // What `b` holds is whole: pulled into a new store, which now knows `b/pack` has it.
-    ok(&refine(
-        &w,
-        two.path(),
-        &reg.url("b"),
-        &[],
-        &["pull", "//packs:big"],
-    ));
-    verify_clean(two.path());
+    pull(two.path(), "b");
     assert_eq!(
         fs_err::read(two.path().join("blobs/sha256").join(hex)).unwrap(),
         fs_err::read(one.path().join("blobs/sha256").join(hex)).unwrap()
@@ -407,14 +411,7 @@ fn a_push_to_another_repository_mounts_large_blobs_instead_of_sending_them() {
         "{asked:#?}"
     );
     let three = tempfile::tempdir().unwrap();
-    ok(&refine(
-        &w,
-        three.path(),
-        &reg.url("d"),
-        &[],
-        &["pull", "//packs:big"],
-    ));
-    verify_clean(three.path());
+    pull(three.path(), "d");
     verify_clean(one.path());
 }
 

@@ -153,7 +153,6 @@ impl Reach {
     }
 }
 
-/// Drops one reference; whether it was the last.
 /// The files of the records whose blob does not survive, and of the unreadable ones.
 fn dead_records(
     records: Vec<BlobRecord>,
@@ -168,6 +167,7 @@ fn dead_records(
         .collect()
 }
 
+/// Drops one reference; whether it was the last.
 fn release(counts: &mut HashMap<Digest, usize>, d: &Digest) -> bool {
     match counts.get_mut(d) {
         Some(c) if *c > 0 => {

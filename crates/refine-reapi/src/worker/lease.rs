@@ -92,11 +92,13 @@ impl Kill {
         *s = Some(c);
     }
 
-    /// Stops the lease; whether its sandbox was running.
-    pub fn kill(&self) -> bool {
+    /// Stops the lease.
+    pub fn kill(&self) {
         let s = self.sandbox();
         self.killed.cancel();
-        s.as_ref().map(Canceller::cancel).is_some()
+        if let Some(c) = s.as_ref() {
+            c.cancel();
+        }
     }
 }
 
