@@ -36,10 +36,12 @@ print("refs/%s/%s/%s" % (n["kind"], n["key"][:2], n["key"]))' "$t")
     # unpacked); refine's runs each start from a fresh copy (unpacking what they need).
     rm -rf "$work/s1"
     cp -al "$store0" "$work/s1"
-    rm "$work/s1/$ref"
+    # With its no-op index (refs.idx) too, which would still call the target cached: refine
+    # only ever removes refs in gc, which rewrites the index first.
+    rm -f "$work/s1/$ref" "$work/s1/refs.idx"
     "$refine" build "$t" --store "$work/s1" --sandbox-debug "$work/debug-$name" 2> "$work/first.log" \
         || { tail "$work/first.log"; exit 1; }
-    fresh="rm -rf $work/s; cp -al $store0 $work/s; rm $work/s/$ref"
+    fresh="rm -rf $work/s; cp -al $store0 $work/s; rm -f $work/s/$ref $work/s/refs.idx"
     replay=$(ls "$work/debug-$name"/*/replay.sh)
     # replay.sh empties /work and /out first: do it untimed for both sides.
     fresh="$fresh; find $work/debug-$name/*/work $work/debug-$name/*/out -mindepth 1 -delete"
