@@ -521,4 +521,42 @@ mod tests {
         assert!(matches!(err, Err(ActionError::NameClash { .. })), "{err:?}");
         assert_eq!(fs_err::read(store.blob_path(&digest)).unwrap(), bytes);
     }
+
+    /// The shim goes over each of the root's names whose role the toolchain has (a symlink
+    /// such as Debian's `cc` among them), and over nothing else.
+    #[test]
+    fn the_shim_covers_the_roots_names_of_the_toolchains_roles() {
+        let dir = tempfile::tempdir().unwrap();
+        let toolchain = dir.path().join("toolchain");
+        let root = dir.path().join("root");
+        fs_err::create_dir_all(toolchain.join("bin")).unwrap();
+        fs_err::create_dir_all(root.join("usr/bin")).unwrap();
+        for role in ["gcc", "cc", "as"] {
+            std::os::unix::fs::symlink("../usr/bin/x", toolchain.join("bin").join(role)).unwrap();
+        }
+        for name in [
+            "gcc-12",
+            "s390x-linux-gnu-gcc-12",
+            "python3",
+            "python3.11-config",
+            "s390x-linux-gnu-python3.11-config",
+        ] {
+            fs_err::write(root.join("usr/bin").join(name), "").unwrap();
+        }
+        std::os::unix::fs::symlink("/etc/alternatives/cc", root.join("usr/bin/cc")).unwrap();
+        let targets: Vec<PathBuf> = shim_binds(&toolchain, &root)
+            .unwrap()
+            .into_iter()
+            .map(|bind| {
+                assert_eq!(bind.source, toolchain.join("shim"));
+                assert!(bind.read_only);
+                bind.target
+            })
+            .collect();
+        assert_eq!(
+            targets,
+            ["cc", "gcc-12", "s390x-linux-gnu-gcc-12"]
+                .map(|name| PathBuf::from("/usr/bin").join(name))
+        );
+    }
 }
