@@ -28,20 +28,12 @@ for t in //packs:libyaml-x86_64 //wheels:pyyaml-host-py311 //repairs:pyyaml-host
     # The target and its dependencies in STORE; each run then starts from a hard-linked copy
     # without the target's ref, so that refine builds it (and only it) again.
     "$refine" build "$t" --store "$store0" 2> "$work/deps.log" || { tail "$work/deps.log"; exit 1; }
-    ref=$("$refine" plan "$t" --store "$store0" --output json | python3 -c '
-import json, sys
-n = [x for x in json.load(sys.stdin) if x["label"] == sys.argv[1]][0]
-print("refs/%s/%s/%s" % (n["kind"], n["key"][:2], n["key"]))' "$t")
     # The by-hand side replays the action as it ran in a copy of its own (whose trees stay
     # unpacked); refine's runs each start from a fresh copy (unpacking what they need).
-    rm -rf "$work/s1"
-    cp -al "$store0" "$work/s1"
-    # With its no-op index (refs.idx) too, which would still call the target cached: refine
-    # only ever removes refs in gc, which rewrites the index first.
-    rm -f "$work/s1/$ref" "$work/s1/refs.idx"
+    "$here/store_without.sh" "$refine" "$store0" "$work/s1" "$t"
     "$refine" build "$t" --store "$work/s1" --sandbox-debug "$work/debug-$name" 2> "$work/first.log" \
         || { tail "$work/first.log"; exit 1; }
-    fresh="rm -rf $work/s; cp -al $store0 $work/s; rm -f $work/s/$ref $work/s/refs.idx"
+    fresh="$here/store_without.sh $refine $store0 $work/s $t"
     replay=$(ls "$work/debug-$name"/*/replay.sh)
     # replay.sh empties /work and /out first: do it untimed for both sides.
     fresh="$fresh; find $work/debug-$name/*/work $work/debug-$name/*/out -mindepth 1 -delete"

@@ -40,22 +40,14 @@ variant() {
 
 # action_seconds TARGET: the median of RUNS rebuilds of TARGET's action alone.
 action_seconds() {
-    local t=$1 ref
+    local t=$1
     # A first build that runs the target's action (STORE did not hold it) is the first sample.
     "$refine" build "$t" --store "$store0" -j 1 --events "$work/ev-0.jsonl" 2> "$work/deps.log" \
         || { tail "$work/deps.log" >&2; exit 1; }
     local first=1
     grep -q '"action-finish".*"label":"'"$t"'"' "$work/ev-0.jsonl" 2>/dev/null && first=2 || rm -f "$work/ev-0.jsonl"
-    ref=$("$refine" plan "$t" --store "$store0" --output json | python3 -c '
-import json, sys
-n = [x for x in json.load(sys.stdin) if x["label"] == sys.argv[1]][0]
-print("refs/%s/%s/%s" % (n["kind"], n["key"][:2], n["key"]))' "$t")
     for i in $(seq "$first" "$runs"); do
-        rm -rf "$work/s"
-        cp -al "$store0" "$work/s"
-        # The no-op index (refs.idx) goes with the ref: it would still call the target cached
-        # (refine only ever removes refs in gc, which rewrites the index first).
-        rm -f "$work/s/$ref" "$work/s/refs.idx"
+        "$here/store_without.sh" "$refine" "$store0" "$work/s" "$t"
         "$refine" build "$t" --store "$work/s" -j 1 --events "$work/ev-$i.jsonl" 2> "$work/run.log" \
             || { tail "$work/run.log" >&2; exit 1; }
     done
