@@ -5,13 +5,12 @@
 // The CLI is the one place that writes to stdout and stderr (`[workspace.lints]` warns elsewhere).
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod allocator;
 mod cli;
 
-// A build allocates per node (labels, keys, digests as text): mimalloc's thread-local free
-// lists cost less than glibc's malloc there, and it starts no thread (the sandbox helper
-// must stay single-threaded).
+// mimalloc, or glibc's malloc for the short-lived sandbox commands (see `allocator`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 use std::process::ExitCode;
 

@@ -348,6 +348,21 @@ fn the_environment_holds_only_what_was_given() {
     assert_eq!(stdout(&output), "A=1\nB=two words\n");
 }
 
+/// `refine sandbox run` lives milliseconds: it turns transparent huge pages off before its
+/// first allocation (src/allocator.rs), and the action inherits the switch.
+#[test]
+fn a_sandbox_run_starts_without_transparent_huge_pages() {
+    let root = host_root();
+    let output = sh(root.path(), &[], "grep '^THP_enabled:' /proc/self/status");
+    assert!(output.status.success(), "{}", describe(&output));
+    assert_eq!(
+        stdout(&output),
+        "THP_enabled:\t0\n",
+        "{}",
+        describe(&output)
+    );
+}
+
 #[test]
 fn memory_and_open_file_limits_apply() {
     let root = host_root();

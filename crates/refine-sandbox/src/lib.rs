@@ -51,7 +51,7 @@
 //! host uid [`HOST_BUILD_ID`]. Its environment is [`Spec::env`] and nothing else. The full
 //! contract, with the exit codes of `refine sandbox run`, is in `docs/sandbox.md`.
 
-#![allow(unsafe_code)] // The sandbox is the one crate that may use `unsafe`: namespace and mount system calls.
+#![allow(unsafe_code)] // The sandbox is the one library crate that may use `unsafe`: namespace and mount system calls.
 
 pub mod binfmt;
 mod error;
