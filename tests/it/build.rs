@@ -217,6 +217,56 @@ fn exit_zero_without_outputs_fails_and_is_never_cached() {
     );
 }
 
+/// One worker runs every action in the same folder (crates/refine-exec/src/scratch.rs), so what
+/// an action leaves there, and the modes it changes, must be gone when the next one starts.
+#[test]
+fn each_action_starts_with_empty_folders_though_one_worker_ran_them_all() {
+    let recipe = |n: u32| {
+        format!(
+            "set -e\n\
+             left=\"$(ls -A /work)$(ls -A \"$REFINE_OUT\")\"\n\
+             [ -z \"$left\" ] || {{ echo \"left over: $left\" >&2; exit 9; }}\n\
+             [ \"$(ls -A /src)\" = recipe.sh ] || {{ echo \"/src holds: $(ls -A /src)\" >&2; exit 9; }}\n\
+             echo {n} > /work/mine\n\
+             mkdir -p /work/tree/deep\n\
+             echo x > /work/tree/deep/file\n\
+             chmod 500 /work/tree\n\
+             echo {n} > \"$REFINE_OUT/n\"\n\
+             chmod 500 /work\n"
+        )
+    };
+    let (one, two, three) = (recipe(1), recipe(2), recipe(3));
+    let w = tiny(&[
+        ("one", &one, &[]),
+        ("two", &two, &[]),
+        ("three", &three, &[]),
+    ]);
+    let store = tempfile::tempdir().unwrap();
+    let r = build(
+        &w,
+        store.path(),
+        &["-j", "1", "//packs:one", "//packs:two", "//packs:three"],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert_eq!(actions(&r), ["//packs:one", "//packs:three", "//packs:two"]);
+    let workers: std::collections::BTreeSet<u64> = r
+        .events
+        .iter()
+        .filter(|e| e["event"] == "action-start" && e["kind"] == "pack")
+        .map(|e| e["worker"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        workers.len(),
+        1,
+        "-j 1 runs every action in one worker slot"
+    );
+    let tmp: Vec<_> = fs_err::read_dir(store.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(tmp.is_empty(), "the build left {tmp:?} in the store's tmp/");
+}
+
 #[test]
 fn a_failure_prints_the_log_tail_and_keeps_the_log() {
     let w = tiny(&[(

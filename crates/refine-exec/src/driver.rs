@@ -28,6 +28,7 @@ use crate::options::BuildOptions;
 use crate::report::{ActionOutcome, BuildReport, Built, NodeFailure, NodeResult};
 use crate::run::{self, Job};
 use crate::scheduler::{self, NodeSpec, Outcome, Scheduler, Unstarted};
+use crate::scratch::Scratches;
 
 /// What the loop sends itself.
 enum Msg {
@@ -52,6 +53,8 @@ struct Shared<'e> {
     fetch_lock: Mutex<()>,
     /// Set when the build stops, before the running sandboxes are killed.
     stop: AtomicBool,
+    /// Each worker slot's folder, kept from one action to the next.
+    scratches: Scratches,
 }
 
 impl Shared<'_> {
@@ -105,6 +108,7 @@ pub fn build(
         cancellers: Mutex::default(),
         fetch_lock: Mutex::new(()),
         stop: AtomicBool::new(false),
+        scratches: Scratches::new(opts.jobs),
     };
     let mut drive = Drive::new(&shared, &member, planned);
     std::thread::scope(|scope| drive.run(scope));
@@ -365,6 +369,7 @@ impl<'e> Drive<'e> {
                     sandbox: &shared.sandbox,
                     cancellers: &shared.cancellers,
                     worker: slot,
+                    scratches: &shared.scratches,
                     fetch_lock: &shared.fetch_lock,
                     cores: opts.cores,
                     stop: &shared.stop,

@@ -28,6 +28,7 @@ mod replay;
 mod report;
 mod run;
 pub mod scheduler;
+mod scratch;
 mod stage;
 
 pub use refine_plan::scripts;

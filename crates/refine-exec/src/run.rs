@@ -22,6 +22,7 @@ use crate::execute::{Execute, Ran, execute};
 use crate::outputs::{Output, check_live_trees, check_repaired_wheel, explain_refused_repair};
 use crate::provenance::{Host, Provenance};
 use crate::report::{ActionOutcome, Built, NodeFailure, Timings};
+use crate::scratch::{Scratch, Scratches};
 use crate::stage::{Stage, Staged, stage};
 
 /// Everything one action needs, lent by the build loop.
@@ -37,6 +38,8 @@ pub struct Job<'a> {
     pub cancellers: &'a Mutex<HashMap<TargetId, Canceller>>,
     /// The worker slot the action runs in (the profile's thread).
     pub worker: usize,
+    /// The slots' folders; the action borrows its slot's.
+    pub scratches: &'a Scratches,
     /// Fetches run one at a time, whichever actions need them.
     pub fetch_lock: &'a Mutex<()>,
     /// Compile jobs the action may run (`REFINE_JOBS`).
@@ -297,21 +300,24 @@ fn pull_remote_deps(job: &Job<'_>) -> Result<(), ActionError> {
     Ok(())
 }
 
-/// The action's own folder: in the store's `tmp/`, or kept in the `--sandbox-debug` folder.
-fn scratch(job: &Job<'_>, label: &str) -> Result<tempfile::TempDir, ActionError> {
-    let (dir, prefix) = match job.sandbox_debug {
-        Some(dir) => {
-            fs_err::create_dir_all(dir).map_err(ActionError::io("create", dir))?;
-            let name = label.trim_start_matches('/').replace([':', '/'], "-");
-            (dir.to_path_buf(), format!("{name}-"))
-        }
-        None => (job.store.tmp_dir(), "action-".to_string()),
+/// The action's own folder: its worker slot's in the store's `tmp/`, or one of its own kept in
+/// the `--sandbox-debug` folder.
+fn scratch<'j>(job: &Job<'j>, label: &str) -> Result<Scratch<'j>, ActionError> {
+    let Some(dir) = job.sandbox_debug else {
+        let tmp = job.store.tmp_dir();
+        return job
+            .scratches
+            .take(job.worker, &tmp)
+            .map_err(ActionError::io("create a folder in", &tmp));
     };
+    fs_err::create_dir_all(dir).map_err(ActionError::io("create", dir))?;
+    let name = label.trim_start_matches('/').replace([':', '/'], "-");
     tempfile::Builder::new()
-        .prefix(&prefix)
-        .disable_cleanup(job.sandbox_debug.is_some())
-        .tempdir_in(&dir)
-        .map_err(ActionError::io("create a folder in", &dir))
+        .prefix(&format!("{name}-"))
+        .disable_cleanup(true)
+        .tempdir_in(dir)
+        .map(Scratch::Kept)
+        .map_err(ActionError::io("create a folder in", dir))
 }
 
 /// Stores the provenance record, then the artifact annotated with it and with the log.
