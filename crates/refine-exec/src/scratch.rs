@@ -95,16 +95,20 @@ impl Drop for Scratch<'_> {
 /// Makes `dir` what [`Scratches::take`] made: the kept folders there, empty and with `mode`,
 /// the log (if any) empty, nothing else.
 fn empty(dir: &Path, mode: u32) -> std::io::Result<()> {
+    // Which kept folders the listing met, so that only a missing one costs a look-up.
+    let mut found = [false; KEPT_FOLDERS.len()];
     for entry in fs_err::read_dir(dir)? {
         let entry = entry?;
         let path = entry.path();
         let file_type = entry.file_type()?;
         let name = entry.file_name();
-        if file_type.is_dir() && KEPT_FOLDERS.iter().any(|kept| name == *kept) {
+        let kept = KEPT_FOLDERS.iter().position(|kept| name == *kept);
+        if let Some(index) = kept.filter(|_| file_type.is_dir()) {
             empty_folder(&path)?;
             if fs_err::metadata(&path)?.permissions().mode() & 0o7777 != mode {
                 fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
             }
+            found[index] = true;
         } else if file_type.is_file() && name == KEPT_LOG {
             fs_err::OpenOptions::new()
                 .write(true)
@@ -114,12 +118,10 @@ fn empty(dir: &Path, mode: u32) -> std::io::Result<()> {
             remove(&path, file_type)?;
         }
     }
-    for name in KEPT_FOLDERS {
+    for (name, _) in KEPT_FOLDERS.iter().zip(found).filter(|(_, found)| !found) {
         let path = dir.join(name);
-        if !path.is_dir() {
-            fs_err::create_dir(&path)?;
-            fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-        }
+        fs_err::create_dir(&path)?;
+        fs_err::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
     }
     Ok(())
 }
